@@ -1,0 +1,207 @@
+/**
+ * Configuration from the environment (DESIGN.md "Environment"). Everything is validated once at
+ * start; a bad value stops the process with a message naming the variable and the fix.
+ */
+import path from 'node:path';
+
+export interface UpstreamCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface DefaultUpstream extends UpstreamCredentials {
+  endpoint: URL;
+  region: string;
+}
+
+export interface Config {
+  dataDir: string;
+  host: string;
+  port: number;
+  adminHost: string;
+  adminPort: number;
+  /** Endpoint shown to users and used in presigned URLs, without trailing slash. */
+  publicUrl: string;
+  /** Region clients sign with. `us-east-1` is always accepted too (see acceptedRegions). */
+  region: string;
+  /** Regions a client signature may be scoped to. */
+  acceptedRegions: string[];
+  /** Enables virtual-host addressing `bucket.<domain>` when set. */
+  domain: string | null;
+  keyTag: string;
+  /** 32-byte master key from KEYGATE_MASTER_KEY, or null to use/generate `<dataDir>/master.key`. */
+  masterKey: Buffer | null;
+  /** Admin token from KEYGATE_ADMIN_TOKEN, or null to use/generate `<dataDir>/admin.token`. */
+  adminToken: string | null;
+  defaultUpstream: DefaultUpstream | null;
+  runpodCredentials: UpstreamCredentials | null;
+  runpodApiKey: string | null;
+  /** datacenter id (upper case) -> endpoint URL override. */
+  runpodEndpoints: Record<string, URL> | null;
+  runpodRestUrl: string;
+  /** Include StringToSign/CanonicalRequest in SignatureDoesNotMatch errors (KEYGATE_DEBUG_SIGNATURES=1). */
+  debugSignatures: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** v2 REST API; v1 (https://rest.runpod.io/v1) is being retired but its response shape is still understood. */
+export const DEFAULT_RUNPOD_REST_URL = 'https://api.runpod.io/v2';
+
+export function loadConfig(env: Env = process.env): Config {
+  const get = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+
+  const region = get('KEYGATE_REGION') ?? 'auto';
+  if (!/^[a-z0-9-]{1,64}$/i.test(region)) {
+    throw new ConfigError('KEYGATE_REGION', `"${region}" is not a region name; use e.g. "auto" or "us-east-1".`);
+  }
+
+  const keyTag = get('KEYGATE_KEY_TAG') ?? 'live';
+  if (!/^[a-z0-9]{1,16}$/.test(keyTag)) {
+    throw new ConfigError('KEYGATE_KEY_TAG', `"${keyTag}" must be 1-16 lowercase letters or digits, e.g. "live" or "test".`);
+  }
+
+  const domain = get('KEYGATE_DOMAIN')?.toLowerCase() ?? null;
+  if (domain !== null && !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$/.test(domain)) {
+    throw new ConfigError('KEYGATE_DOMAIN', `"${domain}" is not a host name; use e.g. "s3.example.com".`);
+  }
+
+  const publicUrl = parseUrl('KEYGATE_PUBLIC_URL', get('KEYGATE_PUBLIC_URL') ?? 'http://localhost:9000');
+
+  return {
+    dataDir: path.resolve(get('KEYGATE_DATA_DIR') ?? './data'),
+    host: get('KEYGATE_HOST') ?? '0.0.0.0',
+    port: parsePort('KEYGATE_PORT', get('KEYGATE_PORT') ?? '9000'),
+    adminHost: get('KEYGATE_ADMIN_HOST') ?? '127.0.0.1',
+    adminPort: parsePort('KEYGATE_ADMIN_PORT', get('KEYGATE_ADMIN_PORT') ?? '9001'),
+    publicUrl: publicUrl.href.replace(/\/+$/, ''),
+    region,
+    acceptedRegions: [...new Set([region, 'us-east-1'])],
+    domain,
+    keyTag,
+    masterKey: parseMasterKey(get('KEYGATE_MASTER_KEY')),
+    adminToken: parseAdminToken(get('KEYGATE_ADMIN_TOKEN')),
+    defaultUpstream: parseDefaultUpstream(get),
+    runpodCredentials: parseRunpodCredentials(get),
+    runpodApiKey: get('RUNPOD_API_KEY') ?? null,
+    runpodEndpoints: parseRunpodEndpoints(get('KEYGATE_RUNPOD_ENDPOINTS')),
+    runpodRestUrl: parseUrl('KEYGATE_RUNPOD_REST_URL', get('KEYGATE_RUNPOD_REST_URL') ?? DEFAULT_RUNPOD_REST_URL).href.replace(
+      /\/+$/,
+      '',
+    ),
+    debugSignatures: parseBoolean('KEYGATE_DEBUG_SIGNATURES', get('KEYGATE_DEBUG_SIGNATURES')),
+  };
+}
+
+function parsePort(variable: string, value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) {
+    throw new ConfigError(variable, `"${value}" is not a TCP port; use a number from 0 to 65535.`);
+  }
+  return port;
+}
+
+function parseUrl(variable: string, value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(variable, `"${value}" is not a URL; use e.g. "https://s3.example.com".`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(variable, `"${value}" must start with http:// or https://.`);
+  }
+  return url;
+}
+
+function parseBoolean(variable: string, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new ConfigError(variable, `"${value}" is not a boolean; use 1 or 0.`);
+}
+
+/** Accepts 64 hex characters or base64 of exactly 32 bytes. */
+export function parseMasterKey(value: string | undefined): Buffer | null {
+  if (value === undefined) return null;
+  if (/^[0-9a-f]{64}$/i.test(value)) return Buffer.from(value, 'hex');
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(value)) {
+    const bytes = Buffer.from(value, 'base64');
+    if (bytes.length === 32) return bytes;
+  }
+  throw new ConfigError(
+    'KEYGATE_MASTER_KEY',
+    'must be 32 bytes as 64 hex characters or base64; generate one with `openssl rand -hex 32`.',
+  );
+}
+
+function parseAdminToken(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  if (value.length < 16) {
+    throw new ConfigError('KEYGATE_ADMIN_TOKEN', 'is too short; use at least 16 characters, e.g. `openssl rand -hex 32`.');
+  }
+  return value;
+}
+
+function parseDefaultUpstream(get: (name: string) => string | undefined): DefaultUpstream | null {
+  const names = [
+    'KEYGATE_UPSTREAM_ENDPOINT',
+    'KEYGATE_UPSTREAM_ACCESS_KEY_ID',
+    'KEYGATE_UPSTREAM_SECRET_ACCESS_KEY',
+  ] as const;
+  const present = names.filter((n) => get(n) !== undefined);
+  if (present.length === 0) return null;
+  const missing = names.find((n) => get(n) === undefined);
+  if (missing) {
+    throw new ConfigError(missing, `is required when ${present.join(', ')} is set (the default upstream needs endpoint and credentials).`);
+  }
+  return {
+    endpoint: parseUrl('KEYGATE_UPSTREAM_ENDPOINT', get('KEYGATE_UPSTREAM_ENDPOINT')!),
+    region: get('KEYGATE_UPSTREAM_REGION') ?? 'us-east-1',
+    accessKeyId: get('KEYGATE_UPSTREAM_ACCESS_KEY_ID')!,
+    secretAccessKey: get('KEYGATE_UPSTREAM_SECRET_ACCESS_KEY')!,
+  };
+}
+
+function parseRunpodCredentials(get: (name: string) => string | undefined): UpstreamCredentials | null {
+  const accessKeyId = get('RUNPOD_S3_ACCESS_KEY');
+  const secretAccessKey = get('RUNPOD_S3_SECRET_KEY');
+  if (accessKeyId === undefined && secretAccessKey === undefined) return null;
+  if (accessKeyId === undefined) throw new ConfigError('RUNPOD_S3_ACCESS_KEY', 'is required when RUNPOD_S3_SECRET_KEY is set.');
+  if (secretAccessKey === undefined) throw new ConfigError('RUNPOD_S3_SECRET_KEY', 'is required when RUNPOD_S3_ACCESS_KEY is set.');
+  return { accessKeyId, secretAccessKey };
+}
+
+function parseRunpodEndpoints(value: string | undefined): Record<string, URL> | null {
+  if (value === undefined) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError('KEYGATE_RUNPOD_ENDPOINTS', 'is not valid JSON; use e.g. {"EU-RO-1":"http://127.0.0.1:5000"}.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('KEYGATE_RUNPOD_ENDPOINTS', 'must be a JSON object mapping datacenter id to endpoint URL.');
+  }
+  const endpoints: Record<string, URL> = {};
+  for (const [datacenter, url] of Object.entries(parsed)) {
+    if (typeof url !== 'string') {
+      throw new ConfigError('KEYGATE_RUNPOD_ENDPOINTS', `the endpoint for "${datacenter}" must be a URL string.`);
+    }
+    endpoints[datacenter.toUpperCase()] = parseUrl('KEYGATE_RUNPOD_ENDPOINTS', url);
+  }
+  return endpoints;
+}
