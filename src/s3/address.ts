@@ -1,0 +1,110 @@
+/**
+ * Where an S3 request points: bucket and object key, from path-style `/bucket/key` or virtual-host
+ * `bucket.<domain>/key` addressing. Works on the raw request target because WHATWG URL parsing
+ * would resolve `..` segments and collapse nothing else consistently — S3 keys are opaque bytes.
+ */
+import { S3Error } from './errors.js';
+
+export interface S3Address {
+  bucket: string | null;
+  /** Decoded object key, exactly as the client meant it (may contain `//`, `..`, unicode, spaces). */
+  key: string | null;
+  /** Raw (still percent-encoded) path, as needed for the SigV4 canonical request. */
+  rawPath: string;
+  /** Raw query string without `?`. */
+  rawQuery: string;
+  /** Decoded query parameters in order of appearance. */
+  query: Array<[string, string]>;
+  style: 'path' | 'virtual-host';
+}
+
+export const MAX_KEY_BYTES = 1024;
+
+/** S3 bucket naming rules (also met by RunPod network-volume ids). */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const IPV4_LIKE = /^\d+\.\d+\.\d+\.\d+$/;
+
+export function isValidBucketName(name: string): boolean {
+  return BUCKET_NAME.test(name) && !IPV4_LIKE.test(name) && !name.includes('..');
+}
+
+/**
+ * Splits a raw request target (`/path?query`) and the Host header into an S3 address.
+ * `domain` enables virtual-host addressing for hosts of the form `<bucket>.<domain>`.
+ */
+export function parseAddress(requestTarget: string, host: string | undefined, domain: string | null): S3Address {
+  if (!requestTarget.startsWith('/')) {
+    throw new S3Error('InvalidRequest', 'The request target must be a path starting with "/" (absolute-form URLs are not accepted).');
+  }
+  const queryStart = requestTarget.indexOf('?');
+  const rawPath = queryStart === -1 ? requestTarget : requestTarget.slice(0, queryStart);
+  const rawQuery = queryStart === -1 ? '' : requestTarget.slice(queryStart + 1);
+  const query = parseQuery(rawQuery);
+
+  const virtualBucket = domain ? bucketFromHost(host, domain) : null;
+  let bucket: string | null;
+  let encodedKey: string | null;
+  if (virtualBucket !== null) {
+    bucket = virtualBucket;
+    encodedKey = rawPath.length > 1 ? rawPath.slice(1) : null;
+  } else {
+    const rest = rawPath.slice(1);
+    if (rest === '') {
+      bucket = null;
+      encodedKey = null;
+    } else {
+      const slash = rest.indexOf('/');
+      bucket = decode(slash === -1 ? rest : rest.slice(0, slash));
+      encodedKey = slash === -1 || slash === rest.length - 1 ? null : rest.slice(slash + 1);
+    }
+  }
+
+  if (bucket !== null && !isValidBucketName(bucket)) {
+    throw new S3Error('InvalidBucketName', `"${bucket}" is not a valid bucket name: use 3-63 lowercase letters, digits, dots and hyphens.`, {
+      details: { BucketName: bucket },
+    });
+  }
+  const key = encodedKey === null ? null : decode(encodedKey);
+  if (key !== null && Buffer.byteLength(key) > MAX_KEY_BYTES) {
+    throw new S3Error('KeyTooLongError', `Object keys are limited to ${MAX_KEY_BYTES} bytes of UTF-8.`);
+  }
+  return { bucket, key, rawPath, rawQuery, query, style: virtualBucket !== null ? 'virtual-host' : 'path' };
+}
+
+function bucketFromHost(host: string | undefined, domain: string): string | null {
+  if (!host) return null;
+  const hostname = host.toLowerCase();
+  // KEYGATE_DOMAIN may include a port; compare with and without it.
+  const bare = domain.replace(/:\d+$/, '');
+  for (const suffix of [`.${domain}`, `.${bare}`]) {
+    const withoutPort = suffix.includes(':') ? hostname : hostname.replace(/:\d+$/, '');
+    if (withoutPort.endsWith(suffix) && withoutPort.length > suffix.length) {
+      return withoutPort.slice(0, -suffix.length);
+    }
+  }
+  return null;
+}
+
+/** Decodes the query like S3 does: `+` stays a literal plus only when percent-encoded; a raw `+` means space. */
+export function parseQuery(rawQuery: string): Array<[string, string]> {
+  if (rawQuery === '') return [];
+  const pairs: Array<[string, string]> = [];
+  for (const part of rawQuery.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const name = eq === -1 ? part : part.slice(0, eq);
+    const value = eq === -1 ? '' : part.slice(eq + 1);
+    pairs.push([decode(name.replace(/\+/g, ' ')), decode(value.replace(/\+/g, ' '))]);
+  }
+  return pairs;
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new S3Error('InvalidArgument', 'The request path or query contains an invalid percent-encoding; encode "%" as "%25".', {
+      status: 400,
+    });
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Responses the gateway synthesizes itself instead of asking the upstream, because the upstream
+ * (RunPod) lacks the operation or because the answer depends on the key's scope.
+ */
+import { escapeXml } from './errors.js';
+import { XML_DECLARATION, S3_XMLNS, element } from './xml.js';
+
+export interface BucketListing {
+  name: string;
+  createdAt: Date | null;
+}
+
+/** ListBuckets result (only the buckets the key may see are passed in). */
+export function listBucketsXml(buckets: BucketListing[], owner: { id: string; displayName: string }, region: string): string {
+  const entries = buckets
+    .map(
+      (bucket) =>
+        `<Bucket>${element('Name', bucket.name)}${element('CreationDate', (bucket.createdAt ?? EPOCH).toISOString())}` +
+        `${element('BucketRegion', region)}</Bucket>`,
+    )
+    .join('');
+  return (
+    `${XML_DECLARATION}<ListAllMyBucketsResult xmlns="${S3_XMLNS}">` +
+    `<Owner>${element('ID', owner.id)}${element('DisplayName', owner.displayName)}</Owner>` +
+    `<Buckets>${entries}</Buckets></ListAllMyBucketsResult>`
+  );
+}
+
+const EPOCH = new Date(0);
+
+/** GetBucketLocation: us-east-1 is spelled as an empty constraint, as S3 does. */
+export function bucketLocationXml(region: string): string {
+  const constraint = region === 'us-east-1' ? '' : region;
+  return `${XML_DECLARATION}<LocationConstraint xmlns="${S3_XMLNS}">${escapeXml(constraint)}</LocationConstraint>`;
+}
+
+export interface DeletedEntry {
+  key: string;
+  versionId?: string | null;
+}
+
+export interface DeleteErrorEntry {
+  key: string;
+  versionId?: string | null;
+  code: string;
+  message: string;
+}
+
+/** DeleteObjects result; in quiet mode only errors are listed. */
+export function deleteResultXml(deleted: DeletedEntry[], errors: DeleteErrorEntry[], quiet: boolean): string {
+  const deletedXml = quiet
+    ? ''
+    : deleted.map((entry) => `<Deleted>${element('Key', entry.key)}${element('VersionId', entry.versionId)}</Deleted>`).join('');
+  const errorsXml = errors
+    .map(
+      (entry) =>
+        `<Error>${element('Key', entry.key)}${element('VersionId', entry.versionId)}${element('Code', entry.code)}` +
+        `${element('Message', entry.message)}</Error>`,
+    )
+    .join('');
+  return `${XML_DECLARATION}<DeleteResult xmlns="${S3_XMLNS}">${deletedXml}${errorsXml}</DeleteResult>`;
+}
