@@ -1,0 +1,56 @@
+/**
+ * SigV4 signing keys (kSigning = HMAC chain over date, region, service, "aws4_request") and a bounded
+ * LRU cache of them. Deriving costs four HMACs; the cache makes the hot path one map lookup.
+ * The cache is keyed by a hash of the secret, never the secret itself, so a rotated secret misses.
+ */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+
+const MAX_CACHED_KEYS = 2048;
+const cache = new Map<string, Buffer>();
+
+export function hmacSha256(key: Buffer | string, data: string | Uint8Array): Buffer {
+  return createHmac('sha256', key).update(data).digest();
+}
+
+/** Derives kSigning without touching the cache. */
+export function computeSigningKey(secret: string, date: string, region: string, service = 's3'): Buffer {
+  const kDate = hmacSha256('AWS4' + secret, date);
+  const kRegion = hmacSha256(kDate, region);
+  const kService = hmacSha256(kRegion, service);
+  return hmacSha256(kService, 'aws4_request');
+}
+
+/**
+ * kSigning for (secret, yyyymmdd, region, service), cached. The returned Buffer is shared with the
+ * cache: treat it as read-only (copy it before zeroing or handing it to code that might mutate it).
+ */
+export function deriveSigningKey(secret: string, date: string, region: string, service = 's3'): Buffer {
+  const cacheKey = createHash('sha256').update(secret).digest('base64') + '\n' + date + '\n' + region + '\n' + service;
+  const hit = cache.get(cacheKey);
+  if (hit !== undefined) {
+    // Re-insert to mark as most recently used (Map keeps insertion order).
+    cache.delete(cacheKey);
+    cache.set(cacheKey, hit);
+    return hit;
+  }
+  const key = computeSigningKey(secret, date, region, service);
+  cache.set(cacheKey, key);
+  if (cache.size > MAX_CACHED_KEYS) cache.delete(cache.keys().next().value!);
+  return key;
+}
+
+/** Drops every cached signing key (tests, or after revoking many keys at once). */
+export function clearSigningKeyCache(): void {
+  cache.clear();
+}
+
+export function signingKeyCacheSize(): number {
+  return cache.size;
+}
+
+/**
+ * Secret used when the access key is unknown: the verifier still derives a key and computes a full
+ * signature with it, so "unknown key" and "wrong secret" cost the same time. Random per process so
+ * no request can ever verify against it.
+ */
+export const DUMMY_SECRET = 'keygate-unknown-key-' + randomBytes(24).toString('base64');
