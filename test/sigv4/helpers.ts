@@ -48,8 +48,9 @@ export function expectS3Error(fn: () => unknown, code: S3ErrorCode, message?: st
 /** sha256 / HMAC-SHA256 in the shape @smithy/signature-v4 expects (its "Checksum" constructor). */
 export class NodeSha256 {
   private readonly hash: Hash | Hmac;
-  constructor(secret?: string | Uint8Array) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    const key = secret === undefined || typeof secret === 'string' ? secret : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : Buffer.from(secret);
+    this.hash = key === undefined ? createHash('sha256') : createHmac('sha256', key);
   }
   update(data: Uint8Array | string): void {
     this.hash.update(data);
