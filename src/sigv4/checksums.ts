@@ -80,9 +80,12 @@ function uint32BigEndian(value: number): Buffer {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Strictly decodes a base64 digest of the algorithm's size; undefined when malformed. */
+/**
+ * Strictly decodes a base64 digest of the algorithm's size; undefined when malformed. Only the
+ * canonical encoding is accepted (unused padding bits zero), so each digest has exactly one spelling.
+ */
 export function decodeDigest(algorithm: ChecksumAlgorithm | 'md5', base64: string): Buffer | undefined {
   if (!BASE64.test(base64)) return undefined;
   const bytes = Buffer.from(base64, 'base64');
-  return bytes.length === DIGEST_BYTES[algorithm] ? bytes : undefined;
+  return bytes.length === DIGEST_BYTES[algorithm] && bytes.toString('base64') === base64 ? bytes : undefined;
 }
