@@ -18,8 +18,8 @@ export interface Credential {
 
 export interface AuthorizationParameters {
   credential: Credential;
-  /** Lower-case header names, in the order the client listed them. */
-  signedHeaders: string[];
+  /** Lower-case header names, in the order the client listed them. Shared; do not mutate. */
+  signedHeaders: readonly string[];
   /** As provided; validated when compared. */
   signature: string;
 }
@@ -53,7 +53,7 @@ export function unsupportedMechanism(): S3Error {
 /** Splits `AKID/yyyymmdd/region/service/aws4_request`; shape only, the scope is checked later. */
 export function parseCredential(value: string, source: CredentialSource): Credential {
   const parts = value.split('/');
-  if (parts.length !== 5 || parts.some((p) => p === '')) {
+  if (parts.length !== 5 || parts.includes('')) {
     throw malformed(source, 'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".');
   }
   const [accessKeyId, date, region, service, terminator] = parts as [string, string, string, string, string];
@@ -63,7 +63,13 @@ export function parseCredential(value: string, source: CredentialSource): Creden
   return { accessKeyId, date, region, service, terminator };
 }
 
-export function parseSignedHeaders(value: string, source: CredentialSource): string[] {
+/** Parsed SignedHeaders lists: clients send the same few lists over and over. */
+const signedHeadersCache = new Map<string, readonly string[]>();
+const MAX_CACHED_SIGNED_HEADERS = 256;
+
+export function parseSignedHeaders(value: string, source: CredentialSource): readonly string[] {
+  const cached = signedHeadersCache.get(value);
+  if (cached !== undefined) return cached;
   const names = value.split(';');
   const seen = new Set<string>();
   for (const name of names) {
@@ -79,6 +85,9 @@ export function parseSignedHeaders(value: string, source: CredentialSource): str
     }
     seen.add(name);
   }
+  Object.freeze(names);
+  if (signedHeadersCache.size >= MAX_CACHED_SIGNED_HEADERS) signedHeadersCache.clear();
+  signedHeadersCache.set(value, names);
   return names;
 }
 
@@ -116,7 +125,7 @@ export function validateCredentialScope(
  */
 export function parseAuthorizationHeader(value: string): AuthorizationParameters {
   const trimmed = value.trim();
-  const space = trimmed.search(/\s/);
+  const space = trimmed.indexOf(' ');
   const algorithm = space < 0 ? trimmed : trimmed.slice(0, space);
   if (algorithm !== AWS4_HMAC_SHA256) {
     if (algorithm.toUpperCase() === AWS4_HMAC_SHA256) {
@@ -124,7 +133,9 @@ export function parseAuthorizationHeader(value: string): AuthorizationParameters
     }
     throw unsupportedMechanism();
   }
-  const fields = new Map<string, string>();
+  let credential: string | undefined;
+  let signedHeaders: string | undefined;
+  let signature: string | undefined;
   const rest = space < 0 ? '' : trimmed.slice(space + 1);
   for (const rawComponent of rest.split(',')) {
     const component = rawComponent.trim();
@@ -135,17 +146,21 @@ export function parseAuthorizationHeader(value: string): AuthorizationParameters
       throw malformed('header', `unexpected component "${name}"; expecting Credential=…, SignedHeaders=…, Signature=….`);
     }
     if (eq < 0) throw malformed('header', `the ${name} component has no value.`);
-    if (fields.has(name)) throw malformed('header', `the ${name} component appears more than once.`);
-    fields.set(name, component.slice(eq + 1).trim());
+    const fieldValue = component.slice(eq + 1).trim();
+    const previous = name === 'Credential' ? credential : name === 'SignedHeaders' ? signedHeaders : signature;
+    if (previous !== undefined) throw malformed('header', `the ${name} component appears more than once.`);
+    if (name === 'Credential') credential = fieldValue;
+    else if (name === 'SignedHeaders') signedHeaders = fieldValue;
+    else signature = fieldValue;
   }
-  const missing = ['Credential', 'SignedHeaders', 'Signature'].filter((n) => !fields.get(n));
-  if (missing.length > 0) {
+  if (!credential || !signedHeaders || !signature) {
+    const missing = [!credential && 'Credential', !signedHeaders && 'SignedHeaders', !signature && 'Signature'].filter(Boolean);
     throw malformed('header', `missing ${missing.map((m) => `'${m}'`).join(', ')}; expecting "AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…".`);
   }
   return {
-    credential: parseCredential(fields.get('Credential')!, 'header'),
-    signedHeaders: parseSignedHeaders(fields.get('SignedHeaders')!, 'header'),
-    signature: fields.get('Signature')!,
+    credential: parseCredential(credential, 'header'),
+    signedHeaders: parseSignedHeaders(signedHeaders, 'header'),
+    signature,
   };
 }
 

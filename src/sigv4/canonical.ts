@@ -5,7 +5,7 @@
  * which whitespace is collapsed in header values). The verifier signs the S3 interpretation first and
  * only on mismatch tries the few alternative readings of the same bytes (see canonicalVariants).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AWS4_HMAC_SHA256 } from './types.js';
 import { canonicalPath, canonicalQueryComponent } from './uri-encoding.js';
 
@@ -123,7 +123,8 @@ export function buildCanonicalRequest(p: CanonicalRequestParts): string {
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  // One-shot crypto.hash: half the cost of createHash().update().digest() for short inputs.
+  return hash('sha256', data, 'hex');
 }
 
 export function buildStringToSign(amzDate: string, scope: string, canonicalRequest: string): string {

@@ -3,7 +3,7 @@
  * LRU cache of them. Deriving costs four HMACs; the cache makes the hot path one map lookup.
  * The cache is keyed by a hash of the secret, never the secret itself, so a rotated secret misses.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, hash, randomBytes } from 'node:crypto';
 
 const MAX_CACHED_KEYS = 2048;
 const cache = new Map<string, Buffer>();
@@ -25,7 +25,7 @@ export function computeSigningKey(secret: string, date: string, region: string, 
  * cache: treat it as read-only (copy it before zeroing or handing it to code that might mutate it).
  */
 export function deriveSigningKey(secret: string, date: string, region: string, service = 's3'): Buffer {
-  const cacheKey = createHash('sha256').update(secret).digest('base64') + '\n' + date + '\n' + region + '\n' + service;
+  const cacheKey = hash('sha256', secret, 'base64') + '\n' + date + '\n' + region + '\n' + service;
   const hit = cache.get(cacheKey);
   if (hit !== undefined) {
     // Re-insert to mark as most recently used (Map keeps insertion order).

@@ -98,14 +98,7 @@ function verifyHeaderAuth<K>(req: SignedRequest, params: RawQueryParam[], author
 
   const signing = checkSignature(req, params, undefined, auth, amzDate, declaredPayload, service, options);
   assertWithinSkew(requestTime, requestTimeAsSent, options);
-  return {
-    ...signing,
-    authType: 'header',
-    payload,
-    amzDate,
-    ...streamingHeaders(req.headers, payload),
-    presignExpiresAt: null,
-  };
+  return verifiedRequest(signing, 'header', payload, amzDate, streamingHeaders(req.headers, payload), null);
 }
 
 function verifyPresigned<K>(
@@ -145,17 +138,35 @@ function verifyPresigned<K>(
       details: { RequestTime: presigned.amzDate, ServerTime: formatIsoSeconds(now), MaxAllowedSkewMilliseconds: maxSkewMs },
     });
   }
-  return {
-    ...signing,
-    authType: 'presigned',
-    payload,
-    amzDate: presigned.amzDate,
-    ...streamingHeaders(req.headers, payload),
-    presignExpiresAt: expiresAt,
-  };
+  return verifiedRequest(signing, 'presigned', payload, presigned.amzDate, streamingHeaders(req.headers, payload), expiresAt);
 }
 
 type SigningResult<K> = Pick<VerifiedRequest<K>, 'key' | 'accessKeyId' | 'scope' | 'region' | 'seedSignature' | 'signingKey'>;
+
+/** Builds the result with one fixed shape (object spreads here cost a quarter of the hot path). */
+function verifiedRequest<K>(
+  signing: SigningResult<K>,
+  authType: VerifiedRequest<K>['authType'],
+  payload: PayloadMode,
+  amzDate: string,
+  streaming: { decodedContentLength: number | null; trailerHeaders: string[] },
+  presignExpiresAt: Date | null,
+): VerifiedRequest<K> {
+  return {
+    key: signing.key,
+    accessKeyId: signing.accessKeyId,
+    authType,
+    payload,
+    amzDate,
+    scope: signing.scope,
+    region: signing.region,
+    seedSignature: signing.seedSignature,
+    signingKey: signing.signingKey,
+    decodedContentLength: streaming.decodedContentLength,
+    trailerHeaders: streaming.trailerHeaders,
+    presignExpiresAt,
+  };
+}
 
 /**
  * Computes the expected signature and compares it in constant time. An unknown access key goes
