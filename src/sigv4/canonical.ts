@@ -147,10 +147,13 @@ export interface CanonicalVariant {
 }
 
 /**
- * Alternative readings of the same request bytes, tried only after the S3 reading failed:
- * the path and query exactly as sent (signers that sign the wire form), a raw '+' in the path as a
- * space (aws4), and aws4's wider whitespace collapsing. Every variant is still bound to the exact
- * bytes the client sent, so accepting one does not let anyone alter a request.
+ * Alternative readings of the same request bytes, tried only after the S3 reading failed: the path
+ * and query exactly as sent (signers such as botocore sign the wire form verbatim, which differs
+ * from S3's reading only when the wire form is not canonical, e.g. '%7E' or lower-case escapes), and
+ * aws4's wider whitespace collapsing in header values. A verbatim variant can only match when the
+ * bytes on the wire are exactly the bytes that were signed, so it gives a tamperer nothing.
+ * (Deliberately absent: reading a raw '+' in the path as a space, as aws4 signs it. S3 does not, and
+ * accepting it would let anyone on the path turn a signed "a%20b" into "a+b", another key.)
  */
 export function canonicalVariants(
   rawPath: string,
@@ -160,10 +163,7 @@ export function canonicalVariants(
   signedHeaders: readonly string[],
 ): CanonicalVariant[] {
   const primary = primaryCanonicalUriAndQuery(rawPath, params, skip);
-  const uris = new Set<string>([primary.uri]);
-  const verbatimUri = rawPath === '' ? '/' : rawPath;
-  uris.add(verbatimUri);
-  if (rawPath.includes('+')) uris.add(canonicalPath(rawPath, true));
+  const uris = new Set<string>([primary.uri, rawPath === '' ? '/' : rawPath]);
   const queries = new Set<string>([primary.query, verbatimQueryString(params, skip)]);
   const rules: WhitespaceRule[] = hasExoticWhitespace(headers, signedHeaders) ? ['spaces-and-tabs', 'all-whitespace'] : ['spaces-and-tabs'];
   const variants: CanonicalVariant[] = [];

@@ -103,13 +103,13 @@ export function uriEncode(text: string, keepSlash = false): string {
 
 /**
  * Canonical URI of a raw request path the way S3 computes it: decode, then re-encode each byte,
- * keeping '/'. No dot-segment or slash normalization (S3 keys may contain '//' and '..').
- * `plusAsSpace` reproduces signers (aws4) that treat a raw '+' in the path as an encoded space.
+ * keeping '/'. No dot-segment or slash normalization (S3 keys may contain '//' and '..'). A '+' in
+ * a path is a literal plus.
  */
-export function canonicalPath(rawPath: string, plusAsSpace = false): string {
+export function canonicalPath(rawPath: string): string {
   if (rawPath === '') return '/';
-  if (!(plusAsSpace && rawPath.includes('+')) && isAlreadyCanonical(rawPath, true)) return rawPath;
-  return encodeBytes(percentDecodeToBytes(rawPath, plusAsSpace), true);
+  if (isAlreadyCanonical(rawPath, true)) return rawPath;
+  return encodeBytes(percentDecodeToBytes(rawPath, false), true);
 }
 
 /** Canonical form of one query key or value: form-decoded ('+' is a space), then SigV4-encoded. */
