@@ -2,10 +2,10 @@
  * S3 flexible checksums (x-amz-checksum-*) and Content-MD5, computed incrementally over the decoded
  * object bytes. Values travel as base64 of the big-endian digest.
  */
-import { Crc32c } from '@aws-crypto/crc32c';
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { crc32c } from './crc32c.js';
 
 export type ChecksumAlgorithm = 'crc32' | 'crc32c' | 'crc64nvme' | 'sha1' | 'sha256';
 
@@ -47,10 +47,10 @@ export function createRunningChecksum(algorithm: ChecksumAlgorithm | 'md5'): Run
       };
     }
     case 'crc32c': {
-      const crc = new Crc32c();
+      let value = 0;
       return {
-        update: (data) => void crc.update(data),
-        digest: async () => uint32BigEndian(crc.digest()),
+        update: (data) => void (value = crc32c(data, value)),
+        digest: async () => uint32BigEndian(value),
       };
     }
     case 'crc64nvme': {

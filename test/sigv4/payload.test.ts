@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { createRunningChecksum, decodeDigest, type ChecksumAlgorithm } from '../../src/sigv4/checksums.js';
+import { crc32c } from '../../src/sigv4/crc32c.js';
 import { createPayloadVerifier, type PayloadVerifierOptions } from '../../src/sigv4/payload.js';
 import { encodeAwsChunked, signChunk } from '../../src/sigv4/sign.js';
 import { computeSigningKey } from '../../src/sigv4/signing-key.js';
@@ -118,6 +119,16 @@ describe('checksum algorithms (known-answer "123456789")', () => {
     running.update(Buffer.from('1234'));
     running.update(Buffer.from('56789'));
     expect((await running.digest()).toString('hex')).toBe(hex);
+  });
+
+  it('the slice-by-8 CRC-32C equals @aws-crypto/crc32c for any data and any split', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.nat(), (bytes, cut) => {
+        const at = cut % (bytes.length + 1);
+        expect(crc32c(bytes.subarray(at), crc32c(bytes.subarray(0, at)))).toBe(new Crc32c().update(bytes).digest() >>> 0);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('decodes only canonical base64 of the right size', () => {
