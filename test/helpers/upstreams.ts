@@ -6,6 +6,7 @@
  * Known limits of the servers (found by test/upstream; keep tests honest about them):
  * - moto with validateSignatures miscomputes the canonical URI of keys with non-ASCII bytes,
  *   spaces, '+', '%' or sub-delimiters ('()*!&?…): use plain keys (letters, digits, -_.~/) there.
+ *   It also rejects query values containing '/' (e.g. ListObjectsV2 prefix=dir/), boto3's included.
  * - moto does not check trailing checksum values (it stores whatever the trailer says).
  * - s3rver checks only the access key id of SigV4 requests, not the signature.
  * - s3rver cannot address keys containing '//' or starting with '/' (404).

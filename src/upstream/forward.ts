@@ -1,0 +1,375 @@
+/**
+ * Streams one S3 request to its upstream, re-signed with the operator's credentials, and hands the
+ * upstream's response back as a stream. Nothing is buffered whole: bodies flow with backpressure in
+ * both directions, and the upstream sees Content-Length = the decoded length (or the exact length
+ * of the aws-chunked re-encoding that carries a trailing checksum).
+ *
+ * Commit safety: the request body is the gateway's verified, decoded stream. If it errors (bad
+ * chunk signature, checksum mismatch, client gone), the upstream request is destroyed before its
+ * declared length was sent, so the upstream never commits a partial or unverified object.
+ */
+import { readFileSync } from 'node:fs';
+import { PassThrough, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import { S3Error } from '../s3/errors.js';
+import { AwsChunkedTrailerEncoder, trailerValueLength } from './aws-chunked.js';
+import {
+  isRetryableNetworkError,
+  networkFailure,
+  RETRYABLE_STATUSES,
+  statusFailure,
+  unavailableFailure,
+} from './failures.js';
+import { announcedTrailerChecksum, clientResponseHeaders, upstreamRequestHeaders, withoutAwsChunked, type ClientHeaders } from './headers.js';
+import { encodeQuery, signUpstreamRequest, upstreamPath } from './signing.js';
+import type { UpstreamTarget } from './target.js';
+
+export interface ForwardRequest {
+  target: UpstreamTarget;
+  method: string;
+  /** Decoded object key (any characters); null for bucket- and service-level requests. */
+  objectKey: string | null;
+  /** With objectKey null: true = bucket-level (`/bucket`), false = service-level (`/`, ListBuckets). Default true. */
+  bucketLevel?: boolean;
+  /** Decoded query pairs to send upstream (the caller already removed X-Amz-* auth parameters). */
+  query: Array<[string, string]>;
+  /** The client's headers; only an allowlist is forwarded (see headers.ts). */
+  headers: ClientHeaders;
+  /** Decoded, verified object bytes; null when the request has no body. */
+  body: Readable | null;
+  /** Decoded body length; null when there is no body. */
+  contentLength: number | null;
+  /** Verified x-amz-checksum-* values (header name -> base64); read after the body ended. */
+  checksums?: { get(): Record<string, string> };
+  /** Client went away: abort the upstream request at once. */
+  signal?: AbortSignal;
+  /** Idempotent request: with no body it is retried on connection errors and 502/503/524. */
+  retry?: boolean;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Readable;
+}
+
+export interface RetryPolicy {
+  /** Total attempts including the first. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Longest Retry-After the gateway waits for; longer values are cut to this. */
+  maxRetryAfterMs: number;
+}
+
+export interface ForwarderOptions {
+  /** TCP/TLS connect timeout. Default 10 s. */
+  connectTimeoutMs?: number;
+  /**
+   * Wait for response headers after the request was sent (and the longest an upload may stall).
+   * Default 5 min: CompleteMultipartUpload of a large object can take minutes upstream.
+   */
+  headersTimeoutMs?: number;
+  /** Longest pause between two response body chunks. Default 5 min. */
+  bodyTimeoutMs?: number;
+  /** Idle keep-alive connections are closed after this. Default 30 s. */
+  keepAliveTimeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Jitter source, replaceable in tests. */
+  random?: () => number;
+}
+
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
+  attempts: 3,
+  baseDelayMs: 100,
+  maxDelayMs: 2000,
+  maxRetryAfterMs: 5000,
+});
+
+/** Largest 5xx body read to decide whether it is an S3 error document worth passing on. */
+const MAX_ERROR_PEEK_BYTES = 64 * 1024;
+const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
+const STREAMING_UNSIGNED_TRAILER = 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
+const SHA256_HEX = /^[0-9a-f]{64}$/i;
+
+export const KEYGATE_USER_AGENT = `keygate/${readPackageVersion()}`;
+
+function readPackageVersion(): string {
+  try {
+    // src/upstream and dist/upstream are both two levels below the package root.
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'dev';
+  } catch {
+    return 'dev';
+  }
+}
+
+/** The upstream body and headers for one request, prepared once (only bodiless requests are retried). */
+interface PreparedBody {
+  stream: Readable | null;
+  /** Headers describing the upstream body (content-length, payload hash, aws-chunked framing). */
+  headers: Record<string, string>;
+  trailerChecksum: string | null;
+  /** Set when the client's body stream failed; that failure is what the caller should report. */
+  error: () => Error | null;
+}
+
+export class UpstreamForwarder {
+  private readonly agent: Agent;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly random: () => number;
+
+  constructor(options: ForwarderOptions = {}) {
+    this.agent = new Agent({
+      connect: { timeout: options.connectTimeoutMs ?? 10_000 },
+      headersTimeout: options.headersTimeoutMs ?? 5 * 60_000,
+      bodyTimeout: options.bodyTimeoutMs ?? 5 * 60_000,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+      keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs ?? 30_000, 60_000),
+    });
+    this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    this.random = options.random ?? Math.random;
+  }
+
+  async forward(request: ForwardRequest): Promise<UpstreamResponse> {
+    const { target, signal } = request;
+    const method = request.method.toUpperCase();
+    throwIfAborted(signal);
+    const path = upstreamPath(target, request.objectKey, request.bucketLevel ?? true);
+    const query = encodeQuery(request.query);
+    const body = await prepareBody(request, method);
+    const headers = {
+      ...upstreamRequestHeaders(request.headers, { trailerChecksum: body.trailerChecksum, userAgent: KEYGATE_USER_AGENT }),
+      ...body.headers,
+    };
+    if (body.trailerChecksum) {
+      const rest = withoutAwsChunked(headers['content-encoding'] ?? '');
+      headers['content-encoding'] = rest === '' ? 'aws-chunked' : `aws-chunked,${rest}`;
+    }
+
+    const attempts = request.retry === true && request.body === null ? Math.max(1, this.retryPolicy.attempts) : 1;
+    for (let attempt = 1; ; attempt++) {
+      // Signed per attempt so a retry carries a fresh X-Amz-Date.
+      const signed = signUpstreamRequest(target, method, path, query, headers);
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await undiciRequest(signed.url, {
+          method: method as Dispatcher.HttpMethod,
+          headers: signed.headers,
+          body: body.stream,
+          signal,
+          dispatcher: this.agent,
+        });
+      } catch (error) {
+        if (signal?.aborted) throw abortReason(signal);
+        const bodyError = body.error();
+        if (bodyError) throw bodyError;
+        if (attempt < attempts && isRetryableNetworkError(error)) {
+          await this.pause(this.backoffMs(attempt), signal);
+          continue;
+        }
+        throw networkFailure(error, target);
+      }
+
+      if (attempt < attempts && RETRYABLE_STATUSES.has(response.statusCode)) {
+        const retryAfter = parseRetryAfterMs(headerText(response.headers['retry-after']));
+        await discard(response.body);
+        const delay = retryAfter === null ? this.backoffMs(attempt) : Math.min(retryAfter, this.retryPolicy.maxRetryAfterMs);
+        await this.pause(delay, signal);
+        continue;
+      }
+      return finishResponse(response, target);
+    }
+  }
+
+  /** Closes pooled upstream connections (at shutdown). */
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  /** Jittered exponential backoff: base * 2^(n-1), capped, scaled by a random 50-100%. */
+  backoffMs(failedAttempt: number): number {
+    const exponential = Math.min(this.retryPolicy.maxDelayMs, this.retryPolicy.baseDelayMs * 2 ** (failedAttempt - 1));
+    return Math.round(exponential * (0.5 + this.random() / 2));
+  }
+
+  private async pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await sleep(ms, undefined, { signal });
+    } catch {
+      throw abortReason(signal!);
+    }
+  }
+}
+
+let defaultForwarder: UpstreamForwarder | null = null;
+
+/** Forwards with the process-wide forwarder (one keep-alive connection pool per upstream origin). */
+export function forward(request: ForwardRequest): Promise<UpstreamResponse> {
+  defaultForwarder ??= new UpstreamForwarder();
+  return defaultForwarder.forward(request);
+}
+
+/** Closes the process-wide forwarder's connections; a later forward() starts a new pool. */
+export async function closeUpstreamConnections(): Promise<void> {
+  const forwarder = defaultForwarder;
+  defaultForwarder = null;
+  await forwarder?.close();
+}
+
+/** Reads a (small) upstream response body as text, refusing more than `limit` bytes. */
+export async function readUpstreamBody(response: UpstreamResponse, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      response.body.destroy();
+      throw new S3Error('BadGateway', `The upstream's response is larger than the ${limit} bytes the gateway reads.`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function prepareBody(request: ForwardRequest, method: string): Promise<PreparedBody> {
+  const source = request.body;
+  if (source === null) {
+    // PUT/POST without body (CreateMultipartUpload, CopyObject…): undici sends Content-Length: 0 itself.
+    return { stream: null, headers: {}, trailerChecksum: null, error: () => null };
+  }
+  const length = request.contentLength;
+  if (length === null) {
+    throw new S3Error('MissingContentLength', `${method} with a body needs its length; send Content-Length or x-amz-decoded-content-length.`);
+  }
+  if (source.errored) throw source.errored;
+
+  const trailerName = chooseTrailer(request);
+  if (length === 0 && trailerName === null) {
+    // Nothing to hold back in an empty body: wait for the verifier to finish before sending.
+    await drainEmpty(source);
+    return { stream: null, headers: { 'content-length': '0', 'x-amz-content-sha256': EMPTY_SHA256 }, trailerChecksum: null, error: () => null };
+  }
+
+  let failure: Error | null = null;
+  let wrapper: PassThrough | AwsChunkedTrailerEncoder;
+  const headers: Record<string, string> = {};
+  if (trailerName !== null) {
+    const encoder = new AwsChunkedTrailerEncoder({
+      decodedLength: length,
+      trailerName,
+      trailerValue: () => request.checksums!.get()[trailerName],
+    });
+    wrapper = encoder;
+    headers['content-length'] = String(encoder.encodedLength);
+    headers['x-amz-content-sha256'] = STREAMING_UNSIGNED_TRAILER;
+    headers['x-amz-decoded-content-length'] = String(length);
+    headers['x-amz-trailer'] = trailerName;
+  } else {
+    wrapper = new PassThrough();
+    headers['content-length'] = String(length);
+    // A client-signed SHA-256 of a plain body is the hash of these exact bytes: let the upstream check it too.
+    const clientHash = headerText(request.headers['x-amz-content-sha256']);
+    headers['x-amz-content-sha256'] = clientHash !== undefined && SHA256_HEX.test(clientHash) ? clientHash.toLowerCase() : UNSIGNED_PAYLOAD;
+  }
+  // The wrapper, not the client's stream, goes to undici: undici destroys what it is given when the
+  // upstream fails, and the client's stream belongs to the HTTP layer. A client-side failure is
+  // remembered so the caller reports it (e.g. SignatureDoesNotMatch) rather than a gateway error.
+  source.on('error', (error) => {
+    failure ??= error;
+    wrapper.destroy(error);
+  });
+  wrapper.on('close', () => source.unpipe(wrapper));
+  source.pipe(wrapper);
+  return { stream: wrapper, headers, trailerChecksum: trailerName, error: () => failure };
+}
+
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** The checksum trailer to forward, when the client sent one and the upstream can take it. */
+function chooseTrailer(request: ForwardRequest): string | null {
+  if (!request.target.capabilities.trailingChecksums || !request.checksums) return null;
+  const name = announcedTrailerChecksum(request.headers);
+  return name !== null && trailerValueLength(name) !== null ? name : null;
+}
+
+async function drainEmpty(source: Readable): Promise<void> {
+  for await (const chunk of source) {
+    if ((chunk as Buffer).length > 0) throw new S3Error('IncompleteBody', 'The request body is longer than its declared 0 bytes.');
+  }
+}
+
+async function finishResponse(response: Dispatcher.ResponseData, target: UpstreamTarget): Promise<UpstreamResponse> {
+  const status = response.statusCode;
+  const retryAfter = headerText(response.headers['retry-after']);
+  const failure = statusFailure(status, target, retryAfter);
+  if (failure) {
+    await discard(response.body);
+    throw failure;
+  }
+  const headers = clientResponseHeaders(response.headers);
+  if (status === 502 || status === 503 || status === 504) {
+    // Pass an upstream S3 error document on (SlowDown, ServiceUnavailable…); replace proxy pages.
+    const peeked = await peekBody(response.body, MAX_ERROR_PEEK_BYTES);
+    if (peeked !== null && isS3ErrorDocument(peeked)) {
+      return { status, headers: { ...headers, 'content-length': String(peeked.length) }, body: Readable.from([peeked]) };
+    }
+    throw unavailableFailure(status, target, retryAfter);
+  }
+  return { status, headers, body: response.body };
+}
+
+function isS3ErrorDocument(body: Buffer): boolean {
+  return /<Error>[\s\S]*<Code>[^<]+<\/Code>/.test(body.toString('utf8'));
+}
+
+/** The whole body if it fits in `limit` bytes, else null (the rest is discarded). */
+async function peekBody(body: Readable, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length;
+      if (size > limit) {
+        body.destroy();
+        return null;
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch {
+    return null;
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Consumes a small error body so the connection can be reused; destroys it when large or failing. */
+async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
+  try {
+    await body.dump({ limit: MAX_ERROR_PEEK_BYTES });
+  } catch {
+    // The connection is gone either way.
+  }
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Retry-After as seconds or an HTTP date, in ms; null when absent or unreadable. */
+export function parseRetryAfterMs(value: string | undefined, now = Date.now()): number | null {
+  if (value === undefined) return null;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new S3Error('RequestTimeout', 'The client closed the connection.');
+}

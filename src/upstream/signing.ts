@@ -1,0 +1,88 @@
+/**
+ * The upstream request line and its SigV4 signature. Paths and queries are encoded here exactly
+ * the way S3 canonicalizes them (every byte except A-Za-z0-9-_.~ as %XX, '/' kept in keys), so the
+ * URL we send and the URI aws4 signs are the same string and no key can be re-interpreted
+ * ('+' stays a plus, '//' stays two slashes, '%' stays a percent sign).
+ */
+import aws4 from 'aws4';
+import type { UpstreamTarget } from './target.js';
+
+const UNRESERVED = /[A-Za-z0-9\-_.~]/;
+
+function encodeBytes(text: string, keepSlash: boolean): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const char = String.fromCharCode(byte);
+    if (byte < 0x80 && (UNRESERVED.test(char) || (keepSlash && char === '/'))) out += char;
+    else out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** S3 canonical encoding of an object key: '/' kept, every other reserved byte escaped. */
+export function encodeObjectKey(key: string): string {
+  return encodeBytes(key, true);
+}
+
+/** S3 canonical encoding of one query name or value (space -> %20, '+' -> %2B, '/' -> %2F). */
+export function encodeQueryComponent(text: string): string {
+  return encodeBytes(text, false);
+}
+
+/** `a=1&uploads&x=y%2Bz` in the given order; a parameter with an empty value is sent bare, as SDKs do. */
+export function encodeQuery(query: Array<[string, string]>): string {
+  return query.map(([name, value]) => (value === '' ? encodeQueryComponent(name) : `${encodeQueryComponent(name)}=${encodeQueryComponent(value)}`)).join('&');
+}
+
+/**
+ * Encoded path-style request path: `/bucket/key` for objects, `/bucket` for bucket-level requests,
+ * `/` for service-level ones (ListBuckets), under any path prefix the endpoint URL has.
+ */
+export function upstreamPath(target: UpstreamTarget, objectKey: string | null, bucketLevel: boolean): string {
+  const prefix = target.endpoint.pathname.replace(/\/+$/, '');
+  if (objectKey !== null) return `${prefix}/${encodeQueryComponent(target.bucket)}/${encodeObjectKey(objectKey)}`;
+  if (bucketLevel) return `${prefix}/${encodeQueryComponent(target.bucket)}`;
+  return `${prefix}/`;
+}
+
+export interface SignedUpstreamRequest {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * Signs with aws4. `headers` must already be the exact set to send (hop-by-hop headers removed,
+ * x-amz-content-sha256 set); aws4 adds Host, X-Amz-Date and Authorization. aws4 never signs
+ * `range` (and a few others), which S3 accepts since unsigned headers are allowed.
+ */
+export function signUpstreamRequest(
+  target: UpstreamTarget,
+  method: string,
+  encodedPath: string,
+  encodedQuery: string,
+  headers: Record<string, string>,
+): SignedUpstreamRequest {
+  const pathWithQuery = encodedQuery === '' ? encodedPath : `${encodedPath}?${encodedQuery}`;
+  const signed = aws4.sign(
+    {
+      service: 's3',
+      region: target.region,
+      method,
+      // Host and port separately: aws4 builds the Host header (and the signed host) from them.
+      host: target.endpoint.hostname,
+      port: target.endpoint.port === '' ? undefined : Number(target.endpoint.port),
+      path: pathWithQuery,
+      headers: { ...headers },
+      // The path is already canonical; aws4 decodes and re-encodes each segment to the same string.
+      doNotEncodePath: true,
+    },
+    { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
+  );
+  const signedHeaders: Record<string, string> = {};
+  for (const [name, value] of Object.entries(signed.headers ?? {})) {
+    if (value !== undefined) signedHeaders[name.toLowerCase()] = String(value);
+  }
+  // Our own encoding, not aws4's re-formatted path: aws4 would append '=' to bare parameters and
+  // reorder them, which is harmless for the signature but changes what the upstream sees.
+  return { url: `${target.endpoint.origin}${pathWithQuery}`, headers: signedHeaders };
+}
