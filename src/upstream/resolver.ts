@@ -1,0 +1,243 @@
+/**
+ * Bucket -> upstream routing. Order: the operator's bucket registry, then the default upstream
+ * (KEYGATE_UPSTREAM_*), then RunPod volume discovery (a bucket named like a network volume id).
+ */
+import type { Config, UpstreamCredentials } from '../config.js';
+import { S3Error } from '../s3/errors.js';
+import { forward as defaultForward, readUpstreamBody } from './forward.js';
+import { listBucketsFromXml } from './list-buckets.js';
+import {
+  datacenterHint,
+  datacenterOfRunpodEndpoint,
+  normalizeDatacenter,
+  runpodEndpoint,
+  RunpodVolumeDiscovery,
+  VolumeDiscoveryError,
+  type VolumeDiscovery,
+} from './runpod.js';
+import { describeUpstream, GENERIC_S3_CAPABILITIES, RUNPOD_CAPABILITIES, type UpstreamCapabilities, type UpstreamTarget } from './target.js';
+
+export interface BucketRecordLike {
+  name: string;
+  datacenter: string | null;
+  endpoint: string | null;
+  region: string | null;
+  upstreamBucket: string;
+  createdAt: Date;
+}
+
+export interface BucketRegistry {
+  get(name: string): BucketRecordLike | null;
+  list(): BucketRecordLike[];
+}
+
+export interface UpstreamResolverDeps {
+  config: Config;
+  registry: BucketRegistry;
+  /** undefined: built from config (RUNPOD_API_KEY); null: discovery disabled. */
+  discovery?: VolumeDiscovery | null;
+  /** Capability overrides for generic S3 upstreams (e.g. `trailingChecksums: false` for s3rver-like servers). */
+  genericCapabilities?: Partial<UpstreamCapabilities>;
+  /** Forwarder used for the default upstream's ListBuckets; replaceable in tests. */
+  forward?: typeof defaultForward;
+}
+
+export interface ListedBucket {
+  name: string;
+  createdAt: Date | null;
+}
+
+const MAX_LIST_BUCKETS_XML_BYTES = 4 * 1024 * 1024;
+
+export class UpstreamResolver {
+  private readonly config: Config;
+  private readonly registry: BucketRegistry;
+  private readonly discovery: VolumeDiscovery | null;
+  private readonly genericCapabilities: UpstreamCapabilities;
+  private readonly forward: typeof defaultForward;
+
+  constructor(deps: UpstreamResolverDeps) {
+    this.config = deps.config;
+    this.registry = deps.registry;
+    this.discovery = deps.discovery === undefined ? RunpodVolumeDiscovery.fromConfig(deps.config) : deps.discovery;
+    this.genericCapabilities = { ...GENERIC_S3_CAPABILITIES, ...deps.genericCapabilities };
+    this.forward = deps.forward ?? defaultForward;
+  }
+
+  /** The upstream of a bucket, or null when no route knows it. Throws S3Error on misconfiguration. */
+  async resolve(bucket: string): Promise<UpstreamTarget | null> {
+    const record = this.registry.get(bucket);
+    if (record) return this.targetForRecord(record);
+
+    if (this.config.defaultUpstream) return this.defaultUpstreamTarget(bucket);
+
+    if (this.discovery) {
+      let volume;
+      try {
+        volume = await this.discovery.find(bucket);
+      } catch (error) {
+        throw discoveryUnavailable(bucket, error);
+      }
+      if (volume) return this.runpodTarget(bucket, volume.datacenter, volume.id, null, null);
+    }
+    return null;
+  }
+
+  /**
+   * Every bucket a client could address: registry entries, discovered RunPod volumes, and the
+   * default upstream's own buckets, de-duplicated by name (the first source wins).
+   */
+  async listBuckets(): Promise<ListedBucket[]> {
+    const byName = new Map<string, ListedBucket>();
+    const add = (bucket: ListedBucket) => {
+      if (!byName.has(bucket.name)) byName.set(bucket.name, bucket);
+    };
+    for (const record of this.registry.list()) add({ name: record.name, createdAt: record.createdAt });
+
+    if (this.discovery) {
+      try {
+        for (const volume of await this.discovery.list()) add({ name: volume.id, createdAt: null });
+      } catch {
+        // Discovery logs its own failures; registered buckets are still worth listing.
+      }
+    }
+    if (this.config.defaultUpstream) {
+      for (const bucket of await this.listDefaultUpstreamBuckets()) add(bucket);
+    }
+    return [...byName.values()];
+  }
+
+  private targetForRecord(record: BucketRecordLike): UpstreamTarget {
+    if (record.datacenter) {
+      return this.runpodTarget(record.name, record.datacenter, record.upstreamBucket, record.endpoint, record.region);
+    }
+    if (record.endpoint) {
+      const endpoint = parseRecordEndpoint(record);
+      const datacenter = datacenterOfRunpodEndpoint(endpoint);
+      // A RunPod endpoint given by URL is still RunPod: its credentials and its limits.
+      if (datacenter) return this.runpodTarget(record.name, datacenter, record.upstreamBucket, record.endpoint, record.region);
+      return {
+        kind: 's3',
+        endpoint,
+        region: record.region ?? this.config.defaultUpstream?.region ?? 'us-east-1',
+        bucket: record.upstreamBucket,
+        credentials: this.genericCredentials(record.name),
+        datacenter: null,
+        capabilities: { ...this.genericCapabilities },
+      };
+    }
+    if (this.config.defaultUpstream) return this.defaultUpstreamTarget(record.upstreamBucket);
+    throw new S3Error(
+      'ServiceUnavailable',
+      `Bucket "${record.name}" is registered without a datacenter or endpoint and no default upstream is configured; ` +
+        `re-add it with \`keygate buckets add ${record.name} --datacenter <DC>\` (or --endpoint/--region), or set KEYGATE_UPSTREAM_ENDPOINT.`,
+    );
+  }
+
+  private defaultUpstreamTarget(upstreamBucket: string): UpstreamTarget {
+    const upstream = this.config.defaultUpstream!;
+    return {
+      kind: 's3',
+      endpoint: new URL(upstream.endpoint.href),
+      region: upstream.region,
+      bucket: upstreamBucket,
+      credentials: { accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey },
+      datacenter: null,
+      capabilities: { ...this.genericCapabilities },
+    };
+  }
+
+  private runpodTarget(
+    bucket: string,
+    datacenter: string,
+    upstreamBucket: string,
+    endpointOverride: string | null,
+    regionOverride: string | null,
+  ): UpstreamTarget {
+    const id = normalizeDatacenter(datacenter);
+    const endpoint = endpointOverride
+      ? parseRecordEndpoint({ name: bucket, endpoint: endpointOverride })
+      : runpodEndpoint(id, this.config.runpodEndpoints);
+    if (endpoint === null) {
+      throw new S3Error(
+        'ServiceUnavailable',
+        `Bucket "${bucket}" points at RunPod datacenter "${datacenter}", which is not a datacenter id (${datacenterHint()}); ` +
+          `fix it with \`keygate buckets add ${bucket} --datacenter <DC>\` or map it in KEYGATE_RUNPOD_ENDPOINTS.`,
+      );
+    }
+    if (!this.config.runpodCredentials) {
+      throw new S3Error(
+        'ServiceUnavailable',
+        `Bucket "${bucket}" is a RunPod network volume in ${id}, but the gateway has no RunPod S3 credentials; ` +
+          'set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY (RunPod console -> Settings -> S3 API Keys) and restart.',
+      );
+    }
+    return {
+      kind: 'runpod',
+      endpoint,
+      region: regionOverride ?? id,
+      bucket: upstreamBucket,
+      credentials: { ...this.config.runpodCredentials },
+      datacenter: id,
+      capabilities: { ...RUNPOD_CAPABILITIES },
+    };
+  }
+
+  /** Credentials for a registered non-RunPod endpoint: the default upstream's, else RunPod's. */
+  private genericCredentials(bucket: string): UpstreamCredentials {
+    const upstream = this.config.defaultUpstream;
+    if (upstream) return { accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey };
+    if (this.config.runpodCredentials) return { ...this.config.runpodCredentials };
+    throw new S3Error(
+      'ServiceUnavailable',
+      `Bucket "${bucket}" has its own endpoint but the gateway has no credentials for it; ` +
+        'set KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY (with KEYGATE_UPSTREAM_ENDPOINT) and restart.',
+    );
+  }
+
+  private async listDefaultUpstreamBuckets(): Promise<ListedBucket[]> {
+    const target = this.defaultUpstreamTarget('');
+    const response = await this.forward({
+      target,
+      method: 'GET',
+      objectKey: null,
+      bucketLevel: false,
+      query: [],
+      headers: {},
+      body: null,
+      contentLength: null,
+      retry: true,
+    });
+    const xml = await readUpstreamBody(response, MAX_LIST_BUCKETS_XML_BYTES);
+    if (response.status !== 200) {
+      const code = /<Code>([^<]+)<\/Code>/.exec(xml)?.[1] ?? `HTTP ${response.status}`;
+      throw new S3Error(
+        'ServiceUnavailable',
+        `Listing the buckets of the default upstream ${describeUpstream(target)} failed (${code}); ` +
+          'check KEYGATE_UPSTREAM_ACCESS_KEY_ID / KEYGATE_UPSTREAM_SECRET_ACCESS_KEY and that the key may list buckets.',
+      );
+    }
+    return listBucketsFromXml(xml);
+  }
+}
+
+function parseRecordEndpoint(record: { name: string; endpoint: string | null }): URL {
+  try {
+    return new URL(record.endpoint!);
+  } catch {
+    throw new S3Error(
+      'ServiceUnavailable',
+      `Bucket "${record.name}" has an invalid endpoint "${record.endpoint}"; re-add it with \`keygate buckets add ${record.name} --endpoint https://… --region …\`.`,
+    );
+  }
+}
+
+function discoveryUnavailable(bucket: string, error: unknown): S3Error {
+  const reason = error instanceof VolumeDiscoveryError ? error.message : String(error);
+  return new S3Error(
+    'ServiceUnavailable',
+    `Cannot tell which RunPod datacenter holds bucket "${bucket}": ${reason} ` +
+      `Alternatively register it with \`keygate buckets add ${bucket} --datacenter <DC>\`.`,
+    { cause: error, headers: { 'retry-after': '30' } },
+  );
+}

@@ -1,0 +1,228 @@
+/** Bucket -> upstream routing: registry, default upstream, RunPod discovery, and the ListBuckets union. */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, type Config } from '../../src/config.js';
+import { S3Error } from '../../src/s3/errors.js';
+import { UpstreamResolver, type BucketRecordLike, type BucketRegistry } from '../../src/upstream/resolver.js';
+import { RunpodVolumeDiscovery, type VolumeDiscovery } from '../../src/upstream/runpod.js';
+import { RUNPOD_MAX_PUT_BYTES, S3_MAX_PUT_BYTES } from '../../src/upstream/target.js';
+import { startS3rver, type TestUpstream } from '../helpers/upstreams.js';
+import { startLocalServer, type LocalServer } from './fixtures.js';
+
+const RUNPOD_ENV = { RUNPOD_S3_ACCESS_KEY: 'user_runpod', RUNPOD_S3_SECRET_KEY: 'rps_secret' };
+const DEFAULT_UPSTREAM_ENV = {
+  KEYGATE_UPSTREAM_ENDPOINT: 'http://127.0.0.1:9999',
+  KEYGATE_UPSTREAM_REGION: 'eu-central-1',
+  KEYGATE_UPSTREAM_ACCESS_KEY_ID: 'default-key',
+  KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: 'default-secret',
+};
+
+function config(env: Record<string, string> = {}): Config {
+  return loadConfig({ KEYGATE_DATA_DIR: '/tmp/keygate-resolver-test', ...env });
+}
+
+function registry(records: Array<Partial<BucketRecordLike> & { name: string }> = []): BucketRegistry {
+  const full = records.map((r) => ({ datacenter: null, endpoint: null, region: null, upstreamBucket: r.name, createdAt: new Date('2025-01-02T03:04:05Z'), ...r }));
+  return { get: (name) => full.find((r) => r.name === name) ?? null, list: () => full };
+}
+
+function staticDiscovery(volumes: Array<{ id: string; datacenter: string }>): VolumeDiscovery {
+  const all = volumes.map((v) => ({ ...v, name: v.id, sizeGb: 10 }));
+  return { find: async (id) => all.find((v) => v.id === id) ?? null, list: async () => all };
+}
+
+async function s3ErrorOf(promise: Promise<unknown>): Promise<S3Error> {
+  const error = await promise.then(
+    () => new Error('expected a failure'),
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(S3Error);
+  return error as S3Error;
+}
+
+describe('resolve: registered buckets', () => {
+  it('a datacenter record goes to that RunPod endpoint with the RunPod credentials and limits', async () => {
+    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry([{ name: 'models', datacenter: 'eu-ro-1', upstreamBucket: 'vol123' }]), discovery: null });
+    const target = await resolver.resolve('models');
+    expect(target).toMatchObject({
+      kind: 'runpod',
+      region: 'EU-RO-1',
+      bucket: 'vol123',
+      datacenter: 'EU-RO-1',
+      credentials: { accessKeyId: 'user_runpod', secretAccessKey: 'rps_secret' },
+      capabilities: { deleteObjects: false, uploadPartCopy: false, bucketLifecycle: false, tagging: false, maxPutObjectBytes: RUNPOD_MAX_PUT_BYTES, trailingChecksums: true },
+    });
+    expect(target!.endpoint.href).toBe('https://s3api-eu-ro-1.runpod.io/');
+  });
+
+  it('KEYGATE_RUNPOD_ENDPOINTS overrides the derived endpoint', async () => {
+    const resolver = new UpstreamResolver({
+      config: config({ ...RUNPOD_ENV, KEYGATE_RUNPOD_ENDPOINTS: '{"EU-RO-1":"http://127.0.0.1:5000"}' }),
+      registry: registry([{ name: 'models', datacenter: 'EU-RO-1' }]),
+      discovery: null,
+    });
+    expect((await resolver.resolve('models'))!.endpoint.href).toBe('http://127.0.0.1:5000/');
+  });
+
+  it('a RunPod bucket without RUNPOD_S3_* credentials fails with 503 naming the variables to set', async () => {
+    const resolver = new UpstreamResolver({ config: config(), registry: registry([{ name: 'models', datacenter: 'EU-RO-1' }]), discovery: null });
+    const error = await s3ErrorOf(resolver.resolve('models'));
+    expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+    expect(error.message).toMatch(/set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY/);
+  });
+
+  it('a datacenter that is not a datacenter id fails with the known list as a hint', async () => {
+    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry([{ name: 'models', datacenter: 'moon base' }]), discovery: null });
+    const error = await s3ErrorOf(resolver.resolve('models'));
+    expect(error.status).toBe(503);
+    expect(error.message).toMatch(/"moon base".*EU-RO-1.*keygate buckets add models --datacenter/);
+  });
+
+  it('an endpoint+region record uses the default upstream credentials, else the RunPod ones, else says what to set', async () => {
+    const record = { name: 'r2', endpoint: 'https://account.r2.cloudflarestorage.com', region: 'auto', upstreamBucket: 'real-r2' };
+    const withDefault = await new UpstreamResolver({ config: config({ ...DEFAULT_UPSTREAM_ENV, ...RUNPOD_ENV }), registry: registry([record]), discovery: null }).resolve('r2');
+    expect(withDefault).toMatchObject({ kind: 's3', region: 'auto', bucket: 'real-r2', datacenter: null, credentials: { accessKeyId: 'default-key' } });
+    expect(withDefault!.endpoint.href).toBe('https://account.r2.cloudflarestorage.com/');
+    expect(withDefault!.capabilities).toMatchObject({ deleteObjects: true, uploadPartCopy: true, bucketLifecycle: true, tagging: true, maxPutObjectBytes: S3_MAX_PUT_BYTES });
+
+    const withRunpod = await new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry([record]), discovery: null }).resolve('r2');
+    expect(withRunpod!.credentials.accessKeyId).toBe('user_runpod');
+
+    const error = await s3ErrorOf(new UpstreamResolver({ config: config(), registry: registry([record]), discovery: null }).resolve('r2'));
+    expect(error.status).toBe(503);
+    expect(error.message).toMatch(/KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY/);
+  });
+
+  it('an endpoint record pointing at a RunPod S3 host is treated as RunPod', async () => {
+    const resolver = new UpstreamResolver({
+      config: config({ ...DEFAULT_UPSTREAM_ENV, ...RUNPOD_ENV }),
+      registry: registry([{ name: 'vol', endpoint: 'https://s3api-us-ks-2.runpod.io', region: null, upstreamBucket: 'abc' }]),
+      discovery: null,
+    });
+    expect(await resolver.resolve('vol')).toMatchObject({ kind: 'runpod', datacenter: 'US-KS-2', region: 'US-KS-2', credentials: { accessKeyId: 'user_runpod' } });
+  });
+
+  it('a record without datacenter or endpoint uses the default upstream with its upstream bucket name, or explains the fix', async () => {
+    const records = registry([{ name: 'alias', upstreamBucket: 'real-name' }]);
+    const target = await new UpstreamResolver({ config: config(DEFAULT_UPSTREAM_ENV), registry: records, discovery: null }).resolve('alias');
+    expect(target).toMatchObject({ kind: 's3', bucket: 'real-name', region: 'eu-central-1', credentials: { accessKeyId: 'default-key' } });
+    const error = await s3ErrorOf(new UpstreamResolver({ config: config(RUNPOD_ENV), registry: records, discovery: null }).resolve('alias'));
+    expect(error.message).toMatch(/KEYGATE_UPSTREAM_ENDPOINT/);
+  });
+});
+
+describe('resolve: unregistered buckets', () => {
+  it('go to the default upstream under their own name, with capability overrides applied', async () => {
+    const resolver = new UpstreamResolver({
+      config: config(DEFAULT_UPSTREAM_ENV),
+      registry: registry(),
+      discovery: staticDiscovery([{ id: 'vol1', datacenter: 'EU-RO-1' }]),
+      genericCapabilities: { trailingChecksums: false },
+    });
+    const target = await resolver.resolve('anything');
+    expect(target).toMatchObject({ kind: 's3', bucket: 'anything', region: 'eu-central-1', capabilities: { trailingChecksums: false, deleteObjects: true } });
+    expect(target!.endpoint.href).toBe('http://127.0.0.1:9999/');
+    // The default upstream wins over discovery for unregistered names.
+    expect((await resolver.resolve('vol1'))!.kind).toBe('s3');
+  });
+
+  it('without a default upstream, are looked up as RunPod volume ids', async () => {
+    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry(), discovery: staticDiscovery([{ id: 'vol1', datacenter: 'US-CA-2' }]) });
+    expect(await resolver.resolve('vol1')).toMatchObject({ kind: 'runpod', bucket: 'vol1', datacenter: 'US-CA-2', region: 'US-CA-2' });
+    expect(await resolver.resolve('unknown')).toBeNull();
+  });
+
+  it('are unknown when nothing can route them (no default upstream, no RUNPOD_API_KEY)', async () => {
+    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry() });
+    expect(await resolver.resolve('vol1')).toBeNull();
+  });
+
+  describe('through RunPod REST discovery built from the config', () => {
+    let rest: LocalServer;
+    let status = 200;
+    beforeAll(async () => {
+      rest = await startLocalServer((req, res) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify(
+            req.url === '/v1/networkvolumes'
+              ? [{ id: 'v1vol', name: 'v1', size: 1, dataCenterId: 'EU-CZ-1' }]
+              : { networkVolumes: [{ id: 'v2vol', name: 'v2', size: 1, dataCenter: 'EUR-IS-1', type: 'STANDARD' }] },
+          ),
+        );
+      });
+    });
+    afterAll(() => rest.close());
+    afterEach(() => {
+      status = 200;
+    });
+
+    it.each([
+      ['v2', '', 'v2vol', 'EUR-IS-1'],
+      ['v1', '/v1', 'v1vol', 'EU-CZ-1'],
+    ])('resolves a %s volume id to its datacenter', async (_version, suffix, volume, datacenter) => {
+      const resolver = new UpstreamResolver({
+        config: config({ ...RUNPOD_ENV, RUNPOD_API_KEY: 'rp', KEYGATE_RUNPOD_REST_URL: `${rest.url}${suffix}` }),
+        registry: registry(),
+      });
+      expect(await resolver.resolve(volume)).toMatchObject({ kind: 'runpod', bucket: volume, datacenter });
+      expect(rest.requests.at(-1)!.headers.authorization).toBe('Bearer rp');
+    });
+
+    it('answers 503 with the reason when volumes were never listed successfully', async () => {
+      status = 401;
+      const resolver = new UpstreamResolver({
+        config: config({ ...RUNPOD_ENV, RUNPOD_API_KEY: 'bad' }),
+        registry: registry(),
+        discovery: new RunpodVolumeDiscovery({ restUrl: rest.url, apiKey: 'bad', log: () => {} }),
+      });
+      const error = await s3ErrorOf(resolver.resolve('v2vol'));
+      expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+      expect(error.message).toMatch(/Cannot tell which RunPod datacenter holds bucket "v2vol".*RUNPOD_API_KEY.*keygate buckets add v2vol --datacenter/);
+    });
+  });
+});
+
+describe('listBuckets', () => {
+  let s3rver: TestUpstream;
+  beforeAll(async () => {
+    s3rver = await startS3rver();
+    await s3rver.createBucket('upstream-one');
+    await s3rver.createBucket('shared');
+  });
+  afterAll(() => s3rver?.stop());
+
+  function defaultUpstreamEnv(upstream: TestUpstream, accessKeyId = upstream.accessKeyId): Record<string, string> {
+    return {
+      KEYGATE_UPSTREAM_ENDPOINT: upstream.endpoint,
+      KEYGATE_UPSTREAM_REGION: upstream.region,
+      KEYGATE_UPSTREAM_ACCESS_KEY_ID: accessKeyId,
+      KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: upstream.secretAccessKey,
+    };
+  }
+
+  it('unites registry, discovered volumes and the default upstream buckets, without duplicates', async () => {
+    const resolver = new UpstreamResolver({
+      config: config({ ...defaultUpstreamEnv(s3rver), ...RUNPOD_ENV }),
+      registry: registry([{ name: 'shared', datacenter: 'EU-RO-1' }, { name: 'registered' }]),
+      discovery: staticDiscovery([{ id: 'volume1', datacenter: 'EU-RO-1' }, { id: 'registered', datacenter: 'EU-RO-1' }]),
+    });
+    const buckets = await resolver.listBuckets();
+    expect(buckets.map((b) => b.name).sort()).toEqual(['registered', 'shared', 'upstream-one', 'volume1']);
+    expect(buckets.find((b) => b.name === 'shared')!.createdAt).toEqual(new Date('2025-01-02T03:04:05Z'));
+    expect(buckets.find((b) => b.name === 'volume1')!.createdAt).toBeNull();
+    expect(buckets.find((b) => b.name === 'upstream-one')!.createdAt).toBeInstanceOf(Date);
+  });
+
+  it('still lists registered buckets when discovery is failing', async () => {
+    const failing: VolumeDiscovery = { find: async () => null, list: async () => Promise.reject(new Error('down')) };
+    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry([{ name: 'registered', datacenter: 'EU-RO-1' }]), discovery: failing });
+    expect((await resolver.listBuckets()).map((b) => b.name)).toEqual(['registered']);
+  });
+
+  it('reports a default upstream that refuses ListBuckets, with the variables to check', async () => {
+    const resolver = new UpstreamResolver({ config: config(defaultUpstreamEnv(s3rver, 'NOT-A-KEY')), registry: registry(), discovery: null });
+    const error = await s3ErrorOf(resolver.listBuckets());
+    expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+    expect(error.message).toMatch(/InvalidAccessKeyId.*KEYGATE_UPSTREAM_ACCESS_KEY_ID/);
+  });
+});
