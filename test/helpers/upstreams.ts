@@ -3,10 +3,13 @@
  * against an IAM user it creates) and s3rver (in-process).
  * Each picks a free loopback port, waits until it answers, and cleans up after itself.
  *
+ * moto's signature check is patched (see MOTO_RAW_URI_PATCH): stock moto 5.2 rebuilds the
+ * canonical request from the URL its web server already decoded and re-quoted, so it rejects
+ * correct signatures for keys with spaces, '+', '%', non-ASCII or sub-delimiters and for queries
+ * like prefix=dir%2F (boto3's own requests included). The patch makes moto sign over the raw
+ * request target, as S3 does; everything else about validation is moto's.
+ *
  * Known limits of the servers (found by test/upstream; keep tests honest about them):
- * - moto with validateSignatures miscomputes the canonical URI of keys with non-ASCII bytes,
- *   spaces, '+', '%' or sub-delimiters ('()*!&?…): use plain keys (letters, digits, -_.~/) there.
- *   It also rejects query values containing '/' (e.g. ListObjectsV2 prefix=dir/), boto3's included.
  * - moto does not check trailing checksum values (it stores whatever the trailer says).
  * - s3rver checks only the access key id of SigV4 requests, not the signature.
  * - s3rver cannot address keys containing '//' or starting with '/' (404).
@@ -15,7 +18,7 @@
  * - s3rver commits a truncated body when the client disconnects mid-upload.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -115,12 +118,50 @@ async function createBucketOrThrow(upstream: Pick<TestUpstream, 'request'>, name
 // moto
 
 export interface MotoOptions {
-  /**
-   * Require every request to carry a valid SigV4 signature from the IAM user created at start.
-   * moto computes canonical URIs wrongly for keys with spaces or '+', so use plain keys then.
-   */
+  /** Require every request to carry a valid SigV4 signature from the IAM user created at start. */
   validateSignatures?: boolean;
 }
+
+/**
+ * Loaded by moto_server's Python at start (as sitecustomize): moto's authenticator reads the
+ * request URL (`self.uri`) to rebuild the canonical request; swap in the raw request target
+ * werkzeug keeps in RAW_URI for the duration of the check. Prints a marker the harness waits for,
+ * so a moto version this no longer fits fails loudly instead of validating differently.
+ */
+const MOTO_RAW_URI_PATCH = `
+import sys
+try:
+    from urllib.parse import urlparse
+    from moto.core import authorization, responses
+
+    _setup_class = responses.BaseResponse.setup_class
+
+    def setup_class(self, request, full_url, headers, *args, **kwargs):
+        environ = getattr(request, "environ", None)
+        self._keygate_raw_uri = environ.get("RAW_URI") if isinstance(environ, dict) else None
+        return _setup_class(self, request, full_url, headers, *args, **kwargs)
+
+    _authenticate = authorization.ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+    def authenticate(self, iam_request_cls, resource="*"):
+        raw_uri = getattr(self, "_keygate_raw_uri", None)
+        if not raw_uri:
+            return _authenticate(self, iam_request_cls, resource)
+        decoded_uri = self.uri
+        parsed = urlparse(decoded_uri)
+        self.uri = parsed.scheme + "://" + parsed.netloc + raw_uri
+        try:
+            return _authenticate(self, iam_request_cls, resource)
+        finally:
+            self.uri = decoded_uri
+
+    responses.BaseResponse.setup_class = setup_class
+    authorization.ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate
+    print("keygate: moto raw-URI signature patch applied", file=sys.stderr, flush=True)
+except Exception as error:
+    print("keygate: moto raw-URI signature patch FAILED: %r" % (error,), file=sys.stderr, flush=True)
+`;
+const MOTO_PATCH_MARKER = 'keygate: moto raw-URI signature patch applied';
 
 const MOTO_REGION = 'us-east-1';
 /** Any key works while moto does not validate; these are its documented placeholders. */
@@ -129,11 +170,14 @@ const MOTO_UNVALIDATED_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 
 export async function startMoto(options: MotoOptions = {}): Promise<TestUpstream> {
   const port = await freeLoopbackPort();
   const endpoint = `http://127.0.0.1:${port}`;
+  const patchDirectory = mkdtempSync(path.join(tmpdir(), 'keygate-moto-'));
+  writeFileSync(path.join(patchDirectory, 'sitecustomize.py'), MOTO_RAW_URI_PATCH);
+  const pythonPath = [patchDirectory, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
   // detached: the pyenv shim execs python in a new process group we can signal as a whole.
   const child = spawn('moto_server', ['-p', String(port), '-H', '127.0.0.1'], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+    env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONPATH: pythonPath },
   });
   let output = '';
   const keepTail = (chunk: Buffer) => {
@@ -147,10 +191,14 @@ export async function startMoto(options: MotoOptions = {}): Promise<TestUpstream
   const stop = async () => {
     process.off('exit', killOnExit);
     await stopProcessGroup(child);
+    rmSync(patchDirectory, { recursive: true, force: true });
   };
 
   try {
     await waitUntilAnswering(`${endpoint}/moto-api/`, child, () => output);
+    if (!output.includes(MOTO_PATCH_MARKER)) {
+      throw new Error(`moto_server did not load the raw-URI signature patch (PYTHONPATH sitecustomize):\n${output}`);
+    }
     let credentials = MOTO_UNVALIDATED_CREDENTIALS;
     if (options.validateSignatures) {
       credentials = await createMotoAdministrator(endpoint);

@@ -1,7 +1,21 @@
 /** The test servers themselves: they start, validate what they claim to validate, and clean up. */
 import { existsSync } from 'node:fs';
+import aws4 from 'aws4';
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { signedRequest, startMoto, startS3rver } from '../helpers/upstreams.js';
+import { signedRequest, startMoto, startS3rver, type TestUpstream } from '../helpers/upstreams.js';
+
+/** Signs `signedPath` but sends `sentPath`; returns the status. */
+async function signedRequestWithTarget(upstream: TestUpstream, signedPath: string, sentPath: string): Promise<number> {
+  const url = new URL(upstream.endpoint);
+  const signed = aws4.sign(
+    { service: 's3', region: upstream.region, method: 'GET', host: url.hostname, port: Number(url.port), path: signedPath, doNotEncodePath: true },
+    upstream,
+  );
+  const response = await request(`${url.origin}${sentPath}`, { method: 'GET', headers: signed.headers as Record<string, string> });
+  await response.body.dump();
+  return response.statusCode;
+}
 
 describe('moto harness', () => {
   it('with validateSignatures, accepts its own key and rejects a wrong secret or an unknown key', async () => {
@@ -20,6 +34,15 @@ describe('moto harness', () => {
       const good = await moto.request('GET', '/validated/k');
       expect(good.status).toBe(200);
       expect(good.body.toString()).toBe('v');
+
+      // Thanks to the raw-URI patch, correctly signed awkward keys and '/' in queries validate too.
+      expect((await moto.request('PUT', '/validated/uni%20%E2%9C%93%2B%25/x', { body: 'u' })).status).toBe(200);
+      const listed = await moto.request('GET', '/validated', { query: 'list-type=2&prefix=uni%20%E2%9C%93%2B%25%2F' });
+      expect(listed.status).toBe(200);
+      expect(listed.body.toString()).toContain('<Key>uni ✓+%/x</Key>');
+      // …while a signature over a different encoding of the same key is still refused.
+      const signedOther = await signedRequestWithTarget(moto, '/validated/uni%20%E2%9C%93%2B%25/x', '/validated/uni+%E2%9C%93%2B%25/x');
+      expect(signedOther).toBe(403);
     } finally {
       await moto.stop();
     }

@@ -134,6 +134,21 @@ describe('signatures as the AWS SDK computes them', () => {
     expect(server.requests[putIndex]!.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
     await expectSdkSignature(putIndex, 'us-east-1');
 
+    // A plain body the client signed by its SHA-256 keeps that hash, so the upstream checks it too.
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const hashed = await forwarder.forward({
+      target,
+      method: 'PUT',
+      objectKey: 'hashed',
+      query: [],
+      headers: { 'x-amz-content-sha256': sha256.toUpperCase() },
+      body: Readable.from([body]),
+      contentLength: body.length,
+    });
+    await readAll(hashed.body);
+    expect(server.requests.at(-1)!.headers['x-amz-content-sha256']).toBe(sha256);
+    await expectSdkSignature(server.requests.length - 1, 'us-east-1');
+
     for (const [bucketLevel, expectedUrl] of [
       [true, '/bkt?uploads'],
       [false, '/?uploads'],
