@@ -31,7 +31,7 @@ export interface Config {
   keyTag: string;
   /** 32-byte master key from KEYGATE_MASTER_KEY, or null to use/generate `<dataDir>/master.key`. */
   masterKey: Buffer | null;
-  /** Admin token from KEYGATE_ADMIN_TOKEN, or null to use/generate `<dataDir>/admin.token`. */
+  /** Admin token from KEYGATE_ADMIN_TOKEN, or null to use/generate one whose hash is kept in `<dataDir>/admin-token.sha256`. */
   adminToken: string | null;
   defaultUpstream: DefaultUpstream | null;
   runpodCredentials: UpstreamCredentials | null;
