@@ -1,0 +1,180 @@
+/**
+ * Rules for issuing an access key, shared by the CLI and the admin API so both accept and reject
+ * exactly the same requests.
+ *
+ * - Workspace keys (no bucket): any non-empty subset of read/write/delete/admin, or a preset.
+ * - Per-bucket keys: only the presets read-only or read-write. They can never delete or administer;
+ *   a permission list is accepted only when it is exactly a preset's set.
+ * - Permissions or a preset must be given explicitly: there is no silent default for what a
+ *   credential may do.
+ */
+import { bucketNameProblem } from '../buckets/validate.js';
+import { PERMISSIONS, PRESETS, isPermission, isPreset, type KeyKind, type Permission } from './model.js';
+
+export interface CreateKeyInput {
+  name: string;
+  /** Restricts the key to one bucket; null/absent for a workspace-wide key. */
+  bucket?: string | null;
+  permissions?: string[];
+  preset?: string;
+  /** '30d', '12h', '90m', '3600s', or a number of seconds; null/absent for no expiry. */
+  expiresIn?: string | number | null;
+}
+
+/** A validated, normalized key request: what the store persists. */
+export interface KeySpec {
+  name: string;
+  kind: KeyKind;
+  bucket: string | null;
+  /** Deduplicated, in PERMISSIONS order. */
+  permissions: Permission[];
+  expiresAt: Date | null;
+}
+
+export class KeyValidationError extends Error {
+  constructor(
+    readonly field: 'name' | 'bucket' | 'permissions' | 'preset' | 'expiresIn',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'KeyValidationError';
+  }
+}
+
+export const MAX_KEY_NAME_LENGTH = 128;
+/** Ten years, counting leap days. Longer-lived credentials are almost always a mistake. */
+export const MAX_EXPIRY_SECONDS = 10 * 365.25 * 24 * 3600;
+
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+const PRESET_NAMES = Object.keys(PRESETS).join(', ');
+
+export function validateKeyInput(input: CreateKeyInput, now: Date = new Date()): KeySpec {
+  const name = validateKeyName(input.name);
+  const bucket = validateBucket(input.bucket);
+  const requested = requestedPermissions(input);
+  const permissions = bucket === null ? requested : bucketKeyPermissions(requested);
+  const expiresIn = input.expiresIn === undefined || input.expiresIn === null ? null : parseExpiresIn(input.expiresIn);
+  return {
+    name,
+    kind: bucket === null ? 'workspace' : 'bucket',
+    bucket,
+    permissions,
+    expiresAt: expiresIn === null ? null : new Date(now.getTime() + expiresIn * 1000),
+  };
+}
+
+export function validateKeyName(value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new KeyValidationError('name', 'A key name is required; name keys after who or what uses them, e.g. "ci-uploader".');
+  }
+  const name = value.trim();
+  if ([...name].length > MAX_KEY_NAME_LENGTH) {
+    throw new KeyValidationError('name', `The key name is longer than ${MAX_KEY_NAME_LENGTH} characters; shorten it.`);
+  }
+  // Control and format characters would corrupt tables and logs, and can disguise one name as another.
+  if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name)) {
+    throw new KeyValidationError('name', 'The key name contains control characters; use printable characters only.');
+  }
+  return name;
+}
+
+/**
+ * Parses a lifetime: `30d`, `12h`, `15m`, `3600s` or plain seconds (string or number). Returns
+ * seconds; throws KeyValidationError for anything else, for zero, and for more than ten years.
+ */
+export function parseExpiresIn(value: string | number): number {
+  let seconds: number;
+  if (typeof value === 'number') {
+    seconds = value;
+  } else if (typeof value === 'string') {
+    const match = /^(\d{1,12})([smhd]?)$/.exec(value.trim().toLowerCase());
+    if (!match) {
+      throw new KeyValidationError(
+        'expiresIn',
+        `"${value}" is not a lifetime; use a number with a unit, e.g. 30d, 12h, 15m or 3600s (plain numbers are seconds).`,
+      );
+    }
+    seconds = Number(match[1]) * UNIT_SECONDS[(match[2] || 's') as keyof typeof UNIT_SECONDS];
+  } else {
+    throw new KeyValidationError('expiresIn', 'The lifetime must be a string like "30d" or a number of seconds.');
+  }
+  if (!Number.isSafeInteger(seconds) || seconds <= 0) {
+    throw new KeyValidationError('expiresIn', `The lifetime must be a positive whole number of seconds, got ${String(value)}.`);
+  }
+  if (seconds > MAX_EXPIRY_SECONDS) {
+    throw new KeyValidationError('expiresIn', `The lifetime ${String(value)} is longer than 10 years; use at most 3652d.`);
+  }
+  return seconds;
+}
+
+function validateBucket(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw new KeyValidationError('bucket', 'The bucket must be a bucket name string.');
+  const problem = bucketNameProblem(value);
+  if (problem) {
+    throw new KeyValidationError('bucket', `Bucket name ${problem} Pass the bucket exactly as clients address it, e.g. "my-data".`);
+  }
+  return value;
+}
+
+function requestedPermissions(input: CreateKeyInput): Permission[] {
+  const hasPermissions = input.permissions !== undefined && input.permissions !== null;
+  const hasPreset = input.preset !== undefined && input.preset !== null;
+  if (hasPermissions && hasPreset) {
+    throw new KeyValidationError('permissions', 'Give either permissions or a preset, not both.');
+  }
+  if (hasPreset) {
+    const preset = typeof input.preset === 'string' ? input.preset.trim().toLowerCase() : '';
+    if (!isPreset(preset)) {
+      throw new KeyValidationError('preset', `Unknown preset "${String(input.preset)}"; use one of: ${PRESET_NAMES}.`);
+    }
+    return [...PRESETS[preset]];
+  }
+  if (!hasPermissions) {
+    throw new KeyValidationError(
+      'permissions',
+      `Say what the key may do: permissions (any of ${PERMISSIONS.join(', ')}) or a preset (${PRESET_NAMES}).`,
+    );
+  }
+  if (!Array.isArray(input.permissions) || input.permissions.some((p) => typeof p !== 'string')) {
+    throw new KeyValidationError('permissions', `Permissions must be a list of names from: ${PERMISSIONS.join(', ')}.`);
+  }
+  const names = input.permissions.map((p) => p.trim().toLowerCase());
+  const unknown = names.filter((p) => !isPermission(p));
+  if (unknown.length > 0) {
+    throw new KeyValidationError(
+      'permissions',
+      `Unknown permission${unknown.length > 1 ? 's' : ''} ${unknown.map((p) => `"${p}"`).join(', ')}; use any of: ${PERMISSIONS.join(', ')}.`,
+    );
+  }
+  if (names.length === 0) {
+    throw new KeyValidationError('permissions', `Permissions must not be empty; use any of: ${PERMISSIONS.join(', ')}.`);
+  }
+  return PERMISSIONS.filter((p) => names.includes(p));
+}
+
+/** Per-bucket keys exist only in the preset shapes, so a leaked bucket key can never delete or administer. */
+function bucketKeyPermissions(permissions: Permission[]): Permission[] {
+  if (permissions.includes('admin')) {
+    throw new KeyValidationError(
+      'permissions',
+      'Per-bucket keys cannot have admin; drop the bucket for a workspace-wide admin key, or use preset read-only or read-write.',
+    );
+  }
+  if (permissions.includes('delete')) {
+    throw new KeyValidationError(
+      'permissions',
+      'Per-bucket keys cannot delete; use preset read-only or read-write, or drop the bucket for a workspace key with delete.',
+    );
+  }
+  const matching = Object.values(PRESETS).find(
+    (preset) => preset.length === permissions.length && preset.every((p) => permissions.includes(p)),
+  );
+  if (!matching) {
+    throw new KeyValidationError(
+      'permissions',
+      `Per-bucket keys are read-only or read-write, not "${permissions.join(',')}"; use preset read-only or read-write.`,
+    );
+  }
+  return [...matching];
+}
