@@ -1,0 +1,124 @@
+/**
+ * Opens the keygate database `<dataDir>/keygate.db` and applies pending migrations. The CLI and the
+ * server open the same file concurrently: WAL lets readers proceed during writes, busy_timeout makes
+ * writers wait for each other instead of failing, and every key lookup reads the database afresh so
+ * a revocation by any process counts on the very next request.
+ */
+import { closeSync, existsSync, openSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { eq } from 'drizzle-orm';
+import { ConfigError, type Config } from '../config.js';
+import { loadMasterKey, masterKeyPath } from '../crypto/master-key.js';
+import { SealError, sealSecret, unsealSecret } from '../crypto/seal.js';
+import { ensureDataDir } from '../data-dir.js';
+import { BucketRepository } from './buckets.js';
+import { KeyRepository } from './keys.js';
+import * as schema from './schema.js';
+
+export const DATABASE_FILE = 'keygate.db';
+const BUSY_TIMEOUT_MS = 5000;
+/** Sealed under the master key at first open; lets a wrong key fail loudly at start instead of on every request. */
+const MASTER_KEY_CHECK = 'master_key_check';
+const MASTER_KEY_CHECK_AAD = 'keygate:master-key-check';
+
+export type KeygateDatabase = BetterSQLite3Database<typeof schema>;
+
+export interface Store {
+  keys: KeyRepository;
+  buckets: BucketRepository;
+  close(): void;
+}
+
+export function databasePath(dataDir: string): string {
+  return path.join(dataDir, DATABASE_FILE);
+}
+
+export function openStore(config: Config): Store {
+  ensureDataDir(config.dataDir);
+  const file = databasePath(config.dataDir);
+  createPrivateFile(file);
+  const sqlite = new Database(file);
+  try {
+    // busy_timeout first: switching to WAL itself needs the lock another process may hold.
+    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    sqlite.pragma('journal_mode = WAL');
+    // NORMAL is durable across application crashes in WAL mode and avoids an fsync per commit.
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    const db = drizzle(sqlite, { schema });
+    applyMigrations(db);
+    const masterKey = verifiedMasterKey(db, config, file);
+    return {
+      keys: new KeyRepository(db, masterKey, config.keyTag),
+      buckets: new BucketRepository(db),
+      close: () => {
+        if (sqlite.open) sqlite.close();
+      },
+    };
+  } catch (error) {
+    sqlite.close();
+    throw error;
+  }
+}
+
+/**
+ * Creates the database file 0600 before SQLite does (SQLite would use 0644 minus umask). SQLite gives
+ * the -wal and -shm files the database file's permissions, so they end up private too.
+ */
+function createPrivateFile(file: string): void {
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+}
+
+/** Finds migrations/ by walking up from this module, so it works from src/ (tsx) and dist/ alike. */
+export function migrationsFolder(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 5; depth++) {
+    const candidate = path.join(dir, 'migrations');
+    if (existsSync(path.join(candidate, 'meta', '_journal.json'))) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new Error('keygate cannot find its migrations/ folder; reinstall the package (it ships migrations/ next to dist/).');
+}
+
+function applyMigrations(db: KeygateDatabase): void {
+  const migrationsFolderPath = migrationsFolder();
+  try {
+    migrate(db, { migrationsFolder: migrationsFolderPath });
+  } catch {
+    // Two processes opening a fresh database can both decide to migrate; the loser fails on
+    // "table already exists" after waiting for the winner's commit. Re-running sees the
+    // winner's bookkeeping and has nothing left to do. A genuine failure fails again.
+    migrate(db, { migrationsFolder: migrationsFolderPath });
+  }
+}
+
+function verifiedMasterKey(db: KeygateDatabase, config: Config, file: string): Buffer {
+  const readCheck = () => db.select().from(schema.meta).where(eq(schema.meta.name, MASTER_KEY_CHECK)).get()?.value;
+  let check = readCheck();
+  const masterKey = loadMasterKey(config, { allowGenerate: check === undefined });
+  if (check === undefined) {
+    const sealed = sealSecret(masterKey, MASTER_KEY_CHECK_AAD, 'keygate');
+    db.insert(schema.meta).values({ name: MASTER_KEY_CHECK, value: sealed }).onConflictDoNothing().run();
+    // Another process may have won the insert with a different key; verify whatever is stored now.
+    check = readCheck()!;
+  }
+  try {
+    unsealSecret(masterKey, MASTER_KEY_CHECK_AAD, check);
+  } catch (error) {
+    if (!(error instanceof SealError)) throw error;
+    throw new ConfigError(
+      'KEYGATE_MASTER_KEY',
+      `does not match the key that sealed the secrets in ${file}; set KEYGATE_MASTER_KEY to the original key ` +
+        `(or unset it and restore ${masterKeyPath(config.dataDir)}).`,
+    );
+  }
+  return masterKey;
+}

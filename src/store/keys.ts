@@ -1,0 +1,133 @@
+/**
+ * Access keys in the database. Secrets are sealed before they touch the database and unsealed only
+ * for request verification (findWithSecret) and the one-time display at creation.
+ */
+import { asc, eq, sql } from 'drizzle-orm';
+import { generateKeyPair } from '../crypto/keygen.js';
+import { sealSecret, unsealSecret } from '../crypto/seal.js';
+import { isPermission, type AccessKey, type AccessKeyWithSecret } from '../keys/model.js';
+import { validateKeyInput, type CreateKeyInput } from '../keys/validate.js';
+import type { KeygateDatabase } from './db.js';
+import { accessKeys, type AccessKeyRow } from './schema.js';
+
+export type { CreateKeyInput } from '../keys/validate.js';
+export { KeyValidationError } from '../keys/validate.js';
+
+/** lastUsedAt is informational; writing it at most once a minute per key keeps the hot path read-only. */
+export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
+export interface KeyListFilter {
+  bucket?: string;
+}
+
+export class KeyRepository {
+  private readonly findById;
+  private readonly updateLastUsed;
+  /** accessKeyId -> epoch ms of the last lastUsedAt write by this process. */
+  private readonly lastTouched = new Map<string, number>();
+
+  constructor(
+    private readonly db: KeygateDatabase,
+    private readonly masterKey: Buffer,
+    private readonly keyTag: string,
+  ) {
+    this.findById = db
+      .select()
+      .from(accessKeys)
+      .where(eq(accessKeys.accessKeyId, sql.placeholder('id')))
+      .prepare();
+    this.updateLastUsed = db
+      .update(accessKeys)
+      .set({ lastUsedAt: sql`${sql.placeholder('at')}` })
+      .where(eq(accessKeys.accessKeyId, sql.placeholder('id')))
+      .prepare();
+  }
+
+  /** Validates, generates and stores a key. Throws KeyValidationError with a message saying what to change. */
+  create(input: CreateKeyInput, now: Date = new Date()): AccessKeyWithSecret {
+    const spec = validateKeyInput(input, now);
+    const { accessKeyId, secretAccessKey } = generateKeyPair(this.keyTag);
+    this.db
+      .insert(accessKeys)
+      .values({
+        accessKeyId,
+        name: spec.name,
+        kind: spec.kind,
+        bucket: spec.bucket,
+        permissions: spec.permissions.join(','),
+        sealedSecret: sealSecret(this.masterKey, accessKeyId, secretAccessKey),
+        expiresAt: spec.expiresAt,
+        createdAt: now,
+        lastUsedAt: null,
+      })
+      .run();
+    return {
+      accessKeyId,
+      secretAccessKey,
+      name: spec.name,
+      kind: spec.kind,
+      bucket: spec.bucket,
+      permissions: spec.permissions,
+      expiresAt: spec.expiresAt,
+      createdAt: now,
+      lastUsedAt: null,
+    };
+  }
+
+  /** Keys oldest first, optionally only those scoped to one bucket. Never includes secrets. */
+  list(filter: KeyListFilter = {}): AccessKey[] {
+    const query = this.db.select().from(accessKeys);
+    const rows = (filter.bucket === undefined ? query : query.where(eq(accessKeys.bucket, filter.bucket)))
+      .orderBy(asc(accessKeys.createdAt), asc(accessKeys.accessKeyId))
+      .all();
+    return rows.map(toAccessKey);
+  }
+
+  get(accessKeyId: string): AccessKey | null {
+    const row = this.findById.get({ id: accessKeyId });
+    return row ? toAccessKey(row) : null;
+  }
+
+  delete(accessKeyId: string): boolean {
+    const result = this.db.delete(accessKeys).where(eq(accessKeys.accessKeyId, accessKeyId)).run();
+    this.lastTouched.delete(accessKeyId);
+    return result.changes > 0;
+  }
+
+  /**
+   * The key with its unsealed secret, for SigV4 verification. Reads the database on every call so a
+   * key deleted by another process (CLI, admin API) stops working on the very next request.
+   * Throws SealError if the stored secret was tampered with.
+   */
+  findWithSecret(accessKeyId: string): AccessKeyWithSecret | null {
+    const row = this.findById.get({ id: accessKeyId });
+    if (!row) return null;
+    return { ...toAccessKey(row), secretAccessKey: unsealSecret(this.masterKey, row.accessKeyId, row.sealedSecret) };
+  }
+
+  /** Records use of a key, at most once per LAST_USED_WRITE_INTERVAL_MS per key and process. */
+  touchLastUsed(accessKeyId: string, at: Date = new Date()): void {
+    const last = this.lastTouched.get(accessKeyId);
+    if (last !== undefined && at.getTime() - last < LAST_USED_WRITE_INTERVAL_MS) return;
+    this.lastTouched.set(accessKeyId, at.getTime());
+    try {
+      this.updateLastUsed.run({ id: accessKeyId, at: at.getTime() });
+    } catch (error) {
+      // Another process holding the write lock past busy_timeout must not fail an S3 request over a statistic.
+      if (!String((error as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw error;
+    }
+  }
+}
+
+function toAccessKey(row: AccessKeyRow): AccessKey {
+  return {
+    accessKeyId: row.accessKeyId,
+    name: row.name,
+    kind: row.kind,
+    bucket: row.bucket,
+    permissions: row.permissions.split(',').filter(isPermission),
+    expiresAt: row.expiresAt,
+    createdAt: row.createdAt,
+    lastUsedAt: row.lastUsedAt,
+  };
+}
