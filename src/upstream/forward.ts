@@ -280,6 +280,12 @@ async function prepareBody(request: ForwardRequest, method: string): Promise<Pre
     failure ??= error;
     wrapper.destroy(error);
   });
+  // Destroyed without an error (no 'end'): pipe() would leave the upstream waiting for bytes.
+  source.on('close', () => {
+    if (source.readableEnded || wrapper.destroyed) return;
+    failure ??= new S3Error('IncompleteBody', 'The request body ended before its declared length.');
+    wrapper.destroy(failure);
+  });
   wrapper.on('close', () => source.unpipe(wrapper));
   source.pipe(wrapper);
   return { stream: wrapper, headers, trailerChecksum: trailerName, error: () => failure };

@@ -277,6 +277,17 @@ describe('client aborts and failing request bodies', () => {
     expect(receivedBytes).toBe(50_000);
   });
 
+  it('a body stream destroyed without an error also aborts the upstream request (IncompleteBody)', async () => {
+    const target = await upstream((req) => void req.resume(), { streamBody: true });
+    const body = new Readable({ read() {} });
+    body.push(Buffer.alloc(10_000));
+    const pending = forwarder.forward(get(target, { method: 'PUT', body, contentLength: 20_000, retry: false }));
+    await waitFor(() => server!.requests.length === 1);
+    body.destroy();
+    await expect(pending).rejects.toMatchObject({ code: 'IncompleteBody' });
+    await waitFor(() => server!.requests[0]!.aborted);
+  });
+
   it('an empty body is sent only after its stream ended cleanly', async () => {
     const target = await upstream((_req, res) => {
       res.writeHead(200);
