@@ -1,0 +1,150 @@
+/**
+ * The admin API (its own listener, loopback by default): manage keys and buckets over JSON with a
+ * bearer token. Shapes match the CLI's --json output. Every failure is JSON
+ * `{"error": <code>, "detail": <what to do>}`.
+ */
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Config } from '../config.js';
+import { bucketToJson } from '../buckets/json.js';
+import { BucketValidationError, type AddBucketInput } from '../buckets/validate.js';
+import { isAccessKeyId } from '../crypto/keygen.js';
+import { createdKeyToJson, keyToJson } from '../keys/json.js';
+import { KeyValidationError, type CreateKeyInput } from '../keys/validate.js';
+import type { Store } from '../store/db.js';
+import { verifierForToken, type AdminTokenVerifier } from './admin-token.js';
+import { ADMIN_OPENAPI } from './openapi.js';
+
+export const ADMIN_BODY_LIMIT_BYTES = 64 * 1024;
+
+export interface AdminAppDeps {
+  config: Config;
+  store: Store;
+  /** The token itself, or a verifier (e.g. from the stored hash, see prepareAdminToken). */
+  adminToken: string | AdminTokenVerifier;
+}
+
+type ErrorCode = 'unauthorized' | 'invalid_request' | 'not_found' | 'conflict' | 'payload_too_large' | 'internal_error';
+type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500;
+
+const KEY_FIELDS = ['name', 'bucket', 'permissions', 'preset', 'expiresIn'] as const;
+const BUCKET_FIELDS = ['name', 'datacenter', 'upstreamBucket', 'endpoint', 'region'] as const;
+
+/** Thrown inside handlers for a 400 the error handler renders. */
+class InvalidRequest extends Error {}
+
+export function createAdminApp(deps: AdminAppDeps): Hono {
+  const { config, store } = deps;
+  const verify = typeof deps.adminToken === 'string' ? verifierForToken(deps.adminToken) : deps.adminToken;
+  const app = new Hono();
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+
+  app.use('*', async (c, next) => {
+    const token = bearerToken(c.req.header('authorization'));
+    if (token === null || !verify(token)) {
+      c.header('WWW-Authenticate', 'Bearer');
+      return fail(c, 401, 'unauthorized', 'Missing or invalid API key');
+    }
+    await next();
+  });
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: ADMIN_BODY_LIMIT_BYTES,
+      onError: (c) => fail(c, 413, 'payload_too_large', `Request bodies are limited to ${ADMIN_BODY_LIMIT_BYTES} bytes.`),
+    }),
+  );
+
+  app.get('/openapi.json', (c) => c.json(ADMIN_OPENAPI));
+
+  app.post('/v1/keys', async (c) => {
+    // Field types are checked by the key rules themselves (validateKeyInput), which the CLI shares.
+    const body = (await readJsonObject(c, KEY_FIELDS)) as unknown as CreateKeyInput;
+    const key = store.keys.create(body);
+    return c.json(createdKeyToJson(key, config), 201);
+  });
+
+  app.get('/v1/keys', (c) => {
+    const bucket = c.req.query('bucket');
+    return c.json(store.keys.list(bucket === undefined ? {} : { bucket }).map((key) => keyToJson(key, config)));
+  });
+
+  app.get('/v1/keys/:id', (c) => {
+    const id = c.req.param('id');
+    const key = isAccessKeyId(id) ? store.keys.get(id) : null;
+    return key ? c.json(keyToJson(key, config)) : keyNotFound(c, id);
+  });
+
+  app.delete('/v1/keys/:id', (c) => {
+    const id = c.req.param('id');
+    return isAccessKeyId(id) && store.keys.delete(id) ? c.body(null, 204) : keyNotFound(c, id);
+  });
+
+  app.post('/v1/buckets', async (c) => {
+    // Field types are checked by validateAddBucketInput, shared with the CLI.
+    const body = (await readJsonObject(c, BUCKET_FIELDS)) as unknown as AddBucketInput;
+    return c.json(bucketToJson(store.buckets.add(body)), 201);
+  });
+
+  app.get('/v1/buckets', (c) => c.json(store.buckets.list().map(bucketToJson)));
+
+  app.delete('/v1/buckets/:name', (c) => {
+    const name = c.req.param('name');
+    return store.buckets.remove(name)
+      ? c.body(null, 204)
+      : fail(c, 404, 'not_found', `Bucket "${name}" is not registered; GET /v1/buckets lists the registered ones.`);
+  });
+
+  app.notFound((c) => fail(c, 404, 'not_found', `No route ${c.req.method} ${c.req.path}; see GET /openapi.json.`));
+
+  app.onError((error, c) => {
+    if (error instanceof InvalidRequest || error instanceof KeyValidationError) {
+      return fail(c, 400, 'invalid_request', error.message);
+    }
+    if (error instanceof BucketValidationError) {
+      return error.problem === 'conflict'
+        ? fail(c, 409, 'conflict', error.message)
+        : fail(c, 400, 'invalid_request', error.message);
+    }
+    // Log the failure without request bodies (they can carry names a user considers private).
+    console.error(JSON.stringify({ level: 'error', msg: 'admin API error', method: c.req.method, path: c.req.path, error: String(error) }));
+    return fail(c, 500, 'internal_error', 'The admin API failed unexpectedly; the server log has details.');
+  });
+
+  return app;
+}
+
+function fail(c: Context, status: ErrorStatus, error: ErrorCode, detail: string): Response {
+  return c.json({ error, detail }, status);
+}
+
+function keyNotFound(c: Context, id: string): Response {
+  return fail(c, 404, 'not_found', `No access key "${id}"; GET /v1/keys lists the existing ones.`);
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or null for any other shape. */
+function bearerToken(header: string | undefined): string | null {
+  const match = /^Bearer +([^\s]+) *$/i.exec(header ?? '');
+  return match ? match[1]! : null;
+}
+
+/** Parses the body as a JSON object with only the given fields; anything else is a 400 saying what was wrong. */
+async function readJsonObject(c: Context, allowed: readonly string[]): Promise<Record<string, unknown>> {
+  const text = await c.req.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new InvalidRequest('The request body is not valid JSON; send a JSON object with Content-Type: application/json.');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new InvalidRequest(`The request body must be a JSON object with fields: ${allowed.join(', ')}.`);
+  }
+  const unknown = Object.keys(body).filter((field) => !allowed.includes(field));
+  if (unknown.length > 0) {
+    throw new InvalidRequest(`Unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((f) => `"${f}"`).join(', ')}; allowed: ${allowed.join(', ')}.`);
+  }
+  return body as Record<string, unknown>;
+}

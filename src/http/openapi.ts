@@ -1,0 +1,197 @@
+/**
+ * The admin API's OpenAPI 3.1 description, served at GET /openapi.json. Hand-written so it reads as
+ * documentation; test/admin checks that every route the app serves is described here.
+ */
+import { MAX_KEY_NAME_LENGTH } from '../keys/validate.js';
+import { PERMISSIONS, PRESETS } from '../keys/model.js';
+
+const json = (schema: object) => ({ 'application/json': { schema } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const errorResponse = (description: string) => ({ description, content: json(ref('Error')) });
+const UNAUTHORIZED = { $ref: '#/components/responses/Unauthorized' };
+const dateTime = { type: 'string', format: 'date-time' };
+const nullable = (schema: object) => ({ oneOf: [schema, { type: 'null' }] });
+
+export const ADMIN_OPENAPI = {
+  openapi: '3.1.0',
+  info: {
+    title: 'keygate admin API',
+    version: '1',
+    description:
+      'Manage scoped S3 access keys and the bucket registry of a keygate gateway. ' +
+      'Every route except /health needs `Authorization: Bearer <admin token>`.',
+  },
+  security: [{ bearerAuth: [] }],
+  paths: {
+    '/health': {
+      get: {
+        operationId: 'health',
+        summary: 'Liveness check',
+        security: [],
+        responses: { '200': { description: 'The admin API is up.', content: json({ type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] }) } },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        operationId: 'openapi',
+        summary: 'This document',
+        responses: { '200': { description: 'OpenAPI 3.1 document.', content: json({ type: 'object' }) }, '401': UNAUTHORIZED },
+      },
+    },
+    '/v1/keys': {
+      post: {
+        operationId: 'createKey',
+        summary: 'Create an access key',
+        description:
+          'Workspace keys (no bucket) take any non-empty subset of permissions, or a preset. Per-bucket keys take only ' +
+          'the presets read-only or read-write (or exactly their permission sets). The secret is returned only here.',
+        requestBody: { required: true, content: json(ref('CreateKeyRequest')) },
+        responses: {
+          '201': { description: 'Created. Store the secret now; it is never shown again.', content: json(ref('CreatedKey')) },
+          '400': errorResponse('Invalid request; `detail` says what to change.'),
+          '401': UNAUTHORIZED,
+          '413': errorResponse('Request body too large.'),
+        },
+      },
+      get: {
+        operationId: 'listKeys',
+        summary: 'List access keys (never includes secrets)',
+        parameters: [{ name: 'bucket', in: 'query', required: false, schema: { type: 'string' }, description: 'Only keys scoped to this bucket.' }],
+        responses: { '200': { description: 'Keys, oldest first.', content: json({ type: 'array', items: ref('Key') }) }, '401': UNAUTHORIZED },
+      },
+    },
+    '/v1/keys/{id}': {
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'Access key id (rs_ak_…).' }],
+      get: {
+        operationId: 'getKey',
+        summary: 'Show one access key',
+        responses: { '200': { description: 'The key.', content: json(ref('Key')) }, '401': UNAUTHORIZED, '404': errorResponse('No such key.') },
+      },
+      delete: {
+        operationId: 'deleteKey',
+        summary: 'Revoke an access key',
+        description: 'Takes effect on the gateway’s next request.',
+        responses: { '204': { description: 'Deleted.' }, '401': UNAUTHORIZED, '404': errorResponse('No such key.') },
+      },
+    },
+    '/v1/buckets': {
+      post: {
+        operationId: 'addBucket',
+        summary: 'Register a bucket',
+        description: 'Give a RunPod datacenter, or an endpoint with its region, or neither to use the default upstream.',
+        requestBody: { required: true, content: json(ref('AddBucketRequest')) },
+        responses: {
+          '201': { description: 'Registered.', content: json(ref('Bucket')) },
+          '400': errorResponse('Invalid request; `detail` says what to change.'),
+          '401': UNAUTHORIZED,
+          '409': errorResponse('The bucket is already registered.'),
+          '413': errorResponse('Request body too large.'),
+        },
+      },
+      get: {
+        operationId: 'listBuckets',
+        summary: 'List registered buckets',
+        responses: { '200': { description: 'Buckets by name.', content: json({ type: 'array', items: ref('Bucket') }) }, '401': UNAUTHORIZED },
+      },
+    },
+    '/v1/buckets/{name}': {
+      parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+      delete: {
+        operationId: 'removeBucket',
+        summary: 'Unregister a bucket',
+        description: 'Keys scoped to the bucket are kept; objects upstream are untouched.',
+        responses: { '204': { description: 'Removed.' }, '401': UNAUTHORIZED, '404': errorResponse('The bucket is not registered.') },
+      },
+    },
+  },
+  components: {
+    securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } },
+    responses: {
+      Unauthorized: {
+        description: 'Missing or invalid admin token.',
+        content: json({ ...ref('Error'), examples: [{ error: 'unauthorized', detail: 'Missing or invalid API key' }] }),
+      },
+    },
+    schemas: {
+      Permission: { type: 'string', enum: [...PERMISSIONS] },
+      Error: {
+        type: 'object',
+        required: ['error', 'detail'],
+        properties: {
+          error: { type: 'string', enum: ['unauthorized', 'invalid_request', 'not_found', 'conflict', 'payload_too_large', 'internal_error'] },
+          detail: { type: 'string' },
+        },
+      },
+      CreateKeyRequest: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: MAX_KEY_NAME_LENGTH },
+          bucket: { ...nullable({ type: 'string' }), description: 'Scope the key to one bucket.' },
+          permissions: { type: 'array', items: ref('Permission'), minItems: 1, description: 'Mutually exclusive with preset.' },
+          preset: { type: 'string', enum: Object.keys(PRESETS) },
+          expiresIn: {
+            ...nullable({ oneOf: [{ type: 'string', pattern: '^[0-9]+[smhd]?$' }, { type: 'integer', minimum: 1 }] }),
+            description: 'Lifetime: 30d, 12h, 15m, 3600s or seconds; at most 10 years.',
+          },
+        },
+      },
+      CreatedKey: {
+        type: 'object',
+        required: ['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt'],
+        properties: {
+          accessKeyId: { type: 'string', pattern: '^rs_ak_[a-z0-9]+_[0-9a-f]{40}$' },
+          secretAccessKey: { type: 'string', pattern: '^rs_sk_[a-z0-9]+_[0-9a-f]{64}$' },
+          name: { type: 'string' },
+          bucket: nullable({ type: 'string' }),
+          permissions: { type: 'array', items: ref('Permission') },
+          endpoint: { type: 'string', format: 'uri' },
+          region: { type: 'string' },
+          expiresAt: nullable(dateTime),
+          createdAt: dateTime,
+        },
+      },
+      Key: {
+        type: 'object',
+        required: ['accessKeyId', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'lastUsedAt'],
+        properties: {
+          accessKeyId: { type: 'string' },
+          name: { type: 'string' },
+          bucket: nullable({ type: 'string' }),
+          permissions: { type: 'array', items: ref('Permission') },
+          endpoint: { type: 'string', format: 'uri' },
+          region: { type: 'string' },
+          expiresAt: nullable(dateTime),
+          createdAt: dateTime,
+          lastUsedAt: { ...nullable(dateTime), description: 'Updated at most once a minute.' },
+        },
+      },
+      AddBucketRequest: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: {
+          name: { type: 'string', description: 'S3 bucket name rules (3-63 lowercase letters, digits, dots, hyphens).' },
+          datacenter: { ...nullable({ type: 'string' }), description: 'RunPod datacenter id, e.g. EU-RO-1.' },
+          upstreamBucket: { ...nullable({ type: 'string' }), description: 'Defaults to name.' },
+          endpoint: { ...nullable({ type: 'string', format: 'uri' }), description: 'Any S3 endpoint; needs region.' },
+          region: nullable({ type: 'string' }),
+        },
+      },
+      Bucket: {
+        type: 'object',
+        required: ['name', 'datacenter', 'endpoint', 'region', 'upstreamBucket', 'cors', 'createdAt'],
+        properties: {
+          name: { type: 'string' },
+          datacenter: nullable({ type: 'string' }),
+          endpoint: nullable({ type: 'string' }),
+          region: nullable({ type: 'string' }),
+          upstreamBucket: { type: 'string' },
+          cors: nullable({ type: 'array', items: { type: 'object' } }),
+          createdAt: dateTime,
+        },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,62 @@
+/**
+ * The JSON shapes of access keys, shared by `keygate keys … --json` and the admin API so scripts can
+ * use either interchangeably. Field order is part of the contract (DESIGN.md).
+ */
+import type { Config } from '../config.js';
+import type { AccessKey, AccessKeyWithSecret, Permission } from './model.js';
+
+/** Returned once, at creation. */
+export interface CreatedKeyJson {
+  accessKeyId: string;
+  secretAccessKey: string;
+  name: string;
+  bucket: string | null;
+  permissions: Permission[];
+  endpoint: string;
+  region: string;
+  expiresAt: string | null;
+  createdAt: string;
+}
+
+/** Listing/showing a key: the created shape without the secret, plus lastUsedAt. */
+export interface KeyJson {
+  accessKeyId: string;
+  name: string;
+  bucket: string | null;
+  permissions: Permission[];
+  endpoint: string;
+  region: string;
+  expiresAt: string | null;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+type Endpoint = Pick<Config, 'publicUrl' | 'region'>;
+
+export function createdKeyToJson(key: AccessKeyWithSecret, config: Endpoint): CreatedKeyJson {
+  return {
+    accessKeyId: key.accessKeyId,
+    secretAccessKey: key.secretAccessKey,
+    name: key.name,
+    bucket: key.bucket,
+    permissions: [...key.permissions],
+    endpoint: config.publicUrl,
+    region: config.region,
+    expiresAt: key.expiresAt?.toISOString() ?? null,
+    createdAt: key.createdAt.toISOString(),
+  };
+}
+
+export function keyToJson(key: AccessKey, config: Endpoint): KeyJson {
+  return {
+    accessKeyId: key.accessKeyId,
+    name: key.name,
+    bucket: key.bucket,
+    permissions: [...key.permissions],
+    endpoint: config.publicUrl,
+    region: config.region,
+    expiresAt: key.expiresAt?.toISOString() ?? null,
+    createdAt: key.createdAt.toISOString(),
+    lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * `keygate serve`: opens the store and starts the listeners. This module starts the admin API; the
+ * S3 listener (src/http/s3.ts) is attached here alongside it, sharing the same store and config.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
+import type { Config } from './config.js';
+import { createAdminApp } from './http/admin.js';
+import { prepareAdminToken } from './http/admin-token.js';
+import { openStore, type Store } from './store/db.js';
+
+export interface StartServerOptions {
+  /** Use this store instead of opening one (it is then not closed by close()). */
+  store?: Store;
+  /** Where startup lines (listening addresses, a generated admin token) go. Defaults to stdout. */
+  announce?: (text: string) => void;
+}
+
+export interface RunningServer {
+  /** e.g. http://127.0.0.1:9001 (the actual port when config.adminPort is 0). */
+  adminUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, options: StartServerOptions = {}): Promise<RunningServer> {
+  const announce = options.announce ?? ((text: string) => process.stdout.write(text));
+  const store = options.store ?? openStore(config);
+  try {
+    const adminToken = prepareAdminToken(config, { announce });
+    const adminApp = createAdminApp({ config, store, adminToken });
+    const adminServer = createServer(getRequestListener(adminApp.fetch));
+    await listen(adminServer, config.adminHost, config.adminPort, 'KEYGATE_ADMIN_HOST / KEYGATE_ADMIN_PORT');
+    const adminUrl = urlOf(adminServer, config.adminHost);
+    announce(`keygate admin API listening on ${adminUrl}\n`);
+    return {
+      adminUrl,
+      close: async () => {
+        await closeServer(adminServer);
+        if (!options.store) store.close();
+      },
+    };
+  } catch (error) {
+    if (!options.store) store.close();
+    throw error;
+  }
+}
+
+/** Listens, turning the usual bind failures into a message naming the setting to change. */
+export function listen(server: Server, host: string, port: number, settings: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === 'EADDRINUSE'
+          ? `port ${port} on ${host} is already in use (another keygate?)`
+          : error.code === 'EACCES'
+            ? `not allowed to listen on ${host}:${port}`
+            : `cannot listen on ${host}:${port} (${error.code ?? error.message})`;
+      reject(new ListenError(`${why}; change ${settings} or stop the other process.`));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export class ListenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ListenError';
+  }
+}
+
+function urlOf(server: Server, host: string): string {
+  const { port } = server.address() as AddressInfo;
+  const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  return `http://${shownHost}:${port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Idle keep-alive connections would otherwise hold close() open.
+    server.closeIdleConnections();
+  });
+}
