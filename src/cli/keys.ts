@@ -1,0 +1,247 @@
+/** `keygate keys create|list|show|delete`. */
+import type { Config } from '../config.js';
+import { isAccessKeyId } from '../crypto/keygen.js';
+import { createdKeyToJson, keyToJson } from '../keys/json.js';
+import { isExpired, type AccessKey, type AccessKeyWithSecret } from '../keys/model.js';
+import { KeyValidationError } from '../keys/validate.js';
+import { expectPositionals, flag, parseCommand, stringOption, stringOptions } from './args.js';
+import { CommandFailure, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
+import { formatDate, formatTable, pythonString, shellQuote } from './format.js';
+import { KEYS_USAGE } from './help.js';
+import type { CliIo } from './io.js';
+import { withStore } from './store.js';
+
+export async function runKeys(args: string[], io: CliIo): Promise<number> {
+  const [verb, ...rest] = args;
+  switch (verb) {
+    case 'create':
+      return createKey(rest, io);
+    case 'list':
+      return listKeys(rest, io);
+    case 'show':
+      return showKey(rest, io);
+    case 'delete':
+      return deleteKey(rest, io);
+    case undefined:
+      io.stderr(KEYS_USAGE);
+      return EXIT_USAGE;
+    case '--help':
+    case '-h':
+    case 'help':
+      io.stdout(KEYS_USAGE);
+      return EXIT_OK;
+    default:
+      throw new UsageError(`Unknown command "keys ${verb}"; use create, list, show or delete.`, 'keygate keys --help');
+  }
+}
+
+function createKey(args: string[], io: CliIo): number {
+  const help = 'keygate keys --help';
+  const parsed = parseCommand(
+    args,
+    {
+      name: { type: 'string' },
+      bucket: { type: 'string' },
+      perm: { type: 'string', multiple: true },
+      preset: { type: 'string' },
+      'expires-in': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    help,
+  );
+  if (parsed.help) return printHelp(io);
+  expectPositionals(parsed.positionals, [], help);
+  const name = stringOption(parsed, 'name');
+  if (name === undefined) throw new UsageError('Missing --name; name the key after who or what uses it, e.g. --name ci-uploader.', help);
+
+  const perm = stringOptions(parsed, 'perm');
+  return withStore(io, (store, config) => {
+    let key: AccessKeyWithSecret;
+    try {
+      key = store.keys.create({
+        name,
+        bucket: stringOption(parsed, 'bucket') ?? null,
+        // `--perm read,write` and `--perm read --perm write` both work.
+        permissions: perm?.flatMap((p) => p.split(',')).filter((p) => p.trim() !== ''),
+        preset: stringOption(parsed, 'preset'),
+        expiresIn: stringOption(parsed, 'expires-in') ?? null,
+      });
+    } catch (error) {
+      if (error instanceof KeyValidationError) throw new UsageError(cliWording(error.message), help);
+      throw error;
+    }
+    if (flag(parsed, 'json')) {
+      io.stdout(`${JSON.stringify(createdKeyToJson(key, config))}\n`);
+    } else {
+      io.stdout(describeCreatedKey(key, config));
+    }
+    warnIfUnroutable(key.bucket, store.buckets.get.bind(store.buckets), config, io);
+    return EXIT_OK;
+  });
+}
+
+function listKeys(args: string[], io: CliIo): number {
+  const help = 'keygate keys --help';
+  const parsed = parseCommand(args, { bucket: { type: 'string' }, json: { type: 'boolean' } }, help);
+  if (parsed.help) return printHelp(io);
+  expectPositionals(parsed.positionals, [], help);
+  const bucket = stringOption(parsed, 'bucket');
+  return withStore(io, (store, config) => {
+    const keys = store.keys.list(bucket === undefined ? {} : { bucket });
+    if (flag(parsed, 'json')) {
+      io.stdout(`${JSON.stringify(keys.map((key) => keyToJson(key, config)), null, 2)}\n`);
+    } else if (keys.length === 0) {
+      io.stdout(
+        bucket === undefined
+          ? 'No access keys yet. Create one with: keygate keys create --name NAME --preset read-only\n'
+          : `No access keys for bucket ${bucket}. Create one with: keygate keys create --name NAME --bucket ${bucket} --preset read-only\n`,
+      );
+    } else {
+      const now = new Date();
+      io.stdout(
+        formatTable(
+          ['ACCESS KEY ID', 'NAME', 'SCOPE', 'PERMISSIONS', 'EXPIRES', 'LAST USED', 'CREATED'],
+          keys.map((key) => [
+            key.accessKeyId,
+            key.name,
+            scopeOf(key),
+            key.permissions.join(','),
+            expiryOf(key, now),
+            formatDate(key.lastUsedAt, 'never'),
+            formatDate(key.createdAt),
+          ]),
+        ),
+      );
+    }
+    return EXIT_OK;
+  });
+}
+
+function showKey(args: string[], io: CliIo): number {
+  const help = 'keygate keys --help';
+  const parsed = parseCommand(args, { json: { type: 'boolean' } }, help);
+  if (parsed.help) return printHelp(io);
+  const [id] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID'], help) as [string];
+  assertAccessKeyId(id, help);
+  return withStore(io, (store, config) => {
+    const key = store.keys.get(id);
+    if (!key) throw new CommandFailure(`No access key ${id}; see the existing ones with: keygate keys list`);
+    if (flag(parsed, 'json')) {
+      io.stdout(`${JSON.stringify(keyToJson(key, config), null, 2)}\n`);
+    } else {
+      io.stdout(
+        formatTable(
+          ['FIELD', 'VALUE'],
+          [
+            ['Access key ID', key.accessKeyId],
+            ['Name', key.name],
+            ['Scope', scopeOf(key)],
+            ['Permissions', key.permissions.join(',')],
+            ['Expires', expiryOf(key, new Date())],
+            ['Last used', formatDate(key.lastUsedAt, 'never')],
+            ['Created', formatDate(key.createdAt)],
+            ['Endpoint', config.publicUrl],
+            ['Region', config.region],
+          ],
+        ).replace(/^FIELD.*\n/, ''),
+      );
+    }
+    return EXIT_OK;
+  });
+}
+
+function deleteKey(args: string[], io: CliIo): number {
+  const help = 'keygate keys --help';
+  const parsed = parseCommand(args, {}, help);
+  if (parsed.help) return printHelp(io);
+  const [id] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID'], help) as [string];
+  assertAccessKeyId(id, help);
+  return withStore(io, (store) => {
+    const key = store.keys.get(id);
+    if (!key || !store.keys.delete(id)) throw new CommandFailure(`No access key ${id}; see the existing ones with: keygate keys list`);
+    io.stdout(`Deleted access key ${id} (${key.name}). Requests signed with it are refused from now on.\n`);
+    return EXIT_OK;
+  });
+}
+
+function describeCreatedKey(key: AccessKeyWithSecret, config: Config): string {
+  const bucketValue = key.bucket ?? 'YOUR_BUCKET';
+  const scope = key.bucket === null ? `workspace-wide, ${key.permissions.join(',')}` : `bucket ${key.bucket}, ${key.permissions.join(',')}`;
+  const boto3Config = config.domain === null;
+  const lines = [
+    `Created access key "${key.name}" (${scope}${key.expiresAt ? `, expires ${formatDate(key.expiresAt)}` : ''}).`,
+    '',
+    `  Access key ID      ${key.accessKeyId}`,
+    `  Secret access key  ${key.secretAccessKey}`,
+    `  Endpoint           ${config.publicUrl}`,
+    `  Region             ${config.region}`,
+    '',
+    'The secret access key is shown only this once and cannot be retrieved later. Store it now.',
+    '',
+    'Environment:',
+    `  export S3_ENDPOINT_URL=${shellQuote(config.publicUrl)}`,
+    `  export S3_ACCESS_KEY_ID=${key.accessKeyId}`,
+    `  export S3_SECRET_ACCESS_KEY=${key.secretAccessKey}`,
+    `  export S3_REGION=${shellQuote(config.region)}`,
+    `  export S3_BUCKET=${shellQuote(bucketValue)}${key.bucket === null ? '  # any bucket this key may use' : ''}`,
+    '',
+    'boto3:',
+    '  import boto3',
+    ...(boto3Config ? ['  from botocore.config import Config'] : []),
+    '',
+    '  s3 = boto3.client(',
+    '      "s3",',
+    `      endpoint_url=${pythonString(config.publicUrl)},`,
+    `      aws_access_key_id=${pythonString(key.accessKeyId)},`,
+    `      aws_secret_access_key=${pythonString(key.secretAccessKey)},`,
+    `      region_name=${pythonString(config.region)},`,
+    // Without KEYGATE_DOMAIN the gateway only understands path-style addressing.
+    ...(boto3Config ? ['      config=Config(s3={"addressing_style": "path"}),'] : []),
+    '  )',
+    `  print(s3.list_objects_v2(Bucket=${pythonString(bucketValue)}).get("KeyCount"))`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+/** A heads-up (stderr) when the server would not know where a bucket key's bucket lives. */
+function warnIfUnroutable(
+  bucket: string | null,
+  getBucket: (name: string) => unknown,
+  config: Config,
+  io: CliIo,
+): void {
+  if (bucket === null || getBucket(bucket) !== null) return;
+  if (config.defaultUpstream !== null || config.runpodApiKey !== null) return;
+  io.stderr(
+    `Note: bucket ${bucket} is not registered and neither KEYGATE_UPSTREAM_ENDPOINT nor RUNPOD_API_KEY is set; ` +
+      `register it so the gateway can route it: keygate buckets add ${bucket} --datacenter DC\n`,
+  );
+}
+
+/** The shared validation messages name API concepts; on the command line, name the flags. */
+function cliWording(message: string): string {
+  return message
+    .replace(/\bpreset (read-only) or (read-write)\b/g, '--preset $1 or --preset $2')
+    .replace(/^Say what the key may do: permissions/, 'Say what the key may do: --perm')
+    .replace(/or a preset \(/, 'or --preset (')
+    .replace(/^Give either permissions or a preset, not both\./, 'Give either --perm or --preset, not both.');
+}
+
+function assertAccessKeyId(id: string, help: string): void {
+  if (!isAccessKeyId(id)) throw new UsageError(`"${id}" is not an access key id; they look like rs_ak_live_<40 hex digits>.`, help);
+}
+
+function scopeOf(key: AccessKey): string {
+  return key.bucket === null ? 'workspace' : `bucket:${key.bucket}`;
+}
+
+function expiryOf(key: AccessKey, now: Date): string {
+  if (key.expiresAt === null) return 'never';
+  return isExpired(key, now) ? `${formatDate(key.expiresAt)} (expired)` : formatDate(key.expiresAt);
+}
+
+function printHelp(io: CliIo): number {
+  io.stdout(KEYS_USAGE);
+  return EXIT_OK;
+}

@@ -1,0 +1,285 @@
+/**
+ * The real `keygate` CLI in child processes (tsx), on throwaway data dirs: output shapes, exit codes,
+ * and error messages.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CLI_ENTRY, REPO_ROOT, TEST_MASTER_KEY_HEX, freePort, makeTempDirs, runCliProcess } from '../helpers/keygate-cli.js';
+
+const dirs = makeTempDirs();
+afterAll(() => dirs.cleanup());
+
+const PUBLIC_URL = 'https://s3.example.test:8443';
+let env: Record<string, string>;
+beforeAll(() => {
+  env = { KEYGATE_DATA_DIR: dirs.make(), KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_PUBLIC_URL: PUBLIC_URL, KEYGATE_REGION: 'us-east-1' };
+});
+
+const keygate = (...args: string[]) => runCliProcess(args, env);
+
+function expectNoStackTrace(text: string): void {
+  expect(text).not.toMatch(/\n\s+at .+:\d+:\d+/);
+  expect(text).not.toMatch(/Error: /);
+}
+
+describe('keys create', () => {
+  it('--json prints exactly the documented object', async () => {
+    const result = await keygate('keys', 'create', '--name', 'ci uploader', '--bucket', 'my-data', '--preset', 'read-write', '--expires-in', '30d', '--json');
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split('\n')).toHaveLength(1);
+    const json = JSON.parse(result.stdout);
+    expect(Object.keys(json)).toEqual(['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt']);
+    expect(json.accessKeyId).toMatch(/^rs_ak_live_[0-9a-f]{40}$/);
+    expect(json.secretAccessKey).toMatch(/^rs_sk_live_[0-9a-f]{64}$/);
+    expect(json).toMatchObject({ name: 'ci uploader', bucket: 'my-data', permissions: ['read', 'write'], endpoint: PUBLIC_URL, region: 'us-east-1' });
+    expect(json.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Date.parse(json.expiresAt) - Date.parse(json.createdAt)).toBe(30 * 86_400_000);
+    // The unregistered-bucket note goes to stderr so stdout stays parseable.
+    expect(result.stderr).toMatch(/not registered/);
+  });
+
+  it('--json for a workspace key without expiry has null bucket and expiresAt', async () => {
+    const result = await keygate('keys', 'create', '--name', 'ops', '--perm', 'read,delete', '--perm', 'admin', '--json');
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ bucket: null, permissions: ['read', 'delete', 'admin'], expiresAt: null });
+  });
+
+  it('human output shows the secret once with a warning, an env block and a boto3 snippet', async () => {
+    const result = await keygate('keys', 'create', '--name', 'notebook', '--bucket', 'abc123xyz9', '--preset', 'read-only');
+    expect(result.code).toBe(0);
+    const out = result.stdout;
+    const id = /rs_ak_live_[0-9a-f]{40}/.exec(out)?.[0];
+    const secret = /rs_sk_live_[0-9a-f]{64}/.exec(out)?.[0];
+    expect(id).toBeDefined();
+    expect(secret).toBeDefined();
+    expect(out).toMatch(/shown only this once/);
+    expect(out).toContain(`Endpoint           ${PUBLIC_URL}`);
+    expect(out).toContain('Region             us-east-1');
+    for (const line of [
+      `export S3_ENDPOINT_URL=${PUBLIC_URL}`,
+      `export S3_ACCESS_KEY_ID=${id}`,
+      `export S3_SECRET_ACCESS_KEY=${secret}`,
+      'export S3_REGION=us-east-1',
+      'export S3_BUCKET=abc123xyz9',
+      'import boto3',
+      `endpoint_url="${PUBLIC_URL}"`,
+      `aws_access_key_id="${id}"`,
+      `aws_secret_access_key="${secret}"`,
+      'region_name="us-east-1"',
+      'addressing_style": "path"',
+      'Bucket="abc123xyz9"',
+    ]) {
+      expect(out).toContain(line);
+    }
+  });
+
+  // The full table of usage errors runs in-process (test/cli/run.test.ts); these prove the exit code reaches the shell.
+  it.concurrent.for([
+    [['keys', 'create', '--name', 'x', '--bucket', 'my-data', '--perm', 'read,admin'], /cannot have admin/],
+    [['keys', 'create', '--name', 'x', '--preset', 'read-only', '--admin'], /Unknown option '--admin'/],
+    [['keys', 'show'], /Missing ACCESS_KEY_ID/],
+    [['frobnicate'], /Unknown command "frobnicate"/],
+  ] as Array<[string[], RegExp]>)('usage error %j exits 2 with a hint', async ([args, message], { expect }) => {
+    const result = await keygate(...args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).toMatch(/Run `keygate .*--help` for usage\./);
+    expect(result.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);
+    expect(result.stdout).toBe('');
+  });
+});
+
+describe('keys list / show / delete', () => {
+  it('lists, shows and deletes keys in human and JSON form', async () => {
+    const listEnv = { ...env, KEYGATE_DATA_DIR: dirs.make() };
+    const run = (...args: string[]) => runCliProcess(args, listEnv);
+    const empty = await run('keys', 'list');
+    expect(empty.code).toBe(0);
+    expect(empty.stdout).toMatch(/No access keys yet/);
+    expect(JSON.parse((await run('keys', 'list', '--json')).stdout)).toEqual([]);
+
+    const a = JSON.parse((await run('keys', 'create', '--name', 'alpha', '--preset', 'read-only', '--json')).stdout);
+    const b = JSON.parse((await run('keys', 'create', '--name', 'beta', '--bucket', 'my-data', '--preset', 'read-write', '--expires-in', '12h', '--json')).stdout);
+
+    const table = await run('keys', 'list');
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ACCESS KEY ID\s+NAME\s+SCOPE\s+PERMISSIONS\s+EXPIRES\s+LAST USED\s+CREATED$/);
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toMatch(new RegExp(`^${a.accessKeyId}\\s+alpha\\s+workspace\\s+read\\s+never\\s+never\\s+\\d{4}-`));
+    expect(lines[2]).toMatch(new RegExp(`^${b.accessKeyId}\\s+beta\\s+bucket:my-data\\s+read,write\\s+\\d{4}-`));
+    // Columns are aligned: NAME starts at the same offset on every line.
+    const nameColumn = lines[0]!.indexOf('NAME');
+    expect(lines[1]!.indexOf('alpha')).toBe(nameColumn);
+    expect(lines[2]!.indexOf('beta')).toBe(nameColumn);
+    expect(table.stdout).not.toContain('rs_sk_');
+
+    const listed = JSON.parse((await run('keys', 'list', '--json')).stdout);
+    const { secretAccessKey: _a, ...aPublic } = a;
+    const { secretAccessKey: _b, ...bPublic } = b;
+    expect(listed).toEqual([
+      { ...aPublic, lastUsedAt: null },
+      { ...bPublic, lastUsedAt: null },
+    ]);
+    expect(JSON.parse((await run('keys', 'list', '--bucket', 'my-data', '--json')).stdout).map((k: { name: string }) => k.name)).toEqual(['beta']);
+
+    const shown = await run('keys', 'show', b.accessKeyId);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/Name\s+beta/);
+    expect(shown.stdout).toMatch(/Scope\s+bucket:my-data/);
+    expect(shown.stdout).not.toContain('rs_sk_');
+    expect(JSON.parse((await run('keys', 'show', b.accessKeyId, '--json')).stdout)).toEqual({ ...bPublic, lastUsedAt: null });
+
+    const deleted = await run('keys', 'delete', a.accessKeyId);
+    expect(deleted.code).toBe(0);
+    expect(deleted.stdout).toContain(`Deleted access key ${a.accessKeyId}`);
+    const gone = await run('keys', 'show', a.accessKeyId);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/No access key .*keygate keys list/);
+    const again = await run('keys', 'delete', a.accessKeyId);
+    expect(again.code).toBe(1);
+    expectNoStackTrace(again.stderr);
+    expect(JSON.parse((await run('keys', 'list', '--json')).stdout)).toHaveLength(1);
+  });
+});
+
+describe('buckets', () => {
+  it('adds, lists and removes buckets', async () => {
+    const bucketEnv = { ...env, KEYGATE_DATA_DIR: dirs.make() };
+    const run = (...args: string[]) => runCliProcess(args, bucketEnv);
+    const added = await run('buckets', 'add', 'abc123xyz9', '--datacenter', 'eu-ro-1');
+    expect(added.code).toBe(0);
+    expect(added.stdout).toMatch(/Registered bucket abc123xyz9 -> RunPod EU-RO-1/);
+    expect(added.stderr).toMatch(/RUNPOD_S3_ACCESS_KEY/);
+    expect((await run('buckets', 'add', 'minio-data', '--endpoint', 'http://127.0.0.1:9000', '--region', 'us-east-1', '--upstream-bucket', 'real')).code).toBe(0);
+
+    const duplicate = await run('buckets', 'add', 'abc123xyz9', '--datacenter', 'US-KS-2');
+    expect(duplicate.code).toBe(1);
+    expect(duplicate.stderr).toMatch(/already registered; remove it first/);
+
+    const table = await run('buckets', 'list');
+    expect(table.stdout).toMatch(/^NAME\s+UPSTREAM\s+UPSTREAM BUCKET\s+CREATED\n/);
+    expect(table.stdout).toMatch(/abc123xyz9\s+RunPod EU-RO-1\s+abc123xyz9/);
+    expect(table.stdout).toMatch(/minio-data\s+http:\/\/127\.0\.0\.1:9000 \(us-east-1\)\s+real/);
+
+    const json = JSON.parse((await run('buckets', 'list', '--json')).stdout);
+    expect(json).toEqual([
+      expect.objectContaining({ name: 'abc123xyz9', datacenter: 'EU-RO-1', endpoint: null, region: null, upstreamBucket: 'abc123xyz9', cors: null }),
+      expect.objectContaining({ name: 'minio-data', datacenter: null, endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', upstreamBucket: 'real' }),
+    ]);
+
+    await run('keys', 'create', '--name', 'scoped', '--bucket', 'minio-data', '--preset', 'read-only');
+    const removed = await run('buckets', 'remove', 'minio-data');
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).toMatch(/Removed bucket minio-data/);
+    expect(removed.stdout).toMatch(/1 key scoped to minio-data remains/);
+    const missing = await run('buckets', 'remove', 'minio-data');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/not registered/);
+    expect(JSON.parse((await run('buckets', 'list', '--json')).stdout).map((b: { name: string }) => b.name)).toEqual(['abc123xyz9']);
+  });
+});
+
+describe('process-level behavior', () => {
+  it('prints usage: no arguments exits 2, --help exits 0', async () => {
+    const [none, help, keysHelp, bucketsHelp] = await Promise.all([keygate(), keygate('--help'), keygate('keys', '--help'), keygate('buckets', 'add', '--help')]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/Usage:/);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/keygate serve/);
+    expect(keysHelp.code).toBe(0);
+    expect(keysHelp.stdout).toMatch(/--preset read-only\|read-write/);
+    expect(bucketsHelp.code).toBe(0);
+    expect(bucketsHelp.stdout).toMatch(/--datacenter DC/);
+  });
+
+  it('presign and buckets sync are not available yet (exit 2)', async () => {
+    const [presign, sync] = await Promise.all([keygate('presign', 'rs_ak_live_x', 's3://b/k'), keygate('buckets', 'sync')]);
+    expect(presign.code).toBe(2);
+    expect(presign.stderr).toMatch(/not available yet/);
+    expect(sync.code).toBe(2);
+    expect(sync.stderr).toMatch(/not available yet/);
+  });
+
+  it.each([
+    [{ KEYGATE_PORT: 'nine thousand' }, 'KEYGATE_PORT'],
+    [{ KEYGATE_MASTER_KEY: 'too-short' }, 'KEYGATE_MASTER_KEY'],
+    [{ KEYGATE_PUBLIC_URL: 'localhost' }, 'KEYGATE_PUBLIC_URL'],
+  ])('bad configuration %j exits 78 naming %s', async (bad, variable) => {
+    const result = await runCliProcess(['keys', 'list'], { ...env, ...bad });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain(`configuration error: ${variable}:`);
+    expectNoStackTrace(result.stderr);
+  });
+
+  it('a wrong master key for an existing database exits 78', async () => {
+    const result = await runCliProcess(['keys', 'list'], { ...env, KEYGATE_MASTER_KEY: '99'.repeat(32) });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toMatch(/KEYGATE_MASTER_KEY: does not match/);
+  });
+
+  it('an unusable data dir exits 1 naming KEYGATE_DATA_DIR', async () => {
+    const file = path.join(dirs.make(), 'a-file');
+    writeFileSync(file, '');
+    const result = await runCliProcess(['keys', 'list'], { ...env, KEYGATE_DATA_DIR: path.join(file, 'data') });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/KEYGATE_DATA_DIR/);
+    expectNoStackTrace(result.stderr);
+  });
+});
+
+describe('serve', () => {
+  it('generates and prints the admin token once, serves the admin API, stops on SIGTERM', async () => {
+    const dataDir = dirs.make();
+    const adminPort = await freePort();
+    const serveEnv = { KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(await freePort()) };
+    const first = await runServe(serveEnv, adminPort);
+    const token = /^ {2}([A-Za-z0-9_-]{43})$/m.exec(first.stdout)?.[1];
+    expect(token).toBeDefined();
+    expect(readFileSync(path.join(dataDir, 'admin-token.sha256'), 'utf8')).not.toContain(token!);
+    expect(first.code).toBe(0);
+    expect(first.authorized).toBe(200);
+    expect(first.unauthorized).toBe(401);
+
+    // Second start: no new token, the first one still works.
+    const second = await runServe(serveEnv, adminPort, token);
+    expect(second.stdout).not.toMatch(/Generated an admin API token/);
+    expect(second.authorized).toBe(200);
+    expect(second.code).toBe(0);
+  });
+});
+
+/** Starts `keygate serve`, waits for /health, probes auth, then SIGTERMs it. */
+async function runServe(serveEnv: Record<string, string>, adminPort: number, knownToken?: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, 'serve'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...serveEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const base = `http://127.0.0.1:${adminPort}`;
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`serve exited early:\n${stdout}\n${stderr}`);
+      const ok = await fetch(`${base}/health`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`serve did not start:\n${stdout}\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const token = knownToken ?? /^ {2}([A-Za-z0-9_-]{43})$/m.exec(stdout)?.[1] ?? '';
+    const authorized = (await fetch(`${base}/v1/keys`, { headers: { authorization: `Bearer ${token}` } })).status;
+    const unauthorized = (await fetch(`${base}/v1/keys`, { headers: { authorization: 'Bearer wrong' } })).status;
+    child.kill('SIGTERM');
+    const code = await exited;
+    return { stdout, stderr, code, authorized, unauthorized };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
