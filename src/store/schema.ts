@@ -25,7 +25,8 @@ export const accessKeys = sqliteTable(
   },
   (table) => [
     index('access_keys_bucket_idx').on(table.bucket),
-    // Defense in depth: a row edited by hand still cannot become a malformed key.
+    // Defense in depth: a row edited by hand still cannot become a malformed key. The last check
+    // mirrors PRESETS (src/keys/model.ts); changing the presets needs a new migration.
     check('access_keys_kind_check', sql`${table.kind} IN ('workspace', 'bucket')`),
     check('access_keys_bucket_matches_kind', sql`(${table.kind} = 'bucket') = (${table.bucket} IS NOT NULL)`),
     check('access_keys_bucket_no_delete_admin', sql`${table.kind} = 'workspace' OR ${table.permissions} IN ('read', 'read,write')`),
