@@ -39,6 +39,11 @@ export interface Config {
   /** datacenter id (upper case) -> endpoint URL override. */
   runpodEndpoints: Record<string, URL> | null;
   runpodRestUrl: string;
+  /**
+   * Whether the default upstream decodes aws-chunked bodies with trailing checksums
+   * (KEYGATE_UPSTREAM_TRAILING_CHECKSUMS, default on; s3rver and some small servers need it off).
+   */
+  upstreamTrailingChecksums: boolean;
   /** Include StringToSign/CanonicalRequest in SignatureDoesNotMatch errors (KEYGATE_DEBUG_SIGNATURES=1). */
   debugSignatures: boolean;
 }
@@ -102,6 +107,7 @@ export function loadConfig(env: Env = process.env): Config {
       /\/+$/,
       '',
     ),
+    upstreamTrailingChecksums: parseBoolean('KEYGATE_UPSTREAM_TRAILING_CHECKSUMS', get('KEYGATE_UPSTREAM_TRAILING_CHECKSUMS') ?? '1'),
     debugSignatures: parseBoolean('KEYGATE_DEBUG_SIGNATURES', get('KEYGATE_DEBUG_SIGNATURES')),
   };
 }

@@ -8,7 +8,10 @@ import { getRequestListener } from '@hono/node-server';
 import type { Config } from './config.js';
 import { createAdminApp } from './http/admin.js';
 import { prepareAdminToken } from './http/admin-token.js';
+import { attachExpectContinue, createS3Listener } from './http/s3.js';
 import { openStore, type Store } from './store/db.js';
+import { closeUpstreamConnections } from './upstream/forward.js';
+import { UpstreamResolver } from './upstream/resolver.js';
 
 export interface StartServerOptions {
   /** Use this store instead of opening one (it is then not closed by close()). */
@@ -20,6 +23,8 @@ export interface StartServerOptions {
 export interface RunningServer {
   /** e.g. http://127.0.0.1:9001 (the actual port when config.adminPort is 0). */
   adminUrl: string;
+  /** The S3 endpoint as bound, e.g. http://localhost:9000. */
+  s3Url: string;
   close(): Promise<void>;
 }
 
@@ -33,10 +38,29 @@ export async function startServer(config: Config, options: StartServerOptions = 
     await listen(adminServer, config.adminHost, config.adminPort, 'KEYGATE_ADMIN_HOST / KEYGATE_ADMIN_PORT');
     const adminUrl = urlOf(adminServer, config.adminHost);
     announce(`keygate admin API listening on ${adminUrl}\n`);
+
+    const resolver = new UpstreamResolver({
+      config,
+      registry: store.buckets,
+      genericCapabilities: { trailingChecksums: config.upstreamTrailingChecksums },
+    });
+    const s3Listener = createS3Listener({ config, store, resolver });
+    const s3Server = createServer(s3Listener);
+    attachExpectContinue(s3Server, s3Listener);
+    try {
+      await listen(s3Server, config.host, config.port, 'KEYGATE_HOST / KEYGATE_PORT');
+    } catch (error) {
+      await closeServer(adminServer);
+      throw error;
+    }
+    const s3Url = urlOf(s3Server, config.host);
+    announce(`keygate S3 endpoint listening on ${s3Url} (public URL ${config.publicUrl}, region ${config.region})\n`);
     return {
       adminUrl,
+      s3Url,
       close: async () => {
-        await closeServer(adminServer);
+        await Promise.all([closeServer(adminServer), closeServer(s3Server)]);
+        await closeUpstreamConnections();
         if (!options.store) store.close();
       },
     };

@@ -1,0 +1,159 @@
+/**
+ * The S3 listener: one request = parse address -> verify SigV4 -> classify -> authorize ->
+ * handle (synthesize or stream upstream). Hono routes the few non-S3 paths; everything else is
+ * handled on Node's raw request/response so the exact request target (needed for SigV4, and for
+ * keys containing `..` or `//`) and streaming with backpressure are preserved.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Hono } from 'hono';
+import { getRequestListener, type HttpBindings } from '@hono/node-server';
+import { authorize } from '../authz.js';
+import type { Config } from '../config.js';
+import type { AccessKey } from '../keys/model.js';
+import { parseAddress, type S3Address } from '../s3/address.js';
+import { S3Error } from '../s3/errors.js';
+import { handleOperation, type HandlerDeps } from '../s3/handlers.js';
+import { classify } from '../s3/operations.js';
+import { pipeline } from 'node:stream/promises';
+import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
+import { verifyRequest } from '../sigv4/verify.js';
+import type { VerifiedRequest } from '../sigv4/types.js';
+import type { Store } from '../store/db.js';
+import type { UpstreamResolver } from '../upstream/resolver.js';
+import { newRequestId, sendError } from './respond.js';
+
+export const S3_HEALTH_PATH = '/_health';
+
+export interface S3AppDeps {
+  config: Config;
+  store: Store;
+  resolver: UpstreamResolver;
+}
+
+/** Marks requests that arrived with `Expect: 100-continue` (see attachExpectContinue). */
+const EXPECTS_CONTINUE = Symbol('keygate.expectsContinue');
+type GatewayRequest = IncomingMessage & { [EXPECTS_CONTINUE]?: boolean };
+
+/** The non-S3 routes of the S3 listener (health); `_` cannot appear in bucket names, so none shadows a bucket. */
+export function createS3ServiceApp(): Hono<{ Bindings: HttpBindings }> {
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  app.get(S3_HEALTH_PATH, (c) => c.json({ status: 'ok' }));
+  return app;
+}
+
+/**
+ * The Node request listener of the S3 listener. S3 requests bypass Hono's Request/Response
+ * objects: Hono rewrites HEAD responses and normalizes URLs, and we need the raw request target
+ * and Node streams end to end.
+ */
+export function createS3Listener(deps: S3AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const handlerDeps: HandlerDeps = { resolver: deps.resolver, region: deps.config.region };
+  const serviceListener = getRequestListener(createS3ServiceApp().fetch);
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === S3_HEALTH_PATH) void serviceListener(req, res);
+    else void handleS3Request(deps, handlerDeps, req, res);
+  };
+}
+
+/**
+ * Node answers `Expect: 100-continue` itself unless `checkContinue` is handled. We handle it so an
+ * unauthorized upload is refused before the client sends its body.
+ */
+export function attachExpectContinue(server: Server, listener: (req: IncomingMessage, res: ServerResponse) => void): void {
+  server.on('checkContinue', (req: GatewayRequest, res: ServerResponse) => {
+    req[EXPECTS_CONTINUE] = true;
+    listener(req, res);
+  });
+}
+
+async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: GatewayRequest, res: ServerResponse): Promise<void> {
+  const requestId = newRequestId();
+  res.setHeader('x-amz-request-id', requestId);
+  res.setHeader('server', 'keygate');
+  const requestTarget = req.url ?? '/';
+  let resource = requestTarget.split('?', 1)[0] ?? '/';
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(new S3Error('RequestTimeout', 'The client closed the connection.'));
+  };
+  res.on('close', onClose);
+  try {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const address: S3Address = parseAddress(requestTarget, req.headers.host, deps.config.domain);
+    resource = address.rawPath;
+    const verified = verify(deps, req, method, address);
+    const operation = classify(method, address, req.headers);
+    authorize(verified.key, operation);
+    deps.store.keys.touchLastUsed(verified.accessKeyId);
+
+    const contentLength = bodyLength(req, verified) ?? 0;
+    // PUT/POST always run through the payload verifier, even when empty: a signed payload hash or
+    // an aws-chunked final-chunk signature still has to be checked.
+    const hasBody = method === 'PUT' || method === 'POST' || contentLength > 0;
+    if (req[EXPECTS_CONTINUE]) res.writeContinue();
+    let body: PayloadVerifier | null = null;
+    if (hasBody) {
+      // CompleteMultipartUpload's x-amz-checksum-* headers describe the whole object, not its XML body.
+      const checksumHeaders = operation.name === 'CompleteMultipartUpload' ? 'ignore' : 'verify';
+      const verifier = createPayloadVerifier(verified, req.headersDistinct, { checksumHeaders, debug: deps.config.debugSignatures });
+      // pipeline (not pipe) so a client abort destroys the verifier and with it the upstream request.
+      pipeline(req, verifier).catch(() => undefined);
+      body = verifier;
+    } else {
+      req.resume();
+    }
+    await handleOperation(handlerDeps, {
+      operation,
+      key: verified.key,
+      headers: req.headers,
+      body,
+      contentLength: hasBody ? contentLength : null,
+      checksums: body !== null ? { get: () => body.checksums } : undefined,
+      signal: abort.signal,
+      res,
+    });
+  } catch (error) {
+    if (abort.signal.aborted && res.destroyed) return;
+    sendError(req, res, error, requestId, resource);
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+function verify(deps: S3AppDeps, req: IncomingMessage, method: string, address: S3Address): VerifiedRequest<AccessKey> {
+  return verifyRequest<AccessKey>(
+    // headersDistinct keeps repeated headers apart: SigV4 joins them with ',' where Node uses ', '.
+    { method, rawPath: address.rawPath, rawQuery: address.rawQuery, headers: req.headersDistinct },
+    {
+      lookup: (accessKeyId) => {
+        const found = deps.store.keys.findWithSecret(accessKeyId);
+        if (!found) return undefined;
+        const { secretAccessKey, ...key } = found;
+        return { secretAccessKey, key };
+      },
+      regions: deps.config.acceptedRegions,
+      debug: deps.config.debugSignatures,
+    },
+  );
+}
+
+/** The decoded body length: x-amz-decoded-content-length for aws-chunked bodies, else Content-Length. */
+function bodyLength(req: IncomingMessage, verified: VerifiedRequest<AccessKey>): number | null {
+  const chunked = verified.payload.kind === 'streaming-signed' || verified.payload.kind === 'streaming-unsigned-trailer';
+  if (chunked) {
+    if (verified.decodedContentLength === null) {
+      throw new S3Error('MissingContentLength', 'aws-chunked uploads must send x-amz-decoded-content-length.');
+    }
+    return verified.decodedContentLength;
+  }
+  const header = req.headers['content-length'];
+  if (header !== undefined) {
+    if (!/^\d+$/.test(header)) throw new S3Error('InvalidArgument', 'Content-Length must be a non-negative integer.');
+    return Number(header);
+  }
+  if (req.headers['transfer-encoding'] !== undefined) {
+    throw new S3Error('MissingContentLength', 'Send Content-Length (or aws-chunked with x-amz-decoded-content-length); S3 does not accept plain chunked uploads.');
+  }
+  return null;
+}

@@ -1,0 +1,206 @@
+/**
+ * What the gateway does for each authorized operation: answer it itself (ListBuckets,
+ * GetBucketLocation, DeleteObjects), refuse what the upstream cannot do, or stream it through.
+ */
+import type { ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { authorizeBucketAction, canSeeBucket } from '../authz.js';
+import type { AccessKey } from '../keys/model.js';
+import type { UpstreamResolver } from '../upstream/resolver.js';
+import type { UpstreamTarget } from '../upstream/target.js';
+import { forward, type ForwardRequest, type UpstreamResponse } from '../upstream/forward.js';
+import { readBodyText } from './body.js';
+import { fanOutDeletes, parseDeleteRequest } from './delete-objects.js';
+import { S3Error } from './errors.js';
+import type { OperationName, S3Operation } from './operations.js';
+import { bucketLocationXml, listBucketsXml } from './responses.js';
+import { MAX_XML_BODY_BYTES } from './xml.js';
+import { sendXml } from '../http/respond.js';
+
+export interface OperationContext {
+  operation: S3Operation;
+  key: AccessKey;
+  headers: Record<string, string | string[] | undefined>;
+  /** The verified, decoded request body (null when the request has none). */
+  body: Readable | null;
+  /** Decoded body length, known before streaming (null when absent). */
+  contentLength: number | null;
+  checksums: { get(): Record<string, string> } | undefined;
+  signal: AbortSignal;
+  res: ServerResponse;
+}
+
+export interface HandlerDeps {
+  resolver: UpstreamResolver;
+  /** Region clients sign with; reported by GetBucketLocation and ListBuckets. */
+  region: string;
+}
+
+/** Operations the gateway refuses whatever the upstream, with the reason shown to the client. */
+const GATEWAY_UNSUPPORTED: Partial<Record<OperationName, string>> = {
+  PostObject: 'Browser form uploads (POST Object) are not supported yet; use a presigned PUT URL.',
+};
+
+/** Operations that need upstream support RunPod lacks. */
+const NEEDS_CAPABILITY: Partial<Record<OperationName, (target: UpstreamTarget) => boolean>> = {
+  CreateBucket: (t) => t.capabilities.bucketLifecycle,
+  DeleteBucket: (t) => t.capabilities.bucketLifecycle,
+  GetBucketConfiguration: (t) => t.kind !== 'runpod',
+  PutBucketConfiguration: (t) => t.kind !== 'runpod',
+  DeleteBucketConfiguration: (t) => t.kind !== 'runpod',
+  ListObjectVersions: (t) => t.kind !== 'runpod',
+  GetObjectTagging: (t) => t.capabilities.tagging,
+  PutObjectTagging: (t) => t.capabilities.tagging,
+  DeleteObjectTagging: (t) => t.capabilities.tagging,
+  GetObjectAcl: (t) => t.kind !== 'runpod',
+  PutObjectAcl: (t) => t.kind !== 'runpod',
+  GetObjectAttributes: (t) => t.kind !== 'runpod',
+  UploadPartCopy: (t) => t.capabilities.uploadPartCopy,
+};
+
+const IDEMPOTENT_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE']);
+
+export async function handleOperation(deps: HandlerDeps, ctx: OperationContext): Promise<void> {
+  const { operation } = ctx;
+  const unsupported = GATEWAY_UNSUPPORTED[operation.name];
+  if (unsupported) throw new S3Error('NotImplemented', unsupported);
+
+  if (operation.name === 'ListBuckets') return listBuckets(deps, ctx);
+
+  const target = await resolveBucket(deps, operation.bucket!);
+  const supported = NEEDS_CAPABILITY[operation.name];
+  if (supported && !supported(target)) {
+    throw new S3Error('NotImplemented', `${operation.name} is not supported by the upstream of bucket "${operation.bucket}" (${describeTarget(target)}).`);
+  }
+
+  switch (operation.name) {
+    case 'GetBucketLocation':
+      return sendXml(ctx.res, 200, bucketLocationXml(deps.region));
+    case 'DeleteObjects':
+      return deleteObjects(ctx, target);
+    case 'PutObject':
+    case 'UploadPart':
+      assertWithinPutLimit(target, ctx.contentLength, operation.name);
+      break;
+    case 'CopyObject':
+    case 'UploadPartCopy':
+      return relay(ctx, await withCopySource(deps, ctx, target));
+    default:
+      break;
+  }
+  return relay(ctx, forwardRequestFor(ctx, target));
+}
+
+async function resolveBucket(deps: HandlerDeps, bucket: string): Promise<UpstreamTarget> {
+  const target = await deps.resolver.resolve(bucket);
+  if (target === null) {
+    throw new S3Error('NoSuchBucket', `The bucket "${bucket}" is not known to this gateway; ask the operator to add it with \`keygate buckets add\`.`, {
+      details: { BucketName: bucket },
+    });
+  }
+  return target;
+}
+
+async function listBuckets(deps: HandlerDeps, ctx: OperationContext): Promise<void> {
+  const all = await deps.resolver.listBuckets();
+  const visible = all.filter((bucket) => canSeeBucket(ctx.key, bucket.name)).sort((a, b) => a.name.localeCompare(b.name));
+  const owner = { id: ctx.key.accessKeyId, displayName: ctx.key.name };
+  sendXml(ctx.res, 200, listBucketsXml(visible, owner, deps.region));
+}
+
+function forwardRequestFor(ctx: OperationContext, target: UpstreamTarget, extra: Partial<ForwardRequest> = {}): ForwardRequest {
+  const { operation } = ctx;
+  return {
+    target,
+    method: ctx.res.req.method ?? 'GET',
+    objectKey: operation.key,
+    bucketLevel: true,
+    query: operation.upstreamQuery,
+    headers: ctx.headers,
+    body: ctx.body,
+    contentLength: ctx.contentLength,
+    checksums: ctx.checksums,
+    signal: ctx.signal,
+    retry: ctx.body === null && IDEMPOTENT_WITHOUT_BODY.has(ctx.res.req.method ?? ''),
+    ...extra,
+  };
+}
+
+async function relay(ctx: OperationContext, request: ForwardRequest): Promise<void> {
+  const upstream = await forward(request);
+  await sendUpstreamResponse(ctx.res, upstream);
+}
+
+export async function sendUpstreamResponse(res: ServerResponse, upstream: UpstreamResponse): Promise<void> {
+  res.writeHead(upstream.status, upstream.headers);
+  if (res.req.method === 'HEAD') {
+    upstream.body.resume();
+    res.end();
+    return;
+  }
+  await pipeline(upstream.body, res);
+}
+
+function assertWithinPutLimit(target: UpstreamTarget, contentLength: number | null, name: OperationName): void {
+  const limit = target.capabilities.maxPutObjectBytes;
+  if (limit === null || contentLength === null || contentLength <= limit) return;
+  const advice =
+    name === 'PutObject'
+      ? 'use a multipart upload (aws-cli and boto3 do this automatically above their multipart threshold)'
+      : 'use smaller parts';
+  throw new S3Error('EntityTooLarge', `This upstream accepts at most ${limit} bytes per ${name === 'PutObject' ? 'object upload' : 'part'}; ${advice}.`, {
+    details: { ProposedSize: contentLength, MaxSizeAllowed: limit },
+  });
+}
+
+/** Rewrites x-amz-copy-source to the source's upstream bucket; both sides must share one upstream endpoint. */
+async function withCopySource(deps: HandlerDeps, ctx: OperationContext, target: UpstreamTarget): Promise<ForwardRequest> {
+  const source = ctx.operation.copySource!;
+  const sourceTarget = source.bucket === ctx.operation.bucket ? target : await resolveBucket(deps, source.bucket);
+  if (sourceTarget.endpoint.href !== target.endpoint.href || sourceTarget.credentials.accessKeyId !== target.credentials.accessKeyId) {
+    throw new S3Error(
+      'NotImplemented',
+      `Copying from "${source.bucket}" to "${ctx.operation.bucket}" crosses upstreams (${describeTarget(sourceTarget)} -> ${describeTarget(target)}); download and upload the object instead.`,
+    );
+  }
+  const encodedKey = source.key.split('/').map(encodeURIComponent).join('/');
+  const versionSuffix = source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : '';
+  const headers = { ...ctx.headers, 'x-amz-copy-source': `/${sourceTarget.bucket}/${encodedKey}${versionSuffix}` };
+  return forwardRequestFor(ctx, target, { headers });
+}
+
+async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Promise<void> {
+  if (ctx.body === null) throw new S3Error('MalformedXML', 'DeleteObjects needs a <Delete> XML body.');
+  const request = parseDeleteRequest(await readBodyText(ctx.body, MAX_XML_BODY_BYTES));
+  const bucket = ctx.operation.bucket!;
+  // Authorize every key before deleting any, so a partly forbidden batch deletes nothing.
+  for (const _entry of request.entries) authorizeBucketAction(ctx.key, bucket, 'delete');
+  const xml = await fanOutDeletes(request, async (entry) => {
+    try {
+      const response = await forward({
+        target,
+        method: 'DELETE',
+        objectKey: entry.key,
+        bucketLevel: true,
+        query: entry.versionId ? [['versionId', entry.versionId]] : [],
+        headers: {},
+        body: null,
+        contentLength: null,
+        signal: ctx.signal,
+        retry: true,
+      });
+      const text = await readBodyText(response.body, MAX_XML_BODY_BYTES);
+      if (response.status < 300 || response.status === 404) return null;
+      return { code: /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? 'InternalError', message: /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? `Upstream answered ${response.status}` };
+    } catch (error) {
+      if (error instanceof S3Error) return { code: error.code, message: error.message };
+      throw error;
+    }
+  });
+  sendXml(ctx.res, 200, xml);
+}
+
+function describeTarget(target: UpstreamTarget): string {
+  return target.kind === 'runpod' ? `RunPod ${target.datacenter}` : target.endpoint.host;
+}
