@@ -11,7 +11,7 @@ import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import { forward, type ForwardRequest, type UpstreamResponse } from '../upstream/forward.js';
 import { readBodyText } from './body.js';
-import { fanOutDeletes, parseDeleteRequest } from './delete-objects.js';
+import { fanOutDeletes, parseDeleteRequest, type DeleteRequestEntry } from './delete-objects.js';
 import { S3Error } from './errors.js';
 import type { OperationName, S3Operation } from './operations.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
@@ -176,23 +176,31 @@ async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Pro
   const bucket = ctx.operation.bucket!;
   // Authorize every key before deleting any, so a partly forbidden batch deletes nothing.
   for (const _entry of request.entries) authorizeBucketAction(ctx.key, bucket, 'delete');
+  const deleteOnce = async (entry: DeleteRequestEntry) => {
+    const response = await forward({
+      target,
+      method: 'DELETE',
+      objectKey: entry.key,
+      bucketLevel: true,
+      query: entry.versionId ? [['versionId', entry.versionId]] : [],
+      headers: {},
+      body: null,
+      contentLength: null,
+      signal: ctx.signal,
+      retry: true,
+    });
+    return { status: response.status, text: await readBodyText(response.body, MAX_XML_BODY_BYTES) };
+  };
   const xml = await fanOutDeletes(request, async (entry) => {
     try {
-      const response = await forward({
-        target,
-        method: 'DELETE',
-        objectKey: entry.key,
-        bucketLevel: true,
-        query: entry.versionId ? [['versionId', entry.versionId]] : [],
-        headers: {},
-        body: null,
-        contentLength: null,
-        signal: ctx.signal,
-        retry: true,
-      });
-      const text = await readBodyText(response.body, MAX_XML_BODY_BYTES);
-      if (response.status < 300 || response.status === 404) return null;
-      return { code: /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? 'InternalError', message: /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? `Upstream answered ${response.status}` };
+      let outcome = await deleteOnce(entry);
+      // DeleteObject is idempotent: one more try on any upstream 5xx (InternalError included) is safe.
+      if (outcome.status >= 500) outcome = await deleteOnce(entry);
+      if (outcome.status < 300 || outcome.status === 404) return null;
+      return {
+        code: /<Code>([^<]+)<\/Code>/.exec(outcome.text)?.[1] ?? 'InternalError',
+        message: /<Message>([^<]*)<\/Message>/.exec(outcome.text)?.[1] ?? `The upstream answered ${outcome.status}.`,
+      };
     } catch (error) {
       if (error instanceof S3Error) return { code: error.code, message: error.message };
       throw error;

@@ -53,7 +53,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
     });
 
     const boto3 = (python: string, prefix: string) =>
-      runOk(python, [BOTO3_SCENARIO, credentials.endpoint, credentials.region, credentials.accessKeyId, credentials.secretAccessKey, BUCKET, prefix, ...(upstreamKind === 's3rver' ? ['no-double-slash'] : [])]);
+      runOk(python, [BOTO3_SCENARIO, credentials.endpoint, credentials.region, credentials.accessKeyId, credentials.secretAccessKey, BUCKET, prefix, ...(upstreamKind === 's3rver' ? ['no-double-slash', 'no-list-parts'] : [])]);
 
     it('boto3 (pyenv, recent) runs the whole scenario', async () => {
       expect(await boto3(PYENV_PYTHON, 'boto3-pyenv/')).toContain('OK boto3');
@@ -73,7 +73,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
       });
 
       it('s3cmd puts, gets (verifying MD5), syncs and deletes', async () => {
-        await s3cmdScenario(credentials, 's3cmd/');
+        await s3cmdScenario(credentials, 's3cmd/', upstreamKind === 's3rver');
       });
     });
 
@@ -141,7 +141,9 @@ async function rcloneScenario(credentials: Credentials, prefix: string): Promise
   const env = rcloneEnv(credentials, home);
   const { dir, files } = makeTree(home);
   const remote = `kg:${BUCKET}/${prefix}`;
-  const flags = ['--s3-upload-cutoff', '5M', '--s3-chunk-size', '5M', '--retries', '1'];
+  // --s3-no-check-bucket: scoped keys may not create buckets. --s3-no-head: rclone 1.60 HEADs new
+  // objects with ?versionId=null, which moto rejects (S3 accepts it).
+  const flags = ['--s3-upload-cutoff', '5M', '--s3-chunk-size', '5M', '--retries', '1', '--s3-no-check-bucket', '--s3-no-head'];
 
   await runOk('rclone', ['sync', dir, remote, ...flags], env);
   await runOk('rclone', ['check', dir, remote, ...flags], env);
@@ -153,12 +155,13 @@ async function rcloneScenario(credentials: Credentials, prefix: string): Promise
   await runOk('rclone', ['copy', remote, back, ...flags], env);
   for (const [name, content] of Object.entries(files)) expect(readFileSync(path.join(back, name)).equals(content)).toBe(true);
 
-  await runOk('rclone', ['copyto', `${remote}plain.txt`, `${remote}plain-copy.txt`], env);
+  await runOk('rclone', ['copyto', `${remote}plain.txt`, `${remote}plain-copy.txt`, ...flags], env);
   await runOk('rclone', ['purge', remote], env);
   expect((await runOk('rclone', ['lsf', '-R', remote], env)).trim()).toBe('');
 }
 
-async function s3cmdScenario(credentials: Credentials, prefix: string): Promise<void> {
+/** `serverSideCopy` is off for s3rver, whose CopyObject answer s3cmd cannot parse (also without the gateway). */
+async function s3cmdScenario(credentials: Credentials, prefix: string, skipCopy = false): Promise<void> {
   const home = tempHome();
   const config = s3cmdConfig(credentials, home);
   const { dir, files } = makeTree(home);
@@ -177,7 +180,7 @@ async function s3cmdScenario(credentials: Credentials, prefix: string): Promise<
   await s3cmd('get', '--force', `${remote}plain.txt`, path.join(home, 'plain.txt'));
   expect(readFileSync(path.join(home, 'plain.txt'), 'utf8')).toBe('hello keygate\n');
 
-  await s3cmd('cp', `${remote}plain.txt`, `${remote}plain-copy.txt`);
+  if (!skipCopy) await s3cmd('cp', `${remote}plain.txt`, `${remote}plain-copy.txt`);
   await s3cmd('del', '--recursive', '--force', remote);
   expect((await s3cmd('ls', '--recursive', remote)).trim()).toBe('');
 }
