@@ -1,5 +1,5 @@
 /**
- * Starts a real keygate process (`keygate serve` through tsx) on free loopback ports with its own
+ * Starts a real keygate process (`node dist/cli/main.js serve`) on free loopback ports with its own
  * data dir, and talks to its admin API. Integration tests drive it with real S3 clients.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -66,7 +66,8 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ga
     KEYGATE_REGION: 'us-east-1',
     ...env,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), 'serve'], {
+  // The built artifact (test/global-setup.ts builds it), as it ships: no transpiler in the process.
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/cli/main.js'), 'serve'], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...fullEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
