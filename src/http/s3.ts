@@ -12,7 +12,7 @@ import type { Config } from '../config.js';
 import type { AccessKey } from '../keys/model.js';
 import { parseAddress, type S3Address } from '../s3/address.js';
 import { S3Error } from '../s3/errors.js';
-import { handleOperation, type HandlerDeps } from '../s3/handlers.js';
+import { executeOperation, planOperation, type HandlerDeps } from '../s3/handlers.js';
 import { classify } from '../s3/operations.js';
 import { pipeline } from 'node:stream/promises';
 import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
@@ -91,6 +91,7 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
     // PUT/POST always run through the payload verifier, even when empty: a signed payload hash or
     // an aws-chunked final-chunk signature still has to be checked.
     const hasBody = method === 'PUT' || method === 'POST' || contentLength > 0;
+    const plan = await planOperation(handlerDeps, operation, hasBody ? contentLength : null);
     if (req[EXPECTS_CONTINUE]) res.writeContinue();
     let body: PayloadVerifier | null = null;
     if (hasBody) {
@@ -103,7 +104,7 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
     } else {
       req.resume();
     }
-    await handleOperation(handlerDeps, {
+    await executeOperation(handlerDeps, plan, {
       operation,
       key: verified.key,
       headers: req.headers,

@@ -61,45 +61,63 @@ const NEEDS_CAPABILITY: Partial<Record<OperationName, (target: UpstreamTarget) =
 
 const IDEMPOTENT_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE']);
 
-export async function handleOperation(deps: HandlerDeps, ctx: OperationContext): Promise<void> {
-  const { operation } = ctx;
+/** An operation that passed every check that does not need the body; null target = service level. */
+export interface OperationPlan {
+  operation: S3Operation;
+  target: UpstreamTarget | null;
+}
+
+/**
+ * Everything that can refuse a request before its body is read: unsupported operations, unknown
+ * buckets, missing upstream capabilities, size limits. Runs before `100 Continue` is sent.
+ */
+export async function planOperation(deps: HandlerDeps, operation: S3Operation, contentLength: number | null): Promise<OperationPlan> {
   const unsupported = GATEWAY_UNSUPPORTED[operation.name];
   if (unsupported) throw new S3Error('NotImplemented', unsupported);
+  if (operation.name === 'ListBuckets') return { operation, target: null };
 
-  if (operation.name === 'ListBuckets') return listBuckets(deps, ctx);
-
-  const target = await resolveBucket(deps, operation.bucket!);
+  const target = await deps.resolver.resolve(operation.bucket!);
+  if (target === null && operation.name === 'CreateBucket') {
+    throw new S3Error(
+      'NotImplemented',
+      `The gateway cannot create "${operation.bucket}": create the RunPod network volume (or the bucket on its S3) first, then register it with \`keygate buckets add\`.`,
+    );
+  }
+  if (target === null) throw noSuchBucket(operation.bucket!);
   const supported = NEEDS_CAPABILITY[operation.name];
   if (supported && !supported(target)) {
     throw new S3Error('NotImplemented', `${operation.name} is not supported by the upstream of bucket "${operation.bucket}" (${describeTarget(target)}).`);
   }
+  if (operation.name === 'PutObject' || operation.name === 'UploadPart') assertWithinPutLimit(target, contentLength, operation.name);
+  return { operation, target };
+}
 
+export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<void> {
+  const { operation, target } = plan;
+  if (target === null) return listBuckets(deps, ctx);
   switch (operation.name) {
     case 'GetBucketLocation':
       return sendXml(ctx.res, 200, bucketLocationXml(deps.region));
     case 'DeleteObjects':
       return deleteObjects(ctx, target);
-    case 'PutObject':
-    case 'UploadPart':
-      assertWithinPutLimit(target, ctx.contentLength, operation.name);
-      break;
     case 'CopyObject':
     case 'UploadPartCopy':
       return relay(ctx, await withCopySource(deps, ctx, target));
     default:
-      break;
+      return relay(ctx, forwardRequestFor(ctx, target));
   }
-  return relay(ctx, forwardRequestFor(ctx, target));
 }
 
 async function resolveBucket(deps: HandlerDeps, bucket: string): Promise<UpstreamTarget> {
   const target = await deps.resolver.resolve(bucket);
-  if (target === null) {
-    throw new S3Error('NoSuchBucket', `The bucket "${bucket}" is not known to this gateway; ask the operator to add it with \`keygate buckets add\`.`, {
-      details: { BucketName: bucket },
-    });
-  }
+  if (target === null) throw noSuchBucket(bucket);
   return target;
+}
+
+function noSuchBucket(bucket: string): S3Error {
+  return new S3Error('NoSuchBucket', `The bucket "${bucket}" is not known to this gateway; ask the operator to add it with \`keygate buckets add\`.`, {
+    details: { BucketName: bucket },
+  });
 }
 
 async function listBuckets(deps: HandlerDeps, ctx: OperationContext): Promise<void> {
