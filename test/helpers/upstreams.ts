@@ -20,7 +20,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import aws4 from 'aws4';
@@ -61,16 +60,8 @@ export interface TestUpstream {
   stop(): Promise<void>;
 }
 
-export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort as freeLoopbackPort } from './ports.js';
+import { freePort } from './ports.js';
 
 /** Sends one signed request; the body is buffered (tests only send small bodies this way). */
 export async function signedRequest(
@@ -168,7 +159,7 @@ const MOTO_REGION = 'us-east-1';
 const MOTO_UNVALIDATED_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
 export async function startMoto(options: MotoOptions = {}): Promise<TestUpstream> {
-  const port = await freeLoopbackPort();
+  const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const patchDirectory = mkdtempSync(path.join(tmpdir(), 'keygate-moto-'));
   writeFileSync(path.join(patchDirectory, 'sitecustomize.py'), MOTO_RAW_URI_PATCH);
