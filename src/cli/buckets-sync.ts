@@ -1,8 +1,45 @@
-/** `keygate buckets sync`: imports RunPod network volumes into the bucket registry. */
-import { EXIT_USAGE } from './errors.js';
+/**
+ * `keygate buckets sync`: imports RunPod network volumes into the bucket registry (bucket name =
+ * volume id, routed to the volume's datacenter). Registered buckets are left as they are, so a
+ * sync never overrides an operator's explicit routing.
+ */
+import { loadConfig } from '../config.js';
+import { openStore } from '../store/db.js';
+import { RunpodVolumeDiscovery } from '../upstream/runpod.js';
+import { expectPositionals, parseCommand } from './args.js';
+import { CommandFailure, EXIT_OK } from './errors.js';
 import type { CliIo } from './io.js';
 
-export async function runBucketsSync(_args: string[], io: CliIo): Promise<number> {
-  io.stderr('keygate buckets sync is not available yet in this build.\n');
-  return EXIT_USAGE;
+export async function runBucketsSync(args: string[], io: CliIo): Promise<number> {
+  const parsed = parseCommand(args, {}, 'keygate buckets --help');
+  expectPositionals(parsed.positionals, [], 'keygate buckets --help');
+  const config = loadConfig(io.env);
+  const discovery = RunpodVolumeDiscovery.fromConfig(config);
+  if (discovery === null) {
+    throw new CommandFailure('Set RUNPOD_API_KEY (a RunPod API key with read access) so keygate can list your network volumes.');
+  }
+  let volumes;
+  try {
+    volumes = await discovery.fetchVolumes();
+  } catch (error) {
+    throw new CommandFailure(`Could not list RunPod network volumes: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const store = openStore(config);
+  try {
+    let added = 0;
+    for (const volume of volumes) {
+      const existing = store.buckets.get(volume.id);
+      if (existing) {
+        io.stdout(`kept   ${volume.id} (already registered)\n`);
+        continue;
+      }
+      store.buckets.add({ name: volume.id, datacenter: volume.datacenter });
+      added++;
+      io.stdout(`added  ${volume.id} -> RunPod ${volume.datacenter}${volume.name ? ` (${volume.name})` : ''}\n`);
+    }
+    io.stdout(`${added} bucket${added === 1 ? '' : 's'} added, ${volumes.length - added} already registered.\n`);
+    return EXIT_OK;
+  } finally {
+    store.close();
+  }
 }

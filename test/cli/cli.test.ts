@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI_ENTRY, REPO_ROOT, TEST_MASTER_KEY_HEX, freePort, makeTempDirs, runCliProcess } from '../helpers/keygate-cli.js';
@@ -18,6 +19,7 @@ beforeAll(() => {
 });
 
 const keygate = (...args: string[]) => runCliProcess(args, env);
+const keygateWith = (extra: Record<string, string>, ...args: string[]) => runCliProcess(args, { ...env, ...extra });
 
 function expectNoStackTrace(text: string): void {
   expect(text).not.toMatch(/\n\s+at .+:\d+:\d+/);
@@ -195,12 +197,45 @@ describe('process-level behavior', () => {
     expect(bucketsHelp.stdout).toMatch(/--datacenter DC/);
   });
 
-  it('presign and buckets sync are not available yet (exit 2)', async () => {
-    const [presign, sync] = await Promise.all([keygate('presign', 'rs_ak_live_x', 's3://b/k'), keygate('buckets', 'sync')]);
+  it('presign is not available yet (exit 2)', async () => {
+    const presign = await keygate('presign', 'rs_ak_live_x', 's3://b/k');
     expect(presign.code).toBe(2);
     expect(presign.stderr).toMatch(/not available yet/);
-    expect(sync.code).toBe(2);
-    expect(sync.stderr).toMatch(/not available yet/);
+  });
+
+  it('buckets sync imports RunPod network volumes (v2 REST shape) and keeps registered ones', async () => {
+    const rest = http.createServer((req, res) => {
+      if (req.url !== '/v2/network-volumes' || req.headers.authorization !== 'Bearer rp-test-key') {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({ networkVolumes: [
+          { id: 'vol1abcdef', name: 'models', size: 50, dataCenter: 'EU-RO-1', type: 'NETWORK' },
+          { id: 'vol2ghijkl', name: 'data', size: 10, dataCenter: 'US-KS-2', type: 'NETWORK' },
+        ] }),
+      );
+    });
+    await new Promise<void>((resolve) => rest.listen(0, '127.0.0.1', () => resolve()));
+    const restUrl = `http://127.0.0.1:${(rest.address() as { port: number }).port}/v2`;
+    try {
+      const env = { RUNPOD_API_KEY: 'rp-test-key', KEYGATE_RUNPOD_REST_URL: restUrl };
+      const first = await keygateWith(env, 'buckets', 'sync');
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toMatch(/2 buckets added/);
+      const listed = JSON.parse((await keygate('buckets', 'list', '--json')).stdout) as Array<{ name: string; datacenter: string | null }>;
+      expect(listed).toEqual(expect.arrayContaining([
+        expect.objectContaining({ name: 'vol1abcdef', datacenter: 'EU-RO-1' }),
+        expect.objectContaining({ name: 'vol2ghijkl', datacenter: 'US-KS-2' }),
+      ]));
+      const again = await keygateWith(env, 'buckets', 'sync');
+      expect(again.stdout).toMatch(/0 buckets added, 2 already registered/);
+      const missingKey = await keygate('buckets', 'sync');
+      expect(missingKey.code).toBe(1);
+      expect(missingKey.stderr).toMatch(/RUNPOD_API_KEY/);
+    } finally {
+      rest.close();
+    }
   });
 
   it.each([

@@ -160,7 +160,7 @@ async function rcloneScenario(credentials: Credentials, prefix: string): Promise
   expect((await runOk('rclone', ['lsf', '-R', remote], env)).trim()).toBe('');
 }
 
-/** `serverSideCopy` is off for s3rver, whose CopyObject answer s3cmd cannot parse (also without the gateway). */
+/** `skipCopy` for s3rver, whose CopyObject answer s3cmd cannot parse (also without the gateway). */
 async function s3cmdScenario(credentials: Credentials, prefix: string, skipCopy = false): Promise<void> {
   const home = tempHome();
   const config = s3cmdConfig(credentials, home);
