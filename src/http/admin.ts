@@ -14,6 +14,7 @@ import { KeyValidationError, type CreateKeyInput } from '../keys/validate.js';
 import type { Store } from '../store/db.js';
 import { verifierForToken, type AdminTokenVerifier } from './admin-token.js';
 import { ADMIN_OPENAPI } from './openapi.js';
+import { PresignError, issuePresignedUrl } from '../presign.js';
 
 export const ADMIN_BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -29,6 +30,7 @@ type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500;
 
 const KEY_FIELDS = ['name', 'bucket', 'permissions', 'preset', 'expiresIn'] as const;
 const BUCKET_FIELDS = ['name', 'datacenter', 'upstreamBucket', 'endpoint', 'region'] as const;
+const PRESIGN_FIELDS = ['accessKeyId', 'target', 'method', 'expiresIn'] as const;
 
 /** Thrown inside handlers for a 400 the error handler renders. */
 class InvalidRequest extends Error {}
@@ -82,6 +84,19 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
     return isAccessKeyId(id) && store.keys.delete(id) ? c.body(null, 204) : keyNotFound(c, id);
   });
 
+  app.post('/v1/presign', async (c) => {
+    const body = await readJsonObject(c, PRESIGN_FIELDS);
+    const { accessKeyId, target, method, expiresIn } = body;
+    if (typeof accessKeyId !== 'string' || typeof target !== 'string') {
+      throw new InvalidRequest('accessKeyId and target ("s3://BUCKET/KEY") are required strings.');
+    }
+    if ((method !== undefined && typeof method !== 'string') || (expiresIn !== undefined && typeof expiresIn !== 'string' && typeof expiresIn !== 'number')) {
+      throw new InvalidRequest('method must be a string and expiresIn a string like "15m" or a number of seconds.');
+    }
+    const presigned = issuePresignedUrl(store.keys, config, { accessKeyId, target, method, expiresIn });
+    return c.json({ url: presigned.url, method: presigned.method, expiresAt: presigned.expiresAt.toISOString() });
+  });
+
   app.post('/v1/buckets', async (c) => {
     // Field types are checked by validateAddBucketInput, shared with the CLI.
     const body = (await readJsonObject(c, BUCKET_FIELDS)) as unknown as AddBucketInput;
@@ -102,6 +117,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   app.onError((error, c) => {
     if (error instanceof InvalidRequest || error instanceof KeyValidationError) {
       return fail(c, 400, 'invalid_request', error.message);
+    }
+    if (error instanceof PresignError) {
+      return error.problem === 'not_found' ? fail(c, 404, 'not_found', error.message) : fail(c, 400, 'invalid_request', error.message);
     }
     if (error instanceof BucketValidationError) {
       return error.problem === 'conflict'

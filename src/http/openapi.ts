@@ -103,6 +103,36 @@ export const ADMIN_OPENAPI = {
         responses: { '204': { description: 'Removed.' }, '401': UNAUTHORIZED, '404': errorResponse('The bucket is not registered.') },
       },
     },
+    '/v1/presign': {
+      post: {
+        operationId: 'presign',
+        summary: 'Issue a presigned URL for a stored key',
+        description: 'Signed with the key\'s own secret and verified by the gateway. Only issued for operations the key may perform.',
+        requestBody: {
+          required: true,
+          content: json({
+            type: 'object',
+            required: ['accessKeyId', 'target'],
+            additionalProperties: false,
+            properties: {
+              accessKeyId: { type: 'string' },
+              target: { type: 'string', examples: ['s3://my-bucket/path/to/object.bin'] },
+              method: { type: 'string', enum: ['GET', 'PUT', 'HEAD', 'DELETE'], default: 'GET' },
+              expiresIn: { oneOf: [{ type: 'string', examples: ['15m', '7d'] }, { type: 'integer', minimum: 1, maximum: 604800 }], default: 600 },
+            },
+          }),
+        },
+        responses: {
+          '200': {
+            description: 'The presigned URL.',
+            content: json({ type: 'object', properties: { url: { type: 'string' }, method: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }),
+          },
+          '400': errorResponse('Invalid input, or the key may not perform this operation.'),
+          '401': UNAUTHORIZED,
+          '404': errorResponse('No such access key.'),
+        },
+      },
+    },
   },
   components: {
     securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } },

@@ -234,7 +234,7 @@ describe('routing and documentation', () => {
     for (const [method, route] of [
       ['GET', '/v1/nope'],
       ['PUT', '/v1/keys'],
-      ['POST', '/v1/presign'],
+      ['GET', '/v1/presign'],
     ] as const) {
       const response = await call(method, route);
       expect(response.status).toBe(404);
@@ -263,6 +263,7 @@ describe('routing and documentation', () => {
         'POST /v1/buckets',
         'GET /v1/buckets',
         'DELETE /v1/buckets/{name}',
+        'POST /v1/presign',
       ].sort(),
     );
     // Every $ref resolves.

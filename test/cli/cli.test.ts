@@ -197,10 +197,15 @@ describe('process-level behavior', () => {
     expect(bucketsHelp.stdout).toMatch(/--datacenter DC/);
   });
 
-  it('presign is not available yet (exit 2)', async () => {
-    const presign = await keygate('presign', 'rs_ak_live_x', 's3://b/k');
-    expect(presign.code).toBe(2);
-    expect(presign.stderr).toMatch(/not available yet/);
+  it('presign refuses unknown keys and bad targets with a message', async () => {
+    const unknown = await keygate('presign', `rs_ak_live_${'0'.repeat(40)}`, 's3://bucket-one/k');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/No access key/);
+    const badTarget = await keygate('presign', `rs_ak_live_${'0'.repeat(40)}`, 'bucket-one/k');
+    expect(badTarget.code).toBe(1);
+    expect(badTarget.stderr).toMatch(/s3:\/\/BUCKET\/KEY/);
+    const missing = await keygate('presign');
+    expect(missing.code).toBe(2);
   });
 
   it('buckets sync imports RunPod network volumes (v2 REST shape) and keeps registered ones', async () => {

@@ -1,0 +1,102 @@
+/**
+ * Presigned URL issuance for a stored key (`keygate presign`, `POST /v1/presign`). RunPod has no
+ * presigned URLs, so the gateway signs them with the key's own secret and verifies them itself.
+ * A URL is only issued for something the key may do, so nobody is handed a link that can only fail.
+ */
+import { authorize } from './authz.js';
+import type { Config } from './config.js';
+import { isExpired } from './keys/model.js';
+import { parseAddress } from './s3/address.js';
+import { S3Error } from './s3/errors.js';
+import { classify } from './s3/operations.js';
+import { presignUrl } from './sigv4/sign.js';
+import { uriEncode } from './sigv4/uri-encoding.js';
+import { MAX_PRESIGN_EXPIRES_SECONDS } from './sigv4/types.js';
+import type { KeyRepository } from './store/keys.js';
+import { parseExpiresIn } from './keys/validate.js';
+
+export const PRESIGN_METHODS = ['GET', 'PUT', 'HEAD', 'DELETE'] as const;
+export const DEFAULT_PRESIGN_SECONDS = 600;
+
+export class PresignError extends Error {
+  constructor(
+    message: string,
+    readonly problem: 'invalid' | 'not_found' = 'invalid',
+  ) {
+    super(message);
+    this.name = 'PresignError';
+  }
+}
+
+export interface PresignInput {
+  accessKeyId: string;
+  /** `s3://bucket/key` */
+  target: string;
+  method?: string;
+  /** Seconds, or `15m`, `12h`, `7d`; default 10 minutes, at most 7 days. */
+  expiresIn?: string | number;
+}
+
+export interface PresignedUrl {
+  url: string;
+  method: string;
+  expiresAt: Date;
+}
+
+export function issuePresignedUrl(keys: KeyRepository, config: Config, input: PresignInput, now: Date = new Date()): PresignedUrl {
+  const method = (input.method ?? 'GET').toUpperCase();
+  if (!(PRESIGN_METHODS as readonly string[]).includes(method)) {
+    throw new PresignError(`Method "${input.method}" cannot be presigned; use one of ${PRESIGN_METHODS.join(', ')}.`);
+  }
+  const seconds = presignLifetime(input.expiresIn);
+  const { bucket, key: objectKey } = parseTarget(input.target);
+
+  const key = keys.findWithSecret(input.accessKeyId);
+  if (!key) throw new PresignError(`No access key ${input.accessKeyId}; see \`keygate keys list\`.`, 'not_found');
+  if (isExpired(key, now)) throw new PresignError(`The access key ${key.accessKeyId} has expired; create a new key.`);
+
+  const encodedPath = `/${bucket}/${uriEncode(objectKey, true)}`;
+  try {
+    authorize(key, classify(method, parseAddress(encodedPath, undefined, null), {}), now);
+  } catch (error) {
+    if (error instanceof S3Error) {
+      throw new PresignError(`The key ${key.accessKeyId} may not ${method} s3://${bucket}/${objectKey}: ${error.message}`);
+    }
+    throw error;
+  }
+  const url = presignUrl({
+    method,
+    url: new URL(`${new URL(config.publicUrl).origin}${encodedPath}`),
+    accessKeyId: key.accessKeyId,
+    secretAccessKey: key.secretAccessKey,
+    region: config.region,
+    expiresInSeconds: seconds,
+    now,
+  });
+  return { url, method, expiresAt: new Date(now.getTime() + seconds * 1000) };
+}
+
+function presignLifetime(value: string | number | undefined): number {
+  if (value === undefined) return DEFAULT_PRESIGN_SECONDS;
+  let seconds: number;
+  try {
+    seconds = parseExpiresIn(value);
+  } catch (error) {
+    throw new PresignError((error as Error).message);
+  }
+  if (seconds > MAX_PRESIGN_EXPIRES_SECONDS) {
+    throw new PresignError(`Presigned URLs live at most 7 days (${MAX_PRESIGN_EXPIRES_SECONDS} s); use --expires-in 7d or less.`);
+  }
+  return seconds;
+}
+
+function parseTarget(target: string): { bucket: string; key: string } {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(target);
+  if (!match) throw new PresignError(`"${target}" is not an object address; use s3://BUCKET/KEY.`);
+  const [, bucket, key] = match as unknown as [string, string, string];
+  // A URL cannot carry `.`/`..` path segments unchanged: every HTTP client would resolve them.
+  if (key.split('/').some((segment) => segment === '.' || segment === '..')) {
+    throw new PresignError('Keys with "." or ".." path segments cannot be presigned: HTTP clients rewrite such URLs.');
+  }
+  return { bucket, key };
+}
