@@ -19,17 +19,7 @@ export interface CreatedKeyJson {
 }
 
 /** Listing/showing a key: the created shape without the secret, plus lastUsedAt. */
-export interface KeyJson {
-  accessKeyId: string;
-  name: string;
-  bucket: string | null;
-  permissions: Permission[];
-  endpoint: string;
-  region: string;
-  expiresAt: string | null;
-  createdAt: string;
-  lastUsedAt: string | null;
-}
+export type KeyJson = Omit<CreatedKeyJson, 'secretAccessKey'> & { lastUsedAt: string | null };
 
 type Endpoint = Pick<Config, 'publicUrl' | 'region'>;
 
