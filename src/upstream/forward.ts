@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import { readAtMost } from '../read-at-most.js';
 import { S3Error } from '../s3/errors.js';
 import { AwsChunkedTrailerEncoder, trailerValueLength } from './aws-chunked.js';
 import {
@@ -220,17 +221,9 @@ export async function closeUpstreamConnections(): Promise<void> {
 
 /** Reads a (small) upstream response body as text, refusing more than `limit` bytes. */
 export async function readUpstreamBody(response: UpstreamResponse, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      response.body.destroy();
-      throw new S3Error('BadGateway', `The upstream's response is larger than the ${limit} bytes the gateway reads.`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  const bytes = await readAtMost(response.body, limit);
+  if (bytes === null) throw new S3Error('BadGateway', `The upstream's response is larger than the ${limit} bytes the gateway reads.`);
+  return bytes.toString('utf8');
 }
 
 async function prepareBody(request: ForwardRequest, method: string): Promise<PreparedBody> {
@@ -332,21 +325,11 @@ function isS3ErrorDocument(body: Buffer): boolean {
 
 /** The whole body if it fits in `limit` bytes, else null (the rest is discarded). */
 async function peekBody(body: Readable, limit: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
   try {
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > limit) {
-        body.destroy();
-        return null;
-      }
-      chunks.push(chunk as Buffer);
-    }
+    return await readAtMost(body, limit);
   } catch {
     return null;
   }
-  return Buffer.concat(chunks);
 }
 
 /** Consumes a small error body so the connection can be reused; destroys it when large or failing. */

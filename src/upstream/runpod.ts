@@ -4,6 +4,7 @@
  */
 import { request, type Dispatcher } from 'undici';
 import type { Config } from '../config.js';
+import { readAtMost } from '../read-at-most.js';
 
 /** Datacenters RunPod documents as serving the S3 API; only a hint for error messages (new ones work by derivation). */
 export const RUNPOD_S3_DATACENTERS = [
@@ -273,22 +274,14 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 async function readLimited(body: Dispatcher.ResponseData['body'], limit: number, source: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
+  let bytes: Buffer | null;
   try {
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > limit) {
-        body.destroy();
-        throw new VolumeDiscoveryError(`The response from ${source} is larger than ${limit} bytes.`);
-      }
-      chunks.push(chunk as Buffer);
-    }
+    bytes = await readAtMost(body, limit);
   } catch (error) {
-    if (error instanceof VolumeDiscoveryError) throw error;
     throw new VolumeDiscoveryError(`Reading the response from ${source} failed (${describeNetworkError(error)}).`, { cause: error });
   }
-  return Buffer.concat(chunks).toString('utf8');
+  if (bytes === null) throw new VolumeDiscoveryError(`The response from ${source} is larger than ${limit} bytes.`);
+  return bytes.toString('utf8');
 }
 
 function describeNetworkError(error: unknown): string {
