@@ -3,6 +3,7 @@
  * `bucket.<domain>/key` addressing. Works on the raw request target because WHATWG URL parsing
  * would resolve `..` segments and collapse nothing else consistently — S3 keys are opaque bytes.
  */
+import { bucketNameProblem } from '../buckets/validate.js';
 import { S3Error } from './errors.js';
 
 export interface S3Address {
@@ -19,14 +20,6 @@ export interface S3Address {
 }
 
 export const MAX_KEY_BYTES = 1024;
-
-/** S3 bucket naming rules (also met by RunPod network-volume ids). */
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-const IPV4_LIKE = /^\d+\.\d+\.\d+\.\d+$/;
-
-export function isValidBucketName(name: string): boolean {
-  return BUCKET_NAME.test(name) && !IPV4_LIKE.test(name) && !name.includes('..');
-}
 
 /**
  * Splits a raw request target (`/path?query`) and the Host header into an S3 address.
@@ -59,10 +52,9 @@ export function parseAddress(requestTarget: string, host: string | undefined, do
     }
   }
 
-  if (bucket !== null && !isValidBucketName(bucket)) {
-    throw new S3Error('InvalidBucketName', `"${bucket}" is not a valid bucket name: use 3-63 lowercase letters, digits, dots and hyphens.`, {
-      details: { BucketName: bucket },
-    });
+  const bucketProblem = bucket === null ? null : bucketNameProblem(bucket);
+  if (bucketProblem !== null) {
+    throw new S3Error('InvalidBucketName', `The bucket name ${bucketProblem}`, { details: { BucketName: bucket! } });
   }
   const key = encodedKey === null ? null : decode(encodedKey);
   if (key !== null && Buffer.byteLength(key) > MAX_KEY_BYTES) {

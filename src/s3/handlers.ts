@@ -9,7 +9,7 @@ import { authorizeBucketAction, canSeeBucket } from '../authz.js';
 import type { AccessKey } from '../keys/model.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
-import { forward, type ForwardRequest, type UpstreamResponse } from '../upstream/forward.js';
+import { forward, readUpstreamBody, type ForwardRequest, type UpstreamResponse } from '../upstream/forward.js';
 import { readBodyText } from './body.js';
 import { fanOutDeletes, parseDeleteRequest, type DeleteRequestEntry } from './delete-objects.js';
 import { S3Error } from './errors.js';
@@ -192,8 +192,9 @@ async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Pro
   if (ctx.body === null) throw new S3Error('MalformedXML', 'DeleteObjects needs a <Delete> XML body.');
   const request = parseDeleteRequest(await readBodyText(ctx.body, MAX_XML_BODY_BYTES));
   const bucket = ctx.operation.bucket!;
-  // Authorize every key before deleting any, so a partly forbidden batch deletes nothing.
-  for (const _entry of request.entries) authorizeBucketAction(ctx.key, bucket, 'delete');
+  // Keys are scoped per bucket and every entry lies in this bucket, so one check authorizes the
+  // whole batch, before anything is deleted: a forbidden batch deletes nothing.
+  authorizeBucketAction(ctx.key, bucket, 'delete');
   const deleteOnce = async (entry: DeleteRequestEntry) => {
     const response = await forward({
       target,
@@ -207,7 +208,7 @@ async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Pro
       signal: ctx.signal,
       retry: true,
     });
-    return { status: response.status, text: await readBodyText(response.body, MAX_XML_BODY_BYTES) };
+    return { status: response.status, text: await readUpstreamBody(response, MAX_XML_BODY_BYTES) };
   };
   const xml = await fanOutDeletes(request, async (entry) => {
     try {
