@@ -11,7 +11,7 @@ import { authorize } from '../authz.js';
 import type { Config } from '../config.js';
 import type { AccessKey } from '../keys/model.js';
 import { parseAddress, type S3Address } from '../s3/address.js';
-import { S3Error } from '../s3/errors.js';
+import { S3Error, isS3Error } from '../s3/errors.js';
 import { executeOperation, planOperation, type HandlerDeps } from '../s3/handlers.js';
 import { classify } from '../s3/operations.js';
 import { pipeline } from 'node:stream/promises';
@@ -28,6 +28,32 @@ export interface S3AppDeps {
   config: Config;
   store: Store;
   resolver: UpstreamResolver;
+  /** Per-key admission (rate limiting); throws an S3Error (SlowDown) to refuse. */
+  admit?: (accessKeyId: string) => void;
+  /** Told about every S3 request once its response is finished or the connection closed. */
+  observe?: (record: S3RequestRecord) => void;
+}
+
+/** What one S3 request did: the access log line and the metrics are made from this. Never holds secrets. */
+export interface S3RequestRecord {
+  requestId: string;
+  method: string;
+  /** The S3 operation, once the request was classified. */
+  operation: string | null;
+  bucket: string | null;
+  objectKey: string | null;
+  /** The caller's access key id, once its signature verified. */
+  accessKeyId: string | null;
+  status: number;
+  /** The S3 error code when the gateway refused or failed the request itself. */
+  errorCode: string | null;
+  /** Bytes read from / written to the client connection for this request (headers included). */
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  /** True when the client went away before the response was complete. */
+  aborted: boolean;
+  remoteAddress: string | null;
 }
 
 /** Marks requests that arrived with `Expect: 100-continue` (see attachExpectContinue). */
@@ -69,6 +95,7 @@ export function attachExpectContinue(server: Server, listener: (req: IncomingMes
 
 async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: GatewayRequest, res: ServerResponse): Promise<void> {
   const requestId = newRequestId();
+  const record = deps.observe ? startRecord(deps.observe, requestId, req, res) : null;
   res.setHeader('x-amz-request-id', requestId);
   res.setHeader('server', 'keygate');
   const requestTarget = req.url ?? '/';
@@ -83,7 +110,14 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
     const address: S3Address = parseAddress(requestTarget, req.headers.host, deps.config.domain);
     resource = address.rawPath;
     const verified = verify(deps, req, method, address);
+    if (record) record.accessKeyId = verified.accessKeyId;
+    deps.admit?.(verified.accessKeyId);
     const operation = classify(method, address, req.headers);
+    if (record) {
+      record.operation = operation.name;
+      record.bucket = operation.bucket ?? null;
+      record.objectKey = operation.key ?? null;
+    }
     authorize(verified.key, operation);
     deps.store.keys.touchLastUsed(verified.accessKeyId);
 
@@ -115,11 +149,53 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
       res,
     });
   } catch (error) {
+    if (record && isS3Error(error)) record.errorCode = error.code;
     if (abort.signal.aborted && res.destroyed) return;
     sendError(req, res, error, requestId, resource);
   } finally {
     res.off('close', onClose);
   }
+}
+
+/** Starts the request's record and emits it exactly once, when the response finishes or the connection closes. */
+function startRecord(observe: (record: S3RequestRecord) => void, requestId: string, req: IncomingMessage, res: ServerResponse): S3RequestRecord {
+  const started = process.hrtime.bigint();
+  const socket = req.socket;
+  const readBefore = socket.bytesRead;
+  const writtenBefore = socket.bytesWritten;
+  const record: S3RequestRecord = {
+    requestId,
+    method: (req.method ?? 'GET').toUpperCase(),
+    operation: null,
+    bucket: null,
+    objectKey: null,
+    accessKeyId: null,
+    status: 0,
+    errorCode: null,
+    bytesIn: 0,
+    bytesOut: 0,
+    durationMs: 0,
+    aborted: false,
+    remoteAddress: socket.remoteAddress ?? null,
+  };
+  let emitted = false;
+  const emit = () => {
+    if (emitted) return;
+    emitted = true;
+    record.status = res.statusCode;
+    record.aborted = !res.writableFinished;
+    record.bytesIn = socket.bytesRead - readBefore;
+    record.bytesOut = socket.bytesWritten - writtenBefore;
+    record.durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    try {
+      observe(record);
+    } catch (error) {
+      console.error(JSON.stringify({ level: 'error', msg: 'request observer failed', requestId, error: String(error) }));
+    }
+  };
+  res.once('finish', emit);
+  res.once('close', emit);
+  return record;
 }
 
 function verify(deps: S3AppDeps, req: IncomingMessage, method: string, address: S3Address): VerifiedRequest<AccessKey> {
