@@ -39,6 +39,8 @@ export interface Gateway {
 }
 
 export { freePort } from './ports.js';
+
+const OUTPUT_TAIL_CHARS = 1 << 20;
 import { freePort } from './ports.js';
 
 export async function startGateway(env: Record<string, string> = {}): Promise<Gateway> {
@@ -63,9 +65,15 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ga
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...fullEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Always drained (a full pipe would block the gateway's synchronous stdout writes); only the
+  // tail is kept, since access-log lines add up over a long run.
   let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
+  const keep = (chunk: Buffer) => {
+    output += chunk;
+    if (output.length > OUTPUT_TAIL_CHARS) output = output.slice(-OUTPUT_TAIL_CHARS);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const url = `http://127.0.0.1:${port}`;
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   await waitForHealth(`${url}/_health`, child, () => output);
