@@ -46,7 +46,20 @@ export interface Config {
   upstreamTrailingChecksums: boolean;
   /** Include StringToSign/CanonicalRequest in SignatureDoesNotMatch errors (KEYGATE_DEBUG_SIGNATURES=1). */
   debugSignatures: boolean;
+  /** Per-key request rate limit (KEYGATE_RATE_LIMIT / KEYGATE_RATE_LIMIT_BURST), null = unlimited. */
+  rateLimit: RateLimitConfig | null;
+  /** Where the JSON access log goes (KEYGATE_ACCESS_LOG): stdout, a file (appended), or nowhere. */
+  accessLog: AccessLogTarget;
 }
+
+export interface RateLimitConfig {
+  /** Sustained requests per second allowed for each access key. */
+  requestsPerSecond: number;
+  /** Requests a key may make at once after being idle (token bucket size). */
+  burst: number;
+}
+
+export type AccessLogTarget = { kind: 'stdout' } | { kind: 'off' } | { kind: 'file'; path: string };
 
 export class ConfigError extends Error {
   constructor(
@@ -109,7 +122,35 @@ export function loadConfig(env: Env = process.env): Config {
     ),
     upstreamTrailingChecksums: parseBoolean('KEYGATE_UPSTREAM_TRAILING_CHECKSUMS', get('KEYGATE_UPSTREAM_TRAILING_CHECKSUMS') ?? '1'),
     debugSignatures: parseBoolean('KEYGATE_DEBUG_SIGNATURES', get('KEYGATE_DEBUG_SIGNATURES')),
+    rateLimit: parseRateLimit(get('KEYGATE_RATE_LIMIT'), get('KEYGATE_RATE_LIMIT_BURST')),
+    accessLog: parseAccessLog(get('KEYGATE_ACCESS_LOG')),
   };
+}
+
+function parseRateLimit(rate: string | undefined, burst: string | undefined): RateLimitConfig | null {
+  const requestsPerSecond = rate === undefined ? 0 : Number(rate);
+  if (!/^\d+(\.\d+)?$/.test(rate ?? '0') || !Number.isFinite(requestsPerSecond)) {
+    throw new ConfigError('KEYGATE_RATE_LIMIT', `"${rate}" is not a rate; use requests per second per key, e.g. 50 (0 = unlimited).`);
+  }
+  if (requestsPerSecond === 0) {
+    if (burst !== undefined) throw new ConfigError('KEYGATE_RATE_LIMIT_BURST', 'only applies with KEYGATE_RATE_LIMIT set; set both or neither.');
+    return null;
+  }
+  // Default burst: one second's worth, and at least one request.
+  const size = burst === undefined ? Math.max(1, Math.ceil(requestsPerSecond)) : Number(burst);
+  if (!/^\d+$/.test(burst ?? String(size)) || size < 1) {
+    throw new ConfigError('KEYGATE_RATE_LIMIT_BURST', `"${burst}" is not a burst size; use a whole number of requests >= 1, e.g. 100.`);
+  }
+  return { requestsPerSecond, burst: size };
+}
+
+function parseAccessLog(value: string | undefined): AccessLogTarget {
+  if (value === undefined || value.toLowerCase() === 'stdout') return { kind: 'stdout' };
+  if (/^(off|0|false|no|none)$/i.test(value)) return { kind: 'off' };
+  if (!path.isAbsolute(value) && !value.startsWith('.')) {
+    throw new ConfigError('KEYGATE_ACCESS_LOG', `"${value}" is not understood; use "stdout" (default), "off", or a file path like /var/log/keygate/access.log.`);
+  }
+  return { kind: 'file', path: path.resolve(value) };
 }
 
 function parsePort(variable: string, value: string): number {

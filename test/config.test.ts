@@ -140,3 +140,34 @@ describe('loadConfig errors name the variable and the fix', () => {
     expectConfigError(env as Record<string, string>, variable, hint);
   });
 });
+
+describe('rate limit and access log settings', () => {
+  it('defaults to no rate limit and an access log on stdout', () => {
+    const config = loadConfig({});
+    expect(config.rateLimit).toBeNull();
+    expect(config.accessLog).toEqual({ kind: 'stdout' });
+  });
+
+  it('reads a per-key rate with a default burst of one second', () => {
+    expect(loadConfig({ KEYGATE_RATE_LIMIT: '50' }).rateLimit).toEqual({ requestsPerSecond: 50, burst: 50 });
+    expect(loadConfig({ KEYGATE_RATE_LIMIT: '0.5' }).rateLimit).toEqual({ requestsPerSecond: 0.5, burst: 1 });
+    expect(loadConfig({ KEYGATE_RATE_LIMIT: '10', KEYGATE_RATE_LIMIT_BURST: '40' }).rateLimit).toEqual({ requestsPerSecond: 10, burst: 40 });
+    expect(loadConfig({ KEYGATE_RATE_LIMIT: '0' }).rateLimit).toBeNull();
+  });
+
+  it.each([
+    [{ KEYGATE_RATE_LIMIT: 'fast' }, 'KEYGATE_RATE_LIMIT'],
+    [{ KEYGATE_RATE_LIMIT: '-3' }, 'KEYGATE_RATE_LIMIT'],
+    [{ KEYGATE_RATE_LIMIT: '10', KEYGATE_RATE_LIMIT_BURST: '0' }, 'KEYGATE_RATE_LIMIT_BURST'],
+    [{ KEYGATE_RATE_LIMIT: '10', KEYGATE_RATE_LIMIT_BURST: '2.5' }, 'KEYGATE_RATE_LIMIT_BURST'],
+    [{ KEYGATE_RATE_LIMIT_BURST: '10' }, 'KEYGATE_RATE_LIMIT_BURST'],
+    [{ KEYGATE_ACCESS_LOG: 'syslog' }, 'KEYGATE_ACCESS_LOG'],
+  ])('rejects %o naming %s', (env, variable) => {
+    expect(() => loadConfig(env)).toThrow(new RegExp(`^${variable}: `));
+  });
+
+  it('turns the access log off or sends it to a file', () => {
+    expect(loadConfig({ KEYGATE_ACCESS_LOG: 'off' }).accessLog).toEqual({ kind: 'off' });
+    expect(loadConfig({ KEYGATE_ACCESS_LOG: '/var/log/keygate/access.log' }).accessLog).toEqual({ kind: 'file', path: '/var/log/keygate/access.log' });
+  });
+});

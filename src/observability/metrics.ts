@@ -1,0 +1,84 @@
+/**
+ * Prometheus metrics for the gateway, on their own registry (so several servers can live in one
+ * process, as in tests). S3 request metrics come from the same per-request record as the access
+ * log; labels are bounded (operation names, status codes), never key ids or object keys.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { S3RequestRecord } from '../http/s3.js';
+
+export interface GatewayMetrics {
+  registry: Registry;
+  observeRequest(record: S3RequestRecord): void;
+  countRateLimited(): void;
+}
+
+export interface MetricsSources {
+  /** Counts keys in the store at scrape time. */
+  countKeys(): number;
+}
+
+/** Seconds; from a fast HEAD to a multi-minute upload. */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export function createGatewayMetrics(sources: MetricsSources): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
+
+  const requests = new Counter({
+    name: 'keygate_s3_requests_total',
+    help: 'S3 requests answered, by operation and HTTP status (operation "unknown" when refused before classification).',
+    labelNames: ['operation', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'keygate_s3_request_duration_seconds',
+    help: 'Time from request start to the end of the response, by operation.',
+    labelNames: ['operation'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const received = new Counter({
+    name: 'keygate_s3_received_bytes_total',
+    help: 'Bytes read from S3 clients (headers and bodies), by operation.',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
+  const sent = new Counter({
+    name: 'keygate_s3_sent_bytes_total',
+    help: 'Bytes written to S3 clients (headers and bodies), by operation.',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
+  const aborted = new Counter({
+    name: 'keygate_s3_aborted_requests_total',
+    help: 'S3 requests whose client connection closed before the response was complete.',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
+  const rateLimited = new Counter({
+    name: 'keygate_rate_limited_requests_total',
+    help: 'S3 requests refused with SlowDown by the per-key rate limit.',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'keygate_access_keys',
+    help: 'Access keys in the store (including expired ones not yet deleted).',
+    registers: [registry],
+    collect() {
+      this.set(sources.countKeys());
+    },
+  });
+
+  return {
+    registry,
+    observeRequest(record) {
+      const operation = record.operation ?? 'unknown';
+      requests.inc({ operation, status: String(record.status) });
+      duration.observe({ operation }, record.durationMs / 1000);
+      received.inc({ operation }, record.bytesIn);
+      sent.inc({ operation }, record.bytesOut);
+      if (record.aborted) aborted.inc({ operation });
+    },
+    countRateLimited: () => rateLimited.inc(),
+  };
+}

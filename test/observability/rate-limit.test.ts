@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { KeyRateLimiter } from '../../src/observability/rate-limit.js';
+import { S3Error } from '../../src/s3/errors.js';
+
+function limiter(requestsPerSecond: number, burst: number) {
+  let now = 0;
+  const limited: string[] = [];
+  const instance = new KeyRateLimiter({ requestsPerSecond, burst }, () => now, (id) => limited.push(id));
+  return {
+    instance,
+    limited,
+    advance: (ms: number) => {
+      now += ms;
+    },
+    admitted: (id: string) => {
+      try {
+        instance.admit(id);
+        return true;
+      } catch (error) {
+        if (error instanceof S3Error && error.code === 'SlowDown') return false;
+        throw error;
+      }
+    },
+  };
+}
+
+describe('KeyRateLimiter', () => {
+  it('allows a burst, then the sustained rate', () => {
+    const l = limiter(10, 3);
+    expect([1, 2, 3, 4].map(() => l.admitted('a'))).toEqual([true, true, true, false]);
+    l.advance(99);
+    expect(l.admitted('a')).toBe(false);
+    l.advance(1); // 100 ms at 10/s = one token
+    expect(l.admitted('a')).toBe(true);
+    expect(l.admitted('a')).toBe(false);
+    expect(l.limited).toEqual(['a', 'a', 'a']);
+  });
+
+  it('limits each key separately', () => {
+    const l = limiter(1, 1);
+    expect(l.admitted('a')).toBe(true);
+    expect(l.admitted('a')).toBe(false);
+    expect(l.admitted('b')).toBe(true);
+  });
+
+  it('never accumulates more than the burst while idle', () => {
+    const l = limiter(100, 2);
+    l.advance(60_000);
+    expect([1, 2, 3].map(() => l.admitted('a'))).toEqual([true, true, false]);
+  });
+
+  it('refuses with SlowDown (503), a Retry-After and a message naming the setting', () => {
+    const l = limiter(0.5, 1);
+    l.instance.admit('a');
+    let refused: unknown;
+    try {
+      l.instance.admit('a');
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toBeInstanceOf(S3Error);
+    const error = refused as S3Error;
+    expect(error.status).toBe(503);
+    expect(error.headers['retry-after']).toBe('2');
+    expect(error.message).toContain('KEYGATE_RATE_LIMIT');
+  });
+
+  it('forgets fully refilled keys once many are tracked', () => {
+    const l = limiter(1000, 1);
+    for (let i = 0; i < 10_000; i++) l.instance.admit(`k${i}`);
+    expect(l.instance.trackedKeys).toBe(10_000);
+    l.advance(10);
+    l.instance.admit('fresh');
+    expect(l.instance.trackedKeys).toBe(1);
+  });
+});
