@@ -5,10 +5,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
+import { Hono } from 'hono';
 import type { Config } from './config.js';
 import { createAdminApp } from './http/admin.js';
 import { prepareAdminToken } from './http/admin-token.js';
-import { attachExpectContinue, createS3Listener } from './http/s3.js';
+import { createMetricsApp } from './http/metrics.js';
+import { attachExpectContinue, createS3Listener, type S3RequestRecord } from './http/s3.js';
+import { openAccessLog } from './observability/access-log.js';
+import { createGatewayMetrics } from './observability/metrics.js';
+import { KeyRateLimiter } from './observability/rate-limit.js';
 import { openStore, type Store } from './store/db.js';
 import { closeUpstreamConnections } from './upstream/forward.js';
 import { UpstreamResolver } from './upstream/resolver.js';
@@ -33,7 +38,9 @@ export async function startServer(config: Config, options: StartServerOptions = 
   const store = options.store ?? openStore(config);
   try {
     const adminToken = prepareAdminToken(config, { announce });
-    const adminApp = createAdminApp({ config, store, adminToken });
+    const metrics = createGatewayMetrics({ countKeys: () => store.keys.list().length });
+    // /metrics first: the admin app's catch-all auth middleware would otherwise answer it.
+    const adminApp = new Hono().route('/', createMetricsApp(metrics, adminToken)).route('/', createAdminApp({ config, store, adminToken }));
     const adminServer = createServer(getRequestListener(adminApp.fetch));
     await listen(adminServer, config.adminHost, config.adminPort, 'KEYGATE_ADMIN_HOST / KEYGATE_ADMIN_PORT');
     const adminUrl = urlOf(adminServer, config.adminHost);
@@ -44,7 +51,18 @@ export async function startServer(config: Config, options: StartServerOptions = 
       registry: store.buckets,
       genericCapabilities: { trailingChecksums: config.upstreamTrailingChecksums },
     });
-    const s3Listener = createS3Listener({ config, store, resolver });
+    const accessLog = openAccessLog(config.accessLog);
+    const rateLimiter = config.rateLimit ? new KeyRateLimiter(config.rateLimit, undefined, () => metrics.countRateLimited()) : null;
+    const s3Listener = createS3Listener({
+      config,
+      store,
+      resolver,
+      admit: rateLimiter ? (accessKeyId) => rateLimiter.admit(accessKeyId) : undefined,
+      observe: (record: S3RequestRecord) => {
+        accessLog?.write(record);
+        metrics.observeRequest(record);
+      },
+    });
     const s3Server = createServer(s3Listener);
     attachExpectContinue(s3Server, s3Listener);
     try {
@@ -61,6 +79,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
       close: async () => {
         await Promise.all([closeServer(adminServer), closeServer(s3Server)]);
         await closeUpstreamConnections();
+        await accessLog?.close();
         if (!options.store) store.close();
       },
     };

@@ -5,6 +5,7 @@
  * keys containing `..` or `//`) and streaming with backpressure are preserved.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Hono } from 'hono';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import { authorize } from '../authz.js';
@@ -157,11 +158,16 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
   }
 }
 
+/** Per connection: socket.bytesRead already attributed to earlier requests. */
+const bytesReadAccounted = new WeakMap<Socket, number>();
+
 /** Starts the request's record and emits it exactly once, when the response finishes or the connection closes. */
 function startRecord(observe: (record: S3RequestRecord) => void, requestId: string, req: IncomingMessage, res: ServerResponse): S3RequestRecord {
   const started = process.hrtime.bigint();
   const socket = req.socket;
-  const readBefore = socket.bytesRead;
+  // The request's head (and a small body) was read before this request began: count from where the
+  // previous request on this keep-alive connection ended, not from now.
+  const readBefore = bytesReadAccounted.get(socket) ?? 0;
   const writtenBefore = socket.bytesWritten;
   const record: S3RequestRecord = {
     requestId,
@@ -185,6 +191,7 @@ function startRecord(observe: (record: S3RequestRecord) => void, requestId: stri
     record.status = res.statusCode;
     record.aborted = !res.writableFinished;
     record.bytesIn = socket.bytesRead - readBefore;
+    bytesReadAccounted.set(socket, socket.bytesRead);
     record.bytesOut = socket.bytesWritten - writtenBefore;
     record.durationMs = Number(process.hrtime.bigint() - started) / 1e6;
     try {
