@@ -1,5 +1,7 @@
-/** `keygate buckets add|list|remove|sync`. */
-import { bucketToJson } from '../buckets/json.js';
+/** `keygate buckets add|list|remove|sync|cors`. */
+import { readFileSync } from 'node:fs';
+import { CorsDocumentError, parseCorsDocument, type CorsRule } from '../buckets/cors.js';
+import { bucketToJson, corsToJson } from '../buckets/json.js';
 import { BucketValidationError } from '../buckets/validate.js';
 import type { Config } from '../config.js';
 import type { BucketRecord } from '../store/buckets.js';
@@ -24,6 +26,8 @@ export async function runBuckets(args: string[], io: CliIo): Promise<number> {
       return removeBucket(rest, io);
     case 'sync':
       return runBucketsSync(rest, io);
+    case 'cors':
+      return bucketCors(rest, io);
     case undefined:
       io.stderr(BUCKETS_USAGE);
       return EXIT_USAGE;
@@ -32,7 +36,7 @@ export async function runBuckets(args: string[], io: CliIo): Promise<number> {
     case 'help':
       return printHelp(io);
     default:
-      throw new UsageError(`Unknown command "buckets ${verb}"; use add, list, remove or sync.`, HELP);
+      throw new UsageError(`Unknown command "buckets ${verb}"; use add, list, remove, sync or cors.`, HELP);
   }
 }
 
@@ -113,6 +117,82 @@ function removeBucket(args: string[], io: CliIo): number {
     }
     return EXIT_OK;
   });
+}
+
+const CORS_HELP = 'keygate buckets cors --help';
+const CORS_USAGE = `Usage:
+  keygate buckets cors NAME [--json]              show the bucket's CORS rules
+  keygate buckets cors NAME --file rules.json     replace them
+  keygate buckets cors NAME --clear               remove them (cross-origin browser requests are refused)
+
+rules.json is a list of rules, e.g.
+  [{"allowedOrigins": ["https://app.example.com"], "allowedMethods": ["GET", "PUT", "POST"],
+    "allowedHeaders": ["*"], "exposeHeaders": ["ETag"], "maxAgeSeconds": 3000}]
+or S3's CORSConfiguration JSON ({"CORSRules": [{"AllowedOrigins": [...], ...}]}).
+Changes apply to the server's next request. See docs/browser-uploads.md.
+`;
+
+function bucketCors(args: string[], io: CliIo): number {
+  const parsed = parseCommand(args, { file: { type: 'string' }, clear: { type: 'boolean' }, json: { type: 'boolean' } }, CORS_HELP);
+  if (parsed.help) {
+    io.stdout(CORS_USAGE);
+    return EXIT_OK;
+  }
+  const [name] = expectPositionals(parsed.positionals, ['NAME'], CORS_HELP) as [string];
+  const file = stringOption(parsed, 'file');
+  const clear = flag(parsed, 'clear');
+  if (file !== undefined && clear) throw new UsageError('Give either --file or --clear, not both.', CORS_HELP);
+  const rules = file === undefined ? undefined : readCorsFile(file);
+  return withStore(io, (store) => {
+    const notRegistered = () => new CommandFailure(`Bucket ${name} is not registered; see the registered ones with: keygate buckets list`);
+    if (clear) {
+      if (!store.buckets.setCors(name, null)) throw notRegistered();
+      io.stdout(`Removed the CORS rules of ${name}; browsers on other origins can no longer use it.\n`);
+      return EXIT_OK;
+    }
+    if (rules !== undefined) {
+      if (!store.buckets.setCors(name, rules)) throw notRegistered();
+      io.stdout(`Stored ${rules.length} CORS rule${rules.length === 1 ? '' : 's'} for ${name}.\n`);
+      return EXIT_OK;
+    }
+    const bucket = store.buckets.get(name);
+    if (!bucket) throw notRegistered();
+    if (flag(parsed, 'json')) io.stdout(`${JSON.stringify(corsToJson(name, bucket.cors), null, 2)}\n`);
+    else if (!bucket.cors || bucket.cors.length === 0) io.stdout(`${name} has no CORS rules. Set them with: keygate buckets cors ${name} --file rules.json\n`);
+    else io.stdout(formatTable(['ORIGINS', 'METHODS', 'HEADERS', 'EXPOSE', 'MAX AGE'], bucket.cors.map(corsRow)));
+    return EXIT_OK;
+  });
+}
+
+function readCorsFile(file: string): CorsRule[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CommandFailure(`Cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give the path of a JSON file of CORS rules.`);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`${file} is not valid JSON (${(error as Error).message}).`, CORS_HELP);
+  }
+  try {
+    return parseCorsDocument(document);
+  } catch (error) {
+    if (error instanceof CorsDocumentError) throw new UsageError(`${file}: ${error.message}`, CORS_HELP);
+    throw error;
+  }
+}
+
+function corsRow(rule: CorsRule): string[] {
+  return [
+    rule.allowedOrigins.join(' '),
+    rule.allowedMethods.join(','),
+    (rule.allowedHeaders ?? []).join(' ') || '-',
+    (rule.exposeHeaders ?? []).join(' ') || '-',
+    rule.maxAgeSeconds === undefined ? '-' : `${rule.maxAgeSeconds}s`,
+  ];
 }
 
 function upstreamOf(bucket: BucketRecord): string {

@@ -6,7 +6,8 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Config } from '../config.js';
-import { bucketToJson } from '../buckets/json.js';
+import { CorsDocumentError, parseCorsDocument } from '../buckets/cors.js';
+import { bucketToJson, corsToJson } from '../buckets/json.js';
 import { BucketValidationError, type AddBucketInput } from '../buckets/validate.js';
 import { isAccessKeyId } from '../crypto/keygen.js';
 import { createdKeyToJson, keyToJson } from '../keys/json.js';
@@ -107,9 +108,31 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
 
   app.delete('/v1/buckets/:name', (c) => {
     const name = c.req.param('name');
-    return store.buckets.remove(name)
-      ? c.body(null, 204)
-      : fail(c, 404, 'not_found', `Bucket "${name}" is not registered; GET /v1/buckets lists the registered ones.`);
+    return store.buckets.remove(name) ? c.body(null, 204) : bucketNotFound(c, name);
+  });
+
+  app.get('/v1/buckets/:name/cors', (c) => {
+    const name = c.req.param('name');
+    const bucket = store.buckets.get(name);
+    return bucket ? c.json(corsToJson(name, bucket.cors)) : bucketNotFound(c, name);
+  });
+
+  app.put('/v1/buckets/:name/cors', async (c) => {
+    const name = c.req.param('name');
+    let rules;
+    try {
+      rules = parseCorsDocument(await readJson(c));
+    } catch (error) {
+      if (error instanceof CorsDocumentError) throw new InvalidRequest(error.message);
+      throw error;
+    }
+    const bucket = store.buckets.setCors(name, rules);
+    return bucket ? c.json(corsToJson(name, bucket.cors)) : bucketNotFound(c, name);
+  });
+
+  app.delete('/v1/buckets/:name/cors', (c) => {
+    const name = c.req.param('name');
+    return store.buckets.setCors(name, null) ? c.body(null, 204) : bucketNotFound(c, name);
   });
 
   app.notFound((c) => fail(c, 404, 'not_found', `No route ${c.req.method} ${c.req.path}; see GET /openapi.json.`));
@@ -138,6 +161,10 @@ function fail(c: Context, status: ErrorStatus, error: ErrorCode, detail: string)
   return c.json({ error, detail }, status);
 }
 
+function bucketNotFound(c: Context, name: string): Response {
+  return fail(c, 404, 'not_found', `Bucket "${name}" is not registered; GET /v1/buckets lists the registered ones.`);
+}
+
 function keyNotFound(c: Context, id: string): Response {
   return fail(c, 404, 'not_found', `No access key "${id}"; GET /v1/keys lists the existing ones.`);
 }
@@ -148,15 +175,19 @@ function bearerToken(header: string | undefined): string | null {
   return match ? match[1]! : null;
 }
 
+/** Parses the body as JSON; invalid JSON is a 400. */
+async function readJson(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidRequest('The request body is not valid JSON; send JSON with Content-Type: application/json.');
+  }
+}
+
 /** Parses the body as a JSON object with only the given fields; anything else is a 400 saying what was wrong. */
 async function readJsonObject(c: Context, allowed: readonly string[]): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new InvalidRequest('The request body is not valid JSON; send a JSON object with Content-Type: application/json.');
-  }
+  const body = await readJson(c);
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new InvalidRequest(`The request body must be a JSON object with fields: ${allowed.join(', ')}.`);
   }

@@ -103,6 +103,39 @@ export const ADMIN_OPENAPI = {
         responses: { '204': { description: 'Removed.' }, '401': UNAUTHORIZED, '404': errorResponse('The bucket is not registered.') },
       },
     },
+    '/v1/buckets/{name}/cors': {
+      parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+      get: {
+        operationId: 'getBucketCors',
+        summary: 'Show a bucket’s CORS rules',
+        responses: { '200': { description: 'The rules (empty when none are set).', content: json(ref('BucketCors')) }, '401': UNAUTHORIZED, '404': errorResponse('The bucket is not registered.') },
+      },
+      put: {
+        operationId: 'setBucketCors',
+        summary: 'Replace a bucket’s CORS rules',
+        description:
+          'The gateway answers browser preflights (OPTIONS) from these rules without authentication and adds ' +
+          'Access-Control-* headers to responses for allowed origins. Takes effect on the next request. Accepts a list of ' +
+          'rules, `{"rules": [...]}`, or S3’s CORSConfiguration JSON `{"CORSRules": [{"AllowedOrigins": [...], ...}]}`.',
+        requestBody: {
+          required: true,
+          content: json({ oneOf: [{ type: 'array', items: ref('CorsRule') }, { type: 'object', required: ['rules'], properties: { rules: { type: 'array', items: ref('CorsRule') } } }, { type: 'object', required: ['CORSRules'], properties: { CORSRules: { type: 'array', items: { type: 'object' } } } }] }),
+        },
+        responses: {
+          '200': { description: 'Stored.', content: json(ref('BucketCors')) },
+          '400': errorResponse('Invalid rules; `detail` says what to change.'),
+          '401': UNAUTHORIZED,
+          '404': errorResponse('The bucket is not registered.'),
+          '413': errorResponse('Request body too large.'),
+        },
+      },
+      delete: {
+        operationId: 'clearBucketCors',
+        summary: 'Remove a bucket’s CORS rules',
+        description: 'Cross-origin browser requests to the bucket are refused from the next request on.',
+        responses: { '204': { description: 'Cleared.' }, '401': UNAUTHORIZED, '404': errorResponse('The bucket is not registered.') },
+      },
+    },
     '/v1/presign': {
       post: {
         operationId: 'presign',
@@ -209,6 +242,24 @@ export const ADMIN_OPENAPI = {
           region: nullable({ type: 'string' }),
         },
       },
+      CorsRule: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['allowedOrigins', 'allowedMethods'],
+        properties: {
+          id: { type: 'string' },
+          allowedOrigins: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'Origins such as https://app.example.com; "*" alone, or one "*" inside an entry (https://*.example.com).' },
+          allowedMethods: { type: 'array', minItems: 1, items: { type: 'string', enum: ['GET', 'PUT', 'POST', 'DELETE', 'HEAD'] } },
+          allowedHeaders: { type: 'array', items: { type: 'string' }, description: 'Request headers a preflight may ask for (case-insensitive, one "*" wildcard per entry).' },
+          exposeHeaders: { type: 'array', items: { type: 'string' }, description: 'Response headers browser code may read, e.g. ETag.' },
+          maxAgeSeconds: { type: 'integer', minimum: 0 },
+        },
+      },
+      BucketCors: {
+        type: 'object',
+        required: ['bucket', 'rules'],
+        properties: { bucket: { type: 'string' }, rules: { type: 'array', items: ref('CorsRule') } },
+      },
       Bucket: {
         type: 'object',
         required: ['name', 'datacenter', 'endpoint', 'region', 'upstreamBucket', 'cors', 'createdAt'],
@@ -218,7 +269,7 @@ export const ADMIN_OPENAPI = {
           endpoint: nullable({ type: 'string' }),
           region: nullable({ type: 'string' }),
           upstreamBucket: { type: 'string' },
-          cors: nullable({ type: 'array', items: { type: 'object' } }),
+          cors: nullable({ type: 'array', items: ref('CorsRule') }),
           createdAt: dateTime,
         },
       },

@@ -18,9 +18,11 @@ import { classify } from '../s3/operations.js';
 import { pipeline } from 'node:stream/promises';
 import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
 import { verifyRequest } from '../sigv4/verify.js';
-import type { VerifiedRequest } from '../sigv4/types.js';
+import type { KeyLookup, VerifiedRequest } from '../sigv4/types.js';
 import type { Store } from '../store/db.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
+import { handlePostObject, isPostObjectRequest, type PostObjectDeps } from '../s3/post-object.js';
+import { answerPreflight, applyCorsHeaders } from './cors.js';
 import { newRequestId, sendError } from './respond.js';
 
 export const S3_HEALTH_PATH = '/_health';
@@ -110,6 +112,23 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
     const method = (req.method ?? 'GET').toUpperCase();
     const address: S3Address = parseAddress(requestTarget, req.headers.host, deps.config.domain);
     resource = address.rawPath;
+    if (method === 'OPTIONS') {
+      // CORS preflights carry no credentials: answered from the bucket's rules, never authenticated or forwarded.
+      if (record) {
+        record.operation = 'PreflightRequest';
+        record.bucket = address.bucket;
+        record.objectKey = address.key;
+      }
+      answerPreflight(deps.store.buckets, req, res, address);
+      return;
+    }
+    applyCorsHeaders(deps.store.buckets, req, res, address.bucket, method);
+    if (isPostObjectRequest(method, address.bucket, address.key, address.query, req.headers['content-type'])) {
+      // The form authenticates itself (POST policy); its fields are in the body, so there is nothing to check before 100 Continue.
+      if (req[EXPECTS_CONTINUE]) res.writeContinue();
+      await handlePostObject(postObjectDeps(deps, handlerDeps, record), { req, res, bucket: address.bucket!, signal: abort.signal });
+      return;
+    }
     const verified = verify(deps, req, method, address);
     if (record) record.accessKeyId = verified.accessKeyId;
     deps.admit?.(verified.accessKeyId);
@@ -209,17 +228,39 @@ function verify(deps: S3AppDeps, req: IncomingMessage, method: string, address: 
   return verifyRequest<AccessKey>(
     // headersDistinct keeps repeated headers apart: SigV4 joins them with ',' where Node uses ', '.
     { method, rawPath: address.rawPath, rawQuery: address.rawQuery, headers: req.headersDistinct },
-    {
-      lookup: (accessKeyId) => {
-        const found = deps.store.keys.findWithSecret(accessKeyId);
-        if (!found) return undefined;
-        const { secretAccessKey, ...key } = found;
-        return { secretAccessKey, key };
-      },
-      regions: deps.config.acceptedRegions,
-      debug: deps.config.debugSignatures,
-    },
+    { lookup: keyLookup(deps), regions: deps.config.acceptedRegions, debug: deps.config.debugSignatures },
   );
+}
+
+/** Access keys with their secrets, for signature checks. */
+function keyLookup(deps: S3AppDeps): KeyLookup<AccessKey> {
+  return (accessKeyId) => {
+    const found = deps.store.keys.findWithSecret(accessKeyId);
+    if (!found) return undefined;
+    const { secretAccessKey, ...key } = found;
+    return { secretAccessKey, key };
+  };
+}
+
+/** POST Object verifies its own form; the record, admission and last-used follow the same steps as other requests. */
+function postObjectDeps(deps: S3AppDeps, handlerDeps: HandlerDeps, record: S3RequestRecord | null): PostObjectDeps {
+  return {
+    handlerDeps,
+    lookup: keyLookup(deps),
+    regions: deps.config.acceptedRegions,
+    publicUrl: deps.config.publicUrl,
+    onAuthenticated: (accessKeyId) => {
+      if (record) record.accessKeyId = accessKeyId;
+      deps.admit?.(accessKeyId);
+    },
+    onAuthorized: (accessKeyId) => deps.store.keys.touchLastUsed(accessKeyId),
+    onClassified: (operation) => {
+      if (!record) return;
+      record.operation = operation.name;
+      record.bucket = operation.bucket;
+      record.objectKey = operation.key;
+    },
+  };
 }
 
 /** The decoded body length: x-amz-decoded-content-length for aws-chunked bodies, else Content-Length. */

@@ -37,10 +37,8 @@ export interface HandlerDeps {
   region: string;
 }
 
-/** Operations the gateway refuses whatever the upstream, with the reason shown to the client. */
-const GATEWAY_UNSUPPORTED: Partial<Record<OperationName, string>> = {
-  PostObject: 'Browser form uploads (POST Object) are not supported yet; use a presigned PUT URL.',
-};
+/** Operations the gateway refuses whatever the upstream, with the reason shown to the client (none at the moment). */
+const GATEWAY_UNSUPPORTED: Partial<Record<OperationName, string>> = {};
 
 /** Operations that need upstream support RunPod lacks. */
 const NEEDS_CAPABILITY: Partial<Record<OperationName, (target: UpstreamTarget) => boolean>> = {
@@ -100,6 +98,9 @@ export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, c
       return sendXml(ctx.res, 200, bucketLocationXml(deps.region));
     case 'DeleteObjects':
       return deleteObjects(ctx, target);
+    case 'PostObject':
+      // Form uploads authenticate by their policy and are handled by post-object.ts before this point.
+      throw new S3Error('InvalidRequest', 'POST Object must be a multipart/form-data form signed with a POST policy.');
     case 'CopyObject':
     case 'UploadPartCopy':
       return relay(ctx, await withCopySource(deps, ctx, target));
