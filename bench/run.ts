@@ -1,14 +1,55 @@
 /**
- * `npm run bench`: per-request costs of the gateway's own work, measured in one run and printed as
- * a markdown table (also written to .bench/report.md). Numbers are for this machine only; compare
- * rows of one run with each other, not with other machines.
+ * `npm run bench`: the gateway side by side with the same upstream hit directly and with nginx
+ * proxying to it, in one run on this machine, plus the per-request cost of the gateway's own work
+ * (SigV4 verification, authorization). Prints a markdown table and writes it to .bench/report.md.
+ *
+ * Options: --quick (short rounds and a 64 MiB object, for trying changes; targets are not judged),
+ * --only=small,large,micro (phases to run), --large-mib=N, --rounds=N, --seconds=N.
+ * KEYGATE_BENCH_NODE_ARGS adds node flags to the gateway process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+ *
+ * Numbers are for this machine only; compare rows of one run with each other, not with other machines.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import path from 'node:path';
 import { authorize } from '../src/authz.js';
 import type { AccessKey } from '../src/keys/model.js';
 import { parseAddress } from '../src/s3/address.js';
 import { classify } from '../src/s3/operations.js';
+import { REPO_ROOT } from './processes.js';
 import { runSigv4Bench, type BenchRow } from './sigv4.js';
+import { runSystemBench, SMALL_OBJECT_BYTES, type LargeResult, type SmallResult, type SystemResults } from './system.js';
+
+/** The goals of issue 5. */
+export const TARGETS = {
+  smallVsNginx: 0.6,
+  largeVsDirect: 0.9,
+  peakRssBytes: 150 * 1e6,
+};
+
+interface CliOptions {
+  quick: boolean;
+  phases: Set<string>;
+  largeMib: number;
+  rounds: number;
+  seconds: number;
+}
+
+function parseCli(argv: string[]): CliOptions {
+  const value = (name: string) => argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const quick = argv.includes('--quick');
+  const only = value('only');
+  const phases = new Set(only ? only.split(',') : ['small', 'large', 'micro']);
+  for (const phase of phases) if (!['small', 'large', 'micro'].includes(phase)) throw new Error(`--only takes small, large and micro; got "${phase}"`);
+  return {
+    quick,
+    phases,
+    largeMib: Number(value('large-mib') ?? (quick ? 64 : 1024)),
+    rounds: Number(value('rounds') ?? (quick ? 1 : 3)),
+    seconds: Number(value('seconds') ?? (quick ? 3 : 5)),
+  };
+}
 
 function timePerOpUs(fn: () => void, minMs = 500): number {
   for (let i = 0; i < 2000; i++) fn();
@@ -43,15 +84,126 @@ function authzRow(): BenchRow {
   return { name, value: us, unit: 'µs/op', detail: `${Math.round(1000 / us)}k ops/s`, markdown: `| ${name} | ${us.toFixed(2)} µs/op | ${Math.round(1000 / us)}k ops/s |` };
 }
 
-const rows = [...(await runSigv4Bench()), authzRow()];
-const report = [
-  `# keygate benchmark (${new Date().toISOString()}, node ${process.version})`,
-  '',
-  '| measurement | result | detail |',
-  '|---|---|---|',
-  ...rows.map((row) => row.markdown),
-  '',
-].join('\n');
-mkdirSync('.bench', { recursive: true });
-writeFileSync('.bench/report.md', report);
-process.stdout.write(report);
+const percent = (ratio: number) => `${(ratio * 100).toFixed(0)}%`;
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
+const verdict = (ok: boolean, judged: boolean) => (!judged ? 'not judged (--quick)' : ok ? '**PASS**' : '**FAIL**');
+
+function smallTable(small: SmallResult[]): string[] {
+  const lines = [
+    `| request | target | req/s | p50 | p99 | added p50 / p99 vs direct | target's own CPU per request |`,
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const r of small) {
+    const direct = small.find((d) => d.method === r.method && d.target === 'direct')!.median;
+    const m = r.median;
+    const added = r.target === 'direct' ? '—' : `+${(m.p50Ms - direct.p50Ms).toFixed(2)} / +${(m.p99Ms - direct.p99Ms).toFixed(2)} ms`;
+    const cpu = r.cpuMsPerRequest === null ? '—' : `${(r.cpuMsPerRequest * 1000).toFixed(0)} µs`;
+    const spread = r.rounds.map((x) => x.requestsPerSecond.toFixed(0)).join(' / ');
+    lines.push(`| ${r.method} ${SMALL_OBJECT_BYTES / 1024} KiB | ${r.target} | ${m.requestsPerSecond.toFixed(0)} (rounds ${spread}) | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms | ${added} | ${cpu} |`);
+  }
+  return lines;
+}
+
+function largeTable(large: LargeResult[], size: number): string[] {
+  const lines = ['| transfer | target | throughput | rounds |', '|---|---|---|---|'];
+  for (const r of large) {
+    lines.push(`| ${r.operation} ${(size / 2 ** 30 >= 1 ? `${size / 2 ** 30} GiB` : `${size / 2 ** 20} MiB`)} | ${r.target} | ${r.megabytesPerSecond.toFixed(0)} MB/s | ${r.rounds.map((x) => `${x.seconds.toFixed(2)} s`).join(', ')} |`);
+  }
+  return lines;
+}
+
+function goalsTable(system: SystemResults, judged: boolean): string[] {
+  const lines = ['| goal | target | measured | result |', '|---|---|---|---|'];
+  for (const method of ['HEAD', 'GET'] as const) {
+    const gateway = system.small.find((r) => r.method === method && r.target === 'gateway');
+    const nginx = system.small.find((r) => r.method === method && r.target === 'nginx');
+    if (!gateway || !nginx) continue;
+    const ratio = gateway.median.requestsPerSecond / nginx.median.requestsPerSecond;
+    lines.push(`| small ${method} throughput, gateway / nginx | ≥ ${percent(TARGETS.smallVsNginx)} | ${percent(ratio)} (${gateway.median.requestsPerSecond.toFixed(0)} / ${nginx.median.requestsPerSecond.toFixed(0)} req/s) | ${verdict(ratio >= TARGETS.smallVsNginx, judged)} |`);
+  }
+  for (const operation of ['PUT', 'GET'] as const) {
+    const gateway = system.large.find((r) => r.operation === operation && r.target === 'gateway');
+    const direct = system.large.find((r) => r.operation === operation && r.target === 'direct');
+    if (!gateway || !direct) continue;
+    const ratio = gateway.megabytesPerSecond / direct.megabytesPerSecond;
+    lines.push(`| large ${operation} throughput, gateway / direct | ≥ ${percent(TARGETS.largeVsDirect)} | ${percent(ratio)} (${gateway.megabytesPerSecond.toFixed(0)} / ${direct.megabytesPerSecond.toFixed(0)} MB/s) | ${verdict(ratio >= TARGETS.largeVsDirect, judged)} |`);
+  }
+  if (system.large.length > 0 && system.largePeakRss !== null) {
+    lines.push(`| gateway peak RSS (VmHWM) during large transfers | < ${mb(TARGETS.peakRssBytes)} | ${mb(system.largePeakRss)} | ${verdict(system.largePeakRss < TARGETS.peakRssBytes, judged)} |`);
+  }
+  lines.push(`| gateway peak RSS (VmHWM) over the whole run | < ${mb(TARGETS.peakRssBytes)} | ${mb(system.runPeakRss)} (idle after small requests: ${mb(system.gatewayIdleRss)}) | ${verdict(system.runPeakRss < TARGETS.peakRssBytes, judged)} |`);
+  return lines;
+}
+
+function machine(): string {
+  const cpuModel = cpus()[0]?.model ?? 'unknown CPU';
+  let nginxVersion = 'nginx not found';
+  try {
+    nginxVersion = execFileSync('/usr/sbin/nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || 'nginx';
+  } catch (error) {
+    nginxVersion = String((error as { stderr?: unknown }).stderr ?? '').trim() || nginxVersion;
+  }
+  const s3rverVersion = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/s3rver/package.json'), 'utf8')) as { version: string }).version;
+  return `${cpus().length} × ${cpuModel}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, node ${process.version}, ${nginxVersion.replace('nginx version: ', '')}, s3rver ${s3rverVersion}`;
+}
+
+async function main(): Promise<void> {
+  const options = parseCli(process.argv.slice(2));
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const sections: string[] = [`# keygate benchmark (${new Date().toISOString()})`, '', `Machine: ${machine()}.`, ''];
+  let system: SystemResults | null = null;
+
+  if (options.phases.has('small') || options.phases.has('large')) {
+    log('building dist/ (npm run build) so the gateway runs as it ships…');
+    execFileSync(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, stdio: 'inherit' });
+    system = await runSystemBench({
+      concurrency: 32,
+      roundSeconds: options.seconds,
+      warmupSeconds: options.quick ? 1 : 2,
+      rounds: options.rounds,
+      largeBytes: options.largeMib * 2 ** 20,
+      largeRounds: options.quick ? 1 : 2,
+      phases: { small: options.phases.has('small'), large: options.phases.has('large') },
+      log,
+    });
+    sections.push(
+      `Upstream: s3rver (a real S3 server: Koa, objects as files on local disk) in its own process; the gateway is \`node dist/cli/main.js serve\` with default settings (access log to stdout, drained by the bench); nginx is one worker with keep-alive to the upstream, no auth. All three, and the load generator, share this machine's cores.`,
+      '',
+      '## Goals',
+      '',
+      ...goalsTable(system, !options.quick),
+      '',
+    );
+    if (system.small.length > 0) {
+      sections.push(
+        `## Small requests (${SMALL_OBJECT_BYTES / 1024} KiB objects, concurrency 32, ${options.seconds} s per target and round after ${options.quick ? 1 : 2} s warm-up, ${options.rounds} rounds in rotated order, median round shown)`,
+        '',
+        'Every request is a presigned URL made before the run (gateway: an rs_ key; direct and nginx: the upstream credentials), so the load generator does the same work for each target.',
+        '',
+        ...smallTable(system.small),
+        '',
+      );
+    }
+    if (system.large.length > 0) {
+      sections.push(
+        `## Large objects (one ${options.largeMib} MiB object per transfer, presigned PUT with Content-Length / GET, streamed, ${options.quick ? 1 : 2} rounds)`,
+        '',
+        ...largeTable(system.large, options.largeMib * 2 ** 20),
+        '',
+      );
+    }
+  }
+
+  if (options.phases.has('micro')) {
+    // After the processes are gone, so the micro benchmarks have the cores to themselves.
+    const rows = [...(await runSigv4Bench()), authzRow()];
+    sections.push('## Gateway work per request (in-process microbenchmarks)', '', '| measurement | result | detail |', '|---|---|---|', ...rows.map((row) => row.markdown), '');
+  }
+
+  const report = sections.join('\n');
+  mkdirSync(path.join(REPO_ROOT, '.bench'), { recursive: true });
+  writeFileSync(path.join(REPO_ROOT, '.bench/report.md'), report);
+  process.stdout.write(report);
+}
+
+await main();

@@ -1,0 +1,273 @@
+/**
+ * The processes the benchmark measures, each started the way it runs for real and each in its own
+ * process so CPU and memory are attributable: the upstream (s3rver), the gateway
+ * (`node dist/cli/main.js serve`, the shipped build) and an nginx reverse proxy for comparison.
+ * Self-contained on purpose: bench code does not import test helpers (and with them vitest).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
+export const NGINX_BINARY = '/usr/sbin/nginx';
+
+/** s3rver's built-in account; it checks SigV4 access key ids but does not recompute signatures. */
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+export const UPSTREAM_REGION = 'us-east-1';
+
+export interface BenchProcess {
+  pid: number;
+  /** http://127.0.0.1:PORT */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface Upstream extends BenchProcess {
+  directory: string;
+}
+
+export interface GatewayProcess extends BenchProcess {
+  adminUrl: string;
+  /** Last output lines, for error messages. */
+  output(): string;
+  createKey(bucket: string): Promise<{ accessKeyId: string; secretAccessKey: string }>;
+  addBucket(name: string): Promise<void>;
+}
+
+const OUTPUT_TAIL_CHARS = 64 * 1024;
+
+/** A TCP port that was free a moment ago on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Collects a child's output (always drained: a full pipe would stall the child), keeping the tail. */
+function captureOutput(child: ChildProcess): () => string {
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > OUTPUT_TAIL_CHARS) output = output.slice(-OUTPUT_TAIL_CHARS);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return () => output;
+}
+
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitFor(what: string, child: ChildProcess, output: () => string, ready: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}:\n${output()}`);
+    if (await ready().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${what} did not become ready within ${timeoutMs / 1000} s:\n${output()}`);
+}
+
+export async function startS3rverUpstream(): Promise<Upstream> {
+  const directory = mkdtempSync(path.join(tmpdir(), 'keygate-bench-s3rver-'));
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bench/s3rver-main.cjs'), directory], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = captureOutput(child);
+  let port = 0;
+  await waitFor('s3rver', child, output, async () => {
+    port = Number(/listening (\d+)/.exec(output())?.[1] ?? 0);
+    return port > 0;
+  });
+  return {
+    pid: child.pid!,
+    url: `http://127.0.0.1:${port}`,
+    directory,
+    async stop() {
+      await stopChild(child);
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The gateway as it ships: the built CLI, its own data dir, the default upstream pointed at the
+ * bench upstream. Access logging stays at its default so the measured path is the shipped one.
+ */
+export async function startGateway(upstream: Upstream, extraEnv: Record<string, string> = {}): Promise<GatewayProcess> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'keygate-bench-gateway-'));
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const adminToken = 'bench-admin-token-0123456789abcdef';
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    KEYGATE_DATA_DIR: dataDir,
+    KEYGATE_HOST: '127.0.0.1',
+    KEYGATE_PORT: String(port),
+    KEYGATE_ADMIN_HOST: '127.0.0.1',
+    KEYGATE_ADMIN_PORT: String(adminPort),
+    KEYGATE_PUBLIC_URL: `http://127.0.0.1:${port}`,
+    KEYGATE_ADMIN_TOKEN: adminToken,
+    KEYGATE_MASTER_KEY: '42'.repeat(32),
+    KEYGATE_REGION: 'us-east-1',
+    KEYGATE_UPSTREAM_ENDPOINT: upstream.url,
+    KEYGATE_UPSTREAM_REGION: UPSTREAM_REGION,
+    KEYGATE_UPSTREAM_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    // s3rver would store an aws-chunked envelope as object bytes.
+    KEYGATE_UPSTREAM_TRAILING_CHECKSUMS: '0',
+    ...extraEnv,
+  };
+  const nodeArgs = (process.env.KEYGATE_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+  const child = spawn(process.execPath, [...nodeArgs, path.join(REPO_ROOT, 'dist/cli/main.js'), 'serve'], {
+    cwd: dataDir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = captureOutput(child);
+  const url = `http://127.0.0.1:${port}`;
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  await waitFor('keygate', child, output, async () => (await fetch(`${url}/_health`)).ok && (await fetch(`${adminUrl}/health`)).ok);
+
+  const admin = async (method: string, route: string, body: unknown): Promise<{ status: number; json: any }> => {
+    const response = await fetch(`${adminUrl}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, json: text ? JSON.parse(text) : null };
+  };
+  return {
+    pid: child.pid!,
+    url,
+    adminUrl,
+    output,
+    async addBucket(name) {
+      const { status, json } = await admin('POST', '/v1/buckets', { name });
+      if (status !== 201) throw new Error(`registering bucket ${name} failed: ${status} ${JSON.stringify(json)}`);
+    },
+    async createKey(bucket) {
+      const { status, json } = await admin('POST', '/v1/keys', { name: 'bench', bucket, preset: 'read-write' });
+      if (status !== 201) throw new Error(`creating a key failed: ${status} ${JSON.stringify(json)}`);
+      return { accessKeyId: json.accessKeyId, secretAccessKey: json.secretAccessKey };
+    },
+    async stop() {
+      // SIGINT, like Ctrl-C: with --cpu-prof the profile is written on this clean exit.
+      await stopChild(child, 'SIGINT');
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * nginx as a plain reverse proxy to the same upstream, no auth: what "just proxying" costs.
+ * One worker process, like the single-threaded gateway, and keep-alive connections to the upstream.
+ */
+export async function startNginx(upstream: Upstream): Promise<BenchProcess> {
+  const prefix = mkdtempSync(path.join(tmpdir(), 'keygate-bench-nginx-'));
+  mkdirSync(path.join(prefix, 'logs'));
+  const port = await freePort();
+  const upstreamHost = new URL(upstream.url).host;
+  const conf = `
+worker_processes 1;
+error_log ${prefix}/logs/error.log warn;
+pid ${prefix}/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/client_body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  client_max_body_size 0;
+  keepalive_requests 1000000;
+  upstream s3 {
+    server ${upstreamHost};
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://s3;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_request_buffering off;
+      proxy_buffering off;
+    }
+  }
+}
+`;
+  const confPath = path.join(prefix, 'nginx.conf');
+  writeFileSync(confPath, conf);
+  const child = spawn(NGINX_BINARY, ['-p', prefix, '-c', confPath, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = captureOutput(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('nginx', child, output, async () => {
+    await fetch(url);
+    return true;
+  });
+  return {
+    pid: child.pid!,
+    url,
+    async stop() {
+      await stopChild(child, 'SIGQUIT');
+      rmSync(prefix, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Memory figures of a process from /proc, in bytes. VmHWM is the peak resident set since start. */
+export function memoryOf(pid: number): { rss: number; peakRss: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) * 1024;
+  return { rss: kib('VmRSS'), peakRss: kib('VmHWM') };
+}
+
+/** Resets VmHWM to the current RSS (Linux clear_refs "5"), so a later peak belongs to one phase. */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** CPU time (user + system) a process and its child processes (nginx workers) have used so far, in seconds. */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesized command name; utime and stime are fields 14 and 15 (clock ticks, 100/s).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  let seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+  let children = '';
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    // Kernel without CONFIG_PROC_CHILDREN: count the process alone.
+  }
+  for (const child of children.split(' ').filter((text) => text !== '')) {
+    try {
+      seconds += cpuSecondsOf(Number(child));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return seconds;
+}
