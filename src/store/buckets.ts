@@ -5,6 +5,7 @@
 import { asc, eq, sql } from 'drizzle-orm';
 import { corsRulesProblem, type CorsRule } from '../buckets/cors.js';
 import { BucketValidationError, validateAddBucketInput, type AddBucketInput } from '../buckets/validate.js';
+import { ChangeDetector, FreshnessCache } from './change-detector.js';
 import type { KeygateDatabase } from './db.js';
 import { buckets, type BucketRow } from './schema.js';
 
@@ -22,11 +23,19 @@ export interface BucketRecord {
   createdAt: Date;
 }
 
+/** Registered buckets whose rows are kept for request routing (oldest dropped first). */
+const MAX_CACHED_BUCKETS = 4096;
+
 export class BucketRepository {
   private readonly findByName;
+  private readonly changes: ChangeDetector;
+  /** name -> row, valid only while the database is unchanged (see get). */
+  private readonly rowCache: FreshnessCache<BucketRow>;
 
   constructor(private readonly db: KeygateDatabase) {
     this.findByName = db.select().from(buckets).where(eq(buckets.name, sql.placeholder('name'))).prepare();
+    this.changes = new ChangeDetector(db.$client);
+    this.rowCache = new FreshnessCache(this.changes, MAX_CACHED_BUCKETS);
   }
 
   /** Registers a bucket. Throws BucketValidationError for invalid input, or with problem 'conflict' if it exists. */
@@ -37,6 +46,7 @@ export class BucketRepository {
       .values({ ...spec, corsJson: null, createdAt: now })
       .onConflictDoNothing()
       .run();
+    this.changes.noteLocalWrite();
     if (result.changes === 0) {
       throw new BucketValidationError(
         `Bucket "${spec.name}" is already registered; remove it first (keygate buckets remove ${spec.name}) to change where it points.`,
@@ -50,14 +60,21 @@ export class BucketRepository {
     return this.db.select().from(buckets).orderBy(asc(buckets.name)).all().map(toBucketRecord);
   }
 
+  /**
+   * The bucket, as of this moment: a bucket removed or changed by any process is seen on the very
+   * next call. The row is reused only while SQLite's data_version shows no commit by another
+   * connection and this repository wrote nothing since it was read (see change-detector.ts).
+   */
   get(name: string): BucketRecord | null {
-    const row = this.findByName.get({ name });
+    const row = this.rowCache.get(name, () => this.findByName.get({ name }) ?? null);
     return row ? toBucketRecord(row) : null;
   }
 
   /** Unregisters a bucket; keys scoped to it stay (re-adding the bucket makes them usable again). */
   remove(name: string): boolean {
-    return this.db.delete(buckets).where(eq(buckets.name, name)).run().changes > 0;
+    const removed = this.db.delete(buckets).where(eq(buckets.name, name)).run().changes > 0;
+    this.changes.noteLocalWrite();
+    return removed;
   }
 
   /** Replaces the bucket's CORS rules (null clears them). Returns the updated record, or null if the bucket is not registered. */
@@ -71,6 +88,7 @@ export class BucketRepository {
       .set({ corsJson: rules === null ? null : JSON.stringify(rules) })
       .where(eq(buckets.name, name))
       .run();
+    this.changes.noteLocalWrite();
     return result.changes > 0 ? this.get(name) : null;
   }
 }

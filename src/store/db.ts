@@ -25,7 +25,8 @@ const BUSY_TIMEOUT_MS = 5000;
 const MASTER_KEY_CHECK = 'master_key_check';
 const MASTER_KEY_CHECK_AAD = 'keygate:master-key-check';
 
-export type KeygateDatabase = BetterSQLite3Database<typeof schema>;
+/** The drizzle handle; `$client` is the underlying connection (the repositories' change detectors read it). */
+export type KeygateDatabase = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
 
 export interface Store {
   keys: KeyRepository;

@@ -7,6 +7,7 @@ import { generateKeyPair } from '../crypto/keygen.js';
 import { sealSecret, unsealSecret } from '../crypto/seal.js';
 import { isPermission, type AccessKey, type AccessKeyWithSecret } from '../keys/model.js';
 import { validateKeyInput, type CreateKeyInput } from '../keys/validate.js';
+import { ChangeDetector, FreshnessCache } from './change-detector.js';
 import type { KeygateDatabase } from './db.js';
 import { accessKeys, type AccessKeyRow } from './schema.js';
 
@@ -15,6 +16,9 @@ export { KeyValidationError } from '../keys/validate.js';
 
 /** lastUsedAt is informational; writing it at most once a minute per key keeps the hot path read-only. */
 export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
+/** Keys whose row and unsealed secret are kept for verification (oldest dropped first). */
+const MAX_CACHED_KEYS = 4096;
 
 export interface KeyListFilter {
   bucket?: string;
@@ -25,12 +29,17 @@ export class KeyRepository {
   private readonly updateLastUsed;
   /** accessKeyId -> epoch ms of the last lastUsedAt write by this process. */
   private readonly lastTouched = new Map<string, number>();
+  private readonly changes: ChangeDetector;
+  /** accessKeyId -> row and unsealed secret, valid only while the database is unchanged (see findWithSecret). */
+  private readonly verificationCache: FreshnessCache<{ row: AccessKeyRow; secretAccessKey: string }>;
 
   constructor(
     private readonly db: KeygateDatabase,
     private readonly masterKey: Buffer,
     private readonly keyTag: string,
   ) {
+    this.changes = new ChangeDetector(db.$client);
+    this.verificationCache = new FreshnessCache(this.changes, MAX_CACHED_KEYS);
     this.findById = db
       .select()
       .from(accessKeys)
@@ -61,6 +70,7 @@ export class KeyRepository {
         lastUsedAt: null,
       })
       .run();
+    this.changes.noteLocalWrite();
     return {
       accessKeyId,
       secretAccessKey,
@@ -90,19 +100,26 @@ export class KeyRepository {
 
   delete(accessKeyId: string): boolean {
     const result = this.db.delete(accessKeys).where(eq(accessKeys.accessKeyId, accessKeyId)).run();
+    this.changes.noteLocalWrite();
     this.lastTouched.delete(accessKeyId);
     return result.changes > 0;
   }
 
   /**
-   * The key with its unsealed secret, for SigV4 verification. Reads the database on every call so a
-   * key deleted by another process (CLI, admin API) stops working on the very next request.
+   * The key with its unsealed secret, for SigV4 verification. A key deleted or changed by anyone
+   * (this process, the CLI, another server on the same data dir) stops working on the very next
+   * request: the row and its unsealed secret are reused only while SQLite's data_version shows no
+   * commit by another connection and this repository wrote nothing since they were read (see
+   * change-detector.ts). That check replaces a query plus an AES-GCM open on every request.
    * Throws SealError if the stored secret was tampered with.
    */
   findWithSecret(accessKeyId: string): AccessKeyWithSecret | null {
-    const row = this.findById.get({ id: accessKeyId });
-    if (!row) return null;
-    return { ...toAccessKey(row), secretAccessKey: unsealSecret(this.masterKey, row.accessKeyId, row.sealedSecret) };
+    const found = this.verificationCache.get(accessKeyId, () => {
+      const row = this.findById.get({ id: accessKeyId });
+      return row ? { row, secretAccessKey: unsealSecret(this.masterKey, row.accessKeyId, row.sealedSecret) } : null;
+    });
+    if (found === null) return null;
+    return { ...toAccessKey(found.row), secretAccessKey: found.secretAccessKey };
   }
 
   /** Records use of a key, at most once per LAST_USED_WRITE_INTERVAL_MS per key and process. */
@@ -112,6 +129,9 @@ export class KeyRepository {
     this.lastTouched.set(accessKeyId, at.getTime());
     try {
       this.updateLastUsed.run({ id: accessKeyId, at: at.getTime() });
+      // Not a change that matters to verification: keep the cached row, just as current.
+      const cached = this.verificationCache.peek(accessKeyId);
+      if (cached) cached.row = { ...cached.row, lastUsedAt: at };
     } catch (error) {
       // Another process holding the write lock past busy_timeout must not fail an S3 request over a statistic.
       if (!String((error as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw error;

@@ -1,0 +1,173 @@
+/**
+ * The request path reuses key rows (with their unsealed secrets) and bucket rows while the database
+ * is unchanged. These tests change the database every way a deployment can — this store, a second
+ * connection (another server or CLI in the same process), a raw SQLite connection, a CLI process —
+ * and check that the very next lookup sees the change.
+ */
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SealError } from '../../src/crypto/seal.js';
+import { databasePath, openStore, type Store } from '../../src/store/db.js';
+import { ChangeDetector, FreshnessCache } from '../../src/store/change-detector.js';
+import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs, runCliProcess } from '../helpers/keygate-cli.js';
+
+const dirs = makeTempDirs();
+const closers: Array<() => void> = [];
+afterEach(() => {
+  for (const close of closers.splice(0)) close();
+  dirs.cleanup();
+});
+
+function sharedDataDir() {
+  const dataDir = dirs.make();
+  const env = { KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX };
+  const open = (): Store => {
+    const store = openStore(configFor(dataDir, { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX }));
+    closers.push(() => store.close());
+    return store;
+  };
+  const raw = () => {
+    const sqlite = new Database(databasePath(dataDir));
+    sqlite.pragma('busy_timeout = 5000');
+    closers.push(() => sqlite.close());
+    return sqlite;
+  };
+  return { dataDir, env, open, raw };
+}
+
+describe('key lookups for verification', () => {
+  it('a key deleted through another connection fails on the next lookup after many cached ones', () => {
+    const { open } = sharedDataDir();
+    const server = open();
+    const admin = open();
+    const key = server.keys.create({ name: 'k', preset: 'read-write' });
+    for (let i = 0; i < 100; i++) expect(server.keys.findWithSecret(key.accessKeyId)?.secretAccessKey).toBe(key.secretAccessKey);
+    expect(admin.keys.delete(key.accessKeyId)).toBe(true);
+    expect(server.keys.findWithSecret(key.accessKeyId)).toBeNull();
+  });
+
+  it('a key deleted through the same store fails on the next lookup', () => {
+    const { open } = sharedDataDir();
+    const store = open();
+    const key = store.keys.create({ name: 'k', preset: 'read-write' });
+    expect(store.keys.findWithSecret(key.accessKeyId)).not.toBeNull();
+    store.keys.delete(key.accessKeyId);
+    expect(store.keys.findWithSecret(key.accessKeyId)).toBeNull();
+  });
+
+  it('a row changed behind the store (tampered secret, narrowed permissions) is read again, not served from memory', () => {
+    const { open, raw } = sharedDataDir();
+    const store = open();
+    const key = store.keys.create({ name: 'k', preset: 'read-write' });
+    const other = store.keys.create({ name: 'other', preset: 'read-only' });
+    expect(store.keys.findWithSecret(key.accessKeyId)?.permissions).toEqual(['read', 'write']);
+    const sqlite = raw();
+    sqlite.prepare("UPDATE access_keys SET permissions = 'read' WHERE access_key_id = ?").run(key.accessKeyId);
+    expect(store.keys.findWithSecret(key.accessKeyId)?.permissions).toEqual(['read']);
+    // Another row's sealed secret copied over this one must fail to open, as without any cache.
+    sqlite.prepare('UPDATE access_keys SET sealed_secret = (SELECT sealed_secret FROM access_keys WHERE access_key_id = ?) WHERE access_key_id = ?').run(other.accessKeyId, key.accessKeyId);
+    expect(() => store.keys.findWithSecret(key.accessKeyId)).toThrow(SealError);
+  });
+
+  it('a key deleted by a CLI process fails on the next lookup although it was looked up just before', async () => {
+    const { env, open } = sharedDataDir();
+    const store = open();
+    const key = store.keys.create({ name: 'to-revoke', preset: 'read-write' });
+    for (let i = 0; i < 10; i++) store.keys.findWithSecret(key.accessKeyId);
+    const result = await runCliProcess(['keys', 'delete', key.accessKeyId], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(store.keys.findWithSecret(key.accessKeyId)).toBeNull();
+  });
+
+  it('recording use keeps lastUsedAt current in what lookups return', () => {
+    const { open } = sharedDataDir();
+    const store = open();
+    const key = store.keys.create({ name: 'k', preset: 'read-only' });
+    expect(store.keys.findWithSecret(key.accessKeyId)?.lastUsedAt).toBeNull();
+    const at = new Date('2030-01-02T03:04:05.000Z');
+    store.keys.touchLastUsed(key.accessKeyId, at);
+    expect(store.keys.findWithSecret(key.accessKeyId)?.lastUsedAt).toEqual(at);
+    expect(store.keys.get(key.accessKeyId)?.lastUsedAt).toEqual(at);
+  });
+
+  it('returns a fresh object each time, so a caller changing it cannot affect the next request', () => {
+    const { open } = sharedDataDir();
+    const store = open();
+    const key = store.keys.create({ name: 'k', preset: 'read-only' });
+    const first = store.keys.findWithSecret(key.accessKeyId)!;
+    first.permissions.push('admin');
+    (first as { bucket: string | null }).bucket = 'elsewhere';
+    expect(store.keys.findWithSecret(key.accessKeyId)).toMatchObject({ permissions: ['read'], bucket: null });
+  });
+});
+
+describe('bucket lookups for routing', () => {
+  it('a bucket removed or re-pointed through another connection is seen on the next lookup', () => {
+    const { open } = sharedDataDir();
+    const server = open();
+    const admin = open();
+    server.buckets.add({ name: 'photos', endpoint: 'http://127.0.0.1:9', region: 'us-east-1' });
+    expect(server.buckets.get('photos')?.endpoint).toBe('http://127.0.0.1:9');
+    admin.buckets.remove('photos');
+    expect(server.buckets.get('photos')).toBeNull();
+    admin.buckets.add({ name: 'photos', endpoint: 'http://127.0.0.1:10', region: 'us-east-1' });
+    expect(server.buckets.get('photos')?.endpoint).toBe('http://127.0.0.1:10');
+  });
+
+  it('CORS rules set through the same store are returned by the next lookup', () => {
+    const { open } = sharedDataDir();
+    const store = open();
+    store.buckets.add({ name: 'photos' });
+    expect(store.buckets.get('photos')?.cors).toBeNull();
+    const rules = [{ allowedOrigins: ['https://app.example'], allowedMethods: ['PUT'] }];
+    expect(store.buckets.setCors('photos', rules)).not.toBeNull();
+    expect(store.buckets.get('photos')?.cors).toMatchObject(rules);
+  });
+
+  it('a bucket removed by a CLI process is gone on the next lookup', async () => {
+    const { env, open } = sharedDataDir();
+    const store = open();
+    store.buckets.add({ name: 'abc123xyz9', datacenter: 'EU-RO-1' });
+    for (let i = 0; i < 10; i++) expect(store.buckets.get('abc123xyz9')).not.toBeNull();
+    const removed = await runCliProcess(['buckets', 'remove', 'abc123xyz9'], env);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(store.buckets.get('abc123xyz9')).toBeNull();
+  });
+});
+
+describe('FreshnessCache', () => {
+  function cacheOn(maxEntries: number) {
+    const sqlite = new Database(':memory:');
+    closers.push(() => sqlite.close());
+    sqlite.exec('CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)');
+    const changes = new ChangeDetector(sqlite);
+    return { sqlite, changes, cache: new FreshnessCache<string>(changes, maxEntries) };
+  }
+
+  it('loads once while nothing changes, again after a noted local write, and never caches misses', () => {
+    const { changes, cache } = cacheOn(10);
+    let loads = 0;
+    const load = () => {
+      loads++;
+      return 'value';
+    };
+    expect(cache.get('a', load)).toBe('value');
+    expect(cache.get('a', load)).toBe('value');
+    expect(loads).toBe(1);
+    changes.noteLocalWrite();
+    expect(cache.get('a', load)).toBe('value');
+    expect(loads).toBe(2);
+    let misses = 0;
+    expect(cache.get('missing', () => (misses++, null))).toBeNull();
+    expect(cache.get('missing', () => (misses++, null))).toBeNull();
+    expect(misses).toBe(2);
+  });
+
+  it('stays within its bound, dropping the oldest entry first', () => {
+    const { cache } = cacheOn(3);
+    for (const key of ['a', 'b', 'c', 'd']) cache.get(key, () => key.toUpperCase());
+    expect(cache.size).toBe(3);
+    expect(cache.peek('a')).toBeUndefined();
+    expect(cache.peek('d')).toBe('D');
+  });
+});
