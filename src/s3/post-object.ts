@@ -219,6 +219,8 @@ function readForm(req: IncomingMessage, signal: AbortSignal): FormReader {
     parser.destroy();
   };
   const startFile = (stream: Readable, filename: string) => {
+    // The file may be destroyed before anyone reads it (the form was refused): that must not be an unhandled error.
+    stream.on('error', () => undefined);
     file = { stream, filename };
     resolveHead({ fields, file });
   };
