@@ -54,7 +54,9 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
       const path = options.paths[next++ % options.paths.length]!;
       let failure: string | null = null;
       try {
-        const response = await pool.request({ path, method: options.method });
+        // reset: false — undici otherwise closes the connection after every HEAD (a guard against
+        // servers that send a body with HEAD responses), which would measure TCP setup, not HEAD.
+        const response = await pool.request({ path, method: options.method, reset: false });
         let bytes = 0;
         for await (const chunk of response.body) bytes += (chunk as Buffer).length;
         if (response.statusCode !== 200) failure = `${options.method} ${path} -> ${response.statusCode}`;

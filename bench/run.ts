@@ -19,6 +19,7 @@ import { parseAddress } from '../src/s3/address.js';
 import { classify } from '../src/s3/operations.js';
 import { REPO_ROOT } from './processes.js';
 import { runSigv4Bench, type BenchRow } from './sigv4.js';
+import { runStoreBench } from './store.js';
 import { runSystemBench, SMALL_OBJECT_BYTES, type LargeResult, type SmallResult, type SystemResults } from './system.js';
 
 /** The goals of issue 5. */
@@ -196,7 +197,7 @@ async function main(): Promise<void> {
 
   if (options.phases.has('micro')) {
     // After the processes are gone, so the micro benchmarks have the cores to themselves.
-    const rows = [...(await runSigv4Bench()), authzRow()];
+    const rows = [...(await runSigv4Bench()), ...runStoreBench(), authzRow()];
     sections.push('## Gateway work per request (in-process microbenchmarks)', '', '| measurement | result | detail |', '|---|---|---|', ...rows.map((row) => row.markdown), '');
   }
 
