@@ -21,8 +21,11 @@ const RETRYABLE_CODES = new Set([
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
-/** Statuses retried for idempotent requests: bad gateway, unavailable, and Cloudflare's 524 timeout. */
-export const RETRYABLE_STATUSES = new Set([502, 503, 524]);
+/**
+ * Statuses retried for idempotent requests: internal error (S3 documents InternalError as
+ * retryable), bad gateway, unavailable, and Cloudflare's 524 timeout.
+ */
+export const RETRYABLE_STATUSES = new Set([500, 502, 503, 524]);
 
 /** The error code of a network failure, looking through undici's and Node's wrappers. */
 export function networkErrorCode(error: unknown): string | undefined {
@@ -89,12 +92,22 @@ export function statusFailure(status: number, target: UpstreamTarget, retryAfter
   }
 }
 
-/** A 502/503/504 that did not come with an S3 error document (e.g. a proxy's HTML page). */
-export function unavailableFailure(status: number, target: UpstreamTarget, retryAfter: string | undefined): S3Error {
+/**
+ * A 5xx that did not come with an S3 error document (a proxy's HTML page, a crashed server's
+ * traceback, an empty body): clients get an S3 error they can parse and retry on instead.
+ */
+export function serverErrorFailure(status: number, target: UpstreamTarget, retryAfter: string | undefined): S3Error {
   const upstream = describeUpstream(target);
   const headers: Record<string, string> = retryAfter ? { 'retry-after': retryAfter } : {};
   if (status === 504) {
     return new S3Error('GatewayTimeout', `The upstream ${upstream} timed out (HTTP 504); retry later.`, { headers });
   }
-  return new S3Error('ServiceUnavailable', `The upstream ${upstream} is unavailable (HTTP ${status}); retry later.`, { headers });
+  if (status === 503) {
+    return new S3Error('ServiceUnavailable', `The upstream ${upstream} is unavailable (HTTP 503); retry later.`, { headers });
+  }
+  return new S3Error(
+    'BadGateway',
+    `The upstream ${upstream} failed with HTTP ${status} and no S3 error document; retry, and if it persists check the upstream's logs.`,
+    { headers },
+  );
 }

@@ -15,16 +15,11 @@ import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
 import { readAtMost } from '../read-at-most.js';
 import { S3Error } from '../s3/errors.js';
 import { AwsChunkedTrailerEncoder, trailerValueLength } from './aws-chunked.js';
-import {
-  isRetryableNetworkError,
-  networkFailure,
-  RETRYABLE_STATUSES,
-  statusFailure,
-  unavailableFailure,
-} from './failures.js';
+import { isRetryableNetworkError, networkFailure, RETRYABLE_STATUSES, serverErrorFailure, statusFailure } from './failures.js';
 import { announcedTrailerChecksum, clientResponseHeaders, upstreamRequestHeaders, withoutAwsChunked, type ClientHeaders } from './headers.js';
 import { encodeQuery, signUpstreamRequest, upstreamPath } from './signing.js';
 import type { UpstreamTarget } from './target.js';
+import { DEFAULT_UPSTREAM_TIMEOUTS, upstreamTimeoutsFromEnv } from './timeouts.js';
 
 export interface ForwardRequest {
   target: UpstreamTarget;
@@ -45,7 +40,7 @@ export interface ForwardRequest {
   checksums?: { get(): Record<string, string> };
   /** Client went away: abort the upstream request at once. */
   signal?: AbortSignal;
-  /** Idempotent request: with no body it is retried on connection errors and 502/503/524. */
+  /** Idempotent request: with no body it is retried on connection errors and 500/502/503/524. */
   retry?: boolean;
 }
 
@@ -123,9 +118,9 @@ export class UpstreamForwarder {
 
   constructor(options: ForwarderOptions = {}) {
     this.agent = new Agent({
-      connect: { timeout: options.connectTimeoutMs ?? 10_000 },
-      headersTimeout: options.headersTimeoutMs ?? 5 * 60_000,
-      bodyTimeout: options.bodyTimeoutMs ?? 5 * 60_000,
+      connect: { timeout: options.connectTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUTS.connectTimeoutMs },
+      headersTimeout: options.headersTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUTS.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUTS.bodyTimeoutMs,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
       keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs ?? 30_000, 60_000),
     });
@@ -180,7 +175,7 @@ export class UpstreamForwarder {
         await this.pause(delay, signal);
         continue;
       }
-      return finishResponse(response, target);
+      return finishResponse(response, target, method);
     }
   }
 
@@ -205,11 +200,25 @@ export class UpstreamForwarder {
 }
 
 let defaultForwarder: UpstreamForwarder | null = null;
+let defaultOptions: ForwarderOptions | null = null;
 
-/** Forwards with the process-wide forwarder (one keep-alive connection pool per upstream origin). */
+/**
+ * Forwards with the process-wide forwarder (one keep-alive connection pool per upstream origin).
+ * Its timeouts come from configureUpstreamForwarder, else from the KEYGATE_UPSTREAM_*_TIMEOUT_MS
+ * environment variables (see timeouts.ts).
+ */
 export function forward(request: ForwardRequest): Promise<UpstreamResponse> {
-  defaultForwarder ??= new UpstreamForwarder();
+  defaultForwarder ??= new UpstreamForwarder(defaultOptions ?? upstreamTimeoutsFromEnv(process.env));
   return defaultForwarder.forward(request);
+}
+
+/**
+ * Sets the process-wide forwarder's options (at start, from the validated configuration). A
+ * forwarder already in use keeps serving its requests and is closed; the next forward() uses these.
+ */
+export async function configureUpstreamForwarder(options: ForwarderOptions): Promise<void> {
+  defaultOptions = options;
+  await closeUpstreamConnections();
 }
 
 /** Closes the process-wide forwarder's connections; a later forward() starts a new pool. */
@@ -299,7 +308,7 @@ async function drainEmpty(source: Readable): Promise<void> {
   }
 }
 
-async function finishResponse(response: Dispatcher.ResponseData, target: UpstreamTarget): Promise<UpstreamResponse> {
+async function finishResponse(response: Dispatcher.ResponseData, target: UpstreamTarget, method: string): Promise<UpstreamResponse> {
   const status = response.statusCode;
   const retryAfter = headerText(response.headers['retry-after']);
   const failure = statusFailure(status, target, retryAfter);
@@ -308,13 +317,15 @@ async function finishResponse(response: Dispatcher.ResponseData, target: Upstrea
     throw failure;
   }
   const headers = clientResponseHeaders(response.headers);
-  if (status === 502 || status === 503 || status === 504) {
-    // Pass an upstream S3 error document on (SlowDown, ServiceUnavailable…); replace proxy pages.
+  // A HEAD answer has no body to judge: its status is all a client gets, so it passes unchanged.
+  if (status >= 500 && method !== 'HEAD') {
+    // Pass an upstream S3 error document on (InternalError, SlowDown…); replace anything else (a
+    // proxy's or a crashed server's HTML page, an empty body) with an S3 error the client can parse.
     const peeked = await peekBody(response.body, MAX_ERROR_PEEK_BYTES);
     if (peeked !== null && isS3ErrorDocument(peeked)) {
       return { status, headers: { ...headers, 'content-length': String(peeked.length) }, body: Readable.from([peeked]) };
     }
-    throw unavailableFailure(status, target, retryAfter);
+    throw serverErrorFailure(status, target, retryAfter);
   }
   return { status, headers, body: response.body };
 }

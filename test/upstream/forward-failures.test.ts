@@ -169,6 +169,72 @@ describe('status mapping', () => {
   });
 });
 
+describe('5xx without an S3 error document', () => {
+  it('retries an HTML 500 and answers BadGateway naming the status, never passing the page on', async () => {
+    const target = await upstream((_req, res) => {
+      res.writeHead(500, { 'content-type': 'text/html' });
+      res.end('<!doctype html><title>500 Internal Server Error</title>');
+    });
+    const error = await s3ErrorOf(forwarder.forward(get(target)));
+    expect(error).toMatchObject({ code: 'BadGateway', status: 502 });
+    expect(error.message).toContain('HTTP 500');
+    expect(error.message).toContain(server!.url);
+    expect(server!.requests).toHaveLength(3);
+  });
+
+  it('retries an S3 InternalError and passes the document on once retries are exhausted', async () => {
+    const target = await upstream((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/xml' });
+      res.end(S3_XML_ERROR('InternalError'));
+    });
+    const response = await forwarder.forward(get(target));
+    expect(response.status).toBe(500);
+    expect(await readText(response.body)).toContain('<Code>InternalError</Code>');
+    expect(server!.requests).toHaveLength(3);
+  });
+
+  it('a 500 that succeeds on retry is invisible to the client', async () => {
+    const target = await upstream((_req, res, _body, index) => {
+      res.writeHead(index === 0 ? 500 : 200);
+      res.end(index === 0 ? 'oops' : 'fine');
+    });
+    const response = await forwarder.forward(get(target));
+    expect(await readText(response.body)).toBe('fine');
+  });
+
+  it('maps any other bodiless or non-S3 5xx (501, 505) to BadGateway', async () => {
+    for (const status of [501, 505]) {
+      const target = await upstream((_req, res) => {
+        res.writeHead(status);
+        res.end();
+      });
+      await expect(forwarder.forward(get(target, { retry: false }))).rejects.toMatchObject({ code: 'BadGateway', status: 502 });
+      await server!.close();
+      server = undefined;
+    }
+  });
+
+  it('passes a HEAD 5xx status through: a HEAD answer has no body to judge', async () => {
+    const target = await upstream((_req, res) => {
+      res.writeHead(500);
+      res.end();
+    });
+    const response = await forwarder.forward(get(target, { method: 'HEAD' }));
+    expect(response.status).toBe(500);
+    expect(server!.requests).toHaveLength(3);
+  });
+
+  it('does not retry a 500 for a request with a body', async () => {
+    const target = await upstream((_req, res) => {
+      res.writeHead(500);
+      res.end();
+    });
+    const body = Buffer.from('data');
+    await s3ErrorOf(forwarder.forward(get(target, { method: 'PUT', body: Readable.from([body]), contentLength: body.length })));
+    expect(server!.requests).toHaveLength(1);
+  });
+});
+
 describe('network failures', () => {
   it('connection refused -> BadGateway naming the endpoint, never the credentials', async () => {
     const target = await upstream(() => {});
