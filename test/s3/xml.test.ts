@@ -1,0 +1,65 @@
+/**
+ * Request XML parsing refuses what is not (safe) XML, where fast-xml-parser alone would accept it:
+ * DTDs and entity bombs, undefined entity references, several roots, trailing text, characters XML
+ * cannot carry. Well-formed documents keep their values byte-exact.
+ */
+import { describe, expect, it } from 'vitest';
+import { S3Error } from '../../src/s3/errors.js';
+import { MAX_XML_BODY_BYTES, parseXmlBody } from '../../src/s3/xml.js';
+
+function malformed(text: string): S3Error {
+  try {
+    parseXmlBody(text, ['Object']);
+  } catch (error) {
+    expect(error).toBeInstanceOf(S3Error);
+    return error as S3Error;
+  }
+  throw new Error(`accepted: ${text.slice(0, 80)}`);
+}
+
+const BILLION_LAUGHS =
+  '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">' +
+  Array.from({ length: 8 }, (_, i) => `<!ENTITY lol${i + 2} "${`&lol${i === 0 ? '' : i + 1};`.repeat(10)}">`).join('') +
+  ']><Delete><Object><Key>&lol9;</Key></Object></Delete>';
+
+describe('parseXmlBody', () => {
+  it('keeps keys byte-exact: spaces, CR/LF references, predefined entities, CDATA, unicode', () => {
+    const parsed = parseXmlBody(
+      '<?xml version="1.0" encoding="UTF-8"?>\n<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><!-- a & comment -->' +
+        '<Object><Key> a&#xD;&#xA;b&amp;&lt;&gt;&quot;&apos;&#65;&#x1F600; </Key></Object><Object><Key><![CDATA[x&y<z]]></Key></Object></Delete>',
+      ['Object'],
+    );
+    expect(parsed.Delete).toEqual({ Object: [{ Key: ' a\r\nb&<>"\'A😀 ' }, { Key: 'x&y<z' }] });
+  });
+
+  it.each([
+    ['a billion-laughs DTD', BILLION_LAUGHS, /Document type declarations/],
+    ['an external entity', '<!DOCTYPE d [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><Delete><Object><Key>&xxe;</Key></Object></Delete>', /Document type/],
+    ['an undefined entity', '<Delete><Object><Key>&xxe;</Key></Object></Delete>', /"&xxe;", which is not an XML reference/],
+    ['an HTML-only entity', '<Delete><Object><Key>&nbsp;</Key></Object></Delete>', /not an XML reference/],
+    ['a bare ampersand', '<Delete><Object><Key>a & b</Key></Object></Delete>', /escape a literal "&"/],
+    ['a reference without ";"', '<Delete><Object><Key>&amp</Key></Object></Delete>', /not an XML reference/],
+    ['a NUL character reference', '<Delete><Object><Key>&#0;</Key></Object></Delete>', /not a character XML allows/],
+    ['a surrogate character reference', '<Delete><Object><Key>&#xD800;</Key></Object></Delete>', /not a character XML allows/],
+    ['an out-of-range character reference', '<Delete><Object><Key>&#99999999;</Key></Object></Delete>', /not an XML reference/],
+    ['an entity hidden behind a comment that looks like CDATA', '<!-- <![CDATA[ --><Delete><Object><Key>&x;</Key></Object></Delete><!-- ]]> -->', /not an XML reference/],
+    ['a raw control character', '<Delete><Object><Key>a\u0001b</Key></Object></Delete>', /control character/],
+    ['two root elements', '<Delete><Object><Key>a</Key></Object></Delete><Delete/>', /exactly one root/],
+    ['two different roots', '<Delete><Object><Key>a</Key></Object></Delete><Other/>', /exactly one root/],
+    ['text after the root', '<Delete><Object><Key>a</Key></Object></Delete>trailing', /not well-formed|text after its root/],
+    ['text after an empty root', '<Delete/>trailing', /text after its root/],
+    ['an unclosed element', '<Delete><Object><Key>a</Key></Object>', /not well-formed/],
+    ['an empty body', '', /not well-formed/],
+    ['no element at all', '<?xml version="1.0"?>', /not well-formed/],
+  ])('refuses %s as MalformedXML', (_name, text, message) => {
+    const error = malformed(text);
+    expect(error.code).toBe('MalformedXML');
+    expect(error.status).toBe(400);
+    expect(error.message).toMatch(message);
+  });
+
+  it('refuses bodies over the cap before parsing', () => {
+    const error = malformed(`<Delete>${' '.repeat(MAX_XML_BODY_BYTES)}</Delete>`);
+    expect(error.code).toBe('MaxMessageLengthExceeded');
+  });
+});
