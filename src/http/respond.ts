@@ -3,7 +3,8 @@
  * objects so bodies stream through Node pipelines with backpressure and no extra copies.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { S3Error, isS3Error } from '../s3/errors.js';
 
 export function newRequestId(): string {
@@ -44,4 +45,68 @@ function hasRequestBody(req: IncomingMessage): boolean {
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/**
+ * The S3 listener's `clientError` handler (`server.on('clientError', answerClientError)`). Node
+ * calls it for requests its HTTP parser refuses before any request handler runs (malformed request
+ * lines or headers, Content-Length with Transfer-Encoding, oversized headers, the request timeout);
+ * by default Node then answers a bare `400 Bad Request` that S3 clients cannot parse. This answers
+ * an S3 `<Error>` document instead and closes the connection, since the parser cannot continue.
+ */
+export function answerClientError(error: Error & { code?: string; reason?: string; rawPacket?: Buffer }, socket: Duplex): void {
+  // Nobody to answer, or a response already under way on this connection: just close it.
+  const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const requestId = newRequestId();
+  const requestLine = /^([A-Z]{1,20}) (\/[^\s]{0,1024})/.exec(error.rawPacket?.subarray(0, 1100).toString('latin1') ?? '');
+  const s3Error = clientErrorAsS3Error(error.code, error.reason);
+  const body = Buffer.from(s3Error.toXml(requestLine?.[2] ?? '/', requestId));
+  const head =
+    `HTTP/1.1 ${s3Error.status} ${STATUS_CODES[s3Error.status] ?? 'Bad Request'}\r\n` +
+    `content-type: application/xml\r\n` +
+    `content-length: ${body.length}\r\n` +
+    `x-amz-request-id: ${requestId}\r\n` +
+    `server: keygate\r\n` +
+    `connection: close\r\n\r\n`;
+  socket.end(requestLine?.[1] === 'HEAD' ? head : Buffer.concat([Buffer.from(head, 'latin1'), body]));
+  // A peer that never reads must not keep the socket open.
+  const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
+  socket.once('close', () => clearTimeout(linger));
+}
+
+const CLIENT_ERROR_LINGER_MS = 5_000;
+
+/**
+ * Node's parser error codes (llhttp's HPE_*, Node's ERR_HTTP_*) as the S3 error a client can act
+ * on. `reason` is llhttp's short description (e.g. "Invalid header value char").
+ */
+export function clientErrorAsS3Error(code: string | undefined, reason?: string): S3Error {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new S3Error('RequestHeaderSectionTooLarge', 'The request headers are larger than the gateway accepts (16 KiB in total); send fewer or shorter headers.');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'ERR_HTTP_HEADERS_TIMEOUT':
+      return new S3Error('RequestTimeout', 'The request was not received completely within the time the gateway allows; retry it.');
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+      return new S3Error('InvalidRequest', 'The request repeats Content-Length or combines it with Transfer-Encoding; send exactly one Content-Length, or Transfer-Encoding: chunked alone.');
+    case 'HPE_INVALID_CONTENT_LENGTH':
+      return new S3Error('InvalidArgument', 'Content-Length must appear once and be a non-negative integer.');
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+      return new S3Error('InvalidRequest', 'Transfer-Encoding must be "chunked" (as the last coding) or absent.');
+    case 'HPE_INVALID_CHUNK_SIZE':
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+    case 'HPE_INVALID_EOF_STATE':
+      return new S3Error('IncompleteBody', 'The chunked request body is not valid HTTP chunked framing.');
+    case 'HPE_INVALID_METHOD':
+      return new S3Error('InvalidRequest', 'The request method is not a valid HTTP method.');
+    default:
+      return new S3Error(
+        'InvalidRequest',
+        `The request is not valid HTTP/1.1 (${reason ?? code ?? 'unparseable'}); check the request line and header names and values.`,
+      );
+  }
 }
