@@ -1,5 +1,5 @@
 /**
- * Presigned URL issuance for a stored key (`keygate presign`, `POST /v1/presign`). RunPod has no
+ * Presigned URL and presigned POST form issuance for a stored key (`keygate presign`, `POST /v1/presign`). RunPod has no
  * presigned URLs, so the gateway signs them with the key's own secret and verifies them itself.
  * A URL is only issued for something the key may do, so nobody is handed a link that can only fail.
  */
@@ -9,9 +9,11 @@ import { isExpired } from './keys/model.js';
 import { parseAddress } from './s3/address.js';
 import { S3Error } from './s3/errors.js';
 import { classify } from './s3/operations.js';
+import { formatAmzDate } from './sigv4/dates.js';
 import { presignUrl } from './sigv4/sign.js';
+import { computeSigningKey, hmacSha256 } from './sigv4/signing-key.js';
 import { uriEncode } from './sigv4/uri-encoding.js';
-import { MAX_PRESIGN_EXPIRES_SECONDS } from './sigv4/types.js';
+import { AWS4_HMAC_SHA256, MAX_PRESIGN_EXPIRES_SECONDS } from './sigv4/types.js';
 import type { KeyRepository } from './store/keys.js';
 import { parseExpiresIn } from './keys/validate.js';
 
@@ -41,6 +43,86 @@ export interface PresignedUrl {
   url: string;
   method: string;
   expiresAt: Date;
+}
+
+export interface PresignPostInput {
+  accessKeyId: string;
+  /** `s3://bucket/key-prefix` (or `s3://bucket/` for any key): the form may upload any key under the prefix. */
+  target: string;
+  /** Largest file the form accepts, in bytes (or `10k`, `25m`, `2g`, binary units); default: the upstream's limit. */
+  maxSize?: string | number;
+  expiresIn?: string | number;
+}
+
+/** A presigned POST form: post `fields`, then the file as the field `file`, to `url` (multipart/form-data). */
+export interface PresignedPost {
+  url: string;
+  fields: Record<string, string>;
+  expiresAt: Date;
+}
+
+/**
+ * Issues a SigV4 POST policy form (S3 "POST Object", for browser uploads) for a stored key. The
+ * policy pins the bucket and the key prefix, allows any Content-Type, and caps the size when asked;
+ * `fields.key` is `<prefix>${filename}` (the uploaded file's name), which the page may replace with
+ * any key under the prefix.
+ */
+export function issuePresignedPost(keys: KeyRepository, config: Config, input: PresignPostInput, now: Date = new Date()): PresignedPost {
+  const seconds = presignLifetime(input.expiresIn);
+  const maxSize = input.maxSize === undefined ? null : parseByteSize(input.maxSize);
+  const match = /^s3:\/\/([^/]+)(?:\/(.*))?$/s.exec(input.target);
+  if (!match) throw new PresignError(`"${input.target}" is not a bucket address; use s3://BUCKET/KEY-PREFIX (or s3://BUCKET/ for any key).`);
+  const bucket = match[1]!;
+  const prefix = match[2] ?? '';
+
+  const key = keys.findWithSecret(input.accessKeyId);
+  if (!key) throw new PresignError(`No access key ${input.accessKeyId}; see \`keygate keys list\`.`, 'not_found');
+  if (isExpired(key, now)) throw new PresignError(`The access key ${key.accessKeyId} has expired; create a new key.`);
+  try {
+    parseAddress(`/${bucket}`, undefined, null);
+    authorize(key, { name: 'PostObject', permission: 'write', bucket, key: prefix, copySource: null, upstreamQuery: [] }, now);
+  } catch (error) {
+    if (error instanceof S3Error) throw new PresignError(`The key ${key.accessKeyId} may not upload to s3://${bucket}/${prefix}: ${error.message}`);
+    throw error;
+  }
+
+  const amzDate = formatAmzDate(now);
+  const credential = `${key.accessKeyId}/${amzDate.slice(0, 8)}/${config.region}/s3/aws4_request`;
+  const expiresAt = new Date(now.getTime() + seconds * 1000);
+  const conditions: unknown[] = [
+    { bucket },
+    ['starts-with', '$key', prefix],
+    ['starts-with', '$Content-Type', ''],
+    ...(maxSize === null ? [] : [['content-length-range', 0, maxSize]]),
+    { 'x-amz-algorithm': AWS4_HMAC_SHA256 },
+    { 'x-amz-credential': credential },
+    { 'x-amz-date': amzDate },
+  ];
+  const policy = Buffer.from(JSON.stringify({ expiration: expiresAt.toISOString(), conditions })).toString('base64');
+  const signature = hmacSha256(computeSigningKey(key.secretAccessKey, amzDate.slice(0, 8), config.region, 's3'), policy).toString('hex');
+  return {
+    url: `${new URL(config.publicUrl).origin}/${bucket}`,
+    fields: {
+      key: `${prefix}\${filename}`,
+      'x-amz-algorithm': AWS4_HMAC_SHA256,
+      'x-amz-credential': credential,
+      'x-amz-date': amzDate,
+      policy,
+      'x-amz-signature': signature,
+    },
+    expiresAt,
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+function parseByteSize(value: string | number): number {
+  const match = /^(\d{1,15})\s*([kmg]?)(?:i?b)?$/i.exec(String(value).trim());
+  const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]! : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new PresignError(`"${value}" is not a size; give bytes, or e.g. 512k, 25m, 2g.`);
+  }
+  return bytes;
 }
 
 export function issuePresignedUrl(keys: KeyRepository, config: Config, input: PresignInput, now: Date = new Date()): PresignedUrl {

@@ -1,30 +1,41 @@
-/** `keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 600]`: prints the URL. */
-import { PresignError, issuePresignedUrl } from '../presign.js';
+/**
+ * `keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 600]`: prints the URL.
+ * `keygate presign ACCESS_KEY_ID s3://BUCKET/KEY-PREFIX --method POST [--max-size N]`: prints a browser form as JSON.
+ */
+import { PresignError, issuePresignedPost, issuePresignedUrl } from '../presign.js';
 import { expectPositionals, parseCommand, stringOption } from './args.js';
-import { CommandFailure, EXIT_OK } from './errors.js';
+import { CommandFailure, EXIT_OK, UsageError } from './errors.js';
 import type { CliIo } from './io.js';
 import { withStore } from './store.js';
 
 const HELP = 'keygate presign --help';
 const USAGE =
   'Usage: keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 600]\n' +
-  'Prints a presigned URL made with the key\'s secret (default 10 minutes, at most 7 days).\n';
+  '       keygate presign ACCESS_KEY_ID s3://BUCKET/KEY-PREFIX --method POST [--max-size 25m] [--expires-in 600]\n' +
+  'Prints a presigned URL made with the key\'s secret (default 10 minutes, at most 7 days).\n' +
+  'With --method POST it prints a browser upload form as JSON, {"url", "fields", "expiresAt"}: post the fields,\n' +
+  'then the file as the field "file", to url as multipart/form-data. Any key under KEY-PREFIX is allowed;\n' +
+  'fields.key defaults to KEY-PREFIX${filename}. See docs/browser-uploads.md.\n';
 
 export async function runPresign(args: string[], io: CliIo): Promise<number> {
-  const parsed = parseCommand(args, { method: { type: 'string' }, 'expires-in': { type: 'string' } }, HELP);
+  const parsed = parseCommand(args, { method: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-size': { type: 'string' } }, HELP);
   if (parsed.help) {
     io.stdout(USAGE);
     return EXIT_OK;
   }
   const [accessKeyId, target] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID', 's3://BUCKET/KEY'], HELP) as [string, string];
+  const method = stringOption(parsed, 'method');
+  const maxSize = stringOption(parsed, 'max-size');
+  const isPost = method?.toUpperCase() === 'POST';
+  if (maxSize !== undefined && !isPost) throw new UsageError('--max-size only applies to --method POST (browser form uploads).', HELP);
   return withStore(io, (store, config) => {
     try {
-      const presigned = issuePresignedUrl(store.keys, config, {
-        accessKeyId,
-        target,
-        method: stringOption(parsed, 'method'),
-        expiresIn: stringOption(parsed, 'expires-in'),
-      });
+      if (isPost) {
+        const form = issuePresignedPost(store.keys, config, { accessKeyId, target, maxSize, expiresIn: stringOption(parsed, 'expires-in') });
+        io.stdout(`${JSON.stringify({ url: form.url, fields: form.fields, expiresAt: form.expiresAt.toISOString() }, null, 2)}\n`);
+        return EXIT_OK;
+      }
+      const presigned = issuePresignedUrl(store.keys, config, { accessKeyId, target, method, expiresIn: stringOption(parsed, 'expires-in') });
       io.stdout(`${presigned.url}\n`);
       return EXIT_OK;
     } catch (error) {

@@ -15,7 +15,7 @@ import { KeyValidationError, type CreateKeyInput } from '../keys/validate.js';
 import type { Store } from '../store/db.js';
 import { verifierForToken, type AdminTokenVerifier } from './admin-token.js';
 import { ADMIN_OPENAPI } from './openapi.js';
-import { PresignError, issuePresignedUrl } from '../presign.js';
+import { PresignError, issuePresignedPost, issuePresignedUrl } from '../presign.js';
 
 export const ADMIN_BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -31,7 +31,7 @@ type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500;
 
 const KEY_FIELDS = ['name', 'bucket', 'permissions', 'preset', 'expiresIn'] as const;
 const BUCKET_FIELDS = ['name', 'datacenter', 'upstreamBucket', 'endpoint', 'region'] as const;
-const PRESIGN_FIELDS = ['accessKeyId', 'target', 'method', 'expiresIn'] as const;
+const PRESIGN_FIELDS = ['accessKeyId', 'target', 'method', 'expiresIn', 'maxSize'] as const;
 
 /** Thrown inside handlers for a 400 the error handler renders. */
 class InvalidRequest extends Error {}
@@ -87,13 +87,22 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
 
   app.post('/v1/presign', async (c) => {
     const body = await readJsonObject(c, PRESIGN_FIELDS);
-    const { accessKeyId, target, method, expiresIn } = body;
+    const { accessKeyId, target, method, expiresIn, maxSize } = body;
     if (typeof accessKeyId !== 'string' || typeof target !== 'string') {
       throw new InvalidRequest('accessKeyId and target ("s3://BUCKET/KEY") are required strings.');
     }
     if ((method !== undefined && typeof method !== 'string') || (expiresIn !== undefined && typeof expiresIn !== 'string' && typeof expiresIn !== 'number')) {
       throw new InvalidRequest('method must be a string and expiresIn a string like "15m" or a number of seconds.');
     }
+    if (maxSize !== undefined && typeof maxSize !== 'string' && typeof maxSize !== 'number') {
+      throw new InvalidRequest('maxSize must be a number of bytes or a string like "25m".');
+    }
+    if (method?.toUpperCase() === 'POST') {
+      // A browser form (POST Object policy) rather than a URL: the same shape plus its fields.
+      const form = issuePresignedPost(store.keys, config, { accessKeyId, target, maxSize, expiresIn });
+      return c.json({ url: form.url, method: 'POST', fields: form.fields, expiresAt: form.expiresAt.toISOString() });
+    }
+    if (maxSize !== undefined) throw new InvalidRequest('maxSize only applies to method "POST" (browser form uploads).');
     const presigned = issuePresignedUrl(store.keys, config, { accessKeyId, target, method, expiresIn });
     return c.json({ url: presigned.url, method: presigned.method, expiresAt: presigned.expiresAt.toISOString() });
   });

@@ -139,8 +139,11 @@ export const ADMIN_OPENAPI = {
     '/v1/presign': {
       post: {
         operationId: 'presign',
-        summary: 'Issue a presigned URL for a stored key',
-        description: 'Signed with the key\'s own secret and verified by the gateway. Only issued for operations the key may perform.',
+        summary: 'Issue a presigned URL (or browser upload form) for a stored key',
+        description:
+          'Signed with the key\'s own secret and verified by the gateway. Only issued for operations the key may perform. ' +
+          'With method POST the answer also carries `fields`: a SigV4 POST policy form for browser uploads (S3 POST Object) of any key ' +
+          'under the target\'s key prefix; post the fields, then the file as the field `file`, to `url` as multipart/form-data.',
         requestBody: {
           required: true,
           content: json({
@@ -149,8 +152,9 @@ export const ADMIN_OPENAPI = {
             additionalProperties: false,
             properties: {
               accessKeyId: { type: 'string' },
-              target: { type: 'string', examples: ['s3://my-bucket/path/to/object.bin'] },
-              method: { type: 'string', enum: ['GET', 'PUT', 'HEAD', 'DELETE'], default: 'GET' },
+              target: { type: 'string', examples: ['s3://my-bucket/path/to/object.bin'], description: 'For POST: s3://BUCKET/KEY-PREFIX (s3://BUCKET/ for any key).' },
+              method: { type: 'string', enum: ['GET', 'PUT', 'HEAD', 'DELETE', 'POST'], default: 'GET' },
+              maxSize: { oneOf: [{ type: 'string', examples: ['25m', '2g'] }, { type: 'integer', minimum: 1 }], description: 'POST only: largest file the form accepts, in bytes or with k/m/g (binary) units.' },
               expiresIn: { oneOf: [{ type: 'string', examples: ['15m', '7d'] }, { type: 'integer', minimum: 1, maximum: 604800 }], default: 600 },
             },
           }),
@@ -158,7 +162,15 @@ export const ADMIN_OPENAPI = {
         responses: {
           '200': {
             description: 'The presigned URL.',
-            content: json({ type: 'object', properties: { url: { type: 'string' }, method: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }),
+            content: json({
+              type: 'object',
+              properties: {
+                url: { type: 'string' },
+                method: { type: 'string' },
+                expiresAt: { type: 'string', format: 'date-time' },
+                fields: { type: 'object', additionalProperties: { type: 'string' }, description: 'POST only: the form fields (key, policy, x-amz-*), in order.' },
+              },
+            }),
           },
           '400': errorResponse('Invalid input, or the key may not perform this operation.'),
           '401': UNAUTHORIZED,

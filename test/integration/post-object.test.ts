@@ -9,8 +9,9 @@ import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PYENV_PYTHON, runOk } from '../helpers/clients.js';
-import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
+import path from 'node:path';
+import { PYENV_PYTHON, run, runOk } from '../helpers/clients.js';
+import { REPO_ROOT, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startMoto, startS3rver, type TestUpstream } from '../helpers/upstreams.js';
 
 const BUCKET = 'form-uploads';
@@ -194,6 +195,37 @@ describe('POST Object through keygate', () => {
     expect(stored.body.toString()).toBe('a,b\n');
     expect(stored.headers['content-type']).toBe('text/csv');
     expect(stored.headers['x-amz-meta-after-file']).toBeUndefined();
+  });
+
+  it('uses forms issued by keygate: POST /v1/presign and keygate presign --method POST', async () => {
+    const issued = await gateway.admin('POST', '/v1/presign', { accessKeyId: writer.accessKeyId, target: `s3://${BUCKET}/issued/`, method: 'POST', maxSize: '1k', expiresIn: '5m' });
+    expect(issued.status, JSON.stringify(issued.json)).toBe(200);
+    expect(issued.json).toMatchObject({ url: `${gateway.url}/${BUCKET}`, method: 'POST' });
+    expect(Object.keys(issued.json.fields)).toEqual(['key', 'x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'policy', 'x-amz-signature']);
+    expect(issued.json.fields.key).toBe('issued/${filename}');
+    expect(Date.parse(issued.json.expiresAt) - Date.now()).toBeGreaterThan(4 * 60_000);
+    const stored = await post(BUCKET, { ...issued.json.fields, 'Content-Type': 'image/png' }, { name: 'pic.png', content: 'png bytes' });
+    expect(stored.status, stored.text).toBe(204);
+    const object = await upstreamObject(BUCKET, 'issued/pic.png');
+    expect(object.body.toString()).toBe('png bytes');
+    expect(object.headers['content-type']).toBe('image/png');
+    await expectRejected(await post(BUCKET, issued.json.fields, { name: 'big.bin', content: Buffer.alloc(1025) }), 400, 'EntityTooLarge', BUCKET, 'issued/big.bin');
+    await expectRejected(await post(BUCKET, { ...issued.json.fields, key: 'elsewhere/pic.png' }, { name: 'pic.png', content: 'x' }), 403, 'AccessDenied', BUCKET, 'elsewhere/pic.png');
+
+    const cli = await run(process.execPath, [path.join(REPO_ROOT, 'dist/cli/main.js'), 'presign', writer.accessKeyId, `s3://${BUCKET}/cli/`, '--method', 'POST'], gateway.env);
+    expect(cli.code, cli.stderr).toBe(0);
+    const form = JSON.parse(cli.stdout) as { url: string; fields: Record<string, string> };
+    const chosenKey = await post(BUCKET, { ...form.fields, key: 'cli/chosen name.txt' }, { name: 'ignored.txt', content: 'from the cli form' });
+    expect(chosenKey.status, chosenKey.text).toBe(204);
+    expect((await upstreamObject(BUCKET, 'cli/chosen name.txt')).body.toString()).toBe('from the cli form');
+
+    const readOnly = await gateway.admin('POST', '/v1/presign', { accessKeyId: reader.accessKeyId, target: `s3://${BUCKET}/x/`, method: 'POST' });
+    expect(readOnly.status).toBe(400);
+    expect(readOnly.json.detail).toMatch(/may not upload/);
+    const sizeOnPut = await gateway.admin('POST', '/v1/presign', { accessKeyId: writer.accessKeyId, target: `s3://${BUCKET}/x`, method: 'PUT', maxSize: 10 });
+    expect(sizeOnPut.status).toBe(400);
+    const cliSizeOnGet = await run(process.execPath, [path.join(REPO_ROOT, 'dist/cli/main.js'), 'presign', writer.accessKeyId, `s3://${BUCKET}/x`, '--max-size', '10'], gateway.env);
+    expect(cliSizeOnGet.code).toBe(2);
   });
 
   describe('rejections leave nothing upstream', () => {
