@@ -152,13 +152,29 @@ async function relay(ctx: OperationContext, request: ForwardRequest): Promise<vo
 }
 
 export async function sendUpstreamResponse(res: ServerResponse, upstream: UpstreamResponse): Promise<void> {
-  res.writeHead(upstream.status, upstream.headers);
+  res.writeHead(upstream.status, withGatewayCors(res, upstream.headers));
   if (res.req.method === 'HEAD') {
     upstream.body.resume();
     res.end();
     return;
   }
   await pipeline(upstream.body, res);
+}
+
+/**
+ * CORS is the gateway's (per-bucket rules, src/http/cors.ts): an upstream's own Access-Control-*
+ * headers must not replace what the gateway set, and its Vary is merged with the gateway's.
+ */
+function withGatewayCors(res: ServerResponse, headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const gatewayVary = res.getHeader('vary');
+  let out = headers;
+  for (const name of Object.keys(headers)) {
+    if (!name.startsWith('access-control-') && !(name === 'vary' && gatewayVary !== undefined)) continue;
+    if (out === headers) out = { ...headers };
+    if (name === 'vary') out.vary = `${String(gatewayVary)}, ${([] as string[]).concat(headers.vary!).join(', ')}`;
+    else delete out[name];
+  }
+  return out;
 }
 
 function assertWithinPutLimit(target: UpstreamTarget, contentLength: number | null, name: OperationName): void {
