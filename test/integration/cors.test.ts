@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import aws4 from 'aws4';
-import { request } from 'undici';
+import { FormData, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/clients.js';
 import { REPO_ROOT, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
@@ -231,6 +231,24 @@ describe('per-bucket CORS', () => {
       expect(anonymous.text).toContain('<Code>AccessDenied</Code>');
       expect(anonymous.headers['access-control-allow-origin']).toBe(APP);
       expect(anonymous.headers['access-control-expose-headers']).toBe('ETag, x-amz-request-id');
+    });
+
+    it('get them on POST Object form uploads, also addressed virtual-host style', async () => {
+      const issued = await gateway.admin('POST', '/v1/presign', { accessKeyId: key.accessKeyId, target: `s3://${WEB}/forms/`, method: 'POST' });
+      expect(issued.status).toBe(200);
+      const form = new FormData();
+      for (const [name, value] of Object.entries(issued.json.fields as Record<string, string>)) form.append(name, value);
+      form.append('file', new Blob(['virtual-host form']), 'vhost.txt');
+      const response = await request(`${gateway.url}/`, { method: 'POST', headers: { host: `${WEB}.${DOMAIN}`, origin: APP }, body: form });
+      expect(response.statusCode, await response.body.text()).toBe(204);
+      expect(response.headers['access-control-allow-origin']).toBe(APP);
+      expect(response.headers['access-control-expose-headers']).toBe('ETag, x-amz-request-id');
+      expect((await upstream.request('GET', `/${WEB}/forms/vhost.txt`)).body.toString()).toBe('virtual-host form');
+
+      const refused = await request(`${gateway.url}/`, { method: 'POST', headers: { host: `${WEB}.${DOMAIN}`, origin: APP }, body: new FormData() });
+      expect(refused.statusCode).toBe(403);
+      expect(refused.headers['access-control-allow-origin']).toBe(APP);
+      await refused.body.dump();
     });
 
     it('get none for an origin or method no rule allows, nor on buckets without rules', async () => {
