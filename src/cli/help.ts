@@ -5,8 +5,10 @@ export const MAIN_USAGE = `keygate: S3 gateway with scoped, revocable access key
 Usage:
   keygate serve                        start the S3 gateway and the admin API
   keygate keys create|list|show|delete manage access keys       (keygate keys --help)
-  keygate buckets add|list|remove|sync manage the bucket registry (keygate buckets --help)
+  keygate buckets add|list|remove|sync|cors manage the bucket registry (keygate buckets --help)
   keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 3600]
+  keygate presign ACCESS_KEY_ID s3://BUCKET/KEY-PREFIX --method POST [--max-size 25m] [--expires-in 600]
+                                       a browser upload form (JSON: url, fields)
 
 Configuration comes from KEYGATE_* environment variables; KEYGATE_DATA_DIR (default ./data)
 holds the database and keys, shared by the CLI and a running server.
@@ -32,6 +34,8 @@ export const BUCKETS_USAGE = `Usage:
   keygate buckets list [--json]
   keygate buckets remove NAME
   keygate buckets sync                 import RunPod network volumes (needs RUNPOD_API_KEY)
+  keygate buckets cors NAME [--file rules.json | --clear] [--json]
+                                       show, set or clear the bucket's CORS rules
 
 --datacenter is a RunPod datacenter id (e.g. EU-RO-1); NAME is then usually the network volume id.
 --endpoint/--region point the bucket at any S3 service. With neither, the default upstream

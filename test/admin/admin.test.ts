@@ -263,6 +263,9 @@ describe('routing and documentation', () => {
         'POST /v1/buckets',
         'GET /v1/buckets',
         'DELETE /v1/buckets/{name}',
+        'GET /v1/buckets/{name}/cors',
+        'PUT /v1/buckets/{name}/cors',
+        'DELETE /v1/buckets/{name}/cors',
         'POST /v1/presign',
       ].sort(),
     );
