@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import path from 'node:path';
 import { authorize } from '../src/authz.js';
 import type { AccessKey } from '../src/keys/model.js';
@@ -151,6 +151,7 @@ function machine(): string {
 async function main(): Promise<void> {
   const options = parseCli(process.argv.slice(2));
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const loadAtStart = loadavg()[0]!;
   const sections: string[] = [`# keygate benchmark (${new Date().toISOString()})`, '', `Machine: ${machine()}.`, ''];
   let system: SystemResults | null = null;
 
@@ -201,6 +202,8 @@ async function main(): Promise<void> {
     sections.push('## Gateway work per request (in-process microbenchmarks)', '', '| measurement | result | detail |', '|---|---|---|', ...rows.map((row) => row.markdown), '');
   }
 
+  // Other work on the machine takes cores from the processes measured: say how busy it was.
+  sections.push(`Load average (1 min) before the run: ${loadAtStart.toFixed(2)}, at its end: ${loadavg()[0]!.toFixed(2)} (includes the bench's own three or four busy processes) on ${cpus().length} cores. A start value well above 0.5 means other work shared the cores: req/s figures are then noisy, the CPU-per-request column less so.`, '');
   const report = sections.join('\n');
   mkdirSync(path.join(REPO_ROOT, '.bench'), { recursive: true });
   writeFileSync(path.join(REPO_ROOT, '.bench/report.md'), report);
