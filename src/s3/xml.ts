@@ -17,6 +17,8 @@ export function parseXmlBody(text: string, repeated: readonly string[] = []): Re
   if (Buffer.byteLength(text) > MAX_XML_BODY_BYTES) {
     throw new S3Error('MaxMessageLengthExceeded', `XML request bodies are limited to ${MAX_XML_BODY_BYTES} bytes.`);
   }
+  // A byte order mark is not part of the document.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   rejectUnsafeMarkup(text);
   const valid = XMLValidator.validate(text);
   if (valid !== true) {
@@ -41,7 +43,7 @@ export function parseXmlBody(text: string, repeated: readonly string[] = []): Re
     throw new S3Error('MalformedXML', undefined, { cause: error });
   }
   // The validator accepts several top-level elements; XML (and S3) allow exactly one.
-  const roots = Object.entries(document).filter(([name]) => name !== '?xml');
+  const roots = Object.entries(document).filter(([name]) => !name.startsWith('?'));
   if (roots.length !== 1 || Array.isArray(roots[0]![1])) {
     throw new S3Error('MalformedXML', 'The XML you provided must have exactly one root element.');
   }
@@ -49,33 +51,70 @@ export function parseXmlBody(text: string, repeated: readonly string[] = []): Re
 }
 
 /**
- * What fast-xml-parser would let through although it is not (safe) XML: document type
- * declarations (entity expansion bombs, external entities; S3 bodies never need them), references
- * to undefined entities (it would keep `&name;` as literal text, so `<Key>&x;</Key>` would name a
- * different object than the client meant), and characters XML cannot carry.
+ * What fast-xml-parser would let through although it is not (safe) XML, checked token by token:
+ * document type declarations (entity expansion bombs, external entities; S3 bodies never need
+ * them), a malformed or misplaced XML declaration, '<' inside attribute values, stray '<', references
+ * to undefined entities (fast-xml-parser keeps `&name;` as literal text, so `<Key>&x;</Key>` would
+ * name a different object than the client meant), and characters XML cannot carry. Nesting and
+ * tag matching are left to XMLValidator.
  */
 function rejectUnsafeMarkup(text: string): void {
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) {
     throw new S3Error('MalformedXML', 'Document type declarations (<!DOCTYPE>, <!ENTITY>) are not accepted in S3 request bodies.');
   }
-  // Scanned in document order: inside CDATA sections and comments '&' is literal text.
-  const special = /<!\[CDATA\[|<!--|&/g;
-  for (let found = special.exec(text); found !== null; found = special.exec(text)) {
-    if (found[0] === '&') {
-      checkReference(text.slice(found.index, found.index + 12));
-    } else {
-      special.lastIndex = skipPast(text, found[0] === '<!--' ? '-->' : ']]>', special.lastIndex);
-    }
-  }
   if (/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/.test(text)) {
     throw new S3Error('MalformedXML', 'The XML contains a control character XML does not allow; encode such keys with encoding-type=url.');
   }
+  let at = 0;
+  while (at < text.length) {
+    const open = text.indexOf('<', at);
+    checkReferences(text, at, open === -1 ? text.length : open);
+    if (open === -1) return;
+    at = skipMarkup(text, open);
+  }
 }
 
-/** Index just after `terminator` (or the end, which the validator then reports as unterminated). */
-function skipPast(text: string, terminator: string, from: number): number {
+const NAME = '[A-Za-z_:\\u00C0-\\uFFFD][-A-Za-z0-9._:\\u00B7\\u00C0-\\uFFFD]*';
+const START_TAG = new RegExp(`<${NAME}(?:\\s+${NAME}\\s*=\\s*(?:"[^<"]*"|'[^<']*'))*\\s*/?>`, 'y');
+const END_TAG = new RegExp(`</${NAME}\\s*>`, 'y');
+const PROCESSING_INSTRUCTION = new RegExp(`<\\?${NAME}(?:\\s[\\s\\S]*?)?\\?>`, 'y');
+const DECLARATION = /<\?xml\s+version\s*=\s*(["'])1\.[0-9]+\1(?:\s+encoding\s*=\s*(["'])[A-Za-z][A-Za-z0-9._-]*\2)?(?:\s+standalone\s*=\s*(["'])(?:yes|no)\3)?\s*\?>/y;
+
+/** Checks the markup starting at `open` (a '<') and returns the index after it. */
+function skipMarkup(text: string, open: number): number {
+  if (text.startsWith('<!--', open)) return skipPast(text, '-->', open + 4, 'comment');
+  if (text.startsWith('<![CDATA[', open)) return skipPast(text, ']]>', open + 9, 'CDATA section');
+  if (/^<\?xml[\s?]/i.test(text.slice(open, open + 6))) {
+    if (open !== 0) throw new S3Error('MalformedXML', 'The XML declaration (<?xml …?>) may only appear at the very start of the document.');
+    return matchAt(DECLARATION, text, open, 'The XML declaration is malformed; use e.g. <?xml version="1.0" encoding="UTF-8"?>.');
+  }
+  if (text.startsWith('<?', open)) return matchAt(PROCESSING_INSTRUCTION, text, open, 'A processing instruction (<?…?>) is malformed.');
+  const end = text.startsWith('</', open)
+    ? matchAt(END_TAG, text, open, `The XML has a malformed end tag at character ${open}.`)
+    : matchAt(START_TAG, text, open, `The XML has a malformed tag or a stray "<" at character ${open}; escape a literal "<" as "&lt;".`);
+  // Attribute values may hold references too.
+  checkReferences(text, open, end);
+  return end;
+}
+
+function matchAt(pattern: RegExp, text: string, at: number, problem: string): number {
+  pattern.lastIndex = at;
+  if (!pattern.test(text)) throw new S3Error('MalformedXML', problem);
+  return pattern.lastIndex;
+}
+
+/** Index just after `terminator`, searching from `from`. */
+function skipPast(text: string, terminator: string, from: number, what: string): number {
   const end = text.indexOf(terminator, from);
-  return end === -1 ? text.length : end + terminator.length;
+  if (end === -1) throw new S3Error('MalformedXML', `The XML has an unterminated ${what}.`);
+  return end + terminator.length;
+}
+
+/** Every '&' in text[from, to) must start a predefined entity or a character reference XML allows. */
+function checkReferences(text: string, from: number, to: number): void {
+  for (let amp = text.indexOf('&', from); amp !== -1 && amp < to; amp = text.indexOf('&', amp + 1)) {
+    checkReference(text.slice(amp, amp + 12));
+  }
 }
 
 /** Checks the reference at the start of `snippet` (the text from an '&' on). */

@@ -48,6 +48,12 @@ describe('parseXmlBody', () => {
     ['two different roots', '<Delete><Object><Key>a</Key></Object></Delete><Other/>', /exactly one root/],
     ['text after the root', '<Delete><Object><Key>a</Key></Object></Delete>trailing', /not well-formed|text after its root/],
     ['text after an empty root', '<Delete/>trailing', /text after its root/],
+    ['a "<" in the XML declaration', '<?xml version="1.<0"?><Delete/>', /XML declaration is malformed/],
+    ['an XML declaration with an unknown pseudo-attribute', '<?xml version="1.0" charset="x"?><Delete/>', /XML declaration is malformed/],
+    ['an XML declaration after the start', ' <?xml version="1.0"?><Delete/>', /only appear at the very start/],
+    ['a "<" in an attribute value', '<Delete xmlns="http://x<y"><Object><Key>a</Key></Object></Delete>', /malformed tag or a stray "<"/],
+    ['a stray "<" in text', '<Delete><Object><Key>a < b</Key></Object></Delete>', /stray "<"/],
+    ['an unterminated comment', '<Delete><!-- open</Delete>', /unterminated comment/],
     ['an unclosed element', '<Delete><Object><Key>a</Key></Object>', /not well-formed/],
     ['an empty body', '', /not well-formed/],
     ['no element at all', '<?xml version="1.0"?>', /not well-formed/],
@@ -56,6 +62,27 @@ describe('parseXmlBody', () => {
     expect(error.code).toBe('MalformedXML');
     expect(error.status).toBe(400);
     expect(error.message).toMatch(message);
+  });
+
+  it('refuses a valid document with a "<" or "&" inserted anywhere, or cut short anywhere', () => {
+    const valid =
+      '<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><!-- c --><Object><Key>k&amp;1</Key></Object><Quiet>false</Quiet></Delete>';
+    expect(parseXmlBody(valid, ['Object']).Delete).toEqual({ Object: [{ Key: 'k&1' }], Quiet: 'false' });
+    const commentText = valid.indexOf('<!--') + 4;
+    for (let at = 0; at <= valid.length; at++) {
+      // Inside a comment both are plain text.
+      const inComment = at >= commentText && at <= valid.indexOf('-->');
+      for (const inserted of inComment ? [] : ['<', '&']) {
+        expect(() => parseXmlBody(valid.slice(0, at) + inserted + valid.slice(at), ['Object']), `${inserted} at ${at}`).toThrow(S3Error);
+      }
+      if (at < valid.length) expect(() => parseXmlBody(valid.slice(0, at), ['Object']), `cut at ${at}`).toThrow(S3Error);
+    }
+  });
+
+  it('accepts a byte order mark, single-quoted declarations and processing instructions', () => {
+    expect(parseXmlBody("\uFEFF<?xml version='1.0' standalone='yes'?><?app data?><Delete><Object><Key>k</Key></Object></Delete>", ['Object']).Delete).toEqual({
+      Object: [{ Key: 'k' }],
+    });
   });
 
   it('refuses bodies over the cap before parsing', () => {
