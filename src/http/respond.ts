@@ -49,15 +49,28 @@ function describe(error: unknown): string {
 
 /**
  * The S3 listener's `clientError` handler (`server.on('clientError', answerClientError)`). Node
- * calls it for requests its HTTP parser refuses before any request handler runs (malformed request
- * lines or headers, Content-Length with Transfer-Encoding, oversized headers, the request timeout);
- * by default Node then answers a bare `400 Bad Request` that S3 clients cannot parse. This answers
- * an S3 `<Error>` document instead and closes the connection, since the parser cannot continue.
+ * calls it for requests its HTTP parser refuses (malformed request lines or headers, Content-Length
+ * with Transfer-Encoding, oversized headers, broken chunked framing, bytes after a request that do
+ * not start another one) and when a request takes longer than the request timeout. By default Node
+ * then answers a bare `400 Bad Request` that S3 clients cannot parse, and drops any response still
+ * being prepared for an earlier, complete request on the same connection. Here that response is
+ * let finish first; otherwise an S3 `<Error>` document is sent. The connection is closed either
+ * way, since the parser cannot continue.
  */
 export function answerClientError(error: Error & { code?: string; reason?: string; rawPacket?: Buffer }, socket: Duplex): void {
-  // Nobody to answer, or a response already under way on this connection: just close it.
-  const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (error.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const current = (socket as Duplex & { _httpMessage?: InFlightResponse | null })._httpMessage;
+  if (current && current.req?.complete && error.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // The bad bytes came after a complete request whose answer is on its way: deliver it, then close.
+    if (current.writableEnded) endSocket(socket);
+    else current.once('close', () => endSocket(socket));
+    return;
+  }
+  if (current?.headersSent) {
+    // Too late for an error document: cut the connection so the client sees a failed transfer.
     socket.destroy();
     return;
   }
@@ -72,8 +85,20 @@ export function answerClientError(error: Error & { code?: string; reason?: strin
     `x-amz-request-id: ${requestId}\r\n` +
     `server: keygate\r\n` +
     `connection: close\r\n\r\n`;
-  socket.end(requestLine?.[1] === 'HEAD' ? head : Buffer.concat([Buffer.from(head, 'latin1'), body]));
-  // A peer that never reads must not keep the socket open.
+  endSocket(socket, requestLine?.[1] === 'HEAD' ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body]));
+}
+
+/** What answerClientError needs of the ServerResponse Node keeps on the socket (`socket._httpMessage`). */
+interface InFlightResponse {
+  headersSent: boolean;
+  writableEnded: boolean;
+  req?: { complete: boolean };
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/** Sends `bytes` (if any) and closes gracefully; a peer that never reads is cut off after a while. */
+function endSocket(socket: Duplex, bytes?: Buffer): void {
+  socket.end(bytes);
   const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS).unref();
   socket.once('close', () => clearTimeout(linger));
 }

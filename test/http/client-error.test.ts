@@ -99,6 +99,25 @@ describe('answerClientError', () => {
     expect(response.error.Code).toBe('RequestTimeout');
   });
 
+  it('lets the answer to a complete request finish when the bytes after it are garbage, then closes', async () => {
+    const slow = http.createServer((req, res) => {
+      req.resume();
+      // Answer only after the parser has seen (and refused) the surplus byte.
+      setTimeout(() => res.end('answer to the first request'), 100);
+    });
+    slow.on('clientError', answerClientError);
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const socket = net.connect((slow.address() as AddressInfo).port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.write('PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n0123456789');
+    await new Promise((resolve) => socket.on('close', resolve));
+    await new Promise<void>((resolve) => slow.close(() => resolve()));
+    const text = Buffer.concat(chunks).toString();
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).toContain('answer to the first request');
+  });
+
   it('says nothing more on a connection whose response already started', async () => {
     const started = http.createServer({ requestTimeout: 500, connectionsCheckingInterval: 100 }, (_req, res) => {
       res.writeHead(200, { 'content-length': '100' });
