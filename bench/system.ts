@@ -59,7 +59,8 @@ export interface SmallResult {
 
 export interface LargeResult {
   operation: 'PUT' | 'GET';
-  target: 'direct' | 'gateway';
+  /** nginx is a reference: what any extra proxy hop costs on this machine. */
+  target: TargetName;
   /** All rounds together: total bytes / total seconds. */
   megabytesPerSecond: number;
   seconds: number;
@@ -71,6 +72,8 @@ export interface SystemResults {
   large: LargeResult[];
   /** Gateway VmHWM across the large transfers (reset before them), bytes. */
   largePeakRss: number | null;
+  /** CPU seconds each proxy process used per GiB it carried during the large transfers (PUT and GET together). */
+  largeCpuSecondsPerGiB: { gateway: number; nginx: number } | null;
   /** Gateway VmHWM over the whole run, bytes. */
   runPeakRss: number;
   gatewayIdleRss: number;
@@ -139,12 +142,15 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
 
     const small = options.phases.small ? await smallRequests(targets, options) : [];
     const gatewayIdleRss = memoryOf(gateway.pid).rss;
-    const { large, largePeakRss } = options.phases.large ? await largeObjects(targets, options) : { large: [], largePeakRss: null };
+    const { large, largePeakRss, largeCpuSecondsPerGiB } = options.phases.large
+      ? await largeObjects(targets, options)
+      : { large: [], largePeakRss: null, largeCpuSecondsPerGiB: null };
     const runPeakRss = memoryOf(gateway.pid).peakRss;
     return {
       small,
       large,
       largePeakRss,
+      largeCpuSecondsPerGiB,
       runPeakRss: Math.max(runPeakRss, largePeakRss ?? 0),
       gatewayIdleRss,
       upstreamDescription: `s3rver ${upstream.url} (files in ${upstream.directory})`,
@@ -215,11 +221,14 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
   return results;
 }
 
-async function largeObjects(targets: Targets, options: SystemOptions): Promise<{ large: LargeResult[]; largePeakRss: number | null }> {
+async function largeObjects(
+  targets: Targets,
+  options: SystemOptions,
+): Promise<{ large: LargeResult[]; largePeakRss: number | null; largeCpuSecondsPerGiB: { gateway: number; nginx: number } | null }> {
   const size = options.largeBytes;
   const key = (target: string) => `large/${target}-${size}.bin`;
   const runs = new Map<string, TransferResult[]>();
-  const record = (operation: 'PUT' | 'GET', target: 'direct' | 'gateway', result: TransferResult) => {
+  const record = (operation: 'PUT' | 'GET', target: TargetName, result: TransferResult) => {
     const id = `${operation} ${target}`;
     runs.set(id, [...(runs.get(id) ?? []), result]);
     options.log(`  ${id.padEnd(11)} ${(size / 2 ** 20).toFixed(0)} MiB: ${result.seconds.toFixed(2)} s, ${result.megabytesPerSecond.toFixed(0)} MB/s`);
@@ -229,9 +238,10 @@ async function largeObjects(targets: Targets, options: SystemOptions): Promise<{
   const sampler = setInterval(() => {
     sampledPeak = Math.max(sampledPeak, memoryOf(targets.gateway.pid).rss);
   }, 50);
+  const cpuBefore = { gateway: cpuSecondsOf(targets.gateway.pid), nginx: cpuSecondsOf(targets.nginx.pid) };
   try {
     for (let round = 0; round < options.largeRounds; round++) {
-      const order: Array<'direct' | 'gateway'> = round % 2 === 0 ? ['direct', 'gateway'] : ['gateway', 'direct'];
+      const order: TargetName[] = round % 2 === 0 ? ['direct', 'gateway', 'nginx'] : ['nginx', 'gateway', 'direct'];
       for (const target of order) record('PUT', target, await putObject(urlFor(targets, target, 'PUT', key(target)).href, size));
       for (const target of order) record('GET', target, await getObject(urlFor(targets, target, 'GET', key(target)).href, size));
     }
@@ -239,15 +249,21 @@ async function largeObjects(targets: Targets, options: SystemOptions): Promise<{
     clearInterval(sampler);
   }
   // Same bytes stored both ways: s3rver's MD5 ETags must agree, or the gateway altered the data.
-  const putEtags = new Set(['PUT direct', 'PUT gateway'].flatMap((id) => runs.get(id)!.map((r) => r.etag)));
+  const putEtags = new Set(['PUT direct', 'PUT gateway', 'PUT nginx'].flatMap((id) => runs.get(id)!.map((r) => r.etag)));
   if (putEtags.size !== 1) throw new Error(`the object stored through the gateway differs from the one stored directly (ETags ${[...putEtags].join(', ')})`);
   const large: LargeResult[] = [];
   for (const [id, rounds] of runs) {
-    const [operation, target] = id.split(' ') as ['PUT' | 'GET', 'direct' | 'gateway'];
+    const [operation, target] = id.split(' ') as ['PUT' | 'GET', TargetName];
     const seconds = rounds.reduce((sum, r) => sum + r.seconds, 0);
     const bytes = rounds.reduce((sum, r) => sum + r.bytes, 0);
     large.push({ operation, target, rounds, seconds, megabytesPerSecond: bytes / 1e6 / seconds });
   }
   const peak = canResetPeak ? memoryOf(targets.gateway.pid).peakRss : sampledPeak;
-  return { large, largePeakRss: Math.max(peak, sampledPeak) };
+  // Each proxy is idle while the others transfer, so its CPU over the phase is its cost for its own bytes.
+  const gibThrough = (target: TargetName) => large.filter((r) => r.target === target).reduce((sum, r) => sum + r.rounds.length * size, 0) / 2 ** 30;
+  const largeCpuSecondsPerGiB = {
+    gateway: (cpuSecondsOf(targets.gateway.pid) - cpuBefore.gateway) / gibThrough('gateway'),
+    nginx: (cpuSecondsOf(targets.nginx.pid) - cpuBefore.nginx) / gibThrough('nginx'),
+  };
+  return { large, largePeakRss: Math.max(peak, sampledPeak), largeCpuSecondsPerGiB };
 }
