@@ -29,7 +29,6 @@ import { forward } from '../upstream/forward.js';
 import { sendXml } from '../http/respond.js';
 import { MAX_KEY_BYTES } from './address.js';
 import { S3Error, escapeXml } from './errors.js';
-import { extraS3Error } from './extra-errors.js';
 import { planOperation, sendUpstreamResponse, type HandlerDeps } from './handlers.js';
 import type { S3Operation } from './operations.js';
 
@@ -157,11 +156,11 @@ interface FormReader {
 }
 
 function malformed(detail: string): S3Error {
-  return extraS3Error('MalformedPOSTRequest', `The body of your POST request is not well-formed multipart/form-data: ${detail}`);
+  return new S3Error('MalformedPOSTRequest', `The body of your POST request is not well-formed multipart/form-data: ${detail}`);
 }
 
 function tooMuchPreData(): S3Error {
-  return extraS3Error(
+  return new S3Error(
     'MaxPostPreDataLengthExceeded',
     `Your POST request fields preceding the upload file were too large (at most ${FORM_LIMITS.fields} fields, ${FORM_LIMITS.fieldValueBytes} bytes each, ${FORM_LIMITS.preDataBytes} bytes in all).`,
   );
