@@ -19,8 +19,8 @@ export function sendXml(res: ServerResponse, status: number, xml: string, header
 
 /**
  * Sends an error as S3's `<Error>` document. Unexpected errors become InternalError without
- * leaking internals. When the client may still be sending a body we did not read, the connection
- * is closed so the unread bytes are not parsed as the next request.
+ * leaking internals. When the client may still be sending a body we did not read, see
+ * refuseWhileBodyPending.
  */
 export function sendError(req: IncomingMessage, res: ServerResponse, error: unknown, requestId: string, resource: string): void {
   const s3Error = isS3Error(error) ? error : new S3Error('InternalError', undefined, { cause: error });
@@ -32,15 +32,52 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: unkn
     res.destroy(s3Error);
     return;
   }
-  const bodyPending = !req.complete && hasRequestBody(req);
   const headers: Record<string, string> = { ...s3Error.headers, 'x-amz-request-id': requestId };
-  if (bodyPending) headers.connection = 'close';
-  sendXml(res, s3Error.status, s3Error.toXml(resource, requestId), headers);
-  if (bodyPending) req.resume();
+  const xml = s3Error.toXml(resource, requestId);
+  if (!req.complete && hasRequestBody(req)) refuseWhileBodyPending(req, res, s3Error.status, xml, headers);
+  else sendXml(res, s3Error.status, xml, headers);
+}
+
+/** How much of a refused request's unread body is read and discarded, and for how long, before the connection is cut. */
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 5_000;
+
+/**
+ * Answers a request refused while its body is still arriving (bad key, no permission, policy
+ * violation, without Expect: 100-continue). Closing at once would make the kernel reset the
+ * connection over the unread upload, and clients (SDKs, browsers) then often lose the error and
+ * report a broken pipe instead. So the rest of a body of reasonable size is read and discarded for
+ * a bounded time (a lingering close; the connection stays usable if it all arrives). Bodies declared
+ * larger than that are not waited for: the connection is closed after the answer.
+ */
+function refuseWhileBodyPending(req: IncomingMessage, res: ServerResponse, status: number, xml: string, headers: Record<string, string>): void {
+  const declared = declaredBodyLength(req);
+  if (declared !== null && declared > LINGER_BYTES) {
+    sendXml(res, status, xml, { ...headers, connection: 'close' });
+    req.resume();
+    return;
+  }
+  sendXml(res, status, xml, headers);
+  let drained = 0;
+  const cut = () => req.socket.destroy();
+  const timer = setTimeout(cut, LINGER_MS).unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > LINGER_BYTES) cut();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
 }
 
 function hasRequestBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/** The body length on the wire the client announced (Content-Length), or null when it did not. */
+function declaredBodyLength(req: IncomingMessage): number | null {
+  const value = req.headers['content-length'];
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : null;
 }
 
 function describe(error: unknown): string {

@@ -23,7 +23,7 @@ import type { Store } from '../store/db.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import { handlePostObject, isPostObjectRequest, type PostObjectDeps } from '../s3/post-object.js';
 import { answerPreflight, applyCorsHeaders } from './cors.js';
-import { newRequestId, sendError, sendXml } from './respond.js';
+import { newRequestId, sendError } from './respond.js';
 
 export const S3_HEALTH_PATH = '/_health';
 
@@ -104,7 +104,6 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
   const requestTarget = req.url ?? '/';
   let resource = requestTarget.split('?', 1)[0] ?? '/';
   const abort = new AbortController();
-  let formUpload = false;
   const onClose = () => {
     if (!res.writableFinished) abort.abort(new S3Error('RequestTimeout', 'The client closed the connection.'));
   };
@@ -124,8 +123,7 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
       return;
     }
     applyCorsHeaders(deps.store.buckets, req, res, address.bucket, method);
-    formUpload = isPostObjectRequest(method, address.bucket, address.key, address.query, req.headers['content-type']);
-    if (formUpload) {
+    if (isPostObjectRequest(method, address.bucket, address.key, address.query, req.headers['content-type'])) {
       // The form authenticates itself (POST policy); its fields are in the body, so there is nothing to check before 100 Continue.
       if (req[EXPECTS_CONTINUE]) res.writeContinue();
       await handlePostObject(postObjectDeps(deps, handlerDeps, record), { req, res, bucket: address.bucket!, signal: abort.signal });
@@ -173,8 +171,7 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
   } catch (error) {
     if (record && isS3Error(error)) record.errorCode = error.code;
     if (abort.signal.aborted && res.destroyed) return;
-    if (formUpload && isS3Error(error)) refuseFormUpload(req, res, error, requestId, resource);
-    else sendError(req, res, error, requestId, resource);
+    sendError(req, res, error, requestId, resource);
   } finally {
     res.off('close', onClose);
   }
@@ -182,31 +179,6 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
 
 /** Per connection: socket.bytesRead already attributed to earlier requests. */
 const bytesReadAccounted = new WeakMap<Socket, number>();
-
-/** How much of a refused form upload's remaining body is read (and discarded) before the connection is cut. */
-const FORM_LINGER_BYTES = 16 * 1024 * 1024;
-const FORM_LINGER_MS = 5_000;
-
-/**
- * Answers a refused form upload while its body may still be arriving. Closing at once would make
- * the kernel reset the connection over the unread upload, and browsers then often lose the error
- * response and report a network failure instead. So the rest of the body is read and discarded for
- * a bounded time and size (a lingering close); a client that keeps sending past that is cut off.
- */
-function refuseFormUpload(req: IncomingMessage, res: ServerResponse, error: S3Error, requestId: string, resource: string): void {
-  if (res.headersSent || req.complete) return sendError(req, res, error, requestId, resource);
-  sendXml(res, error.status, error.toXml(resource, requestId), { ...error.headers, 'x-amz-request-id': requestId });
-  let drained = 0;
-  const cut = () => req.socket.destroy();
-  const timer = setTimeout(cut, FORM_LINGER_MS);
-  timer.unref();
-  req.on('data', (chunk: Buffer) => {
-    drained += chunk.length;
-    if (drained > FORM_LINGER_BYTES) cut();
-  });
-  req.once('close', () => clearTimeout(timer));
-  req.resume();
-}
 
 /** Starts the request's record and emits it exactly once, when the response finishes or the connection closes. */
 function startRecord(observe: (record: S3RequestRecord) => void, requestId: string, req: IncomingMessage, res: ServerResponse): S3RequestRecord {
