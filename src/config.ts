@@ -3,6 +3,7 @@
  * start; a bad value stops the process with a message naming the variable and the fix.
  */
 import path from 'node:path';
+import { upstreamTimeoutsFromEnv, type UpstreamTimeouts } from './upstream/timeouts.js';
 
 export interface UpstreamCredentials {
   accessKeyId: string;
@@ -50,6 +51,8 @@ export interface Config {
   rateLimit: RateLimitConfig | null;
   /** Where the JSON access log goes (KEYGATE_ACCESS_LOG): stdout, a file (appended), or nowhere. */
   accessLog: AccessLogTarget;
+  /** How long to wait for upstreams (KEYGATE_UPSTREAM_{CONNECT,HEADERS,BODY}_TIMEOUT_MS). */
+  upstreamTimeouts: UpstreamTimeouts;
 }
 
 export interface RateLimitConfig {
@@ -124,6 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
     debugSignatures: parseBoolean('KEYGATE_DEBUG_SIGNATURES', get('KEYGATE_DEBUG_SIGNATURES')),
     rateLimit: parseRateLimit(get('KEYGATE_RATE_LIMIT'), get('KEYGATE_RATE_LIMIT_BURST')),
     accessLog: parseAccessLog(get('KEYGATE_ACCESS_LOG')),
+    upstreamTimeouts: upstreamTimeoutsFromEnv(env),
   };
 }
 

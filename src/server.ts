@@ -10,12 +10,13 @@ import type { Config } from './config.js';
 import { createAdminApp } from './http/admin.js';
 import { prepareAdminToken } from './http/admin-token.js';
 import { createMetricsApp } from './http/metrics.js';
+import { answerClientError } from './http/respond.js';
 import { attachExpectContinue, createS3Listener, type S3RequestRecord } from './http/s3.js';
 import { openAccessLog } from './observability/access-log.js';
 import { createGatewayMetrics } from './observability/metrics.js';
 import { KeyRateLimiter } from './observability/rate-limit.js';
 import { openStore, type Store } from './store/db.js';
-import { closeUpstreamConnections } from './upstream/forward.js';
+import { closeUpstreamConnections, configureUpstreamForwarder } from './upstream/forward.js';
 import { UpstreamResolver } from './upstream/resolver.js';
 
 export interface StartServerOptions {
@@ -63,7 +64,21 @@ export async function startServer(config: Config, options: StartServerOptions = 
         metrics.observeRequest(record);
       },
     });
-    const s3Server = createServer(s3Listener);
+    await configureUpstreamForwarder(config.upstreamTimeouts);
+    const s3Server = createServer(
+      {
+        // No cap on a whole request: a multi-GiB upload may take longer than Node's default 5 min.
+        // Stalled clients are caught by the idle timeout below (headers still by headersTimeout).
+        requestTimeout: 0,
+        // A request without Host gets the gateway's S3 XML error (path-style needs no Host), not Node's bare 400.
+        requireHostHeader: false,
+      },
+      s3Listener,
+    );
+    // A connection silent in both directions for longer than the upstream may take to answer is dead.
+    s3Server.setTimeout(config.upstreamTimeouts.headersTimeoutMs + 60_000);
+    // Requests Node's HTTP parser refuses get an S3 XML error instead of a bare 400.
+    s3Server.on('clientError', answerClientError);
     attachExpectContinue(s3Server, s3Listener);
     try {
       await listen(s3Server, config.host, config.port, 'KEYGATE_HOST / KEYGATE_PORT');

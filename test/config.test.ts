@@ -171,3 +171,10 @@ describe('rate limit and access log settings', () => {
     expect(loadConfig({ KEYGATE_ACCESS_LOG: '/var/log/keygate/access.log' }).accessLog).toEqual({ kind: 'file', path: '/var/log/keygate/access.log' });
   });
 });
+
+describe('upstream timeouts', () => {
+  it('are validated at start, not at the first upstream request', () => {
+    expect(loadConfig({ KEYGATE_UPSTREAM_HEADERS_TIMEOUT_MS: '90000' }).upstreamTimeouts.headersTimeoutMs).toBe(90_000);
+    expect(() => loadConfig({ KEYGATE_UPSTREAM_CONNECT_TIMEOUT_MS: '10s' })).toThrow(/^KEYGATE_UPSTREAM_CONNECT_TIMEOUT_MS: /);
+  });
+});
