@@ -156,6 +156,9 @@ export class UpstreamForwarder {
           body: body.stream,
           signal,
           dispatcher: this.agent,
+          // undici closes the connection after every HEAD unless told otherwise (a new TCP
+          // connection per HeadObject); S3 servers never send a body with HEAD responses.
+          reset: method === 'HEAD' ? false : undefined,
         });
       } catch (error) {
         if (signal?.aborted) throw abortReason(signal);
