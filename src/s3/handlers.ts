@@ -1,16 +1,18 @@
 /**
  * What the gateway does for each authorized operation: answer it itself (ListBuckets,
- * GetBucketLocation, DeleteObjects), refuse what the upstream cannot do, or stream it through.
+ * GetBucketLocation, DeleteObjects), refuse what the upstream cannot do, check small XML bodies
+ * (CompleteMultipartUpload) before they go upstream, or stream it through.
  */
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { authorizeBucketAction, canSeeBucket } from '../authz.js';
 import type { AccessKey } from '../keys/model.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import { forward, readUpstreamBody, type ForwardRequest, type UpstreamResponse } from '../upstream/forward.js';
-import { readBodyText } from './body.js';
+import { assertBodyWithin, readBodyBytes, readBodyText } from './body.js';
+import { parseCompleteMultipartUpload } from './complete-multipart.js';
 import { fanOutDeletes, parseDeleteRequest, type DeleteRequestEntry } from './delete-objects.js';
 import { S3Error } from './errors.js';
 import type { OperationName, S3Operation } from './operations.js';
@@ -39,6 +41,9 @@ export interface HandlerDeps {
 
 /** Operations the gateway refuses whatever the upstream, with the reason shown to the client (none at the moment). */
 const GATEWAY_UNSUPPORTED: Partial<Record<OperationName, string>> = {};
+
+/** Operations whose body is an XML document the gateway reads whole (so it is capped). */
+const XML_BODY_OPERATIONS = new Set<OperationName>(['DeleteObjects', 'CompleteMultipartUpload']);
 
 /** Operations that need upstream support RunPod lacks. */
 const NEEDS_CAPABILITY: Partial<Record<OperationName, (target: UpstreamTarget) => boolean>> = {
@@ -87,6 +92,7 @@ export async function planOperation(deps: HandlerDeps, operation: S3Operation, c
     throw new S3Error('NotImplemented', `${operation.name} is not supported by the upstream of bucket "${operation.bucket}" (${describeTarget(target)}).`);
   }
   if (operation.name === 'PutObject' || operation.name === 'UploadPart') assertWithinPutLimit(target, contentLength, operation.name);
+  if (XML_BODY_OPERATIONS.has(operation.name)) assertBodyWithin(contentLength, MAX_XML_BODY_BYTES);
   return { operation, target };
 }
 
@@ -101,6 +107,8 @@ export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, c
     case 'PostObject':
       // Form uploads authenticate by their policy and are handled by post-object.ts before this point.
       throw new S3Error('InvalidRequest', 'POST Object must be a multipart/form-data form signed with a POST policy.');
+    case 'CompleteMultipartUpload':
+      return completeMultipartUpload(ctx, target);
     case 'CopyObject':
     case 'UploadPartCopy':
       return relay(ctx, await withCopySource(deps, ctx, target));
@@ -203,6 +211,18 @@ async function withCopySource(deps: HandlerDeps, ctx: OperationContext, target: 
   const versionSuffix = source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : '';
   const headers = { ...ctx.headers, 'x-amz-copy-source': `/${sourceTarget.bucket}/${encodedKey}${versionSuffix}` };
   return forwardRequestFor(ctx, target, { headers });
+}
+
+/**
+ * Complete is checked before it goes upstream (S3's MalformedXML / InvalidArgument / InvalidPartOrder
+ * instead of an upstream's HTML 500 or misreading), then forwarded as the exact bytes the client
+ * signed, with its x-amz-checksum-* headers (the whole object's checksum) passed on as for any request.
+ */
+async function completeMultipartUpload(ctx: OperationContext, target: UpstreamTarget): Promise<void> {
+  if (ctx.body === null) throw new S3Error('MalformedXML', 'CompleteMultipartUpload needs a <CompleteMultipartUpload> XML body listing the uploaded parts.');
+  const bytes = await readBodyBytes(ctx.body, MAX_XML_BODY_BYTES);
+  parseCompleteMultipartUpload(bytes.toString('utf8'));
+  await relay(ctx, forwardRequestFor(ctx, target, { body: Readable.from([bytes]), contentLength: bytes.length }));
 }
 
 async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Promise<void> {
