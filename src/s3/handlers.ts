@@ -232,7 +232,7 @@ async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Pro
   // Keys are scoped per bucket and every entry lies in this bucket, so one check authorizes the
   // whole batch, before anything is deleted: a forbidden batch deletes nothing.
   authorizeBucketAction(ctx.key, bucket, 'delete');
-  const deleteOnce = async (entry: DeleteRequestEntry) => {
+  const deleteOne = async (entry: DeleteRequestEntry) => {
     const response = await forward({
       target,
       method: 'DELETE',
@@ -249,9 +249,9 @@ async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Pro
   };
   const xml = await fanOutDeletes(request, async (entry) => {
     try {
-      let outcome = await deleteOnce(entry);
-      // DeleteObject is idempotent: one more try on any upstream 5xx (InternalError included) is safe.
-      if (outcome.status >= 500) outcome = await deleteOnce(entry);
+      // Transient upstream failures are retried by the forwarder (retry: true, backoff included);
+      // whatever it ends with is this key's outcome. Retrying again here would multiply the attempts.
+      const outcome = await deleteOne(entry);
       if (outcome.status < 300 || outcome.status === 404) return null;
       return {
         code: /<Code>([^<]+)<\/Code>/.exec(outcome.text)?.[1] ?? 'InternalError',
