@@ -2,8 +2,11 @@
  * Authorization: may this key perform this operation? Scope (workspace-wide or one bucket),
  * permission flags and expiry. A per-bucket key touching another bucket gets the same
  * AccessDenied whether or not that bucket exists, so keys cannot probe for bucket names.
+ * A per-bucket key's object keys must also stay inside its bucket on any upstream: no `.`/`..`
+ * path segments (src/s3/dot-segments.ts).
  */
 import { hasPermission, isExpired, type AccessKey, type Permission } from './keys/model.js';
+import { assertNoDotSegments } from './s3/dot-segments.js';
 import { S3Error } from './s3/errors.js';
 import type { S3Operation } from './s3/operations.js';
 
@@ -15,6 +18,17 @@ export function authorize(key: KeyScope, operation: S3Operation, now: Date = new
   if (operation.bucket !== null) assertBucketAccess(key, operation.bucket, operation.permission);
   else assertPermission(key, operation.permission);
   if (operation.copySource !== null) assertBucketAccess(key, operation.copySource.bucket, 'read');
+  // After the scope checks, so a key probing another bucket still gets AccessDenied.
+  assertObjectKeyInScope(key, operation.key);
+  if (operation.copySource !== null) assertObjectKeyInScope(key, operation.copySource.key, 'x-amz-copy-source');
+}
+
+/**
+ * Throws InvalidArgument when a per-bucket key names an object with a `.` or `..` segment, which an
+ * upstream that resolves paths could place outside the key's bucket. Also for each DeleteObjects entry.
+ */
+export function assertObjectKeyInScope(key: KeyScope, objectKey: string | null, argumentName = 'key'): void {
+  if (key.kind === 'bucket') assertNoDotSegments(objectKey, 'bucket-scoped-key', argumentName);
 }
 
 /** Authorizes one more bucket-level action of the same request (e.g. each key of DeleteObjects). */

@@ -6,13 +6,14 @@
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { authorizeBucketAction, canSeeBucket } from '../authz.js';
+import { assertObjectKeyInScope, authorizeBucketAction, canSeeBucket } from '../authz.js';
 import type { AccessKey } from '../keys/model.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import { forward, readUpstreamBody, type ForwardRequest, type UpstreamResponse } from '../upstream/forward.js';
 import { assertBodyWithin, readBodyBytes, readBodyText } from './body.js';
 import { parseCompleteMultipartUpload } from './complete-multipart.js';
+import { assertNoDotSegments } from './dot-segments.js';
 import { fanOutDeletes, parseDeleteRequest, type DeleteRequestEntry } from './delete-objects.js';
 import { S3Error } from './errors.js';
 import type { OperationName, S3Operation } from './operations.js';
@@ -91,6 +92,7 @@ export async function planOperation(deps: HandlerDeps, operation: S3Operation, c
   if (supported && !supported(target)) {
     throw new S3Error('NotImplemented', `${operation.name} is not supported by the upstream of bucket "${operation.bucket}" (${describeTarget(target)}).`);
   }
+  assertAddressableUpstream(target, operation.key);
   if (operation.name === 'PutObject' || operation.name === 'UploadPart') assertWithinPutLimit(target, contentLength, operation.name);
   if (XML_BODY_OPERATIONS.has(operation.name)) assertBodyWithin(contentLength, MAX_XML_BODY_BYTES);
   return { operation, target };
@@ -185,6 +187,15 @@ function withGatewayCors(res: ServerResponse, headers: Record<string, string | s
   return out;
 }
 
+/**
+ * RunPod's S3 resolves object keys as paths on the volume's file system: a `.` or `..` segment
+ * could reach another volume or leave the volume, so such keys are refused for RunPod buckets
+ * (whatever the access key; per-bucket keys are refused them everywhere by authz).
+ */
+function assertAddressableUpstream(target: UpstreamTarget, objectKey: string | null, argumentName = 'key'): void {
+  if (target.kind === 'runpod') assertNoDotSegments(objectKey, 'runpod-upstream', argumentName);
+}
+
 function assertWithinPutLimit(target: UpstreamTarget, contentLength: number | null, name: OperationName): void {
   const limit = target.capabilities.maxPutObjectBytes;
   if (limit === null || contentLength === null || contentLength <= limit) return;
@@ -201,6 +212,7 @@ function assertWithinPutLimit(target: UpstreamTarget, contentLength: number | nu
 async function withCopySource(deps: HandlerDeps, ctx: OperationContext, target: UpstreamTarget): Promise<ForwardRequest> {
   const source = ctx.operation.copySource!;
   const sourceTarget = source.bucket === ctx.operation.bucket ? target : await resolveBucket(deps, source.bucket);
+  assertAddressableUpstream(sourceTarget, source.key, 'x-amz-copy-source');
   if (sourceTarget.endpoint.href !== target.endpoint.href || sourceTarget.credentials.accessKeyId !== target.credentials.accessKeyId) {
     throw new S3Error(
       'NotImplemented',
@@ -249,6 +261,9 @@ async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Pro
   };
   const xml = await fanOutDeletes(request, async (entry) => {
     try {
+      // Refused keys become this entry's <Error>; the rest of the batch goes on, as S3 reports per key.
+      assertObjectKeyInScope(ctx.key, entry.key, 'Key');
+      assertAddressableUpstream(target, entry.key, 'Key');
       // Transient upstream failures are retried by the forwarder (retry: true, backoff included);
       // whatever it ends with is this key's outcome. Retrying again here would multiply the attempts.
       const outcome = await deleteOne(entry);

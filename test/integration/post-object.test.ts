@@ -299,6 +299,17 @@ describe('POST Object through keygate', () => {
       expect(result.text).toContain('lacks the &quot;write&quot; permission');
     });
 
+    it('a key that satisfies starts-with but steps out of it with ".." segments (per-bucket key)', async () => {
+      const fields = standardForm('uploads/../../form-other/escape.txt');
+      const result = await post(BUCKET, fields, { name: 'x', content: 'x' });
+      expect(result.status, result.text).toBe(400);
+      expect(errorCode(result.text)).toBe('InvalidArgument');
+      expect(result.text).toContain('&quot;..&quot; path segment');
+      await expectAbsent(OTHER_BUCKET, 'escape.txt');
+      const listed = await upstream.request('GET', `/${BUCKET}`, { query: 'list-type=2&prefix=uploads%2F..' });
+      expect(listed.body.toString()).not.toContain('<Key>');
+    });
+
     it('a per-bucket key on another bucket', async () => {
       const result = await post(OTHER_BUCKET, standardForm('uploads/other.txt', writer, OTHER_BUCKET), { name: 'x', content: 'x' });
       await expectRejected(result, 403, 'AccessDenied', OTHER_BUCKET, 'uploads/other.txt');
