@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../test/helpers/ports.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 export const NGINX_BINARY = '/usr/sbin/nginx';
@@ -37,18 +38,6 @@ export interface GatewayProcess extends BenchProcess {
 }
 
 const OUTPUT_TAIL_CHARS = 64 * 1024;
-
-/** A TCP port that was free a moment ago on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Collects a child's output (always drained: a full pipe would stall the child), keeping the tail. */
 function captureOutput(child: ChildProcess): () => string {
@@ -83,7 +72,7 @@ async function waitFor(what: string, child: ChildProcess, output: () => string, 
 
 export async function startS3rverUpstream(): Promise<Upstream> {
   const directory = mkdtempSync(path.join(tmpdir(), 'keygate-bench-s3rver-'));
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bench/s3rver-main.cjs'), directory], {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'test/helpers/s3rver-main.cjs'), directory], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -27,7 +27,7 @@ const STARTUP_TIMEOUT_MS = 30_000;
 
 export async function startS3rverProcess(): Promise<UpstreamProcess> {
   const directory = mkdtempSync(path.join(tmpdir(), 'keygate-soak-s3rver-'));
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'test/soak/s3rver-main.cjs'), directory], {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'test/helpers/s3rver-main.cjs'), directory], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

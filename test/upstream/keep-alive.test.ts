@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UpstreamForwarder } from '../../src/upstream/forward.js';
+import { UpstreamForwarder, type ForwardRequest } from '../../src/upstream/forward.js';
 import { startS3rver, type TestUpstream } from '../helpers/upstreams.js';
 import { readAll, targetFor } from './fixtures.js';
 
@@ -53,7 +53,7 @@ describe('upstream keep-alive', () => {
 
   it('reuses connections for HEAD requests', async () => {
     const target = targetFor({ ...upstream, endpoint: relay.url }, 'reuse');
-    const base = { target, query: [], headers: {}, body: null, contentLength: null } as const;
+    const base: Omit<ForwardRequest, 'method' | 'objectKey'> = { target, query: [], headers: {}, body: null, contentLength: null };
     const data = Buffer.from('kept alive');
     await readAll((await forwarder.forward({ ...base, method: 'PUT', objectKey: 'k', body: Readable.from([data]), contentLength: data.length })).body);
     for (let i = 0; i < 10; i++) {

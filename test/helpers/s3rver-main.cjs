@@ -1,14 +1,15 @@
 /**
- * The soak's upstream: s3rver (Koa + files on disk) in a process of its own, so its CPU and event
- * loop are not shared with the load generator in the test worker. Plain CommonJS: no transpiler.
- * Usage: node test/soak/s3rver-main.cjs DIRECTORY  — prints `listening PORT` once it accepts requests.
+ * s3rver (Koa + files on disk) in a process of its own, so its CPU and event loop are not shared
+ * with a load generator: the soak's and the benchmark's upstream. Plain CommonJS, so no
+ * transpiler runs inside a measured process.
+ * Usage: node test/helpers/s3rver-main.cjs DIRECTORY  — prints `listening PORT` once it accepts requests.
  */
 'use strict';
 const S3rver = require('s3rver');
 
 const directory = process.argv[2];
 if (!directory) {
-  console.error('usage: node test/soak/s3rver-main.cjs DIRECTORY');
+  console.error('usage: node test/helpers/s3rver-main.cjs DIRECTORY');
   process.exit(2);
 }
 
