@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CORS_METHODS, type CorsRule } from '../buckets/cors.js';
 import { actualRequestHeaders, CORS_VARY, matchCorsRule, parseRequestHeaderList, preflightHeaders } from '../buckets/cors-match.js';
 import type { S3Address } from '../s3/address.js';
-import { extraS3Error } from '../s3/extra-errors.js';
+import { S3Error } from '../s3/errors.js';
 
 /** Where the rules come from: the bucket registry (store.buckets). */
 export interface CorsRuleSource {
@@ -35,19 +35,19 @@ export function answerPreflight(source: CorsRuleSource, req: IncomingMessage, re
   const requestMethod = singleValue(req.headers['access-control-request-method']);
   const resourceType = address.key === null ? 'BUCKET' : 'OBJECT';
   if (origin === undefined || origin === '') {
-    throw extraS3Error('BadRequest', 'Insufficient information. Origin request header needed.');
+    throw new S3Error('BadRequest', 'Insufficient information. Origin request header needed.');
   }
   if (requestMethod === undefined || !(CORS_METHODS as readonly string[]).includes(requestMethod)) {
-    throw extraS3Error('BadRequest', `Invalid Access-Control-Request-Method: ${requestMethod ?? 'null'}. Preflights name one of ${CORS_METHODS.join(', ')}.`);
+    throw new S3Error('BadRequest', `Invalid Access-Control-Request-Method: ${requestMethod ?? 'null'}. Preflights name one of ${CORS_METHODS.join(', ')}.`);
   }
   const details = { Method: requestMethod, ResourceType: resourceType };
   const rules = address.bucket === null ? null : source.get(address.bucket)?.cors ?? null;
   if (rules === null || rules.length === 0) {
-    throw extraS3Error('AccessForbidden', NOT_ENABLED, { details, headers: { vary: CORS_VARY } });
+    throw new S3Error('AccessForbidden', NOT_ENABLED, { details, headers: { vary: CORS_VARY } });
   }
   const requestHeaders = parseRequestHeaderList(singleValue(req.headers['access-control-request-headers']));
   const match = matchCorsRule(rules, origin, requestMethod, requestHeaders);
-  if (match === null) throw extraS3Error('AccessForbidden', NOT_ALLOWED, { details, headers: { vary: CORS_VARY } });
+  if (match === null) throw new S3Error('AccessForbidden', NOT_ALLOWED, { details, headers: { vary: CORS_VARY } });
   res.writeHead(200, { ...preflightHeaders(match, requestHeaders), 'content-length': '0' });
   res.end();
 }

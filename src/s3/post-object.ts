@@ -161,7 +161,7 @@ function malformed(detail: string): S3Error {
 
 function tooMuchPreData(): S3Error {
   return new S3Error(
-    'MaxPostPreDataLengthExceeded',
+    'MaxPostPreDataLengthExceededError',
     `Your POST request fields preceding the upload file were too large (at most ${FORM_LIMITS.fields} fields, ${FORM_LIMITS.fieldValueBytes} bytes each, ${FORM_LIMITS.preDataBytes} bytes in all).`,
   );
 }

@@ -8,7 +8,6 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { S3Error } from '../s3/errors.js';
-import { extraS3Error } from '../s3/extra-errors.js';
 import { parseCredential, validateCredentialScope } from './authorization.js';
 import { formatIsoSeconds, parseAmzDate } from './dates.js';
 import { DUMMY_SECRET, deriveSigningKey, hmacSha256 } from './signing-key.js';
@@ -39,7 +38,7 @@ export const MAX_POLICY_BYTES = 20 * 1024;
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 
 function invalidPolicy(detail: string): S3Error {
-  return extraS3Error('InvalidPolicyDocument', `Invalid Policy: ${detail}`);
+  return new S3Error('InvalidPolicyDocument', `Invalid Policy: ${detail}`);
 }
 
 function deniedByPolicy(detail: string): S3Error {
