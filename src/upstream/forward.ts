@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { readAtMost } from '../read-at-most.js';
 import { S3Error } from '../s3/errors.js';
 import { AwsChunkedTrailerEncoder, trailerValueLength } from './aws-chunked.js';
@@ -150,12 +150,15 @@ export class UpstreamForwarder {
       const signed = signUpstreamRequest(target, method, path, query, headers);
       let response: Dispatcher.ResponseData;
       try {
-        response = await undiciRequest(signed.url, {
+        // origin + path, not a URL: parsing a URL would collapse `.`/`..` segments of object keys
+        // after the literal path was signed (and so address another object than the client named).
+        response = await this.agent.request({
+          origin: signed.origin,
+          path: signed.pathWithQuery,
           method: method as Dispatcher.HttpMethod,
           headers: signed.headers,
           body: body.stream,
           signal,
-          dispatcher: this.agent,
           // undici closes the connection after every HEAD unless told otherwise (a new TCP
           // connection per HeadObject); S3 servers never send a body with HEAD responses.
           reset: method === 'HEAD' ? false : undefined,

@@ -47,6 +47,9 @@ export function upstreamPath(target: UpstreamTarget, objectKey: string | null, b
 
 export interface SignedUpstreamRequest {
   url: string;
+  /** The URL's origin and its path + query, exactly as signed (send these, not a parsed `url`). */
+  origin: string;
+  pathWithQuery: string;
   headers: Record<string, string>;
 }
 
@@ -84,5 +87,5 @@ export function signUpstreamRequest(
   }
   // Our own encoding, not aws4's re-formatted path: aws4 would append '=' to bare parameters and
   // reorder them, which is harmless for the signature but changes what the upstream sees.
-  return { url: `${target.endpoint.origin}${pathWithQuery}`, headers: signedHeaders };
+  return { url: `${target.endpoint.origin}${pathWithQuery}`, origin: target.endpoint.origin, pathWithQuery, headers: signedHeaders };
 }

@@ -125,11 +125,10 @@ describe('object keys with dot segments through the gateway', () => {
     expect(await upstreamBody(SCOPED_BUCKET, 'v1.../..hidden')).toBe('ok');
   });
 
-  // Fails until src/upstream/forward.ts sends the path as given: it passes undici a URL string,
-  // which WHATWG URL parsing normalizes (`/b/a/../k` -> `/b/k`) after aws4 signed the literal path,
-  // so moto answers SignatureDoesNotMatch (and an upstream that skipped the check would act on
-  // another object). Dispatcher.request({ origin, path }) keeps the path. See docs/hardening.md.
-  it.fails('keeps keys literal for workspace keys on generic S3, as S3 does', async () => {
+  // The forwarder must send the path as signed: a URL string would be normalized by WHATWG URL
+  // parsing (`/b/a/../k` -> `/b/k`), so moto would answer SignatureDoesNotMatch (and an upstream
+  // that skipped the check would act on another object).
+  it('keeps keys literal for workspace keys on generic S3, as S3 does', async () => {
     const put = await send(workspace, 'PUT', `/${SCOPED_BUCKET}/lit/../eral`, { body: Buffer.from('literal') });
     expect(put.status, put.body).toBe(200);
     expect(await upstreamKeys(SCOPED_BUCKET)).toContain('lit/../eral');
