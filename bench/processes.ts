@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/helpers/ports.js';
+import { shippedNodeOptions } from '../test/helpers/shipped-node-options.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 export const NGINX_BINARY = '/usr/sbin/nginx';
@@ -119,6 +120,8 @@ export async function startGateway(upstream: Upstream, extraEnv: Record<string, 
     KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
     // s3rver would store an aws-chunked envelope as object bytes.
     KEYGATE_UPSTREAM_TRAILING_CHECKSUMS: '0',
+    // The heap settings the Docker image runs with.
+    NODE_OPTIONS: shippedNodeOptions(),
     ...extraEnv,
   };
   const nodeArgs = (process.env.KEYGATE_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');

@@ -42,6 +42,7 @@ export { freePort } from './ports.js';
 
 const OUTPUT_TAIL_CHARS = 1 << 20;
 import { freePort } from './ports.js';
+import { shippedNodeOptions } from './shipped-node-options.js';
 
 export async function startGateway(env: Record<string, string> = {}): Promise<Gateway> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'keygate-it-'));
@@ -62,7 +63,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ga
   // The built artifact (test/global-setup.ts builds it), as it ships: no transpiler in the process.
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/cli/main.js'), 'serve'], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...fullEnv },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_OPTIONS: shippedNodeOptions(), ...fullEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Always drained (a full pipe would block the gateway's synchronous stdout writes); only the
