@@ -6,10 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import aws4 from 'aws4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startMoto, type TestUpstream } from '../helpers/upstreams.js';
+import { signedHeaders } from '../helpers/sign.js';
 
 const SCOPED_BUCKET = 'scoped-bucket';
 const OTHER_BUCKET = 'other-bucket';
@@ -63,24 +63,9 @@ describe('object keys with dot segments through the gateway', () => {
   /** Signed over the literal path (aws4 does not normalize S3 paths) and sent as is. */
   function send(key: CreatedKey, method: string, path: string, options: { body?: Buffer; headers?: Record<string, string> } = {}): Promise<RawResponse> {
     const body = options.body;
-    const signed = aws4.sign(
-      {
-        host: `127.0.0.1:${port}`,
-        method,
-        path,
-        service: 's3',
-        region: key.region,
-        headers: {
-          'x-amz-content-sha256': body ? createHash('sha256').update(body).digest('hex') : 'UNSIGNED-PAYLOAD',
-          ...(body ? { 'content-length': String(body.length) } : {}),
-          ...options.headers,
-        },
-        doNotEncodePath: true,
-      },
-      { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-    );
+    const headers = signedHeaders(key, `127.0.0.1:${port}`, method, path, options);
     return new Promise((resolve, reject) => {
-      const request = http.request({ host: '127.0.0.1', port, method, path, headers: signed.headers as http.OutgoingHttpHeaders, agent: false }, (response) => {
+      const request = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));

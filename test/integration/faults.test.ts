@@ -7,14 +7,14 @@
  * object), and that the gateway survives without leaking descriptors or sockets.
  */
 import http from 'node:http';
-import { createHash, randomBytes } from 'node:crypto';
-import aws4 from 'aws4';
+import { randomBytes } from 'node:crypto';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { freePort, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { eventually, openFdCount, tcpSockets } from '../helpers/process-resources.js';
 import { startMoto, type TestUpstream } from '../helpers/upstreams.js';
+import { signedHeaders } from '../helpers/sign.js';
 
 /** Reached through the fault proxy. */
 const FAULTY = 'faulty-bucket';
@@ -92,22 +92,7 @@ describe('fault injection through a real gateway', () => {
     options: { body?: Buffer; headers?: Record<string, string>; onResponse?: (response: http.IncomingMessage) => void } = {},
   ): Promise<ClientResult> {
     const body = options.body;
-    const signed = aws4.sign(
-      {
-        host: `127.0.0.1:${port}`,
-        method,
-        path,
-        service: 's3',
-        region: key.region,
-        headers: {
-          'x-amz-content-sha256': body ? createHash('sha256').update(body).digest('hex') : 'UNSIGNED-PAYLOAD',
-          ...(body ? { 'content-length': String(body.length) } : {}),
-          ...options.headers,
-        },
-        doNotEncodePath: true,
-      },
-      { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-    );
+    const headers = signedHeaders(key, `127.0.0.1:${port}`, method, path, options);
     return new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let result: ClientResult = { status: 0, headers: {}, body: Buffer.alloc(0), complete: false, error: null };
@@ -116,7 +101,7 @@ describe('fault injection through a real gateway', () => {
         result = { ...result, body: Buffer.concat(chunks), complete: error === null, error };
         resolve(result);
       };
-      const request = http.request({ host: '127.0.0.1', port, method, path, headers: signed.headers as http.OutgoingHttpHeaders, agent: false });
+      const request = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false });
       request.setTimeout(30_000, () => request.destroy(new Error('client timeout: the gateway did not answer in 30 s')));
       request.on('response', (response) => {
         result.status = response.statusCode ?? 0;
@@ -304,18 +289,8 @@ describe('fault injection through a real gateway', () => {
   describe('client going away', () => {
     /** Starts a signed PUT of `declared` bytes, sends `sent` of them, then drops the connection. */
     async function abandonUpload(path: string, declared: number, sent: number): Promise<void> {
-      const signed = aws4.sign(
-        {
-          host: `127.0.0.1:${port}`,
-          method: 'PUT',
-          path,
-          service: 's3',
-          region: key.region,
-          headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(declared) },
-        },
-        { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-      );
-      const request = http.request({ host: '127.0.0.1', port, method: 'PUT', path, headers: signed.headers as http.OutgoingHttpHeaders, agent: false });
+      const headers = signedHeaders(key, `127.0.0.1:${port}`, 'PUT', path, { headers: { 'content-length': String(declared) } });
+      const request = http.request({ host: '127.0.0.1', port, method: 'PUT', path, headers, agent: false });
       request.on('error', () => undefined);
       await new Promise<void>((resolve) => request.write(randomBytes(sent), () => resolve()));
       // Give the gateway time to start the upstream request and stream the first bytes.
