@@ -18,7 +18,7 @@ import type { AccessKey } from '../src/keys/model.js';
 import { parseAddress } from '../src/s3/address.js';
 import { classify } from '../src/s3/operations.js';
 import { REPO_ROOT } from './processes.js';
-import { runSigv4Bench, type BenchRow } from './sigv4.js';
+import { runSigv4Bench, timePerOp, type BenchRow } from './sigv4.js';
 import { runStoreBench } from './store.js';
 import { runSystemBench, SMALL_OBJECT_BYTES, type LargeResult, type SmallResult, type SystemResults } from './system.js';
 
@@ -52,19 +52,6 @@ function parseCli(argv: string[]): CliOptions {
   };
 }
 
-function timePerOpUs(fn: () => void, minMs = 500): number {
-  for (let i = 0; i < 2000; i++) fn();
-  let ops = 0;
-  const start = process.hrtime.bigint();
-  let elapsed = 0;
-  while (elapsed < minMs * 1e6) {
-    for (let i = 0; i < 1000; i++) fn();
-    ops += 1000;
-    elapsed = Number(process.hrtime.bigint() - start);
-  }
-  return elapsed / 1000 / ops;
-}
-
 function authzRow(): BenchRow {
   const key: AccessKey = {
     accessKeyId: 'rs_ak_live_0000000000000000000000000000000000000000',
@@ -77,7 +64,7 @@ function authzRow(): BenchRow {
     lastUsedAt: null,
   };
   const headers = { host: 'localhost:9000' };
-  const us = timePerOpUs(() => {
+  const us = timePerOp(() => {
     const address = parseAddress('/photos/2025/03/holiday%20%E2%9C%93.jpg?partNumber=3&uploadId=abc', headers.host, null);
     authorize(key, classify('PUT', address, headers));
   });

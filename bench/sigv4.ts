@@ -30,7 +30,7 @@ function row(name: string, value: number, unit: BenchRow['unit'], detail: string
 }
 
 /** Runs fn in batches until `minMs` elapsed; returns the best batch's µs per call. */
-function timePerOp(fn: () => void, minMs = 400): number {
+export function timePerOp(fn: () => void, minMs = 400): number {
   for (let i = 0; i < 2000; i++) fn(); // warm up JIT and caches
   const batch = 2000;
   let best = Infinity;

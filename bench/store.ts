@@ -9,20 +9,7 @@ import path from 'node:path';
 import { loadConfig } from '../src/config.js';
 import { sealSecret, unsealSecret } from '../src/crypto/seal.js';
 import { openStore } from '../src/store/db.js';
-import type { BenchRow } from './sigv4.js';
-
-function timePerOp(fn: () => void, minMs = 300): number {
-  for (let i = 0; i < 2000; i++) fn();
-  const batch = 2000;
-  let best = Infinity;
-  const deadline = performance.now() + minMs;
-  do {
-    const start = performance.now();
-    for (let i = 0; i < batch; i++) fn();
-    best = Math.min(best, ((performance.now() - start) * 1000) / batch);
-  } while (performance.now() < deadline);
-  return best;
-}
+import { timePerOp, type BenchRow } from './sigv4.js';
 
 function row(name: string, us: number, detail: string): BenchRow {
   return { name, value: us, unit: 'µs/op', detail, markdown: `| ${name} | ${us.toFixed(2)} µs/op | ${detail} |` };

@@ -20,6 +20,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startS3rver } from '../helpers/upstreams.js';
+import { gatewayS3Client } from '../helpers/sdk.js';
 
 type Flag = 'read' | 'write' | 'delete' | 'admin';
 const FLAGS: Flag[] = ['read', 'write', 'delete', 'admin'];
@@ -63,13 +64,7 @@ const PROBES: Probe[] = [
 ];
 
 function client(gateway: Gateway, key: CreatedKey): S3Client {
-  return new S3Client({
-    endpoint: gateway.url,
-    region: key.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-    maxAttempts: 1,
-  });
+  return gatewayS3Client(gateway.url, key);
 }
 
 /** 'allowed', or the S3 error code the gateway answered with. */

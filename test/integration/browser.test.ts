@@ -6,7 +6,6 @@
  * a missing browser fails this suite rather than skipping it.
  */
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
-import { S3Client } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +13,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startS3rver, type TestUpstream } from '../helpers/upstreams.js';
+import { gatewayS3Client } from '../helpers/sdk.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const BUCKET = 'browser-uploads';
@@ -134,7 +134,7 @@ describe('browser uploads from another origin', () => {
 
   it('uploads with a presigned POST form from createPresignedPost, and reads ETag and Location', async () => {
     const bytes = randomBytes(150 * 1024);
-    const s3 = new S3Client({ endpoint: gateway.url, region: key.region, forcePathStyle: true, credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey } });
+    const s3 = gatewayS3Client(gateway.url, key);
     const { url, fields } = await createPresignedPost(s3, {
       Bucket: BUCKET,
       Key: 'post/${filename}',

@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { signedRequest, startMoto, type SignedResponse, type TestUpstream } from '../helpers/upstreams.js';
+import { gatewayS3Client } from '../helpers/sdk.js';
 
 const BUCKET = 'complete-bucket';
 const PART_SIZE = 5 * 1024 * 1024;
@@ -38,13 +39,7 @@ describe('CompleteMultipartUpload through the gateway', () => {
     gateway = await startGateway({ ...upstreamEnv(moto), KEYGATE_ACCESS_LOG: 'off' });
     await gateway.addBucket({ name: BUCKET, endpoint: proxy.url, region: moto.region });
     key = await gateway.createKey({ name: 'complete', permissions: ['read', 'write'] });
-    s3 = new S3Client({
-      endpoint: gateway.url,
-      region: key.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-      maxAttempts: 1,
-    });
+    s3 = gatewayS3Client(gateway.url, key);
   });
 
   afterAll(async () => {

@@ -4,7 +4,6 @@
  * rejection answers S3's XML error and leaves nothing upstream.
  */
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
-import { S3Client } from '@aws-sdk/client-s3';
 import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import { Readable } from 'node:stream';
@@ -13,6 +12,7 @@ import path from 'node:path';
 import { PYENV_PYTHON, run, runOk } from '../helpers/clients.js';
 import { REPO_ROOT, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startMoto, startS3rver, type TestUpstream } from '../helpers/upstreams.js';
+import { gatewayS3Client } from '../helpers/sdk.js';
 
 const BUCKET = 'form-uploads';
 const OTHER_BUCKET = 'form-other';
@@ -112,7 +112,7 @@ describe('POST Object through keygate', () => {
   }
 
   it('stores a form made by @aws-sdk/s3-presigned-post, with ${filename}, Content-Type and metadata', async () => {
-    const s3 = new S3Client({ endpoint: gateway.url, region: writer.region, forcePathStyle: true, credentials: { accessKeyId: writer.accessKeyId, secretAccessKey: writer.secretAccessKey } });
+    const s3 = gatewayS3Client(gateway.url, writer);
     const { url, fields } = await createPresignedPost(s3, {
       Bucket: BUCKET,
       Key: 'uploads/js/${filename}',

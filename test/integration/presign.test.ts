@@ -2,13 +2,14 @@
  * Presigned URLs: issued by `keygate presign` and `POST /v1/presign`, or made by boto3 and the AWS
  * JS presigner with rs_ keys, all verified by the gateway itself (RunPod has none).
  */
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PYENV_PYTHON, run, runOk } from '../helpers/clients.js';
 import { REPO_ROOT, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startS3rver } from '../helpers/upstreams.js';
+import { gatewayS3Client } from '../helpers/sdk.js';
 
 const BUCKET = 'presign-bucket';
 
@@ -72,7 +73,7 @@ describe('presigned URLs through keygate', () => {
   });
 
   it('accepts URLs presigned by the AWS JS presigner and by boto3 with rs_ keys', async () => {
-    const s3 = new S3Client({ endpoint: gateway.url, region: key.region, forcePathStyle: true, credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey } });
+    const s3 = gatewayS3Client(gateway.url, key);
     const putUrl = await getSignedUrl(s3, new PutObjectCommand({ Bucket: BUCKET, Key: 'sdk presigned.txt' }), { expiresIn: 300 });
     expect((await fetch(putUrl, { method: 'PUT', body: 'from the js presigner' })).status).toBe(200);
     const getUrl = await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: 'sdk presigned.txt' }), { expiresIn: 300 });

@@ -20,6 +20,7 @@ import * as Minio from 'minio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startS3rver, startMoto } from '../helpers/upstreams.js';
+import { gatewayS3Client } from '../helpers/sdk.js';
 
 const BUCKET = 'sdk-bucket';
 
@@ -35,13 +36,7 @@ for (const upstreamKind of ['s3rver', 'moto'] as const) {
       await upstream.createBucket(BUCKET);
       gateway = await startGateway(upstreamEnv(upstream));
       key = await gateway.createKey({ name: 'sdk', permissions: ['read', 'write', 'delete'] });
-      s3 = new S3Client({
-        endpoint: gateway.url,
-        region: key.region,
-        forcePathStyle: true,
-        credentials: { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
-        maxAttempts: 1,
-      });
+      s3 = gatewayS3Client(gateway.url, key);
     });
 
     afterAll(async () => {
@@ -101,13 +96,7 @@ for (const upstreamKind of ['s3rver', 'moto'] as const) {
     });
 
     it('rejects a wrong secret with SignatureDoesNotMatch', async () => {
-      const bad = new S3Client({
-        endpoint: gateway.url,
-        region: key.region,
-        forcePathStyle: true,
-        credentials: { accessKeyId: key.accessKeyId, secretAccessKey: `${key.secretAccessKey.slice(0, -1)}${key.secretAccessKey.endsWith('0') ? '1' : '0'}` },
-        maxAttempts: 1,
-      });
+      const bad = gatewayS3Client(gateway.url, key, `${key.secretAccessKey.slice(0, -1)}${key.secretAccessKey.endsWith('0') ? '1' : '0'}`);
       const error = await bad.send(new ListObjectsV2Command({ Bucket: BUCKET })).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(S3ServiceException);
       expect((error as S3ServiceException).name).toBe('SignatureDoesNotMatch');
