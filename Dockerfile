@@ -20,9 +20,11 @@ ENV NODE_ENV=production \
     KEYGATE_PORT=9000 \
     KEYGATE_ADMIN_HOST=0.0.0.0 \
     KEYGATE_ADMIN_PORT=9001
-# A smaller young generation and a heap cap keep RSS well under 150 MB under load (the live heap
-# is ~20 MB; bodies stream through off-heap buffers); see docs/benchmarks.md.
-ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=128"
+# A small young generation and a heap cap keep RSS under 150 MB under load (the live heap is
+# ~20 MB; bodies stream through off-heap buffers). `keygate serve` raises V8's heap growing factor
+# so the cap does not turn streamed bytes into back-to-back full GCs (src/heap-tuning.ts).
+# See docs/benchmarks.md.
+ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=128"
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -1,5 +1,6 @@
 /** `keygate serve`: runs until SIGINT/SIGTERM, then shuts the listeners down cleanly. */
 import { loadConfig } from '../config.js';
+import { tuneHeapForStreaming } from '../heap-tuning.js';
 import { startServer } from '../server.js';
 import { expectPositionals, parseCommand } from './args.js';
 import { EXIT_OK } from './errors.js';
@@ -14,6 +15,7 @@ export async function runServe(args: string[], io: CliIo): Promise<number> {
   }
   expectPositionals(parsed.positionals, [], 'keygate serve --help');
   const config = loadConfig(io.env);
+  tuneHeapForStreaming();
   const server = await startServer(config, { announce: io.stdout });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
