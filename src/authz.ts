@@ -2,11 +2,11 @@
  * Authorization: may this key perform this operation? Scope (workspace-wide or one bucket),
  * permission flags and expiry. A per-bucket key touching another bucket gets the same
  * AccessDenied whether or not that bucket exists, so keys cannot probe for bucket names.
- * A per-bucket key's object keys must also stay inside its bucket on any upstream: no `.`/`..`
- * path segments (src/s3/dot-segments.ts).
+ * A per-bucket key's object keys (and listing prefixes and markers) must also stay inside its
+ * bucket on any upstream: no `.`/`..` path segments (src/s3/dot-segments.ts).
  */
 import { hasPermission, isExpired, type AccessKey, type Permission } from './keys/model.js';
-import { assertNoDotSegments } from './s3/dot-segments.js';
+import { assertListingWithoutDotSegments, assertNoDotSegments } from './s3/dot-segments.js';
 import { S3Error } from './s3/errors.js';
 import type { S3Operation } from './s3/operations.js';
 
@@ -21,6 +21,7 @@ export function authorize(key: KeyScope, operation: S3Operation, now: Date = new
   // After the scope checks, so a key probing another bucket still gets AccessDenied.
   assertObjectKeyInScope(key, operation.key);
   if (operation.copySource !== null) assertObjectKeyInScope(key, operation.copySource.key, 'x-amz-copy-source');
+  if (key.kind === 'bucket' && operation.bucket !== null) assertListingWithoutDotSegments(operation.upstreamQuery, 'bucket-scoped-key');
 }
 
 /**

@@ -9,6 +9,8 @@
  * - for buckets on a RunPod upstream, whatever the key (src/s3/handlers.ts, planOperation).
  *
  * Workspace-wide keys on generic S3 upstreams keep the literal behaviour: real S3 stores such keys.
+ * Listings follow the same rule for the parameters that name keys (`prefix`, `marker`,
+ * `start-after`, `key-marker`): `prefix=../` would list another bucket or the volume's parent.
  */
 import { S3Error } from './errors.js';
 
@@ -31,14 +33,49 @@ export function assertNoDotSegments(objectKey: string | null | undefined, rule: 
   if (objectKey === null || objectKey === undefined) return;
   const segment = dotSegmentOf(objectKey);
   if (segment === null) return;
+  const fix = 'Name the object without "." or ".." segments (e.g. "a/b" instead of "a/./b" or "a/x/../b").';
+  throw dotSegmentError(`The object key ${JSON.stringify(objectKey)}`, segment, rule, argumentName, objectKey, fix);
+}
+
+/** Listing parameters whose value is a whole object key (where a listing starts). */
+const LISTING_KEY_PARAMS: ReadonlySet<string> = new Set(['marker', 'start-after', 'key-marker']);
+
+/**
+ * The dot segment of a listing prefix. Its last segment is usually the start of a name
+ * (`logs/.` lists `logs/.env`, `logs/.cache/…`), so there only `..` counts; the complete segments
+ * before it count as in keys.
+ */
+export function dotSegmentOfPrefix(prefix: string): '.' | '..' | null {
+  const lastSlash = prefix.lastIndexOf('/');
+  const complete = lastSlash === -1 ? null : dotSegmentOf(prefix.slice(0, lastSlash));
+  if (complete !== null) return complete;
+  return prefix.slice(lastSlash + 1) === '..' ? '..' : null;
+}
+
+/**
+ * Throws InvalidArgument when a listing's `prefix`, `marker`, `start-after` or `key-marker` has a
+ * dot segment (the query pairs a bucket-level operation forwards upstream).
+ */
+export function assertListingWithoutDotSegments(query: ReadonlyArray<readonly [string, string]>, rule: DotSegmentRule): void {
+  for (const [name, value] of query) {
+    if (name === 'prefix') {
+      const segment = dotSegmentOfPrefix(value);
+      const fix = 'List with a prefix without "." or ".." segments (e.g. "a/b/" instead of "a/./b/" or "a/x/../b/").';
+      if (segment !== null) throw dotSegmentError(`The listing prefix ${JSON.stringify(value)}`, segment, rule, name, value, fix);
+    } else if (LISTING_KEY_PARAMS.has(name)) {
+      const segment = dotSegmentOf(value);
+      const fix = `Start the listing at a key without "." or ".." segments, or leave ${name} out.`;
+      if (segment !== null) throw dotSegmentError(`The ${name} ${JSON.stringify(value)}`, segment, rule, name, value, fix);
+    }
+  }
+}
+
+function dotSegmentError(subject: string, segment: '.' | '..', rule: DotSegmentRule, argumentName: string, argumentValue: string, fix: string): S3Error {
   const why =
     rule === 'bucket-scoped-key'
-      ? 'Access keys scoped to one bucket cannot use them, because an upstream that resolves paths would take such a key outside the bucket.'
-      : "This bucket is on RunPod, whose S3 stores objects as files on the network volume, where such a segment would resolve to another path.";
-  throw new S3Error(
-    'InvalidArgument',
-    `The object key ${JSON.stringify(objectKey)} contains a "${segment}" path segment. ${why} ` +
-      'Name the object without "." or ".." segments (e.g. "a/b" instead of "a/./b" or "a/x/../b").',
-    { details: { ArgumentName: argumentName, ArgumentValue: objectKey } },
-  );
+      ? 'Access keys scoped to one bucket cannot use them, because an upstream that resolves paths would take such a name outside the bucket.'
+      : 'This bucket is on RunPod, whose S3 stores objects as files on the network volume, where such a segment would resolve to another path.';
+  return new S3Error('InvalidArgument', `${subject} contains a "${segment}" path segment. ${why} ${fix}`, {
+    details: { ArgumentName: argumentName, ArgumentValue: argumentValue },
+  });
 }

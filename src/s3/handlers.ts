@@ -13,7 +13,7 @@ import type { UpstreamTarget } from '../upstream/target.js';
 import { forward, readUpstreamBody, type ForwardRequest, type UpstreamResponse } from '../upstream/forward.js';
 import { assertBodyWithin, readBodyBytes, readBodyText } from './body.js';
 import { parseCompleteMultipartUpload } from './complete-multipart.js';
-import { assertNoDotSegments } from './dot-segments.js';
+import { assertListingWithoutDotSegments, assertNoDotSegments } from './dot-segments.js';
 import { fanOutDeletes, parseDeleteRequest, type DeleteRequestEntry } from './delete-objects.js';
 import { S3Error } from './errors.js';
 import type { OperationName, S3Operation } from './operations.js';
@@ -93,6 +93,7 @@ export async function planOperation(deps: HandlerDeps, operation: S3Operation, c
     throw new S3Error('NotImplemented', `${operation.name} is not supported by the upstream of bucket "${operation.bucket}" (${describeTarget(target)}).`);
   }
   assertAddressableUpstream(target, operation.key);
+  if (target.kind === 'runpod') assertListingWithoutDotSegments(operation.upstreamQuery, 'runpod-upstream');
   if (operation.name === 'PutObject' || operation.name === 'UploadPart') assertWithinPutLimit(target, contentLength, operation.name);
   if (XML_BODY_OPERATIONS.has(operation.name)) assertBodyWithin(contentLength, MAX_XML_BODY_BYTES);
   return { operation, target };
@@ -189,8 +190,9 @@ function withGatewayCors(res: ServerResponse, headers: Record<string, string | s
 
 /**
  * RunPod's S3 resolves object keys as paths on the volume's file system: a `.` or `..` segment
- * could reach another volume or leave the volume, so such keys are refused for RunPod buckets
- * (whatever the access key; per-bucket keys are refused them everywhere by authz).
+ * could reach another volume or leave the volume, so such keys (and listing prefixes/markers, in
+ * planOperation) are refused for RunPod buckets (whatever the access key; per-bucket keys are
+ * refused them everywhere by authz).
  */
 function assertAddressableUpstream(target: UpstreamTarget, objectKey: string | null, argumentName = 'key'): void {
   if (target.kind === 'runpod') assertNoDotSegments(objectKey, 'runpod-upstream', argumentName);

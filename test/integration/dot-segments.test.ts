@@ -131,6 +131,19 @@ describe('object keys with dot segments through the gateway', () => {
     expect(await upstreamKeys(VOLUME)).toEqual(['b']);
   });
 
+  it('refuses listing prefixes and markers with dot segments (per-bucket keys, RunPod buckets) and still lists dotfiles', async () => {
+    expectRefused(await send(scoped, 'GET', `/${SCOPED_BUCKET}?list-type=2&prefix=..%2F${OTHER_BUCKET}%2F`), /scoped to one bucket/, 'prefix');
+    expectRefused(await send(scoped, 'GET', `/${SCOPED_BUCKET}?list-type=2&start-after=..%2Fx`), /scoped to one bucket/, 'start-after');
+    expectRefused(await send(workspace, 'GET', `/${VOLUME}?list-type=2&prefix=..%2F`), /RunPod/, 'prefix');
+    expectRefused(await send(workspace, 'GET', `/${VOLUME}?marker=a%2F..%2F..%2Fx`), /RunPod/, 'marker');
+
+    const dotfiles = await send(scoped, 'GET', `/${SCOPED_BUCKET}?list-type=2&prefix=.`);
+    expect(dotfiles.status, dotfiles.body).toBe(200);
+    const volume = await send(workspace, 'GET', `/${VOLUME}?list-type=2&prefix=b`);
+    expect(volume.status, volume.body).toBe(200);
+    expect(volume.body).toContain('<Key>b</Key>');
+  });
+
   it('reports DeleteObjects entries with dot segments on a RunPod bucket as per-key errors and deletes the others', async () => {
     expect((await moto.request('PUT', `/${VOLUME}/doomed`, { body: 'x' })).status).toBe(200);
     const xml = Buffer.from(`<Delete><Object><Key>../${OTHER_BUCKET}/x</Key></Object><Object><Key>./b</Key></Object><Object><Key>doomed</Key></Object></Delete>`);

@@ -8,7 +8,7 @@ import { assertObjectKeyInScope, authorize } from '../../src/authz.js';
 import { loadConfig } from '../../src/config.js';
 import type { AccessKey } from '../../src/keys/model.js';
 import { parseAddress } from '../../src/s3/address.js';
-import { assertNoDotSegments, dotSegmentOf } from '../../src/s3/dot-segments.js';
+import { assertListingWithoutDotSegments, assertNoDotSegments, dotSegmentOf, dotSegmentOfPrefix } from '../../src/s3/dot-segments.js';
 import { S3Error } from '../../src/s3/errors.js';
 import { planOperation, type HandlerDeps } from '../../src/s3/handlers.js';
 import { classify, type S3Operation } from '../../src/s3/operations.js';
@@ -97,6 +97,30 @@ describe('assertNoDotSegments', () => {
   });
 });
 
+describe('listing prefixes and markers', () => {
+  it.each(['../', '..', '../other-bucket/', './', 'a/../', 'a/./b', 'a/..', '/../x'])('finds a dot segment in the prefix %j', (prefix) => {
+    expect(dotSegmentOfPrefix(prefix)).not.toBeNull();
+  });
+
+  it.each(['', 'a/', '.', 'logs/.', 'logs/.env', '..hidden', 'a/..b', 'a/b./', '...', 'a//'])('lets the prefix %j list (a last "." starts dotfile names)', (prefix) => {
+    expect(dotSegmentOfPrefix(prefix)).toBeNull();
+  });
+
+  it('checks prefix, marker, start-after and key-marker, and names the parameter', () => {
+    for (const [name, value] of [['prefix', '../'], ['marker', 'a/../b'], ['start-after', './x'], ['key-marker', '..']] as const) {
+      const error = s3ErrorOf(() => assertListingWithoutDotSegments([['list-type', '2'], [name, value]], 'runpod-upstream'));
+      expect(error.code).toBe('InvalidArgument');
+      expect(error.details).toEqual({ ArgumentName: name, ArgumentValue: value });
+      expect(error.message).toContain('RunPod');
+      expect(error.message).toContain('without "." or ".." segments');
+    }
+  });
+
+  it('leaves other parameters alone (delimiter, continuation tokens are not key names)', () => {
+    expect(() => assertListingWithoutDotSegments([['delimiter', '..'], ['continuation-token', '../x'], ['upload-id-marker', '..']], 'bucket-scoped-key')).not.toThrow();
+  });
+});
+
 describe('authorize: per-bucket keys cannot name dot segments, on any upstream', () => {
   it.each(DOT_KEYS.filter((k) => k !== '.' && k !== '..'))('refuses %j for object operations of a per-bucket key', (objectKey) => {
     for (const [method, suffix] of [['GET', ''], ['PUT', ''], ['DELETE', ''], ['POST', '?uploads'], ['PUT', '?partNumber=1&uploadId=u']] as const) {
@@ -128,6 +152,16 @@ describe('authorize: per-bucket keys cannot name dot segments, on any upstream',
     for (const objectKey of LITERAL_KEYS.filter((k) => !k.startsWith('/') && !k.endsWith('/'))) {
       expect(() => authorize(key('bucket'), operation('GET', path('mine', objectKey))), objectKey).not.toThrow();
     }
+  });
+
+  it('refuses listings whose prefix or marker steps outside the bucket, and lists dotfiles', () => {
+    for (const target of ['/mine?list-type=2&prefix=..%2Ftheirs%2F', '/mine?prefix=..', '/mine?list-type=2&start-after=..%2Fx', '/mine?marker=a%2F..%2F..%2Fx', '/mine?uploads&key-marker=.%2Fa']) {
+      expect(s3ErrorOf(() => authorize(key('bucket'), operation('GET', target))).code, target).toBe('InvalidArgument');
+    }
+    expect(() => authorize(key('bucket'), operation('GET', '/mine?list-type=2&prefix=logs%2F.'))).not.toThrow();
+    expect(() => authorize(key('workspace'), operation('GET', '/mine?list-type=2&prefix=..%2Ftheirs%2F'))).not.toThrow();
+    // ListBuckets' prefix filters bucket names, not keys.
+    expect(() => authorize(key('bucket'), operation('GET', '/?prefix=..'))).not.toThrow();
   });
 
   it('assertObjectKeyInScope applies the same rule to single keys (DeleteObjects entries)', () => {
@@ -162,6 +196,16 @@ describe('planOperation: RunPod buckets refuse dot segments for every key', () =
   it('refuses the key of a form upload (POST Object, after ${filename} substitution) the same way', async () => {
     const form: S3Operation = { name: 'PostObject', permission: 'write', bucket: 'volume', key: 'uploads/../escape.txt', copySource: null, upstreamQuery: [] };
     expect((await s3ErrorOfAsync(planOperation(deps, form, null))).code).toBe('InvalidArgument');
+  });
+
+  it('refuses listing prefixes and markers with dot segments on a RunPod bucket, not on generic S3', async () => {
+    for (const target of ['/volume?list-type=2&prefix=..%2F', '/volume?list-type=2&prefix=a%2F..%2F..%2F', '/volume?list-type=2&start-after=..%2Fx', '/volume?uploads&key-marker=..']) {
+      const error = await s3ErrorOfAsync(planOperation(deps, operation('GET', target), null));
+      expect(error.code, target).toBe('InvalidArgument');
+      expect(error.message).toContain('RunPod');
+    }
+    await expect(planOperation(deps, operation('GET', '/generic?list-type=2&prefix=..%2F'), null)).resolves.toMatchObject({ target: { kind: 's3' } });
+    await expect(planOperation(deps, operation('GET', '/volume?list-type=2&prefix=.'), null)).resolves.toMatchObject({ target: { kind: 'runpod' } });
   });
 
   it('keeps keys literal on generic S3 buckets and accepts ordinary keys on RunPod', async () => {
