@@ -24,7 +24,7 @@ ENV NODE_ENV=production \
 # ~20 MB; bodies stream through off-heap buffers). `keygate serve` raises V8's heap growing factor
 # so the cap does not turn streamed bytes into back-to-back full GCs (src/heap-tuning.ts).
 # See docs/benchmarks.md.
-ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=128"
+ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=128"
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
