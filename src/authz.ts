@@ -2,8 +2,8 @@
  * Authorization: may this key perform this operation? Scope (workspace-wide or one bucket),
  * permission flags and expiry. A per-bucket key touching another bucket gets the same
  * AccessDenied whether or not that bucket exists, so keys cannot probe for bucket names.
- * A per-bucket key's object keys (and listing prefixes and markers) must also stay inside its
- * bucket on any upstream: no `.`/`..` path segments (src/s3/dot-segments.ts).
+ * A per-bucket key's object keys (and listing prefixes) must also stay inside its bucket on any
+ * upstream: no `.`/`..` path segments (src/s3/dot-segments.ts).
  */
 import { hasPermission, isExpired, type AccessKey, type Permission } from './keys/model.js';
 import { assertListingWithoutDotSegments, assertNoDotSegments } from './s3/dot-segments.js';

@@ -9,8 +9,8 @@
  * - for buckets on a RunPod upstream, whatever the key (src/s3/handlers.ts, planOperation).
  *
  * Workspace-wide keys on generic S3 upstreams keep the literal behaviour: real S3 stores such keys.
- * Listings follow the same rule for the parameters that name keys (`prefix`, `marker`,
- * `start-after`, `key-marker`): `prefix=../` would list another bucket or the volume's parent.
+ * Listings follow the same rules for `prefix` (`prefix=../` would list another bucket or the
+ * volume's parent), and on RunPod also for the parameters a listing starts from (markers, tokens).
  */
 import { S3Error } from './errors.js';
 
@@ -37,8 +37,11 @@ export function assertNoDotSegments(objectKey: string | null | undefined, rule: 
   throw dotSegmentError(`The object key ${JSON.stringify(objectKey)}`, segment, rule, argumentName, objectKey, fix);
 }
 
-/** Listing parameters whose value is a whole object key (where a listing starts). */
-const LISTING_KEY_PARAMS: ReadonlySet<string> = new Set(['marker', 'start-after', 'key-marker']);
+/**
+ * Listing parameters that name where a listing starts: a whole key, or an upstream's continuation
+ * token (opaque, but some servers make it from the last key; base64 never has a dot segment).
+ */
+const LISTING_START_PARAMS: ReadonlySet<string> = new Set(['marker', 'start-after', 'key-marker', 'continuation-token']);
 
 /**
  * The dot segment of a listing prefix. Its last segment is usually the start of a name
@@ -53,8 +56,14 @@ export function dotSegmentOfPrefix(prefix: string): '.' | '..' | null {
 }
 
 /**
- * Throws InvalidArgument when a listing's `prefix`, `marker`, `start-after` or `key-marker` has a
- * dot segment (the query pairs a bucket-level operation forwards upstream).
+ * Throws InvalidArgument when a listing parameter would address a path outside the bucket (the
+ * query pairs a bucket-level operation forwards upstream, decoded):
+ *
+ * - `prefix`, under both rules;
+ * - `marker`, `start-after`, `key-marker` and `continuation-token` on RunPod only. On other
+ *   upstreams they are compared as strings, and a page can end at a key such as `a/./b` that a
+ *   workspace key stored there: refusing the marker a client sends back for the next page would
+ *   stop a per-bucket key's listing at that key for good.
  */
 export function assertListingWithoutDotSegments(query: ReadonlyArray<readonly [string, string]>, rule: DotSegmentRule): void {
   for (const [name, value] of query) {
@@ -62,7 +71,7 @@ export function assertListingWithoutDotSegments(query: ReadonlyArray<readonly [s
       const segment = dotSegmentOfPrefix(value);
       const fix = 'List with a prefix without "." or ".." segments (e.g. "a/b/" instead of "a/./b/" or "a/x/../b/").';
       if (segment !== null) throw dotSegmentError(`The listing prefix ${JSON.stringify(value)}`, segment, rule, name, value, fix);
-    } else if (LISTING_KEY_PARAMS.has(name)) {
+    } else if (rule === 'runpod-upstream' && LISTING_START_PARAMS.has(name)) {
       const segment = dotSegmentOf(value);
       const fix = `Start the listing at a key without "." or ".." segments, or leave ${name} out.`;
       if (segment !== null) throw dotSegmentError(`The ${name} ${JSON.stringify(value)}`, segment, rule, name, value, fix);

@@ -190,8 +190,8 @@ function withGatewayCors(res: ServerResponse, headers: Record<string, string | s
 
 /**
  * RunPod's S3 resolves object keys as paths on the volume's file system: a `.` or `..` segment
- * could reach another volume or leave the volume, so such keys (and listing prefixes/markers, in
- * planOperation) are refused for RunPod buckets (whatever the access key; per-bucket keys are
+ * could reach another volume or leave the volume, so such keys (and listing prefixes, markers and
+ * continuation tokens, in planOperation) are refused for RunPod buckets (whatever the access key; per-bucket keys are
  * refused them everywhere by authz).
  */
 function assertAddressableUpstream(target: UpstreamTarget, objectKey: string | null, argumentName = 'key'): void {

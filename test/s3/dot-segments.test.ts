@@ -106,18 +106,35 @@ describe('listing prefixes and markers', () => {
     expect(dotSegmentOfPrefix(prefix)).toBeNull();
   });
 
-  it('checks prefix, marker, start-after and key-marker, and names the parameter', () => {
-    for (const [name, value] of [['prefix', '../'], ['marker', 'a/../b'], ['start-after', './x'], ['key-marker', '..']] as const) {
-      const error = s3ErrorOf(() => assertListingWithoutDotSegments([['list-type', '2'], [name, value]], 'runpod-upstream'));
+  it('checks the prefix under both rules and names the parameter', () => {
+    for (const rule of ['runpod-upstream', 'bucket-scoped-key'] as const) {
+      const error = s3ErrorOf(() => assertListingWithoutDotSegments([['list-type', '2'], ['prefix', 'a/../../']], rule));
       expect(error.code).toBe('InvalidArgument');
-      expect(error.details).toEqual({ ArgumentName: name, ArgumentValue: value });
-      expect(error.message).toContain('RunPod');
+      expect(error.details).toEqual({ ArgumentName: 'prefix', ArgumentValue: 'a/../../' });
       expect(error.message).toContain('without "." or ".." segments');
     }
   });
 
-  it('leaves other parameters alone (delimiter, continuation tokens are not key names)', () => {
-    expect(() => assertListingWithoutDotSegments([['delimiter', '..'], ['continuation-token', '../x'], ['upload-id-marker', '..']], 'bucket-scoped-key')).not.toThrow();
+  it('checks where a RunPod listing starts: marker, start-after, key-marker, continuation-token', () => {
+    for (const [name, value] of [['marker', 'a/../b'], ['start-after', './x'], ['key-marker', '..'], ['continuation-token', '../../x']] as const) {
+      const error = s3ErrorOf(() => assertListingWithoutDotSegments([['list-type', '2'], [name, value]], 'runpod-upstream'));
+      expect(error.details).toEqual({ ArgumentName: name, ArgumentValue: value });
+      expect(error.message).toContain('RunPod');
+    }
+    // Base64 tokens have no dot segments, slashes or not.
+    expect(() => assertListingWithoutDotSegments([['continuation-token', 'AbC+/dEf/gh==']], 'runpod-upstream')).not.toThrow();
+  });
+
+  it('lets per-bucket keys page past stored keys with dot segments on other upstreams (markers are compared as strings)', () => {
+    expect(() => assertListingWithoutDotSegments([['marker', 'a/./b'], ['key-marker', 'x/../y'], ['start-after', '..']], 'bucket-scoped-key')).not.toThrow();
+  });
+
+  it('checks every value of a repeated parameter', () => {
+    expect(s3ErrorOf(() => assertListingWithoutDotSegments([['prefix', 'a/'], ['prefix', '../']], 'bucket-scoped-key')).details.ArgumentValue).toBe('../');
+  });
+
+  it('leaves other parameters alone (delimiter, upload-id-marker, version-id-marker are not key names)', () => {
+    expect(() => assertListingWithoutDotSegments([['delimiter', '..'], ['upload-id-marker', '..'], ['version-id-marker', '../x']], 'runpod-upstream')).not.toThrow();
   });
 });
 
@@ -154,11 +171,12 @@ describe('authorize: per-bucket keys cannot name dot segments, on any upstream',
     }
   });
 
-  it('refuses listings whose prefix or marker steps outside the bucket, and lists dotfiles', () => {
-    for (const target of ['/mine?list-type=2&prefix=..%2Ftheirs%2F', '/mine?prefix=..', '/mine?list-type=2&start-after=..%2Fx', '/mine?marker=a%2F..%2F..%2Fx', '/mine?uploads&key-marker=.%2Fa']) {
+  it('refuses listings whose prefix steps outside the bucket (decoded, any list operation), and lists dotfiles', () => {
+    for (const target of ['/mine?list-type=2&prefix=..%2Ftheirs%2F', '/mine?prefix=..', '/mine?list-type=2&prefix=%2e%2e%2F', '/mine?uploads&prefix=.%2Fa%2F', '/mine?versions&prefix=a%2F..%2F..%2F']) {
       expect(s3ErrorOf(() => authorize(key('bucket'), operation('GET', target))).code, target).toBe('InvalidArgument');
     }
     expect(() => authorize(key('bucket'), operation('GET', '/mine?list-type=2&prefix=logs%2F.'))).not.toThrow();
+    expect(() => authorize(key('bucket'), operation('GET', '/mine?marker=a%2F.%2Fb'))).not.toThrow();
     expect(() => authorize(key('workspace'), operation('GET', '/mine?list-type=2&prefix=..%2Ftheirs%2F'))).not.toThrow();
     // ListBuckets' prefix filters bucket names, not keys.
     expect(() => authorize(key('bucket'), operation('GET', '/?prefix=..'))).not.toThrow();
@@ -199,7 +217,7 @@ describe('planOperation: RunPod buckets refuse dot segments for every key', () =
   });
 
   it('refuses listing prefixes and markers with dot segments on a RunPod bucket, not on generic S3', async () => {
-    for (const target of ['/volume?list-type=2&prefix=..%2F', '/volume?list-type=2&prefix=a%2F..%2F..%2F', '/volume?list-type=2&start-after=..%2Fx', '/volume?uploads&key-marker=..']) {
+    for (const target of ['/volume?list-type=2&prefix=..%2F', '/volume?list-type=2&prefix=a%2F..%2F..%2F', '/volume?list-type=2&start-after=..%2Fx', '/volume?uploads&key-marker=..', '/volume?marker=%2E%2E%2Fx', '/volume?list-type=2&continuation-token=..%2Fx']) {
       const error = await s3ErrorOfAsync(planOperation(deps, operation('GET', target), null));
       expect(error.code, target).toBe('InvalidArgument');
       expect(error.message).toContain('RunPod');
