@@ -44,7 +44,12 @@ const OUTPUT_TAIL_CHARS = 1 << 20;
 import { freePort } from './ports.js';
 import { shippedNodeOptions } from './shipped-node-options.js';
 
-export async function startGateway(env: Record<string, string> = {}): Promise<Gateway> {
+export interface StartGatewayOptions {
+  /** Flags for node itself (before the script), e.g. `--trace-gc`. */
+  nodeArgs?: string[];
+}
+
+export async function startGateway(env: Record<string, string> = {}, options: StartGatewayOptions = {}): Promise<Gateway> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'keygate-it-'));
   const [port, adminPort] = [await freePort(), await freePort()];
   const adminToken = 'test-admin-token-0123456789abcdef';
@@ -61,7 +66,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Ga
     ...env,
   };
   // The built artifact (test/global-setup.ts builds it), as it ships: no transpiler in the process.
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/cli/main.js'), 'serve'], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), path.join(REPO_ROOT, 'dist/cli/main.js'), 'serve'], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_OPTIONS: shippedNodeOptions(), ...fullEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
