@@ -77,6 +77,12 @@ export async function startServer(config: Config, options: StartServerOptions = 
     );
     // A connection silent in both directions for longer than the upstream may take to answer is dead.
     s3Server.setTimeout(config.upstreamTimeouts.headersTimeoutMs + 60_000);
+    // Idle keep-alive connections are closed after this (announced as `Keep-Alive: timeout=65`).
+    // Node's 5 s default races clients that reuse a pooled connection just as the gateway closes
+    // it (the AWS SDK's and urllib3's pools keep idle sockets with no timeout of their own): they
+    // see "socket hang up" mid-request. Above the 60 s idle timeout of common load balancers, so
+    // a balancer in front closes first, never the gateway under it.
+    s3Server.keepAliveTimeout = S3_KEEP_ALIVE_TIMEOUT_MS;
     // Requests Node's HTTP parser refuses get an S3 XML error instead of a bare 400.
     s3Server.on('clientError', answerClientError);
     attachExpectContinue(s3Server, s3Listener);
@@ -136,6 +142,9 @@ function urlOf(server: Server, host: string): string {
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   return `http://${shownHost}:${port}`;
 }
+
+/** How long the S3 listener keeps an idle client connection open. */
+export const S3_KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
