@@ -2,15 +2,15 @@
  * The processes the benchmark measures, each started the way it runs for real and each in its own
  * process so CPU and memory are attributable: the upstream (s3rver), the gateway
  * (`node dist/cli/main.js serve`, the shipped build) and an nginx reverse proxy for comparison.
- * Self-contained on purpose: bench code does not import test helpers (and with them vitest).
+ * The gateway starts through the integration tests' helper (vitest-free), so both run it alike:
+ * the built CLI, the Docker image's NODE_OPTIONS, its own data dir.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startGateway as startTestGateway, stopChild, upstreamEnv } from '../test/helpers/gateway.js';
 import { freePort } from '../test/helpers/ports.js';
-import { shippedNodeOptions } from '../test/helpers/shipped-node-options.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 export const NGINX_BINARY = '/usr/sbin/nginx';
@@ -52,15 +52,6 @@ function captureOutput(child: ChildProcess): () => string {
   return () => output;
 }
 
-export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function waitFor(what: string, child: ChildProcess, output: () => string, ready: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -95,74 +86,28 @@ export async function startS3rverUpstream(): Promise<Upstream> {
 }
 
 /**
- * The gateway as it ships: the built CLI, its own data dir, the default upstream pointed at the
- * bench upstream. Access logging stays at its default so the measured path is the shipped one.
+ * The gateway as it ships, with the default upstream pointed at the bench upstream. Access logging
+ * stays at its default so the measured path is the shipped one. KEYGATE_BENCH_NODE_ARGS adds node
+ * flags (e.g. --cpu-prof: the profile is written on the clean exit at stop()).
  */
 export async function startGateway(upstream: Upstream, extraEnv: Record<string, string> = {}): Promise<GatewayProcess> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'keygate-bench-gateway-'));
-  const [port, adminPort] = [await freePort(), await freePort()];
-  const adminToken = 'bench-admin-token-0123456789abcdef';
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    KEYGATE_DATA_DIR: dataDir,
-    KEYGATE_HOST: '127.0.0.1',
-    KEYGATE_PORT: String(port),
-    KEYGATE_ADMIN_HOST: '127.0.0.1',
-    KEYGATE_ADMIN_PORT: String(adminPort),
-    KEYGATE_PUBLIC_URL: `http://127.0.0.1:${port}`,
-    KEYGATE_ADMIN_TOKEN: adminToken,
-    KEYGATE_MASTER_KEY: '42'.repeat(32),
-    KEYGATE_REGION: 'us-east-1',
-    KEYGATE_UPSTREAM_ENDPOINT: upstream.url,
-    KEYGATE_UPSTREAM_REGION: UPSTREAM_REGION,
-    KEYGATE_UPSTREAM_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-    // s3rver would store an aws-chunked envelope as object bytes.
-    KEYGATE_UPSTREAM_TRAILING_CHECKSUMS: '0',
-    // The heap settings the Docker image runs with.
-    NODE_OPTIONS: shippedNodeOptions(),
+  const nodeArgs = (process.env.KEYGATE_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+  const env = {
+    ...upstreamEnv({ endpoint: upstream.url, region: UPSTREAM_REGION, ...S3RVER_CREDENTIALS, capabilityOverrides: { trailingChecksums: false } }),
     ...extraEnv,
   };
-  const nodeArgs = (process.env.KEYGATE_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
-  const child = spawn(process.execPath, [...nodeArgs, path.join(REPO_ROOT, 'dist/cli/main.js'), 'serve'], {
-    cwd: dataDir,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output = captureOutput(child);
-  const url = `http://127.0.0.1:${port}`;
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
-  await waitFor('keygate', child, output, async () => (await fetch(`${url}/_health`)).ok && (await fetch(`${adminUrl}/health`)).ok);
-
-  const admin = async (method: string, route: string, body: unknown): Promise<{ status: number; json: any }> => {
-    const response = await fetch(`${adminUrl}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? JSON.parse(text) : null };
-  };
+  const gateway = await startTestGateway(env, { nodeArgs });
   return {
-    pid: child.pid!,
-    url,
-    adminUrl,
-    output,
-    async addBucket(name) {
-      const { status, json } = await admin('POST', '/v1/buckets', { name });
-      if (status !== 201) throw new Error(`registering bucket ${name} failed: ${status} ${JSON.stringify(json)}`);
-    },
+    pid: gateway.pid,
+    url: gateway.url,
+    adminUrl: gateway.adminUrl,
+    output: gateway.output,
+    addBucket: (name) => gateway.addBucket({ name }),
     async createKey(bucket) {
-      const { status, json } = await admin('POST', '/v1/keys', { name: 'bench', bucket, preset: 'read-write' });
-      if (status !== 201) throw new Error(`creating a key failed: ${status} ${JSON.stringify(json)}`);
-      return { accessKeyId: json.accessKeyId, secretAccessKey: json.secretAccessKey };
+      const key = await gateway.createKey({ name: 'bench', bucket, preset: 'read-write' });
+      return { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey };
     },
-    async stop() {
-      // SIGINT, like Ctrl-C: with --cpu-prof the profile is written on this clean exit.
-      await stopChild(child, 'SIGINT');
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    stop: () => gateway.stop(),
   };
 }
 

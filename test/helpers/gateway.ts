@@ -144,10 +144,11 @@ async function waitForHealth(url: string, child: ChildProcess, output: () => str
   throw new Error(`keygate did not become healthy at ${url}:\n${output()}`);
 }
 
-export async function stopChild(child: ChildProcess): Promise<void> {
+/** Signals a child process and waits for it to exit; SIGKILL after 5 s. */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
+  child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await exited;
   clearTimeout(timer);
