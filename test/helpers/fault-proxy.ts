@@ -8,6 +8,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 
 export type Fault =
   /** Answer with this status without contacting the upstream (after reading the request body). */
@@ -104,16 +105,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       return;
     }
 
-    const forwardedHeaders: string[] = [];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) {
-      if (!HOP_BY_HOP.has(req.rawHeaders[i]!.toLowerCase())) forwardedHeaders.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
-    }
     const outgoing = http.request({
       host: target.hostname,
       port: target.port,
       method: req.method,
       path: req.url,
-      headers: forwardedHeaders,
+      headers: endToEndHeaders(req.rawHeaders),
       agent: upstreamAgent,
     });
     outgoing.on('error', () => res.destroy());
@@ -126,13 +123,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     });
 
     if (fault?.kind === 'reset-request' || fault?.kind === 'stall-request') {
-      let sent = 0;
-      req.on('data', (chunk: Buffer) => {
-        if (sent >= fault.afterBytes) return;
-        const piece = chunk.subarray(0, fault.afterBytes - sent);
-        sent += piece.length;
-        outgoing.write(piece);
-        if (sent < fault.afterBytes) return;
+      passFirstBytes(req, outgoing, fault.afterBytes, () => {
         faultCutIt = true;
         if (fault.kind === 'reset-request') {
           outgoing.destroy();
@@ -146,24 +137,14 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     }
 
     outgoing.on('response', (incoming) => {
-      const responseHeaders: string[] = [];
-      for (let i = 0; i < incoming.rawHeaders.length; i += 2) {
-        if (!HOP_BY_HOP.has(incoming.rawHeaders[i]!.toLowerCase())) responseHeaders.push(incoming.rawHeaders[i]!, incoming.rawHeaders[i + 1]!);
-      }
       const respond = () => {
         if (res.destroyed) return incoming.destroy();
-        res.writeHead(incoming.statusCode ?? 502, responseHeaders);
+        res.writeHead(incoming.statusCode ?? 502, endToEndHeaders(incoming.rawHeaders));
         if (fault?.kind !== 'stall-response' && fault?.kind !== 'reset-response') {
           incoming.pipe(res);
           return;
         }
-        let sent = 0;
-        incoming.on('data', (chunk: Buffer) => {
-          if (sent >= fault.afterBytes) return;
-          const piece = chunk.subarray(0, fault.afterBytes - sent);
-          sent += piece.length;
-          res.write(piece);
-          if (sent < fault.afterBytes) return;
+        passFirstBytes(incoming, res, fault.afterBytes, () => {
           faultCutIt = true;
           incoming.destroy();
           // Let the bytes reach the gateway first, then cut (reset) or fall silent (stall).
@@ -204,4 +185,25 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       await closed;
     },
   };
+}
+
+/** Raw header pairs without the hop-by-hop ones (the proxy has connections of its own on each side). */
+function endToEndHeaders(rawHeaders: string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (!HOP_BY_HOP.has(rawHeaders[i]!.toLowerCase())) kept.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  }
+  return kept;
+}
+
+/** Writes the first `limit` bytes of `source` to `sink`, then calls `atLimit` once; later bytes are dropped. */
+function passFirstBytes(source: Readable, sink: Writable, limit: number, atLimit: () => void): void {
+  let sent = 0;
+  source.on('data', (chunk: Buffer) => {
+    if (sent >= limit) return;
+    const piece = chunk.subarray(0, limit - sent);
+    sent += piece.length;
+    sink.write(piece);
+    if (sent === limit) atLimit();
+  });
 }
