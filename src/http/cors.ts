@@ -9,6 +9,7 @@ import { CORS_METHODS, type CorsRule } from '../buckets/cors.js';
 import { actualRequestHeaders, CORS_VARY, matchCorsRule, parseRequestHeaderList, preflightHeaders } from '../buckets/cors-match.js';
 import type { S3Address } from '../s3/address.js';
 import { S3Error } from '../s3/errors.js';
+import { headerValue } from '../s3/operations.js';
 
 /** Where the rules come from: the bucket registry (store.buckets). */
 export interface CorsRuleSource {
@@ -19,10 +20,6 @@ const NOT_ALLOWED =
   "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.";
 const NOT_ENABLED = 'CORSResponse: CORS is not enabled for this bucket.';
 
-function singleValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
 /**
  * Answers an OPTIONS preflight: 200 with the matching rule's headers, or throws the S3 error
  * (400 BadRequest without Origin / Access-Control-Request-Method, 403 AccessForbidden otherwise).
@@ -31,8 +28,8 @@ function singleValue(value: string | string[] | undefined): string | undefined {
  */
 export function answerPreflight(source: CorsRuleSource, req: IncomingMessage, res: ServerResponse, address: S3Address): void {
   req.resume();
-  const origin = singleValue(req.headers.origin);
-  const requestMethod = singleValue(req.headers['access-control-request-method']);
+  const origin = headerValue(req.headers, 'origin');
+  const requestMethod = headerValue(req.headers, 'access-control-request-method');
   const resourceType = address.key === null ? 'BUCKET' : 'OBJECT';
   if (origin === undefined || origin === '') {
     throw new S3Error('BadRequest', 'Insufficient information. Origin request header needed.');
@@ -45,7 +42,7 @@ export function answerPreflight(source: CorsRuleSource, req: IncomingMessage, re
   if (rules === null || rules.length === 0) {
     throw new S3Error('AccessForbidden', NOT_ENABLED, { details, headers: { vary: CORS_VARY } });
   }
-  const requestHeaders = parseRequestHeaderList(singleValue(req.headers['access-control-request-headers']));
+  const requestHeaders = parseRequestHeaderList(headerValue(req.headers, 'access-control-request-headers'));
   const match = matchCorsRule(rules, origin, requestMethod, requestHeaders);
   if (match === null) throw new S3Error('AccessForbidden', NOT_ALLOWED, { details, headers: { vary: CORS_VARY } });
   res.writeHead(200, { ...preflightHeaders(match, requestHeaders), 'content-length': '0' });
@@ -58,7 +55,7 @@ export function answerPreflight(source: CorsRuleSource, req: IncomingMessage, re
  * upstream error, gateway error) carries them.
  */
 export function applyCorsHeaders(source: CorsRuleSource, req: IncomingMessage, res: ServerResponse, bucket: string | null, method: string): void {
-  const origin = singleValue(req.headers.origin);
+  const origin = headerValue(req.headers, 'origin');
   if (origin === undefined || origin === '' || bucket === null) return;
   const rules = source.get(bucket)?.cors ?? null;
   if (rules === null || rules.length === 0) return;

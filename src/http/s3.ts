@@ -14,7 +14,7 @@ import type { AccessKey } from '../keys/model.js';
 import { parseAddress, type S3Address } from '../s3/address.js';
 import { S3Error, isS3Error } from '../s3/errors.js';
 import { executeOperation, planOperation, type HandlerDeps } from '../s3/handlers.js';
-import { classify } from '../s3/operations.js';
+import { classify, type S3Operation } from '../s3/operations.js';
 import { pipeline } from 'node:stream/promises';
 import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
 import { verifyRequest } from '../sigv4/verify.js';
@@ -133,11 +133,7 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
     if (record) record.accessKeyId = verified.accessKeyId;
     deps.admit?.(verified.accessKeyId);
     const operation = classify(method, address, req.headers);
-    if (record) {
-      record.operation = operation.name;
-      record.bucket = operation.bucket ?? null;
-      record.objectKey = operation.key ?? null;
-    }
+    if (record) recordOperation(record, operation);
     authorize(verified.key, operation);
     deps.store.keys.touchLastUsed(verified.accessKeyId);
 
@@ -224,6 +220,12 @@ function startRecord(observe: (record: S3RequestRecord) => void, requestId: stri
   return record;
 }
 
+function recordOperation(record: S3RequestRecord, operation: S3Operation): void {
+  record.operation = operation.name;
+  record.bucket = operation.bucket;
+  record.objectKey = operation.key;
+}
+
 function verify(deps: S3AppDeps, req: IncomingMessage, method: string, address: S3Address): VerifiedRequest<AccessKey> {
   return verifyRequest<AccessKey>(
     // headersDistinct keeps repeated headers apart: SigV4 joins them with ',' where Node uses ', '.
@@ -255,10 +257,7 @@ function postObjectDeps(deps: S3AppDeps, handlerDeps: HandlerDeps, record: S3Req
     },
     onAuthorized: (accessKeyId) => deps.store.keys.touchLastUsed(accessKeyId),
     onClassified: (operation) => {
-      if (!record) return;
-      record.operation = operation.name;
-      record.bucket = operation.bucket;
-      record.objectKey = operation.key;
+      if (record) recordOperation(record, operation);
     },
   };
 }

@@ -30,7 +30,7 @@ import { sendXml } from '../http/respond.js';
 import { MAX_KEY_BYTES } from './address.js';
 import { S3Error, escapeXml } from './errors.js';
 import { planOperation, sendUpstreamResponse, type HandlerDeps } from './handlers.js';
-import type { S3Operation } from './operations.js';
+import { headerValue, type S3Operation } from './operations.js';
 
 export interface PostObjectDeps {
   handlerDeps: HandlerDeps;
@@ -426,11 +426,11 @@ async function spoolFile(stream: Readable, spoolPath: string, range: ContentLeng
 // The answer
 
 function respondStored(deps: PostObjectDeps, res: ServerResponse, bucket: string, accepted: AcceptedForm, upstreamHeaders: Record<string, string | string[]>): void {
-  const etag = firstHeader(upstreamHeaders.etag) ?? '';
+  const etag = headerValue(upstreamHeaders, 'etag') ?? '';
   const location = `${deps.publicUrl}/${bucket}/${uriEncode(accepted.objectKey, true)}`;
   const headers: Record<string, string> = { location };
   if (etag !== '') headers.etag = etag;
-  const versionId = firstHeader(upstreamHeaders['x-amz-version-id']);
+  const versionId = headerValue(upstreamHeaders, 'x-amz-version-id');
   if (versionId !== undefined) headers['x-amz-version-id'] = versionId;
 
   if (accepted.redirect !== null) {
@@ -452,8 +452,4 @@ function respondStored(deps: PostObjectDeps, res: ServerResponse, bucket: string
   }
   res.writeHead(accepted.successStatus, accepted.successStatus === 200 ? { ...headers, 'content-length': '0' } : headers);
   res.end();
-}
-
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
