@@ -5,8 +5,9 @@
  */
 import { authorize } from './authz.js';
 import type { Config } from './config.js';
-import { isExpired } from './keys/model.js';
+import { isExpired, type AccessKeyWithSecret } from './keys/model.js';
 import { parseAddress } from './s3/address.js';
+import { dotSegmentOf } from './s3/dot-segments.js';
 import { S3Error } from './s3/errors.js';
 import { classify } from './s3/operations.js';
 import { formatAmzDate } from './sigv4/dates.js';
@@ -75,9 +76,7 @@ export function issuePresignedPost(keys: KeyRepository, config: Config, input: P
   const bucket = match[1]!;
   const prefix = match[2] ?? '';
 
-  const key = keys.findWithSecret(input.accessKeyId);
-  if (!key) throw new PresignError(`No access key ${input.accessKeyId}; see \`keygate keys list\`.`, 'not_found');
-  if (isExpired(key, now)) throw new PresignError(`The access key ${key.accessKeyId} has expired; create a new key.`);
+  const key = usableKey(keys, input.accessKeyId, now);
   try {
     parseAddress(`/${bucket}`, undefined, null);
     authorize(key, { name: 'PostObject', permission: 'write', bucket, key: prefix, copySource: null, upstreamQuery: [] }, now);
@@ -133,9 +132,7 @@ export function issuePresignedUrl(keys: KeyRepository, config: Config, input: Pr
   const seconds = presignLifetime(input.expiresIn);
   const { bucket, key: objectKey } = parseTarget(input.target);
 
-  const key = keys.findWithSecret(input.accessKeyId);
-  if (!key) throw new PresignError(`No access key ${input.accessKeyId}; see \`keygate keys list\`.`, 'not_found');
-  if (isExpired(key, now)) throw new PresignError(`The access key ${key.accessKeyId} has expired; create a new key.`);
+  const key = usableKey(keys, input.accessKeyId, now);
 
   const encodedPath = `/${bucket}/${uriEncode(objectKey, true)}`;
   try {
@@ -158,6 +155,14 @@ export function issuePresignedUrl(keys: KeyRepository, config: Config, input: Pr
   return { url, method, expiresAt: new Date(now.getTime() + seconds * 1000) };
 }
 
+/** The stored key with its secret; PresignError when it does not exist or has expired. */
+function usableKey(keys: KeyRepository, accessKeyId: string, now: Date): AccessKeyWithSecret {
+  const key = keys.findWithSecret(accessKeyId);
+  if (!key) throw new PresignError(`No access key ${accessKeyId}; see \`keygate keys list\`.`, 'not_found');
+  if (isExpired(key, now)) throw new PresignError(`The access key ${key.accessKeyId} has expired; create a new key.`);
+  return key;
+}
+
 function presignLifetime(value: string | number | undefined): number {
   if (value === undefined) return DEFAULT_PRESIGN_SECONDS;
   let seconds: number;
@@ -177,7 +182,7 @@ function parseTarget(target: string): { bucket: string; key: string } {
   if (!match) throw new PresignError(`"${target}" is not an object address; use s3://BUCKET/KEY.`);
   const [, bucket, key] = match as unknown as [string, string, string];
   // A URL cannot carry `.`/`..` path segments unchanged: every HTTP client would resolve them.
-  if (key.split('/').some((segment) => segment === '.' || segment === '..')) {
+  if (dotSegmentOf(key) !== null) {
     throw new PresignError('Keys with "." or ".." path segments cannot be presigned: HTTP clients rewrite such URLs.');
   }
   return { bucket, key };
