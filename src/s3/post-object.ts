@@ -28,9 +28,10 @@ import { uriEncode } from '../sigv4/uri-encoding.js';
 import { forward } from '../upstream/forward.js';
 import { sendXml } from '../http/respond.js';
 import { MAX_KEY_BYTES } from './address.js';
-import { S3Error, escapeXml } from './errors.js';
+import { S3Error } from './errors.js';
 import { planOperation, sendUpstreamResponse, type HandlerDeps } from './handlers.js';
 import { headerValue, type S3Operation } from './operations.js';
+import { postResponseXml } from './responses.js';
 
 export interface PostObjectDeps {
   handlerDeps: HandlerDeps;
@@ -443,11 +444,7 @@ function respondStored(deps: PostObjectDeps, res: ServerResponse, bucket: string
     return;
   }
   if (accepted.successStatus === 201) {
-    const xml =
-      '<?xml version="1.0" encoding="UTF-8"?>\n' +
-      `<PostResponse><Location>${escapeXml(location)}</Location><Bucket>${escapeXml(bucket)}</Bucket>` +
-      `<Key>${escapeXml(accepted.objectKey)}</Key><ETag>${escapeXml(etag)}</ETag></PostResponse>`;
-    sendXml(res, 201, xml, headers);
+    sendXml(res, 201, postResponseXml({ location, bucket, key: accepted.objectKey, etag }), headers);
     return;
   }
   res.writeHead(accepted.successStatus, accepted.successStatus === 200 ? { ...headers, 'content-length': '0' } : headers);

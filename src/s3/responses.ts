@@ -28,6 +28,14 @@ export function listBucketsXml(buckets: BucketListing[], owner: { id: string; di
 
 const EPOCH = new Date(0);
 
+/** POST Object with success_action_status=201: where the object went (no namespace, as S3 answers). */
+export function postResponseXml(stored: { location: string; bucket: string; key: string; etag: string }): string {
+  return (
+    `${XML_DECLARATION}<PostResponse>${element('Location', stored.location)}${element('Bucket', stored.bucket)}` +
+    `${element('Key', stored.key)}${element('ETag', stored.etag)}</PostResponse>`
+  );
+}
+
 /** GetBucketLocation: us-east-1 is spelled as an empty constraint, as S3 does. */
 export function bucketLocationXml(region: string): string {
   const constraint = region === 'us-east-1' ? '' : region;
