@@ -47,18 +47,27 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: unkn
   else sendXml(res, s3Error.status, xml, headers);
 }
 
-/** How much of a refused request's unread body is read and discarded, and for how long, before the connection is cut. */
+/** How much of a refused request's unread body is read and discarded before the connection is cut. */
 const LINGER_BYTES = 16 * 1024 * 1024;
-const LINGER_MS = 5_000;
+/** The longest pause in the rest of a refused body, and the longest the whole rest may take. */
+const LINGER_IDLE_MS = 5_000;
+const LINGER_TOTAL_MS = 30_000;
 
 /**
- * Answers a request refused while its body is still arriving (bad key, no permission, policy
- * violation, without Expect: 100-continue). Closing at once would make the kernel reset the
- * connection over the unread upload, and clients (SDKs, browsers) then often lose the error and
- * report a broken pipe instead. So the rest of a body of reasonable size is read and discarded for
- * a bounded time (a lingering close; the connection stays usable if it all arrives). Bodies declared
- * larger than that are not waited for: the connection is closed after the answer.
+ * Answers a request refused while its body is still arriving (bad key, no permission, a body over
+ * its limit or found bad part-way, without Expect: 100-continue). Closing the socket while request
+ * bytes are unread makes the kernel send a reset, and a reset destroys the answer the client has not
+ * read yet (it sees "connection reset" or an empty reply instead of the S3 error). Node closes such
+ * a connection itself as soon as the response ends when the client sent `Connection: close`. So the
+ * whole answer is written at once (its Content-Length lets the client read it), but the response is
+ * only ended once the rest of the body was read and discarded: a lingering close. The connection then
+ * closes cleanly, or stays usable for keep-alive. A body that goes on past LINGER_BYTES, pauses
+ * longer than LINGER_IDLE_MS or takes longer than LINGER_TOTAL_MS is cut off. Bodies declared larger
+ * than LINGER_BYTES are not waited for: the answer is sent and the connection closed.
  */
+/** Responses whose complete answer is written while the rest of their request body is discarded: how to end them. */
+const lingering = new WeakMap<object, () => void>();
+
 function refuseWhileBodyPending(req: IncomingMessage, res: ServerResponse, status: number, xml: string, headers: Record<string, string>): void {
   const declared = declaredBodyLength(req);
   if (declared !== null && declared > LINGER_BYTES) {
@@ -66,16 +75,43 @@ function refuseWhileBodyPending(req: IncomingMessage, res: ServerResponse, statu
     req.resume();
     return;
   }
-  sendXml(res, status, xml, headers);
+  const body = Buffer.from(xml);
+  res.writeHead(status, { ...headers, 'content-type': 'application/xml', 'content-length': body.length });
+  res.write(res.req.method === 'HEAD' ? Buffer.alloc(0) : body);
   let drained = 0;
-  const cut = () => req.socket.destroy();
-  const timer = setTimeout(cut, LINGER_MS).unref();
-  req.on('data', (chunk: Buffer) => {
+  let idle: NodeJS.Timeout;
+  const total = setTimeout(() => stop('cut'), LINGER_TOTAL_MS).unref();
+  const armIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => stop('cut'), LINGER_IDLE_MS).unref();
+  };
+  const onData = (chunk: Buffer) => {
     drained += chunk.length;
-    if (drained > LINGER_BYTES) cut();
-  });
-  req.once('end', () => clearTimeout(timer));
-  req.once('close', () => clearTimeout(timer));
+    if (drained > LINGER_BYTES) stop('cut');
+    else armIdle();
+  };
+  let stopped = false;
+  const stop = (how: 'body-ended' | 'cut' | 'answer-only') => {
+    if (stopped) return;
+    stopped = true;
+    clearTimeout(idle);
+    clearTimeout(total);
+    lingering.delete(res);
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('close', onClose);
+    res.end();
+    // The rest of the body will not be read: the connection cannot carry another request.
+    if (how === 'cut') req.socket.destroy();
+  };
+  const onEnd = () => stop('body-ended');
+  const onClose = () => stop(req.complete ? 'body-ended' : 'cut');
+  // Node's parser may fail on the rest of the body (answerClientError): the answer is complete, so end it there.
+  lingering.set(res, () => stop('answer-only'));
+  armIdle();
+  req.on('data', onData);
+  req.once('end', onEnd);
+  req.once('close', onClose);
   req.resume();
 }
 
@@ -109,6 +145,13 @@ export function answerClientError(error: Error & { code?: string; reason?: strin
     return;
   }
   const current = (socket as Duplex & { _httpMessage?: InFlightResponse | null })._httpMessage;
+  const answered = current ? lingering.get(current) : undefined;
+  if (current && answered) {
+    // A refused request's answer is written; its body turned out to be broken HTTP: end it, then close.
+    answered();
+    endSocket(socket);
+    return;
+  }
   if (current && current.req?.complete && error.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
     // The bad bytes came after a complete request whose answer is on its way: deliver it, then close.
     if (current.writableEnded) endSocket(socket);

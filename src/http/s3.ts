@@ -15,7 +15,6 @@ import { parseAddress, type S3Address } from '../s3/address.js';
 import { S3Error, isS3Error } from '../s3/errors.js';
 import { executeOperation, planOperation, type HandlerDeps } from '../s3/handlers.js';
 import { classify, type S3Operation } from '../s3/operations.js';
-import { pipeline } from 'node:stream/promises';
 import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
 import { verifyRequest } from '../sigv4/verify.js';
 import type { KeyLookup, VerifiedRequest } from '../sigv4/types.js';
@@ -148,8 +147,7 @@ async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: G
       // CompleteMultipartUpload's x-amz-checksum-* headers describe the whole object, not its XML body.
       const checksumHeaders = operation.name === 'CompleteMultipartUpload' ? 'ignore' : 'verify';
       const verifier = createPayloadVerifier(verified, req.headersDistinct, { checksumHeaders, debug: deps.config.debugSignatures });
-      // pipeline (not pipe) so a client abort destroys the verifier and with it the upstream request.
-      pipeline(req, verifier).catch(() => undefined);
+      feedBody(req, verifier);
       body = verifier;
     } else {
       req.resume();
@@ -280,4 +278,24 @@ function bodyLength(req: IncomingMessage, verified: VerifiedRequest<AccessKey>):
     throw new S3Error('MissingContentLength', 'Send Content-Length (or aws-chunked with x-amz-decoded-content-length); S3 does not accept plain chunked uploads.');
   }
   return null;
+}
+
+/**
+ * Feeds the request body into its payload verifier. A client that goes away destroys the verifier,
+ * and with it any upstream request reading from it. A verifier that fails (bad chunk, body longer
+ * than declared, a reader that stopped at a size limit) only lets go of the request: destroying the
+ * request would reset the connection before the error answer is delivered (respond.ts reads and
+ * discards the rest of the body instead).
+ */
+function feedBody(req: IncomingMessage, verifier: PayloadVerifier): void {
+  const onClientGone = () => {
+    if (!req.complete) verifier.destroy(new S3Error('IncompleteBody', 'The client closed the connection before the body was complete.'));
+  };
+  req.once('close', onClientGone);
+  verifier.once('close', () => {
+    req.off('close', onClientGone);
+    req.unpipe(verifier);
+  });
+  verifier.once('error', () => req.unpipe(verifier));
+  req.pipe(verifier);
 }

@@ -9,7 +9,6 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import aws4 from 'aws4';
@@ -17,6 +16,7 @@ import fc from 'fast-check';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
+import { exchange as rawExchange, type RawRequest, type RawResponse } from '../helpers/raw-http.js';
 import { startMoto, type TestUpstream } from '../helpers/upstreams.js';
 
 const BUCKET = 'fuzz-bucket';
@@ -39,26 +39,6 @@ const CLIENT_ERROR_HANDLER_WIRED = readFileSync(path.join(REPO_ROOT, 'src/server
 
 const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest();
-
-interface RawRequest {
-  method: string;
-  /** The request target exactly as sent (`/path?query`). */
-  target: string;
-  headers: Array<[string, string]>;
-  body?: Buffer;
-}
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-function serialize(request: RawRequest): Buffer {
-  let head = `${request.method} ${request.target} HTTP/1.1\r\n`;
-  for (const [name, value] of request.headers) head += `${name}: ${value}\r\n`;
-  return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), request.body ?? Buffer.alloc(0)]);
-}
 
 function header(request: RawRequest, name: string): string | undefined {
   return request.headers.find(([n]) => n.toLowerCase() === name)?.[1];
@@ -234,56 +214,7 @@ describe('bad input fuzzing through a real gateway', () => {
   // Sending and judging
 
   function exchange(request: RawRequest | Buffer): Promise<RawResponse> {
-    const bytes = Buffer.isBuffer(request) ? request : serialize(request);
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1');
-      const chunks: Buffer[] = [];
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`no complete answer within ${REQUEST_TIMEOUT_MS} ms (hang); got ${Buffer.concat(chunks).length} bytes`));
-      }, REQUEST_TIMEOUT_MS);
-      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-      // The gateway may answer and close before the whole body was written (EPIPE/ECONNRESET here).
-      socket.on('error', () => undefined);
-      socket.on('close', () => {
-        clearTimeout(timer);
-        try {
-          resolve(parseResponse(Buffer.concat(chunks)));
-        } catch (error) {
-          reject(error as Error);
-        }
-      });
-      // Not end(): a half-closed connection makes Node abort the request before it is answered.
-      socket.write(bytes);
-    });
-  }
-
-  function parseResponse(raw: Buffer): RawResponse {
-    const split = raw.indexOf('\r\n\r\n');
-    if (split === -1) throw new Error(`no HTTP response (connection closed after ${raw.length} bytes): ${raw.toString('latin1').slice(0, 200)}`);
-    const [statusLine, ...lines] = raw.subarray(0, split).toString('latin1').split('\r\n');
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine!)?.[1]);
-    const headers: Record<string, string> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(':');
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    let body = raw.subarray(split + 4);
-    if (headers['content-length'] !== undefined) body = body.subarray(0, Number(headers['content-length']));
-    else if (/chunked/i.test(headers['transfer-encoding'] ?? '')) body = dechunk(body);
-    return { status, headers, body: body.toString('utf8') };
-  }
-
-  function dechunk(body: Buffer): Buffer {
-    const out: Buffer[] = [];
-    let at = 0;
-    for (;;) {
-      const lineEnd = body.indexOf('\r\n', at);
-      const size = Number.parseInt(body.subarray(at, lineEnd).toString(), 16);
-      if (!(size > 0)) return Buffer.concat(out);
-      out.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
-      at = lineEnd + 2 + size + 2;
-    }
+    return rawExchange(port, request, { timeoutMs: REQUEST_TIMEOUT_MS });
   }
 
   /**
@@ -661,14 +592,16 @@ describe('bad input fuzzing through a real gateway', () => {
       { label: '1001 objects', body: `<Delete>${`<Object><Key>${SENTINEL_KEY}</Key></Object>`.repeat(1001)}</Delete>` },
       { label: 'over 2 MiB', body: `<Delete><Object><Key>${SENTINEL_KEY}</Key></Object>${' '.repeat(2 * 1024 * 1024)}</Delete>` },
     );
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(malformedXml(valid, 'Delete'), structural), async ({ label, body }) => {
-        const bytes = Buffer.from(body);
-        const request = signed({ method: 'POST', target: `/${BUCKET}?delete`, body: bytes, headers: { 'content-md5': createHash('md5').update(bytes).digest('base64') } });
-        await refused(request, label);
-      }),
-      { ...FUZZ, numRuns: 400 },
-    );
+    const property = fc.asyncProperty(fc.oneof(malformedXml(valid, 'Delete'), structural), async ({ label, body }) => {
+      const bytes = Buffer.from(body);
+      const request = signed({ method: 'POST', target: `/${BUCKET}?delete`, body: bytes, headers: { 'content-md5': createHash('md5').update(bytes).digest('base64') } });
+      await refused(request, label);
+    });
+    // The case a clean CI run once failed on ("over 2 MiB": the gateway closed the connection before
+    // reading the body, and the reset destroyed its answer), replayed first; over-limit-bodies.test.ts
+    // covers it deterministically.
+    await fc.assert(property, { seed: 1130433185, path: '159', endOnFailure: true });
+    await fc.assert(property, { ...FUZZ, numRuns: 400 });
     expect((await moto.request('HEAD', `/${BUCKET}/${SENTINEL_KEY}`)).status).toBe(200);
   });
 
