@@ -16,7 +16,7 @@ import path from 'node:path';
 import { authorize } from '../src/authz.js';
 import type { AccessKey } from '../src/keys/model.js';
 import { parseAddress } from '../src/s3/address.js';
-import { classify } from '../src/s3/operations.js';
+import { classify } from '../src/s3/classify.js';
 import { REPO_ROOT } from './processes.js';
 import { runSigv4Bench, timePerOp, type BenchRow } from './sigv4.js';
 import { runStoreBench } from './store.js';

@@ -1,27 +1,38 @@
 /**
  * Authorization: may this key perform this operation? Scope (workspace-wide or one bucket),
- * permission flags and expiry. A per-bucket key touching another bucket gets the same
- * AccessDenied whether or not that bucket exists, so keys cannot probe for bucket names.
+ * permission flags (the operation's own, plus those of header-borne powers such as object lock or
+ * ACL grants, src/s3/request-headers.ts), a copy's source (a read), and expiry. A per-bucket key
+ * touching another bucket gets the same AccessDenied whether or not that bucket exists, so keys
+ * cannot probe for bucket names.
  * A per-bucket key's object keys (and listing prefixes) must also stay inside its bucket on any
  * upstream: no `.`/`..` path segments (src/s3/dot-segments.ts).
  */
 import { hasPermission, isExpired, type AccessKey, type Permission } from './keys/model.js';
 import { assertListingWithoutDotSegments, assertNoDotSegments } from './s3/dot-segments.js';
-import { S3Error } from './s3/errors.js';
-import type { S3Operation } from './s3/operations.js';
+import { S3Error } from './errors.js';
+import type { S3Operation } from './s3/classify.js';
 
 type KeyScope = Pick<AccessKey, 'accessKeyId' | 'kind' | 'bucket' | 'permissions' | 'expiresAt'>;
+/** What authorize() reads of an operation. */
+type AuthorizedShape = Pick<S3Operation, 'spec' | 'bucket' | 'key' | 'copySource' | 'requirements' | 'query'>;
 
 /** Throws AccessDenied unless the key may perform the operation (including a copy's source). */
-export function authorize(key: KeyScope, operation: S3Operation, now: Date = new Date()): void {
+export function authorize(key: KeyScope, operation: AuthorizedShape, now: Date = new Date()): void {
   assertNotExpired(key, now);
-  if (operation.bucket !== null) assertBucketAccess(key, operation.bucket, operation.permission);
-  else assertPermission(key, operation.permission);
+  if (operation.bucket !== null) assertBucketAccess(key, operation.bucket, operation.spec.permission);
+  else assertPermission(key, operation.spec.permission);
+  for (const requirement of operation.requirements) {
+    for (const permission of requirement.permissions) {
+      if (!hasPermission(key, permission)) {
+        throw new S3Error('AccessDenied', `Access Denied: ${requirement.header} (${requirement.purpose}) needs the "${permission}" permission, which this key lacks.`);
+      }
+    }
+  }
   if (operation.copySource !== null) assertBucketAccess(key, operation.copySource.bucket, 'read');
   // After the scope checks, so a key probing another bucket still gets AccessDenied.
   assertObjectKeyInScope(key, operation.key);
   if (operation.copySource !== null) assertObjectKeyInScope(key, operation.copySource.key, 'x-amz-copy-source');
-  if (key.kind === 'bucket' && operation.bucket !== null) assertListingWithoutDotSegments(operation.upstreamQuery, 'bucket-scoped-key');
+  if (key.kind === 'bucket' && operation.bucket !== null) assertListingWithoutDotSegments(operation.query, 'bucket-scoped-key');
 }
 
 /**

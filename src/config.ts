@@ -53,6 +53,16 @@ export interface Config {
   accessLog: AccessLogTarget;
   /** How long to wait for upstreams (KEYGATE_UPSTREAM_{CONNECT,HEADERS,BODY}_TIMEOUT_MS). */
   upstreamTimeouts: UpstreamTimeouts;
+  /**
+   * How long what is read before a signature can be checked (a POST form's fields) may take to
+   * arrive (KEYGATE_UNAUTHENTICATED_TIMEOUT_MS).
+   */
+  unauthenticatedTimeoutMs: number;
+  /**
+   * How many requests from senders not yet authenticated (POST forms being read, refused bodies
+   * being discarded) the S3 listener serves at once (KEYGATE_UNAUTHENTICATED_MAX_REQUESTS).
+   */
+  unauthenticatedMaxRequests: number;
 }
 
 export interface RateLimitConfig {
@@ -128,7 +138,18 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimit: parseRateLimit(get('KEYGATE_RATE_LIMIT'), get('KEYGATE_RATE_LIMIT_BURST')),
     accessLog: parseAccessLog(get('KEYGATE_ACCESS_LOG')),
     upstreamTimeouts: upstreamTimeoutsFromEnv(env),
+    unauthenticatedTimeoutMs: parseWholeNumber('KEYGATE_UNAUTHENTICATED_TIMEOUT_MS', get('KEYGATE_UNAUTHENTICATED_TIMEOUT_MS'), 10_000, 100, 600_000),
+    unauthenticatedMaxRequests: parseWholeNumber('KEYGATE_UNAUTHENTICATED_MAX_REQUESTS', get('KEYGATE_UNAUTHENTICATED_MAX_REQUESTS'), 256, 1, 100_000),
   };
+}
+
+function parseWholeNumber(variable: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number < min || number > max) {
+    throw new ConfigError(variable, `"${value}" is not a whole number from ${min} to ${max}; e.g. ${fallback} (the default).`);
+  }
+  return number;
 }
 
 function parseRateLimit(rate: string | undefined, burst: string | undefined): RateLimitConfig | null {

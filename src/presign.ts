@@ -8,8 +8,10 @@ import type { Config } from './config.js';
 import { isExpired, type AccessKeyWithSecret } from './keys/model.js';
 import { parseAddress } from './s3/address.js';
 import { dotSegmentOf } from './s3/dot-segments.js';
-import { S3Error } from './s3/errors.js';
-import { classify } from './s3/operations.js';
+import { S3Error } from './errors.js';
+import { bucketNameProblem } from './buckets/validate.js';
+import { classify, describeOperation } from './s3/classify.js';
+import { MAX_KEY_BYTES } from './s3/address.js';
 import { formatAmzDate } from './sigv4/dates.js';
 import { presignUrl } from './sigv4/sign.js';
 import { computeSigningKey, hmacSha256 } from './sigv4/signing-key.js';
@@ -75,11 +77,12 @@ export function issuePresignedPost(keys: KeyRepository, config: Config, input: P
   if (!match) throw new PresignError(`"${input.target}" is not a bucket address; use s3://BUCKET/KEY-PREFIX (or s3://BUCKET/ for any key).`);
   const bucket = match[1]!;
   const prefix = match[2] ?? '';
+  assertBucketName(bucket, input.target);
+  if (Buffer.byteLength(prefix) > MAX_KEY_BYTES) throw new PresignError(`The key prefix is longer than ${MAX_KEY_BYTES} bytes.`);
 
   const key = usableKey(keys, input.accessKeyId, now);
   try {
-    parseAddress(`/${bucket}`, undefined, null);
-    authorize(key, { name: 'PostObject', permission: 'write', bucket, key: prefix, copySource: null, upstreamQuery: [] }, now);
+    authorize(key, describeOperation('PostObject', { bucket, key: prefix, query: [] }, {}), now);
   } catch (error) {
     if (error instanceof S3Error) throw new PresignError(`The key ${key.accessKeyId} may not upload to s3://${bucket}/${prefix}: ${error.message}`);
     throw error;
@@ -136,7 +139,12 @@ export function issuePresignedUrl(keys: KeyRepository, config: Config, input: Pr
 
   const encodedPath = `/${bucket}/${uriEncode(objectKey, true)}`;
   try {
-    authorize(key, classify(method, parseAddress(encodedPath, undefined, null), {}), now);
+    const operation = classify(method, parseAddress(encodedPath, undefined, null), {});
+    // The URL must do what was asked: this object, this method, nothing else.
+    if (operation.bucket !== bucket || operation.key !== objectKey || operation.query.length > 0) {
+      throw new PresignError(`"${input.target}" does not name one object; use s3://BUCKET/KEY.`);
+    }
+    authorize(key, operation, now);
   } catch (error) {
     if (error instanceof S3Error) {
       throw new PresignError(`The key ${key.accessKeyId} may not ${method} s3://${bucket}/${objectKey}: ${error.message}`);
@@ -178,12 +186,20 @@ function presignLifetime(value: string | number | undefined): number {
 }
 
 function parseTarget(target: string): { bucket: string; key: string } {
-  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(target);
+  const match = /^s3:\/\/([^/]+)\/(.+)$/s.exec(target);
   if (!match) throw new PresignError(`"${target}" is not an object address; use s3://BUCKET/KEY.`);
   const [, bucket, key] = match as unknown as [string, string, string];
+  assertBucketName(bucket, target);
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new PresignError(`The object key is longer than ${MAX_KEY_BYTES} bytes.`);
   // A URL cannot carry `.`/`..` path segments unchanged: every HTTP client would resolve them.
   if (dotSegmentOf(key) !== null) {
     throw new PresignError('Keys with "." or ".." path segments cannot be presigned: HTTP clients rewrite such URLs.');
   }
   return { bucket, key };
+}
+
+/** The bucket part of an s3:// address must be a bucket name (not, say, `bucket?list-type=2`). */
+function assertBucketName(bucket: string, target: string): void {
+  const problem = bucketNameProblem(bucket);
+  if (problem !== null) throw new PresignError(`"${target}" does not start with a bucket name: the bucket name ${problem}`);
 }

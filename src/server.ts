@@ -16,7 +16,7 @@ import { openAccessLog } from './observability/access-log.js';
 import { createGatewayMetrics } from './observability/metrics.js';
 import { KeyRateLimiter } from './observability/rate-limit.js';
 import { openStore, type Store } from './store/db.js';
-import { closeUpstreamConnections, configureUpstreamForwarder } from './upstream/forward.js';
+import { UpstreamForwarder } from './upstream/forward.js';
 import { UpstreamResolver } from './upstream/resolver.js';
 
 export interface StartServerOptions {
@@ -47,9 +47,12 @@ export async function startServer(config: Config, options: StartServerOptions = 
     const adminUrl = urlOf(adminServer, config.adminHost);
     announce(`keygate admin API listening on ${adminUrl}\n`);
 
+    // One pool of keep-alive connections per upstream origin, for every request of this server.
+    const forwarder = new UpstreamForwarder(config.upstreamTimeouts);
     const resolver = new UpstreamResolver({
       config,
       registry: store.buckets,
+      forwarder,
       genericCapabilities: { trailingChecksums: config.upstreamTrailingChecksums },
     });
     const accessLog = openAccessLog(config.accessLog);
@@ -58,13 +61,13 @@ export async function startServer(config: Config, options: StartServerOptions = 
       config,
       store,
       resolver,
+      forwarder,
       admit: rateLimiter ? (accessKeyId) => rateLimiter.admit(accessKeyId) : undefined,
       observe: (record: S3RequestRecord) => {
         accessLog?.write(record);
         metrics.observeRequest(record);
       },
     });
-    await configureUpstreamForwarder(config.upstreamTimeouts);
     const s3Server = createServer(
       {
         // No cap on a whole request: a multi-GiB upload may take longer than Node's default 5 min.
@@ -90,6 +93,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
       await listen(s3Server, config.host, config.port, 'KEYGATE_HOST / KEYGATE_PORT');
     } catch (error) {
       await closeServer(adminServer);
+      await forwarder.close();
       throw error;
     }
     const s3Url = urlOf(s3Server, config.host);
@@ -99,7 +103,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
       s3Url,
       close: async () => {
         await Promise.all([closeServer(adminServer), closeServer(s3Server)]);
-        await closeUpstreamConnections();
+        await forwarder.close();
         await accessLog?.close();
         if (!options.store) store.close();
       },

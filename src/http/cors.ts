@@ -8,8 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CORS_METHODS, type CorsRule } from '../buckets/cors.js';
 import { actualRequestHeaders, CORS_VARY, matchCorsRule, parseRequestHeaderList, preflightHeaders } from '../buckets/cors-match.js';
 import type { S3Address } from '../s3/address.js';
-import { S3Error } from '../s3/errors.js';
-import { headerValue } from '../s3/operations.js';
+import { S3Error } from '../errors.js';
+import { headerValue } from '../header-value.js';
 
 /** Where the rules come from: the bucket registry (store.buckets). */
 export interface CorsRuleSource {

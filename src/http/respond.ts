@@ -5,7 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { S3Error, isS3Error } from '../s3/errors.js';
+import { pipeline } from 'node:stream/promises';
+import { S3Error, isS3Error } from '../errors.js';
+import { logToStderr } from '../observability/log.js';
+import type { Reply } from '../s3/reply.js';
 
 /** Random bytes drawn in bulk: one randomBytes call per 512 request ids instead of one per request. */
 let idEntropy = Buffer.alloc(0);
@@ -27,15 +30,64 @@ export function sendXml(res: ServerResponse, status: number, xml: string, header
 }
 
 /**
+ * Writes a handler's Reply. Upstream answers stream through with backpressure; the gateway's CORS
+ * headers (set before, per bucket rules) win over any the upstream sent.
+ */
+export async function writeReply(res: ServerResponse, reply: Reply): Promise<void> {
+  switch (reply.kind) {
+    case 'xml':
+      sendXml(res, reply.status, reply.xml, reply.headers);
+      return;
+    case 'empty':
+      res.writeHead(reply.status, reply.headers);
+      res.end();
+      return;
+    case 'stream':
+      res.writeHead(reply.status, withGatewayCors(res, reply.headers));
+      if (res.req.method === 'HEAD') {
+        reply.body.resume();
+        res.end();
+        return;
+      }
+      await pipeline(reply.body, res);
+  }
+}
+
+/**
+ * CORS is the gateway's (per-bucket rules, src/http/cors.ts): an upstream's own Access-Control-*
+ * headers must not replace what the gateway set, and its Vary is merged with the gateway's.
+ */
+function withGatewayCors(res: ServerResponse, headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  const gatewayVary = res.getHeader('vary');
+  let out = headers;
+  for (const name of Object.keys(headers)) {
+    if (!name.startsWith('access-control-') && !(name === 'vary' && gatewayVary !== undefined)) continue;
+    if (out === headers) out = { ...headers };
+    if (name === 'vary') out.vary = `${String(gatewayVary)}, ${([] as string[]).concat(headers.vary!).join(', ')}`;
+    else delete out[name];
+  }
+  return out;
+}
+
+export interface SendErrorOptions {
+  /**
+   * For senders nobody authenticated: a slot for discarding the rest of their body (null when
+   * none is free: the answer is sent and the connection closed at once). Authenticated senders
+   * always get the lingering close.
+   */
+  lingerSlot?: () => (() => void) | null;
+  /** The longest the rest of the body is waited for (default LINGER_TOTAL_MS). */
+  lingerMs?: number;
+}
+
+/**
  * Sends an error as S3's `<Error>` document. Unexpected errors become InternalError without
  * leaking internals. When the client may still be sending a body we did not read, see
  * refuseWhileBodyPending.
  */
-export function sendError(req: IncomingMessage, res: ServerResponse, error: unknown, requestId: string, resource: string): void {
+export function sendError(req: IncomingMessage, res: ServerResponse, error: unknown, requestId: string, resource: string, options: SendErrorOptions = {}): void {
   const s3Error = isS3Error(error) ? error : new S3Error('InternalError', undefined, { cause: error });
-  if (!isS3Error(error)) {
-    console.error(JSON.stringify({ level: 'error', msg: 'unexpected error', requestId, error: describe(error) }));
-  }
+  if (!isS3Error(error)) logToStderr('error', 'unexpected error', { requestId, error: describe(error) });
   if (res.headersSent) {
     // Too late for an error document: cut the connection so the client sees a failed transfer, not a short object.
     res.destroy(s3Error);
@@ -43,8 +95,17 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: unkn
   }
   const headers: Record<string, string> = { ...s3Error.headers, 'x-amz-request-id': requestId };
   const xml = s3Error.toXml(resource, requestId);
-  if (!req.complete && hasRequestBody(req)) refuseWhileBodyPending(req, res, s3Error.status, xml, headers);
-  else sendXml(res, s3Error.status, xml, headers);
+  if (req.complete || !hasRequestBody(req)) {
+    sendXml(res, s3Error.status, xml, headers);
+    return;
+  }
+  const release = options.lingerSlot === undefined ? () => undefined : options.lingerSlot();
+  if (release === null) {
+    sendXml(res, s3Error.status, xml, { ...headers, connection: 'close' });
+    req.resume();
+    return;
+  }
+  refuseWhileBodyPending(req, res, s3Error.status, xml, headers, release, options.lingerMs ?? LINGER_TOTAL_MS);
 }
 
 /** How much of a refused request's unread body is read and discarded before the connection is cut. */
@@ -68,22 +129,29 @@ const LINGER_TOTAL_MS = 30_000;
 /** Responses whose complete answer is written while the rest of their request body is discarded: how to end them. */
 const lingering = new WeakMap<object, () => void>();
 
-function refuseWhileBodyPending(req: IncomingMessage, res: ServerResponse, status: number, xml: string, headers: Record<string, string>): void {
+function refuseWhileBodyPending(req: IncomingMessage, res: ServerResponse, status: number, xml: string, headers: Record<string, string>, release: () => void, lingerMs: number): void {
   const declared = declaredBodyLength(req);
   if (declared !== null && declared > LINGER_BYTES) {
+    release();
     sendXml(res, status, xml, { ...headers, connection: 'close' });
     req.resume();
     return;
   }
+  // Whatever was reading the body (a verifier, a form parser) lets go: from here it is only discarded.
+  // (Unpiping pauses the request, so this comes before the resume below.)
+  req.unpipe();
+  // Whatever was reading the body (a verifier, a form parser) lets go: from here it is only discarded.
+  // (Unpiping pauses the request, so this comes before the resume below.)
+  req.unpipe();
   const body = Buffer.from(xml);
   res.writeHead(status, { ...headers, 'content-type': 'application/xml', 'content-length': body.length });
   res.write(res.req.method === 'HEAD' ? Buffer.alloc(0) : body);
   let drained = 0;
   let idle: NodeJS.Timeout;
-  const total = setTimeout(() => stop('cut'), LINGER_TOTAL_MS).unref();
+  const total = setTimeout(() => stop('cut'), lingerMs).unref();
   const armIdle = () => {
     clearTimeout(idle);
-    idle = setTimeout(() => stop('cut'), LINGER_IDLE_MS).unref();
+    idle = setTimeout(() => stop('cut'), Math.min(LINGER_IDLE_MS, lingerMs)).unref();
   };
   const onData = (chunk: Buffer) => {
     drained += chunk.length;
@@ -94,6 +162,7 @@ function refuseWhileBodyPending(req: IncomingMessage, res: ServerResponse, statu
   const stop = (how: 'body-ended' | 'cut' | 'answer-only') => {
     if (stopped) return;
     stopped = true;
+    release();
     clearTimeout(idle);
     clearTimeout(total);
     lingering.delete(res);

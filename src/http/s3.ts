@@ -1,8 +1,14 @@
 /**
- * The S3 listener: one request = parse address -> verify SigV4 -> classify -> authorize ->
- * handle (synthesize or stream upstream). Hono routes the few non-S3 paths; everything else is
- * handled on Node's raw request/response so the exact request target (needed for SigV4, and for
- * keys containing `..` or `//`) and streaming with backpressure are preserved.
+ * The S3 listener. One request runs one pipeline, top to bottom:
+ *
+ *   address -> (CORS preflight) -> authenticate -> admit -> classify -> authorize -> plan ->
+ *   100 Continue -> open the verified body -> handle -> write the reply
+ *
+ * There are three ways to authenticate, all into the same steps: the Authorization header and a
+ * presigned query (SigV4, src/sigv4/verify.ts), and a POST policy form (src/s3/post-object.ts),
+ * whose fields are classified as a PutObject's headers through the operations table like any
+ * request's. Node's raw request/response are used for S3 requests: the exact request target is
+ * needed for SigV4 (and for keys containing `..` or `//`), and bodies stream with backpressure.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -10,19 +16,26 @@ import { Hono } from 'hono';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import { authorize } from '../authz.js';
 import type { Config } from '../config.js';
+import { S3Error, isS3Error } from '../errors.js';
 import type { AccessKey } from '../keys/model.js';
+import { logToStderr } from '../observability/log.js';
 import { parseAddress, type S3Address } from '../s3/address.js';
-import { S3Error, isS3Error } from '../s3/errors.js';
-import { executeOperation, planOperation, type HandlerDeps } from '../s3/handlers.js';
-import { classify, type S3Operation } from '../s3/operations.js';
+import { classify, describeOperation, operationNameOf, type S3Operation } from '../s3/classify.js';
+import { executeOperation, type HandlerDeps } from '../s3/handlers.js';
+import { planOperation, type OperationPlan } from '../s3/plan.js';
+import { authenticateForm, postObjectReply } from '../s3/post-object.js';
+import type { Reply } from '../s3/reply.js';
+import { HEADERS } from '../s3/request-headers.js';
+import { checksumAlgorithmOfHeader } from '../sigv4/checksums.js';
 import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
-import { verifyRequest } from '../sigv4/verify.js';
 import type { KeyLookup, VerifiedRequest } from '../sigv4/types.js';
+import { verifyRequest } from '../sigv4/verify.js';
 import type { Store } from '../store/db.js';
+import type { UpstreamBody, UpstreamForwarder } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
-import { handlePostObject, isPostObjectRequest, type PostObjectDeps } from '../s3/post-object.js';
 import { answerPreflight, applyCorsHeaders } from './cors.js';
-import { newRequestId, sendError } from './respond.js';
+import { newRequestId, sendError, writeReply } from './respond.js';
+import { UnauthenticatedWork } from './unauthenticated.js';
 
 export const S3_HEALTH_PATH = '/_health';
 
@@ -30,6 +43,7 @@ export interface S3AppDeps {
   config: Config;
   store: Store;
   resolver: UpstreamResolver;
+  forwarder: Pick<UpstreamForwarder, 'forward'>;
   /** Per-key admission (rate limiting); throws an S3Error (SlowDown) to refuse. */
   admit?: (accessKeyId: string) => void;
   /** Told about every S3 request once its response is finished or the connection closed. */
@@ -62,6 +76,24 @@ export interface S3RequestRecord {
 const EXPECTS_CONTINUE = Symbol('keygate.expectsContinue');
 type GatewayRequest = IncomingMessage & { [EXPECTS_CONTINUE]?: boolean };
 
+/**
+ * A request that proved who sent it: its key, its operation, and how to get at its body. Header
+ * and presigned authentication make one from the request line and headers, a POST form from its
+ * fields.
+ */
+interface AuthenticatedRequest {
+  accessKeyId: string;
+  key: AccessKey;
+  operation: S3Operation;
+  /** Declared decoded body length (null: none declared). */
+  bodyLength: number | null;
+  /** The verified body, once the plan passed and 100 Continue went out. */
+  openBody(plan: OperationPlan): Promise<UpstreamBody | null>;
+  /** The client's answer made from the operation's reply (POST forms answer their own way). */
+  answer(reply: Reply): Reply;
+  dispose(): Promise<void>;
+}
+
 /** The non-S3 routes of the S3 listener (health); `_` cannot appear in bucket names, so none shadows a bucket. */
 export function createS3ServiceApp(): Hono<{ Bindings: HttpBindings }> {
   const app = new Hono<{ Bindings: HttpBindings }>();
@@ -75,100 +107,224 @@ export function createS3ServiceApp(): Hono<{ Bindings: HttpBindings }> {
  * and Node streams end to end.
  */
 export function createS3Listener(deps: S3AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const handlerDeps: HandlerDeps = { resolver: deps.resolver, region: deps.config.region };
+  const pipeline = new S3Pipeline(deps);
   const serviceListener = getRequestListener(createS3ServiceApp().fetch);
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path === S3_HEALTH_PATH) void serviceListener(req, res);
-    else void handleS3Request(deps, handlerDeps, req, res);
+    else void pipeline.handle(req, res);
   };
 }
 
 /**
- * Node answers `Expect: 100-continue` itself unless `checkContinue` is handled. We handle it so an
- * unauthorized upload is refused before the client sends its body.
+ * Node answers `Expect: 100-continue` itself unless `checkContinue` is handled, and any other
+ * expectation with 417 unless `checkExpectation` is. We handle both: an unauthorized upload is
+ * refused before the client sends its body, and (as S3 does) unknown expectations are ignored.
  */
 export function attachExpectContinue(server: Server, listener: (req: IncomingMessage, res: ServerResponse) => void): void {
   server.on('checkContinue', (req: GatewayRequest, res: ServerResponse) => {
     req[EXPECTS_CONTINUE] = true;
     listener(req, res);
   });
+  server.on('checkExpectation', (req: GatewayRequest, res: ServerResponse) => listener(req, res));
 }
 
-async function handleS3Request(deps: S3AppDeps, handlerDeps: HandlerDeps, req: GatewayRequest, res: ServerResponse): Promise<void> {
-  const requestId = newRequestId();
-  const record = deps.observe ? startRecord(deps.observe, requestId, req, res) : null;
-  res.setHeader('x-amz-request-id', requestId);
-  res.setHeader('server', 'keygate');
-  const requestTarget = req.url ?? '/';
-  let resource = requestTarget.split('?', 1)[0] ?? '/';
-  const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort(new S3Error('RequestTimeout', 'The client closed the connection.'));
-  };
-  res.on('close', onClose);
-  try {
-    const method = (req.method ?? 'GET').toUpperCase();
-    const address: S3Address = parseAddress(requestTarget, req.headers.host, deps.config.domain);
-    resource = address.rawPath;
-    if (method === 'OPTIONS') {
-      // CORS preflights carry no credentials: answered from the bucket's rules, never authenticated or forwarded.
-      if (record) {
-        record.operation = 'PreflightRequest';
-        record.bucket = address.bucket;
-        record.objectKey = address.key;
-      }
-      answerPreflight(deps.store.buckets, req, res, address);
-      return;
-    }
-    applyCorsHeaders(deps.store.buckets, req, res, address.bucket, method);
-    if (isPostObjectRequest(method, address.bucket, address.key, address.query, req.headers['content-type'])) {
-      // The form authenticates itself (POST policy); its fields are in the body, so there is nothing to check before 100 Continue.
-      if (req[EXPECTS_CONTINUE]) res.writeContinue();
-      await handlePostObject(postObjectDeps(deps, handlerDeps, record), { req, res, bucket: address.bucket!, signal: abort.signal });
-      return;
-    }
-    const verified = verify(deps, req, method, address);
-    if (record) record.accessKeyId = verified.accessKeyId;
-    deps.admit?.(verified.accessKeyId);
-    const operation = classify(method, address, req.headers);
-    if (record) recordOperation(record, operation);
-    authorize(verified.key, operation);
-    deps.store.keys.touchLastUsed(verified.accessKeyId);
+class S3Pipeline {
+  private readonly handlerDeps: HandlerDeps;
+  private readonly unauthenticated: UnauthenticatedWork;
 
-    const contentLength = bodyLength(req, verified) ?? 0;
-    // PUT/POST always run through the payload verifier, even when empty: a signed payload hash or
-    // an aws-chunked final-chunk signature still has to be checked.
-    const hasBody = method === 'PUT' || method === 'POST' || contentLength > 0;
-    const plan = await planOperation(handlerDeps, operation, hasBody ? contentLength : null);
-    if (req[EXPECTS_CONTINUE]) res.writeContinue();
-    let body: PayloadVerifier | null = null;
-    if (hasBody) {
-      // CompleteMultipartUpload's x-amz-checksum-* headers describe the whole object, not its XML body.
-      const checksumHeaders = operation.name === 'CompleteMultipartUpload' ? 'ignore' : 'verify';
-      const verifier = createPayloadVerifier(verified, req.headersDistinct, { checksumHeaders, debug: deps.config.debugSignatures });
-      feedBody(req, verifier);
-      body = verifier;
-    } else {
-      req.resume();
-    }
-    await executeOperation(handlerDeps, plan, {
-      operation,
-      key: verified.key,
-      headers: req.headers,
-      body,
-      contentLength: hasBody ? contentLength : null,
-      checksums: body !== null ? { get: () => body.checksums } : undefined,
-      signal: abort.signal,
-      res,
-    });
-  } catch (error) {
-    if (record && isS3Error(error)) record.errorCode = error.code;
-    if (abort.signal.aborted && res.destroyed) return;
-    sendError(req, res, error, requestId, resource);
-  } finally {
-    res.off('close', onClose);
+  constructor(private readonly deps: S3AppDeps) {
+    this.handlerDeps = { resolver: deps.resolver, forwarder: deps.forwarder, region: deps.config.region };
+    this.unauthenticated = new UnauthenticatedWork(deps.config.unauthenticatedMaxRequests);
   }
+
+  async handle(req: GatewayRequest, res: ServerResponse): Promise<void> {
+    const { deps } = this;
+    const requestId = newRequestId();
+    const record = deps.observe ? startRecord(deps.observe, requestId, req, res) : null;
+    res.setHeader('x-amz-request-id', requestId);
+    res.setHeader('server', 'keygate');
+    let resource = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort(new S3Error('RequestTimeout', 'The client closed the connection.'));
+    };
+    res.on('close', onClose);
+    let request: AuthenticatedRequest | null = null;
+    try {
+      const method = (req.method ?? 'GET').toUpperCase();
+      const address = parseAddress(req.url ?? '/', req.headers.host, deps.config.domain);
+      resource = address.rawPath;
+      if (method === 'OPTIONS') {
+        // CORS preflights carry no credentials: answered from the bucket's rules, never authenticated or forwarded.
+        if (record) Object.assign(record, { operation: 'PreflightRequest', bucket: address.bucket, objectKey: address.key });
+        answerPreflight(deps.store.buckets, req, res, address);
+        return;
+      }
+      applyCorsHeaders(deps.store.buckets, req, res, address.bucket, method);
+
+      request = await this.authenticate(req, res, method, address, abort.signal);
+      if (record) record.accessKeyId = request.accessKeyId;
+      deps.admit?.(request.accessKeyId);
+      const { operation } = request;
+      if (record) Object.assign(record, { operation: operation.name, bucket: operation.bucket, objectKey: operation.key });
+      authorize(request.key, operation);
+      deps.store.keys.touchLastUsed(request.accessKeyId);
+      const plan = await planOperation(this.handlerDeps, operation, request.bodyLength);
+      if (req[EXPECTS_CONTINUE] && !res.headersSent) res.writeContinue();
+      const body = await request.openBody(plan);
+      const reply = await executeOperation(this.handlerDeps, plan, { key: request.key, method, body, signal: abort.signal, requestId });
+      await writeReply(res, request.answer(reply));
+    } catch (error) {
+      if (record && isS3Error(error)) record.errorCode = error.code;
+      if (abort.signal.aborted && res.destroyed) return;
+      const authenticated = request !== null;
+      // Nobody known sent this: the rest of its body is discarded only within the cap and the deadline.
+      const unauthenticated = { lingerSlot: () => this.unauthenticated.tryEnter(), lingerMs: deps.config.unauthenticatedTimeoutMs };
+      sendError(req, res, error, requestId, resource, authenticated ? {} : unauthenticated);
+    } finally {
+      res.off('close', onClose);
+      await request?.dispose();
+    }
+  }
+
+  /** The three ways in: a POST policy form, or SigV4 by header or presigned query. */
+  private async authenticate(req: GatewayRequest, res: ServerResponse, method: string, address: S3Address, signal: AbortSignal): Promise<AuthenticatedRequest> {
+    if (operationNameOf(method, address, req.headers) === 'PostObject') return this.authenticateForm(req, res, address, signal);
+    const verified = verifyRequest<AccessKey>(
+      // headersDistinct keeps repeated headers apart: SigV4 joins them with ',' where Node uses ', '.
+      { method, rawPath: address.rawPath, rawQuery: address.rawQuery, headers: req.headersDistinct },
+      { lookup: this.keyLookup(), regions: this.deps.config.acceptedRegions, debug: this.deps.config.debugSignatures },
+    );
+    const operation = classify(method, address, req.headersDistinct);
+    const bodyLength = declaredBodyLength(req, verified);
+    return {
+      accessKeyId: verified.accessKeyId,
+      key: verified.key,
+      operation,
+      bodyLength,
+      openBody: (plan) => this.openSignedBody(req, method, verified, plan, bodyLength),
+      answer: (reply) => reply,
+      dispose: async () => undefined,
+    };
+  }
+
+  /** A POST Object form: its fields authenticate it; nobody is known until they did, so they have a deadline and a cap. */
+  private async authenticateForm(req: GatewayRequest, res: ServerResponse, address: S3Address, signal: AbortSignal): Promise<AuthenticatedRequest> {
+    const release = this.unauthenticated.tryEnter();
+    if (release === null) {
+      throw new S3Error('SlowDown', 'The gateway is reading too many unauthenticated form uploads at once; retry shortly.', { headers: { 'retry-after': '1' } });
+    }
+    // The form authenticates itself (POST policy); its fields are in the body, so there is nothing to check before 100 Continue.
+    if (req[EXPECTS_CONTINUE]) res.writeContinue();
+    const bucket = address.bucket!;
+    let form;
+    try {
+      form = await authenticateForm(req, bucket, {
+        lookup: this.keyLookup(),
+        regions: this.deps.config.acceptedRegions,
+        fieldsDeadlineMs: this.deps.config.unauthenticatedTimeoutMs,
+        signal,
+      });
+    } finally {
+      release();
+    }
+    const operation = describeOperation('PostObject', { bucket, key: form.objectKey, query: [] }, form.headers);
+    return {
+      accessKeyId: form.accessKeyId,
+      key: form.key,
+      operation,
+      bodyLength: null,
+      openBody: (plan) => form.spool(plan.maxBodyBytes),
+      answer: (reply) => postObjectReply(reply, form, bucket, this.deps.config.publicUrl),
+      dispose: () => form.dispose(),
+    };
+  }
+
+  /**
+   * The body of a SigV4 request, verified as it streams (payload hash, aws-chunked signatures,
+   * checksums, length). PUT and POST always run through the verifier, even when empty: a signed
+   * payload hash or an aws-chunked final-chunk signature still has to be checked.
+   */
+  private async openSignedBody(req: IncomingMessage, method: string, verified: VerifiedRequest<AccessKey>, plan: OperationPlan, bodyLength: number | null): Promise<UpstreamBody | null> {
+    const hasBody = method === 'PUT' || method === 'POST' || (bodyLength ?? 0) > 0;
+    if (!hasBody) {
+      req.resume();
+      return null;
+    }
+    const spec = plan.operation.spec;
+    // CompleteMultipartUpload's x-amz-checksum-* headers describe the whole object, not its XML body.
+    const checksumHeaders = spec.headers.includes(HEADERS.objectChecksums) ? 'ignore' : 'verify';
+    const verifier = createPayloadVerifier(verified, req.headersDistinct, { checksumHeaders, debug: this.deps.config.debugSignatures });
+    feedBody(req, verifier);
+    if (spec.body.kind === 'none') {
+      // Verified (its signature may cover it), then dropped: the operation takes no body.
+      await consume(verifier);
+      return null;
+    }
+    return {
+      stream: verifier,
+      length: bodyLength ?? 0,
+      sha256: verified.payload.kind === 'signed' ? verified.payload.sha256 : null,
+      checksums: () => verifier.checksums,
+      trailerChecksum: verified.trailerHeaders.find((name) => checksumAlgorithmOfHeader(name) !== undefined) ?? null,
+    };
+  }
+
+  /** Access keys with their secrets, for signature checks. */
+  private keyLookup(): KeyLookup<AccessKey> {
+    return (accessKeyId) => {
+      const found = this.deps.store.keys.findWithSecret(accessKeyId);
+      if (!found) return undefined;
+      const { secretAccessKey, ...key } = found;
+      return { secretAccessKey, key };
+    };
+  }
+}
+
+/** Reads a stream to its end, discarding it (its errors propagate). */
+async function consume(stream: PayloadVerifier): Promise<void> {
+  for await (const chunk of stream) void chunk;
+}
+
+/**
+ * Feeds the request body into its payload verifier. A client that goes away destroys the verifier,
+ * and with it any upstream request reading from it. A verifier that fails (bad chunk, body longer
+ * than declared, a reader that stopped at a size limit) only lets go of the request: destroying the
+ * request would reset the connection before the error answer is delivered (respond.ts reads and
+ * discards the rest of the body instead).
+ */
+function feedBody(req: IncomingMessage, verifier: PayloadVerifier): void {
+  const onClientGone = () => {
+    if (!req.complete) verifier.destroy(new S3Error('IncompleteBody', 'The client closed the connection before the body was complete.'));
+  };
+  req.once('close', onClientGone);
+  verifier.once('close', () => {
+    req.off('close', onClientGone);
+    req.unpipe(verifier);
+  });
+  verifier.once('error', () => req.unpipe(verifier));
+  req.pipe(verifier);
+}
+
+/** The decoded body length: x-amz-decoded-content-length for aws-chunked bodies, else Content-Length. */
+function declaredBodyLength(req: IncomingMessage, verified: VerifiedRequest<AccessKey>): number | null {
+  const chunked = verified.payload.kind === 'streaming-signed' || verified.payload.kind === 'streaming-unsigned-trailer';
+  if (chunked) {
+    if (verified.decodedContentLength === null) {
+      throw new S3Error('MissingContentLength', 'aws-chunked uploads must send x-amz-decoded-content-length.');
+    }
+    return verified.decodedContentLength;
+  }
+  const header = req.headers['content-length'];
+  if (header !== undefined) {
+    if (!/^\d+$/.test(header)) throw new S3Error('InvalidArgument', 'Content-Length must be a non-negative integer.');
+    return Number(header);
+  }
+  if (req.headers['transfer-encoding'] !== undefined) {
+    throw new S3Error('MissingContentLength', 'Send Content-Length (or aws-chunked with x-amz-decoded-content-length); S3 does not accept plain chunked uploads.');
+  }
+  return null;
 }
 
 /** Per connection: socket.bytesRead already attributed to earlier requests. */
@@ -210,92 +366,10 @@ function startRecord(observe: (record: S3RequestRecord) => void, requestId: stri
     try {
       observe(record);
     } catch (error) {
-      console.error(JSON.stringify({ level: 'error', msg: 'request observer failed', requestId, error: String(error) }));
+      logToStderr('error', 'request observer failed', { requestId, error: String(error) });
     }
   };
   res.once('finish', emit);
   res.once('close', emit);
   return record;
-}
-
-function recordOperation(record: S3RequestRecord, operation: S3Operation): void {
-  record.operation = operation.name;
-  record.bucket = operation.bucket;
-  record.objectKey = operation.key;
-}
-
-function verify(deps: S3AppDeps, req: IncomingMessage, method: string, address: S3Address): VerifiedRequest<AccessKey> {
-  return verifyRequest<AccessKey>(
-    // headersDistinct keeps repeated headers apart: SigV4 joins them with ',' where Node uses ', '.
-    { method, rawPath: address.rawPath, rawQuery: address.rawQuery, headers: req.headersDistinct },
-    { lookup: keyLookup(deps), regions: deps.config.acceptedRegions, debug: deps.config.debugSignatures },
-  );
-}
-
-/** Access keys with their secrets, for signature checks. */
-function keyLookup(deps: S3AppDeps): KeyLookup<AccessKey> {
-  return (accessKeyId) => {
-    const found = deps.store.keys.findWithSecret(accessKeyId);
-    if (!found) return undefined;
-    const { secretAccessKey, ...key } = found;
-    return { secretAccessKey, key };
-  };
-}
-
-/** POST Object verifies its own form; the record, admission and last-used follow the same steps as other requests. */
-function postObjectDeps(deps: S3AppDeps, handlerDeps: HandlerDeps, record: S3RequestRecord | null): PostObjectDeps {
-  return {
-    handlerDeps,
-    lookup: keyLookup(deps),
-    regions: deps.config.acceptedRegions,
-    publicUrl: deps.config.publicUrl,
-    onAuthenticated: (accessKeyId) => {
-      if (record) record.accessKeyId = accessKeyId;
-      deps.admit?.(accessKeyId);
-    },
-    onAuthorized: (accessKeyId) => deps.store.keys.touchLastUsed(accessKeyId),
-    onClassified: (operation) => {
-      if (record) recordOperation(record, operation);
-    },
-  };
-}
-
-/** The decoded body length: x-amz-decoded-content-length for aws-chunked bodies, else Content-Length. */
-function bodyLength(req: IncomingMessage, verified: VerifiedRequest<AccessKey>): number | null {
-  const chunked = verified.payload.kind === 'streaming-signed' || verified.payload.kind === 'streaming-unsigned-trailer';
-  if (chunked) {
-    if (verified.decodedContentLength === null) {
-      throw new S3Error('MissingContentLength', 'aws-chunked uploads must send x-amz-decoded-content-length.');
-    }
-    return verified.decodedContentLength;
-  }
-  const header = req.headers['content-length'];
-  if (header !== undefined) {
-    if (!/^\d+$/.test(header)) throw new S3Error('InvalidArgument', 'Content-Length must be a non-negative integer.');
-    return Number(header);
-  }
-  if (req.headers['transfer-encoding'] !== undefined) {
-    throw new S3Error('MissingContentLength', 'Send Content-Length (or aws-chunked with x-amz-decoded-content-length); S3 does not accept plain chunked uploads.');
-  }
-  return null;
-}
-
-/**
- * Feeds the request body into its payload verifier. A client that goes away destroys the verifier,
- * and with it any upstream request reading from it. A verifier that fails (bad chunk, body longer
- * than declared, a reader that stopped at a size limit) only lets go of the request: destroying the
- * request would reset the connection before the error answer is delivered (respond.ts reads and
- * discards the rest of the body instead).
- */
-function feedBody(req: IncomingMessage, verifier: PayloadVerifier): void {
-  const onClientGone = () => {
-    if (!req.complete) verifier.destroy(new S3Error('IncompleteBody', 'The client closed the connection before the body was complete.'));
-  };
-  req.once('close', onClientGone);
-  verifier.once('close', () => {
-    req.off('close', onClientGone);
-    req.unpipe(verifier);
-  });
-  verifier.once('error', () => req.unpipe(verifier));
-  req.pipe(verifier);
 }

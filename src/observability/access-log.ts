@@ -6,6 +6,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { AccessLogTarget } from '../config.js';
 import type { S3RequestRecord } from '../http/s3.js';
+import { logToStderr } from './log.js';
 
 export interface AccessLog {
   write(record: S3RequestRecord): void;
@@ -42,7 +43,7 @@ export function openAccessLog(target: AccessLogTarget): AccessLog | null {
   // Appending keeps lines whole across restarts and lets logrotate's copytruncate work.
   const stream = createWriteStream(target.path, { flags: 'a', mode: 0o640 });
   stream.on('error', (error) => {
-    console.error(JSON.stringify({ level: 'error', msg: 'access log write failed', path: target.path, error: error.message }));
+    logToStderr('error', 'access log write failed', { path: target.path, error: error.message });
   });
   return {
     write: (record) => {

@@ -4,7 +4,7 @@
  * (503), which every S3 SDK retries with backoff. State is in memory, per gateway process.
  */
 import type { RateLimitConfig } from '../config.js';
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
 
 interface Bucket {
   tokens: number;

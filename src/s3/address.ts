@@ -4,7 +4,7 @@
  * would resolve `..` segments and collapse nothing else consistently — S3 keys are opaque bytes.
  */
 import { bucketNameProblem } from '../buckets/validate.js';
-import { S3Error } from './errors.js';
+import { S3Error } from '../errors.js';
 
 export interface S3Address {
   bucket: string | null;
@@ -77,16 +77,25 @@ function bucketFromHost(host: string | undefined, domain: string): string | null
   return null;
 }
 
-/** Decodes the query like S3 does: `+` stays a literal plus only when percent-encoded; a raw `+` means space. */
+/**
+ * Decodes the query like S3 does: `+` stays a literal plus only when percent-encoded; a raw `+`
+ * means space. A parameter given twice is refused: which value counts would be a guess (and the
+ * upstream's guess could differ from the gateway's), so no operation ever sees one.
+ */
 export function parseQuery(rawQuery: string): Array<[string, string]> {
   if (rawQuery === '') return [];
   const pairs: Array<[string, string]> = [];
+  const seen = new Set<string>();
   for (const part of rawQuery.split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
-    const name = eq === -1 ? part : part.slice(0, eq);
+    const name = decode((eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
     const value = eq === -1 ? '' : part.slice(eq + 1);
-    pairs.push([decode(name.replace(/\+/g, ' ')), decode(value.replace(/\+/g, ' '))]);
+    if (seen.has(name)) {
+      throw new S3Error('InvalidArgument', `The query parameter "${name}" appears more than once; send each parameter once.`, { details: { ArgumentName: name } });
+    }
+    seen.add(name);
+    pairs.push([name, decode(value.replace(/\+/g, ' '))]);
   }
   return pairs;
 }

@@ -1,7 +1,7 @@
 /** Reading small request bodies (XML documents) fully, with a hard cap so no body can exhaust memory. */
 import type { Readable } from 'node:stream';
 import { readAtMost } from '../read-at-most.js';
-import { S3Error } from './errors.js';
+import { S3Error } from '../errors.js';
 
 /** The body's exact bytes (for bodies that are checked, then forwarded unchanged). */
 export async function readBodyBytes(body: Readable, maxBytes: number): Promise<Buffer> {

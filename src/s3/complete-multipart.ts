@@ -4,8 +4,8 @@
  * a well-formed, schema-shaped document: S3 answers MalformedXML / InvalidPartOrder for the rest,
  * while upstreams like moto fail with an HTML 500 and others might misread it.
  */
-import { S3Error } from './errors.js';
-import { parseXmlBody } from './xml.js';
+import { S3Error } from '../errors.js';
+import { parseXmlBody, type XmlBody, type XmlBodyShape } from './xml-body.js';
 
 /** S3's limits: part numbers 1..10000, so at most 10000 parts per upload. */
 export const MAX_PART_NUMBER = 10_000;
@@ -19,20 +19,21 @@ export interface CompletedPart {
 
 const CHECKSUM_ELEMENTS = ['ChecksumCRC32', 'ChecksumCRC32C', 'ChecksumCRC64NVME', 'ChecksumSHA1', 'ChecksumSHA256'] as const;
 
-/** Parses and checks a CompleteMultipartUpload body; throws the S3Error S3 would answer. */
-export function parseCompleteMultipartUpload(xml: string): CompletedPart[] {
-  const root = parseXmlBody(xml, ['Part']).CompleteMultipartUpload;
-  if (typeof root !== 'object' || root === null) {
-    throw new S3Error('MalformedXML', 'The CompleteMultipartUpload body must be a <CompleteMultipartUpload> document listing the uploaded <Part>s.');
-  }
-  const { Part: entries = [] } = root as { Part?: unknown[] };
-  if (entries.length === 0) {
+export const COMPLETE_MULTIPART_SHAPE: XmlBodyShape = {
+  root: 'CompleteMultipartUpload',
+  rootFields: [],
+  entry: 'Part',
+  entryFields: ['PartNumber', 'ETag', ...CHECKSUM_ELEMENTS],
+  maxEntries: MAX_PART_NUMBER,
+  tooManyEntries: () => new S3Error('MalformedXML', `A multipart upload has at most ${MAX_PART_NUMBER} parts; this document lists more.`),
+};
+
+/** The parts of a read CompleteMultipartUpload body; throws the S3Error S3 would answer. */
+export function completedParts(document: XmlBody): CompletedPart[] {
+  if (document.entries.length === 0) {
     throw new S3Error('MalformedXML', 'The <CompleteMultipartUpload> document must list at least one <Part>.');
   }
-  if (entries.length > MAX_PART_NUMBER) {
-    throw new S3Error('MalformedXML', `A multipart upload has at most ${MAX_PART_NUMBER} parts; this document lists ${entries.length}.`);
-  }
-  const parts = entries.map(readPart);
+  const parts = document.entries.map(readPart);
   for (let index = 1; index < parts.length; index++) {
     if (parts[index]!.partNumber <= parts[index - 1]!.partNumber) {
       throw new S3Error('InvalidPartOrder', `Part ${parts[index]!.partNumber} follows part ${parts[index - 1]!.partNumber}: list each part once, in ascending PartNumber order.`);
@@ -41,10 +42,14 @@ export function parseCompleteMultipartUpload(xml: string): CompletedPart[] {
   return parts;
 }
 
-function readPart(entry: unknown): CompletedPart {
-  const fields = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
+/** Parses and checks a whole CompleteMultipartUpload body held in memory. */
+export function parseCompleteMultipartUpload(xml: string): CompletedPart[] {
+  return completedParts(parseXmlBody(xml, COMPLETE_MULTIPART_SHAPE));
+}
+
+function readPart(fields: Record<string, string>): CompletedPart {
   const { PartNumber, ETag } = fields;
-  if (typeof PartNumber !== 'string' || !/^\s*\d{1,5}\s*$/.test(PartNumber)) {
+  if (PartNumber === undefined || !/^\s*\d{1,5}\s*$/.test(PartNumber)) {
     throw new S3Error('MalformedXML', 'Every <Part> needs one <PartNumber> holding a whole number.');
   }
   const partNumber = Number(PartNumber);
@@ -53,15 +58,12 @@ function readPart(entry: unknown): CompletedPart {
       details: { ArgumentName: 'PartNumber', ArgumentValue: partNumber },
     });
   }
-  if (typeof ETag !== 'string' || ETag.trim() === '') {
+  if (ETag === undefined || ETag.trim() === '') {
     throw new S3Error('MalformedXML', `<Part> ${partNumber} needs one non-empty <ETag> (the ETag UploadPart answered).`);
   }
   const checksums: Record<string, string> = {};
   for (const name of CHECKSUM_ELEMENTS) {
-    const value = fields[name];
-    if (value === undefined) continue;
-    if (typeof value !== 'string') throw new S3Error('MalformedXML', `<${name}> of part ${partNumber} must be text (the base64 checksum).`);
-    checksums[name] = value;
+    if (fields[name] !== undefined) checksums[name] = fields[name];
   }
   return { partNumber, etag: ETag, checksums };
 }

@@ -3,8 +3,8 @@
  * request, authorizes every key separately and fans it out as single DeleteObject calls, then
  * answers with a proper DeleteResult. Doing it the same way for every upstream keeps one code path.
  */
-import { S3Error } from './errors.js';
-import { parseXmlBody } from './xml.js';
+import { S3Error } from '../errors.js';
+import { parseXmlBody, type XmlBody, type XmlBodyShape } from './xml-body.js';
 import { deleteResultXml, type DeleteErrorEntry, type DeletedEntry } from './responses.js';
 
 /** S3's own limit per DeleteObjects request. */
@@ -21,28 +21,32 @@ export interface DeleteRequest {
   entries: DeleteRequestEntry[];
 }
 
-export function parseDeleteRequest(xml: string): DeleteRequest {
-  const document = parseXmlBody(xml, ['Object']);
-  const root = document.Delete;
-  if (typeof root !== 'object' || root === null) {
-    throw new S3Error('MalformedXML', 'The DeleteObjects body must be a <Delete> document.');
-  }
-  const { Object: objects = [], Quiet } = root as { Object?: unknown[]; Quiet?: unknown };
-  if (objects.length === 0) {
+export const DELETE_REQUEST_SHAPE: XmlBodyShape = {
+  root: 'Delete',
+  rootFields: ['Quiet'],
+  entry: 'Object',
+  entryFields: ['Key', 'VersionId', 'ETag', 'LastModifiedTime', 'Size'],
+  maxEntries: MAX_DELETE_KEYS,
+  tooManyEntries: () => new S3Error('MalformedXML', `A DeleteObjects request may list at most ${MAX_DELETE_KEYS} objects; split it into batches.`),
+};
+
+/** The request in a read <Delete> body. */
+export function deleteRequest(document: XmlBody): DeleteRequest {
+  if (document.entries.length === 0) {
     throw new S3Error('MalformedXML', 'The <Delete> document must list at least one <Object>.');
   }
-  if (objects.length > MAX_DELETE_KEYS) {
-    throw new S3Error('MalformedXML', `A DeleteObjects request may list at most ${MAX_DELETE_KEYS} objects; split it into batches.`);
-  }
-  const entries = objects.map((entry): DeleteRequestEntry => {
-    const { Key, VersionId } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
-    if (typeof Key !== 'string' || Key === '') {
-      throw new S3Error('MalformedXML', 'Every <Object> in <Delete> needs a non-empty <Key>.');
-    }
-    return { key: Key, versionId: typeof VersionId === 'string' && VersionId !== '' ? VersionId : null };
+  const entries = document.entries.map((entry): DeleteRequestEntry => {
+    const { Key, VersionId } = entry;
+    if (Key === undefined || Key === '') throw new S3Error('MalformedXML', 'Every <Object> in <Delete> needs a non-empty <Key>.');
+    return { key: Key, versionId: VersionId !== undefined && VersionId !== '' ? VersionId : null };
   });
-  const quiet = typeof Quiet === 'string' && Quiet.trim().toLowerCase() === 'true';
+  const quiet = document.rootFields.Quiet?.trim().toLowerCase() === 'true';
   return { quiet, entries };
+}
+
+/** Parses a whole <Delete> body held in memory. */
+export function parseDeleteRequest(xml: string): DeleteRequest {
+  return deleteRequest(parseXmlBody(xml, DELETE_REQUEST_SHAPE));
 }
 
 /** Outcome of deleting one object: null on success, or the S3 error code and message. */

@@ -12,7 +12,7 @@
  * Listings follow the same rules for `prefix` (`prefix=../` would list another bucket or the
  * volume's parent), and on RunPod also for the parameters a listing starts from (markers, tokens).
  */
-import { S3Error } from './errors.js';
+import { S3Error } from '../errors.js';
 
 /** Why dot segments are refused for this request (worded for the client's error message). */
 export type DotSegmentRule = 'bucket-scoped-key' | 'runpod-upstream';

@@ -1,287 +1,244 @@
 /**
- * What the gateway does for each authorized operation: answer it itself (ListBuckets,
- * GetBucketLocation, DeleteObjects), refuse what the upstream cannot do, check small XML bodies
- * (CompleteMultipartUpload) before they go upstream, or stream it through.
+ * What the gateway does for an authorized, planned operation, per its table entry's handler:
+ * forward it as the entry allows, or answer it itself (ListBuckets, GetBucketLocation), or check
+ * and fan out its XML body (DeleteObjects, CompleteMultipartUpload), or rewrite a copy source for
+ * the upstream. Every handler returns a Reply; the HTTP layer writes it.
  */
-import type { ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { assertObjectKeyInScope, authorizeBucketAction, canSeeBucket } from '../authz.js';
+import { S3Error } from '../errors.js';
 import type { AccessKey } from '../keys/model.js';
+import { readUpstreamBody, type ForwardRequest, type UpstreamBody, type UpstreamForwarder, type UpstreamResponse } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
-import { forward, readUpstreamBody, type ForwardRequest, type UpstreamResponse } from '../upstream/forward.js';
-import { assertBodyWithin, readBodyBytes, readBodyText } from './body.js';
-import { parseCompleteMultipartUpload } from './complete-multipart.js';
-import { assertListingWithoutDotSegments, assertNoDotSegments } from './dot-segments.js';
-import { fanOutDeletes, parseDeleteRequest, type DeleteRequestEntry } from './delete-objects.js';
-import { S3Error } from './errors.js';
-import type { OperationName, S3Operation } from './operations.js';
+import type { S3Operation } from './classify.js';
+import { completedParts } from './complete-multipart.js';
+import { deleteRequest, fanOutDeletes, type DeleteRequestEntry } from './delete-objects.js';
+import { assertNoDotSegments } from './dot-segments.js';
+import { OwnerRewrite } from './owner-rewrite.js';
+import { describeKind, resolveBucket, type OperationPlan } from './plan.js';
+import { xmlReply, type Reply } from './reply.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
-import { MAX_XML_BODY_BYTES } from './xml.js';
-import { sendXml } from '../http/respond.js';
-
-export interface OperationContext {
-  operation: S3Operation;
-  key: AccessKey;
-  headers: Record<string, string | string[] | undefined>;
-  /** The verified, decoded request body (null when the request has none). */
-  body: Readable | null;
-  /** Decoded body length, known before streaming (null when absent). */
-  contentLength: number | null;
-  checksums: { get(): Record<string, string> } | undefined;
-  signal: AbortSignal;
-  res: ServerResponse;
-}
+import { readXmlBody } from './xml-body.js';
 
 export interface HandlerDeps {
-  resolver: UpstreamResolver;
+  resolver: Pick<UpstreamResolver, 'resolve' | 'listBuckets'>;
+  forwarder: Pick<UpstreamForwarder, 'forward'>;
   /** Region clients sign with; reported by GetBucketLocation and ListBuckets. */
   region: string;
 }
 
-/** Operations the gateway refuses whatever the upstream, with the reason shown to the client (none at the moment). */
-const GATEWAY_UNSUPPORTED: Partial<Record<OperationName, string>> = {};
-
-/** Operations whose body is an XML document the gateway reads whole (so it is capped). */
-const XML_BODY_OPERATIONS = new Set<OperationName>(['DeleteObjects', 'CompleteMultipartUpload']);
-
-/** Operations that need upstream support RunPod lacks. */
-const NEEDS_CAPABILITY: Partial<Record<OperationName, (target: UpstreamTarget) => boolean>> = {
-  CreateBucket: (t) => t.capabilities.bucketLifecycle,
-  DeleteBucket: (t) => t.capabilities.bucketLifecycle,
-  GetBucketConfiguration: (t) => t.kind !== 'runpod',
-  PutBucketConfiguration: (t) => t.kind !== 'runpod',
-  DeleteBucketConfiguration: (t) => t.kind !== 'runpod',
-  ListObjectVersions: (t) => t.kind !== 'runpod',
-  GetObjectTagging: (t) => t.capabilities.tagging,
-  PutObjectTagging: (t) => t.capabilities.tagging,
-  DeleteObjectTagging: (t) => t.capabilities.tagging,
-  GetObjectAcl: (t) => t.kind !== 'runpod',
-  PutObjectAcl: (t) => t.kind !== 'runpod',
-  GetObjectAttributes: (t) => t.kind !== 'runpod',
-  UploadPartCopy: (t) => t.capabilities.uploadPartCopy,
-};
-
-const IDEMPOTENT_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE']);
-
-/** An operation that passed every check that does not need the body; null target = service level. */
-export interface OperationPlan {
-  operation: S3Operation;
-  target: UpstreamTarget | null;
+export interface OperationContext {
+  key: AccessKey;
+  /** The client's HTTP method (the operation's own, which classification matched). */
+  method: string;
+  /** The verified request body, for operations that take one (null otherwise). */
+  body: UpstreamBody | null;
+  signal: AbortSignal;
+  requestId: string;
 }
 
-/**
- * Everything that can refuse a request before its body is read: unsupported operations, unknown
- * buckets, missing upstream capabilities, size limits. Runs before `100 Continue` is sent.
- */
-export async function planOperation(deps: HandlerDeps, operation: S3Operation, contentLength: number | null): Promise<OperationPlan> {
-  const unsupported = GATEWAY_UNSUPPORTED[operation.name];
-  if (unsupported) throw new S3Error('NotImplemented', unsupported);
-  if (operation.name === 'ListBuckets') return { operation, target: null };
+/** Largest upstream answer to a CompleteMultipartUpload read whole (it may be an error inside a 200). */
+const MAX_COMPLETE_ANSWER_BYTES = 64 * 1024;
 
-  const target = await deps.resolver.resolve(operation.bucket!);
-  if (target === null && operation.name === 'CreateBucket') {
-    throw new S3Error(
-      'NotImplemented',
-      `The gateway cannot create "${operation.bucket}": create the RunPod network volume (or the bucket on its S3) first, then register it with \`keygate buckets add\`.`,
-    );
-  }
-  if (target === null) throw noSuchBucket(operation.bucket!);
-  const supported = NEEDS_CAPABILITY[operation.name];
-  if (supported && !supported(target)) {
-    throw new S3Error('NotImplemented', `${operation.name} is not supported by the upstream of bucket "${operation.bucket}" (${describeTarget(target)}).`);
-  }
-  assertAddressableUpstream(target, operation.key);
-  if (target.kind === 'runpod') assertListingWithoutDotSegments(operation.upstreamQuery, 'runpod-upstream');
-  if (operation.name === 'PutObject' || operation.name === 'UploadPart') assertWithinPutLimit(target, contentLength, operation.name);
-  if (XML_BODY_OPERATIONS.has(operation.name)) assertBodyWithin(contentLength, MAX_XML_BODY_BYTES);
-  return { operation, target };
-}
-
-export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<void> {
+export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
   const { operation, target } = plan;
-  if (target === null) return listBuckets(deps, ctx);
-  switch (operation.name) {
-    case 'GetBucketLocation':
-      return sendXml(ctx.res, 200, bucketLocationXml(deps.region));
-    case 'DeleteObjects':
-      return deleteObjects(ctx, target);
-    case 'PostObject':
-      // Form uploads authenticate by their policy and are handled by post-object.ts before this point.
-      throw new S3Error('InvalidRequest', 'POST Object must be a multipart/form-data form signed with a POST policy.');
-    case 'CompleteMultipartUpload':
-      return completeMultipartUpload(ctx, target);
-    case 'CopyObject':
-    case 'UploadPartCopy':
-      return relay(ctx, await withCopySource(deps, ctx, target));
-    default:
-      return relay(ctx, forwardRequestFor(ctx, target));
+  switch (operation.spec.handler) {
+    case 'listBuckets':
+      return listBuckets(deps, ctx);
+    case 'bucketLocation':
+      return xmlReply(200, bucketLocationXml(deps.region));
+    case 'deleteObjects':
+      return deleteObjects(deps, operation, target!, ctx);
+    case 'completeMultipartUpload':
+      return completeMultipartUpload(deps, operation, target!, ctx);
+    case 'copy':
+      return relay(deps, ctx, operation, await withCopySource(deps, operation, target!, ctx));
+    case 'putObjectAcl':
+      return putObjectAcl(deps, operation, target!, ctx);
+    case 'forward':
+    case 'postObject':
+      return relay(deps, ctx, operation, forwardRequestFor(operation, target!, ctx));
   }
 }
 
-async function resolveBucket(deps: HandlerDeps, bucket: string): Promise<UpstreamTarget> {
-  const target = await deps.resolver.resolve(bucket);
-  if (target === null) throw noSuchBucket(bucket);
-  return target;
-}
-
-function noSuchBucket(bucket: string): S3Error {
-  return new S3Error('NoSuchBucket', `The bucket "${bucket}" is not known to this gateway; ask the operator to add it with \`keygate buckets add\`.`, {
-    details: { BucketName: bucket },
-  });
-}
-
-async function listBuckets(deps: HandlerDeps, ctx: OperationContext): Promise<void> {
+async function listBuckets(deps: HandlerDeps, ctx: OperationContext): Promise<Reply> {
   const all = await deps.resolver.listBuckets();
   const visible = all.filter((bucket) => canSeeBucket(ctx.key, bucket.name)).sort((a, b) => a.name.localeCompare(b.name));
-  const owner = { id: ctx.key.accessKeyId, displayName: ctx.key.name };
-  sendXml(ctx.res, 200, listBucketsXml(visible, owner, deps.region));
+  return xmlReply(200, listBucketsXml(visible, ownerOf(ctx.key), deps.region));
 }
 
-function forwardRequestFor(ctx: OperationContext, target: UpstreamTarget, extra: Partial<ForwardRequest> = {}): ForwardRequest {
-  const { operation } = ctx;
+/** The identity a key sees as the owner of everything it lists. */
+function ownerOf(key: AccessKey): { id: string; displayName: string } {
+  return { id: key.accessKeyId, displayName: key.name };
+}
+
+/** Methods retried when they carry no body: they change nothing twice. */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'DELETE']);
+
+function forwardRequestFor(operation: S3Operation, target: UpstreamTarget, ctx: OperationContext, extra: Partial<ForwardRequest> = {}): ForwardRequest {
+  const method = operation.spec.upstreamMethod ?? ctx.method;
   return {
     target,
-    method: ctx.res.req.method ?? 'GET',
+    method,
     objectKey: operation.key,
     bucketLevel: true,
-    query: operation.upstreamQuery,
-    headers: ctx.headers,
+    query: operation.query,
+    headers: operation.headers,
+    userAgent: operation.userAgent,
     body: ctx.body,
-    contentLength: ctx.contentLength,
-    checksums: ctx.checksums,
     signal: ctx.signal,
-    retry: ctx.body === null && IDEMPOTENT_WITHOUT_BODY.has(ctx.res.req.method ?? ''),
+    retry: ctx.body === null && IDEMPOTENT_METHODS.has(method),
+    requestId: ctx.requestId,
     ...extra,
   };
 }
 
-async function relay(ctx: OperationContext, request: ForwardRequest): Promise<void> {
-  const upstream = await forward(request);
-  await sendUpstreamResponse(ctx.res, upstream);
+async function relay(deps: HandlerDeps, ctx: OperationContext, operation: S3Operation, request: ForwardRequest): Promise<Reply> {
+  return streamReply(await deps.forwarder.forward(request), operation.spec.ownerFields ? ownerOf(ctx.key) : null);
 }
 
-export async function sendUpstreamResponse(res: ServerResponse, upstream: UpstreamResponse): Promise<void> {
-  res.writeHead(upstream.status, withGatewayCors(res, upstream.headers));
-  if (res.req.method === 'HEAD') {
-    upstream.body.resume();
-    res.end();
-    return;
-  }
-  await pipeline(upstream.body, res);
-}
-
-/**
- * CORS is the gateway's (per-bucket rules, src/http/cors.ts): an upstream's own Access-Control-*
- * headers must not replace what the gateway set, and its Vary is merged with the gateway's.
- */
-function withGatewayCors(res: ServerResponse, headers: Record<string, string | string[]>): Record<string, string | string[]> {
-  const gatewayVary = res.getHeader('vary');
-  let out = headers;
-  for (const name of Object.keys(headers)) {
-    if (!name.startsWith('access-control-') && !(name === 'vary' && gatewayVary !== undefined)) continue;
-    if (out === headers) out = { ...headers };
-    if (name === 'vary') out.vary = `${String(gatewayVary)}, ${([] as string[]).concat(headers.vary!).join(', ')}`;
-    else delete out[name];
-  }
-  return out;
-}
-
-/**
- * RunPod's S3 resolves object keys as paths on the volume's file system: a `.` or `..` segment
- * could reach another volume or leave the volume, so such keys (and listing prefixes, markers and
- * continuation tokens, in planOperation) are refused for RunPod buckets (whatever the access key; per-bucket keys are
- * refused them everywhere by authz).
- */
-function assertAddressableUpstream(target: UpstreamTarget, objectKey: string | null, argumentName = 'key'): void {
-  if (target.kind === 'runpod') assertNoDotSegments(objectKey, 'runpod-upstream', argumentName);
-}
-
-function assertWithinPutLimit(target: UpstreamTarget, contentLength: number | null, name: OperationName): void {
-  const limit = target.capabilities.maxPutObjectBytes;
-  if (limit === null || contentLength === null || contentLength <= limit) return;
-  const advice =
-    name === 'PutObject'
-      ? 'use a multipart upload (aws-cli and boto3 do this automatically above their multipart threshold)'
-      : 'use smaller parts';
-  throw new S3Error('EntityTooLarge', `This upstream accepts at most ${limit} bytes per ${name === 'PutObject' ? 'object upload' : 'part'}; ${advice}.`, {
-    details: { ProposedSize: contentLength, MaxSizeAllowed: limit },
-  });
+/** An upstream answer as the client gets it; owner identities rewritten to the key's when the operation lists them. */
+function streamReply(upstream: UpstreamResponse, owner: { id: string; displayName: string } | null): Reply {
+  if (owner === null) return { kind: 'stream', status: upstream.status, headers: upstream.headers, body: upstream.body };
+  const headers = { ...upstream.headers };
+  delete headers['content-length'];
+  const body: Readable = upstream.body.pipe(new OwnerRewrite(owner));
+  upstream.body.once('error', (error) => body.destroy(error));
+  return { kind: 'stream', status: upstream.status, headers, body };
 }
 
 /** Rewrites x-amz-copy-source to the source's upstream bucket; both sides must share one upstream endpoint. */
-async function withCopySource(deps: HandlerDeps, ctx: OperationContext, target: UpstreamTarget): Promise<ForwardRequest> {
-  const source = ctx.operation.copySource!;
-  const sourceTarget = source.bucket === ctx.operation.bucket ? target : await resolveBucket(deps, source.bucket);
-  assertAddressableUpstream(sourceTarget, source.key, 'x-amz-copy-source');
+async function withCopySource(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext): Promise<ForwardRequest> {
+  const source = operation.copySource!;
+  const sourceTarget = source.bucket === operation.bucket ? target : await resolveBucket(deps, source.bucket);
+  if (sourceTarget.capabilities.keysArePaths) assertNoDotSegments(source.key, 'runpod-upstream', 'x-amz-copy-source');
   if (sourceTarget.endpoint.href !== target.endpoint.href || sourceTarget.credentials.accessKeyId !== target.credentials.accessKeyId) {
     throw new S3Error(
       'NotImplemented',
-      `Copying from "${source.bucket}" to "${ctx.operation.bucket}" crosses upstreams (${describeTarget(sourceTarget)} -> ${describeTarget(target)}); download and upload the object instead.`,
+      `Copying from "${source.bucket}" to "${operation.bucket}" crosses storage services (${describeKind(sourceTarget)} -> ${describeKind(target)}); download and upload the object instead.`,
     );
   }
   const encodedKey = source.key.split('/').map(encodeURIComponent).join('/');
   const versionSuffix = source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : '';
-  const headers = { ...ctx.headers, 'x-amz-copy-source': `/${sourceTarget.bucket}/${encodedKey}${versionSuffix}` };
-  return forwardRequestFor(ctx, target, { headers });
+  const headers = { ...operation.headers, 'x-amz-copy-source': `/${sourceTarget.bucket}/${encodedKey}${versionSuffix}` };
+  return forwardRequestFor(operation, target, ctx, { headers });
 }
 
 /**
- * Complete is checked before it goes upstream (S3's MalformedXML / InvalidArgument / InvalidPartOrder
- * instead of an upstream's HTML 500 or misreading), then forwarded as the exact bytes the client
- * signed, with its x-amz-checksum-* headers (the whole object's checksum) passed on as for any request.
+ * Complete is checked as it arrives (S3's MalformedXML / InvalidArgument / InvalidPartOrder instead
+ * of an upstream's HTML 500 or misreading), then forwarded as the exact bytes the client signed. Its
+ * answer is read whole: S3 may report a failed completion as an error document inside a 200.
  */
-async function completeMultipartUpload(ctx: OperationContext, target: UpstreamTarget): Promise<void> {
-  if (ctx.body === null) throw new S3Error('MalformedXML', 'CompleteMultipartUpload needs a <CompleteMultipartUpload> XML body listing the uploaded parts.');
-  const bytes = await readBodyBytes(ctx.body, MAX_XML_BODY_BYTES);
-  parseCompleteMultipartUpload(bytes.toString('utf8'));
-  await relay(ctx, forwardRequestFor(ctx, target, { body: Readable.from([bytes]), contentLength: bytes.length }));
+async function completeMultipartUpload(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext): Promise<Reply> {
+  const body = requireBody(ctx, 'CompleteMultipartUpload needs a <CompleteMultipartUpload> XML body listing the uploaded parts.');
+  const spec = operation.spec.body;
+  if (spec.kind !== 'xml') throw new Error('CompleteMultipartUpload takes an XML body');
+  const { document, bytes } = await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes, keepBytes: true });
+  completedParts(document);
+  const forwarded: UpstreamBody = { ...body, stream: Readable.from([bytes!]), length: bytes!.length, trailerChecksum: null };
+  const upstream = await deps.forwarder.forward(forwardRequestFor(operation, target, ctx, { body: forwarded }));
+  const answer = await readUpstreamBody(upstream, MAX_COMPLETE_ANSWER_BYTES);
+  if (/^\s*(<\?xml[^>]*>\s*)?<Error>/.test(answer)) {
+    const code = /<Code>([A-Za-z][A-Za-z0-9.]{0,63})<\/Code>/.exec(answer)?.[1] ?? 'InternalError';
+    throw S3Error.withCode(code, code === 'InternalError' || code === 'SlowDown' ? 500 : 400, `Completing the upload failed (${code}); retry the completion.`);
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(upstream.headers)) {
+    if (name !== 'content-length' && name !== 'transfer-encoding') headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return xmlReply(upstream.status, answer, headers);
 }
 
-async function deleteObjects(ctx: OperationContext, target: UpstreamTarget): Promise<void> {
-  if (ctx.body === null) throw new S3Error('MalformedXML', 'DeleteObjects needs a <Delete> XML body.');
-  const request = parseDeleteRequest(await readBodyText(ctx.body, MAX_XML_BODY_BYTES));
-  const bucket = ctx.operation.bucket!;
+async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext): Promise<Reply> {
+  const body = requireBody(ctx, 'DeleteObjects needs a <Delete> XML body.');
+  const spec = operation.spec.body;
+  if (spec.kind !== 'xml') throw new Error('DeleteObjects takes an XML body');
+  const request = deleteRequest((await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes })).document);
+  const bucket = operation.bucket!;
   // Keys are scoped per bucket and every entry lies in this bucket, so one check authorizes the
   // whole batch, before anything is deleted: a forbidden batch deletes nothing.
   authorizeBucketAction(ctx.key, bucket, 'delete');
-  const deleteOne = async (entry: DeleteRequestEntry) => {
-    const response = await forward({
+  const deleteOne = async (entry: DeleteRequestEntry): Promise<void> => {
+    const response = await deps.forwarder.forward({
       target,
       method: 'DELETE',
       objectKey: entry.key,
       bucketLevel: true,
       query: entry.versionId ? [['versionId', entry.versionId]] : [],
-      headers: {},
+      // The batch's own headers that apply to each delete (a governance bypass, if authorized).
+      headers: operation.headers,
+      userAgent: operation.userAgent,
       body: null,
-      contentLength: null,
       signal: ctx.signal,
       retry: true,
+      requestId: ctx.requestId,
     });
-    return { status: response.status, text: await readUpstreamBody(response, MAX_XML_BODY_BYTES) };
+    response.body.resume();
   };
   const xml = await fanOutDeletes(request, async (entry) => {
     try {
       // Refused keys become this entry's <Error>; the rest of the batch goes on, as S3 reports per key.
       assertObjectKeyInScope(ctx.key, entry.key, 'Key');
-      assertAddressableUpstream(target, entry.key, 'Key');
+      if (target.capabilities.keysArePaths) assertNoDotSegments(entry.key, 'runpod-upstream', 'Key');
       // Transient upstream failures are retried by the forwarder (retry: true, backoff included);
       // whatever it ends with is this key's outcome. Retrying again here would multiply the attempts.
-      const outcome = await deleteOne(entry);
-      if (outcome.status < 300 || outcome.status === 404) return null;
-      return {
-        code: /<Code>([^<]+)<\/Code>/.exec(outcome.text)?.[1] ?? 'InternalError',
-        message: /<Message>([^<]*)<\/Message>/.exec(outcome.text)?.[1] ?? `The upstream answered ${outcome.status}.`,
-      };
+      await deleteOne(entry);
+      return null;
     } catch (error) {
-      if (error instanceof S3Error) return { code: error.code, message: error.message };
-      throw error;
+      if (!(error instanceof S3Error)) throw error;
+      // Deleting what is not there succeeds in S3.
+      if (error.status === 404 && error.code === 'NoSuchKey') return null;
+      return { code: error.code, message: error.message };
     }
   });
-  sendXml(ctx.res, 200, xml);
+  return xmlReply(200, xml);
 }
 
-function describeTarget(target: UpstreamTarget): string {
-  return target.kind === 'runpod' ? `RunPod ${target.datacenter}` : target.endpoint.host;
+/**
+ * PutObjectAcl: an ACL that grants nobody but the owner (what s3cmd copies from a private source)
+ * is sent as the canned `private` ACL, which any key with `write` may set; anything else (grants to
+ * other accounts, groups such as AllUsers, e-mail grantees, x-amz-grant-* headers) needs `admin`
+ * and goes upstream as sent.
+ */
+async function putObjectAcl(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext): Promise<Reply> {
+  const body = ctx.body === null ? '' : await readSmallBody(ctx.body);
+  const grants = operation.requirements.length > 0 ? 'other' : body.trim() === '' ? 'private' : aclDocumentGrants(body);
+  if (grants === 'private') {
+    const headers = { ...operation.headers, 'x-amz-acl': 'private' };
+    return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx, { headers, body: null }));
+  }
+  if (!ctx.key.permissions.includes('admin')) {
+    throw new S3Error('AccessDenied', 'Access Denied: granting access to an object through its ACL needs the "admin" permission, which this key lacks; objects stay private.');
+  }
+  const forwarded: UpstreamBody | null = ctx.body === null ? null : { ...ctx.body, stream: Readable.from([Buffer.from(body)]), trailerChecksum: null };
+  return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx, { body: forwarded }));
+}
+
+/** Reads a small verified body (the table caps it) as text. */
+async function readSmallBody(body: UpstreamBody): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body.stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * 'private' when an AccessControlPolicy grants nothing but FULL_CONTROL to its own owner; 'other'
+ * for anything else, including documents this reading does not understand (they then need admin).
+ */
+function aclDocumentGrants(xml: string): 'private' | 'other' {
+  if (!/^\s*(<\?xml[^>]*\?>\s*)?<AccessControlPolicy[\s>]/.test(xml)) return 'other';
+  const owner = /<Owner>\s*<ID>([^<]+)<\/ID>/.exec(xml)?.[1];
+  const grants = [...xml.matchAll(/<Grant>([\s\S]*?)<\/Grant>/g)].map((match) => match[1]!);
+  if (/<(URI|EmailAddress)>/.test(xml) || (xml.match(/<Grant>/g)?.length ?? 0) !== grants.length) return 'other';
+  const ownerOnly = grants.every((grant) => {
+    const grantee = /<ID>([^<]+)<\/ID>/.exec(grant)?.[1];
+    return owner !== undefined && grantee === owner && /<Permission>\s*FULL_CONTROL\s*<\/Permission>/.test(grant);
+  });
+  return ownerOnly ? 'private' : 'other';
+}
+
+function requireBody(ctx: OperationContext, problem: string): UpstreamBody {
+  if (ctx.body === null) throw new S3Error('MalformedXML', problem);
+  return ctx.body;
 }

@@ -1,256 +1,216 @@
 /**
- * The operations table: every S3 request is classified into exactly one named operation, which
- * knows the permission it needs, the level it acts on and which query parameters belong to it.
- * Anything not recognized here is refused (deny by default), and only the listed query parameters
- * ever reach the upstream, so an unknown sub-resource cannot slip through as a plain GET.
+ * The operations table: the single, complete definition of every S3 operation the gateway offers.
+ * An entry says what the operation is allowed to do and nothing else is done:
+ *
+ * - `permission`: the key's flag it needs (header-borne powers add theirs, request-headers.ts);
+ * - `subresource` and `query`: the query parameters sent upstream (all others are dropped);
+ * - `headers`: the request header groups sent upstream (all others are dropped);
+ * - `body`: none, an object stream, a small document forwarded as is, or an XML document the
+ *   gateway reads itself — each with its limit;
+ * - `needs`: the upstream capability without which the bucket answers NotImplemented;
+ * - `copySource`: the x-amz-copy-source header names a second object, authorized as a read;
+ * - `handler`: how the gateway answers when it does not simply forward;
+ * - `ownerFields`: the response names the upstream account as owner; rewritten to the key.
+ *
+ * Requests that match no entry are refused (classify.ts): deny by default. Adding an operation is
+ * one entry here plus, at most, one handler (handlers.ts).
  */
 import type { Permission } from '../keys/model.js';
-import { S3Error } from './errors.js';
-import type { S3Address } from './address.js';
+import type { Capability } from '../upstream/target.js';
+import { HEADERS, type HeaderGroup } from './request-headers.js';
+import type { XmlBodyShape } from './xml-body.js';
+import { COMPLETE_MULTIPART_SHAPE } from './complete-multipart.js';
+import { DELETE_REQUEST_SHAPE } from './delete-objects.js';
+import { MAX_XML_BODY_BYTES } from './xml-body.js';
 
-type Level = 'service' | 'bucket' | 'object';
+export type Level = 'service' | 'bucket' | 'object';
 
-interface OperationSpec {
-  level: Level;
-  permission: Permission;
-  /** Query parameters forwarded upstream (besides the sub-resource marker itself). */
-  params: readonly string[];
+/**
+ * - `none`: no body; a client may still send a small one (it is verified and discarded).
+ * - `object`: object bytes, streamed; capped by the upstream's single-request limit.
+ * - `document`: a small body (configuration XML) forwarded unchanged, up to `maxBytes`.
+ * - `xml`: a document the gateway reads (and, with `forward`, sends on byte for byte).
+ * - `form`: a POST Object form, read by the gateway (post-object.ts).
+ */
+export type BodySpec =
+  | { kind: 'none' }
+  | { kind: 'object' }
+  | { kind: 'document'; maxBytes: number }
+  | { kind: 'xml'; shape: XmlBodyShape; maxBytes: number; forward: boolean }
+  | { kind: 'form' };
+
+/** How the gateway answers an operation itself instead of forwarding it as is. */
+export type Handler = 'forward' | 'listBuckets' | 'bucketLocation' | 'deleteObjects' | 'completeMultipartUpload' | 'copy' | 'postObject' | 'putObjectAcl';
+
+export interface OperationSpec {
+  readonly level: Level;
+  readonly permission: Permission;
+  /** The query parameter naming the sub-resource (`uploads`, `tagging`…), sent upstream. */
+  readonly subresource?: string;
+  /** Further query parameters sent upstream. */
+  readonly query: readonly string[];
+  /** Request header groups sent upstream. */
+  readonly headers: readonly HeaderGroup[];
+  readonly body: BodySpec;
+  readonly needs?: Capability;
+  /** Set for CopyObject / UploadPartCopy: the source is authorized as a read and rewritten for the upstream. */
+  readonly copySource?: true;
+  readonly handler: Handler;
+  /** HTTP method sent upstream when it differs from the client's (POST Object -> PUT). */
+  readonly upstreamMethod?: 'PUT';
+  /** The response carries Owner / Initiator / Grantee identities of the upstream account. */
+  readonly ownerFields?: true;
 }
 
-const LIST_V1 = ['prefix', 'delimiter', 'marker', 'max-keys', 'encoding-type'] as const;
-const LIST_V2 = ['list-type', 'prefix', 'delimiter', 'continuation-token', 'max-keys', 'fetch-owner', 'start-after', 'encoding-type'] as const;
-const GET_OBJECT = [
-  'versionId',
-  'partNumber',
+/** Largest body of an operation that takes none, read and discarded. */
+export const MAX_UNUSED_BODY_BYTES = 64 * 1024;
+/** Configuration documents forwarded as they are (policies, lifecycle rules, tags, ACLs…). */
+const DOCUMENT: BodySpec = { kind: 'document', maxBytes: MAX_XML_BODY_BYTES };
+const NONE: BodySpec = { kind: 'none' };
+
+const LIST_V1 = ['prefix', 'delimiter', 'marker', 'max-keys', 'encoding-type'];
+const LIST_V2 = ['list-type', 'prefix', 'delimiter', 'continuation-token', 'max-keys', 'fetch-owner', 'start-after', 'encoding-type'];
+const RESPONSE_OVERRIDES = [
   'response-cache-control',
   'response-content-disposition',
   'response-content-encoding',
   'response-content-language',
   'response-content-type',
   'response-expires',
-] as const;
+];
 
-/** Bucket sub-resources that configure a bucket; all of them need `admin`. */
+const OBJECT_READ = [HEADERS.readConditions, HEADERS.range, HEADERS.checksumMode, HEADERS.customerKey];
+/** Headers describing a new object (PutObject, POST Object, CopyObject, CreateMultipartUpload). */
+const NEW_OBJECT = [
+  HEADERS.objectDescription,
+  HEADERS.objectTags,
+  HEADERS.serverSideEncryption,
+  HEADERS.customerKey,
+  HEADERS.objectLock,
+  HEADERS.acl,
+];
+const PUT_OBJECT_HEADERS = [...NEW_OBJECT, HEADERS.bodyChecksums, HEADERS.writeConditions];
+
+/**
+ * Bucket configuration sub-resources, all `admin` (reading a bucket policy or its CORS rules is
+ * administration too). `object-lock` has operations of its own.
+ */
 export const BUCKET_CONFIG_SUBRESOURCES = [
   'accelerate', 'acl', 'analytics', 'cors', 'encryption', 'intelligent-tiering', 'inventory', 'lifecycle', 'logging',
-  'metadataTable', 'metrics', 'notification', 'object-lock', 'ownershipControls', 'policy', 'policyStatus',
+  'metadataTable', 'metrics', 'notification', 'ownershipControls', 'policy', 'policyStatus',
   'publicAccessBlock', 'replication', 'requestPayment', 'tagging', 'versioning', 'website',
 ] as const;
 
 export const OPERATIONS = {
-  ListBuckets: { level: 'service', permission: 'read', params: ['prefix', 'max-buckets', 'continuation-token', 'bucket-region'] },
-  HeadBucket: { level: 'bucket', permission: 'read', params: [] },
-  GetBucketLocation: { level: 'bucket', permission: 'read', params: [] },
-  ListObjects: { level: 'bucket', permission: 'read', params: LIST_V1 },
-  ListObjectsV2: { level: 'bucket', permission: 'read', params: LIST_V2 },
-  ListObjectVersions: { level: 'bucket', permission: 'read', params: ['prefix', 'delimiter', 'key-marker', 'version-id-marker', 'max-keys', 'encoding-type'] },
-  ListMultipartUploads: { level: 'bucket', permission: 'read', params: ['prefix', 'delimiter', 'key-marker', 'upload-id-marker', 'max-uploads', 'encoding-type'] },
-  CreateBucket: { level: 'bucket', permission: 'admin', params: [] },
-  DeleteBucket: { level: 'bucket', permission: 'admin', params: [] },
-  GetBucketConfiguration: { level: 'bucket', permission: 'admin', params: ['id'] },
-  PutBucketConfiguration: { level: 'bucket', permission: 'admin', params: ['id'] },
-  DeleteBucketConfiguration: { level: 'bucket', permission: 'admin', params: ['id'] },
-  DeleteObjects: { level: 'bucket', permission: 'delete', params: [] },
-  PostObject: { level: 'bucket', permission: 'write', params: [] },
-  GetObject: { level: 'object', permission: 'read', params: GET_OBJECT },
-  HeadObject: { level: 'object', permission: 'read', params: ['versionId', 'partNumber'] },
-  GetObjectAttributes: { level: 'object', permission: 'read', params: ['versionId'] },
-  GetObjectTagging: { level: 'object', permission: 'read', params: ['versionId'] },
-  GetObjectAcl: { level: 'object', permission: 'read', params: ['versionId'] },
-  ListParts: { level: 'object', permission: 'read', params: ['uploadId', 'max-parts', 'part-number-marker'] },
-  PutObject: { level: 'object', permission: 'write', params: [] },
-  CopyObject: { level: 'object', permission: 'write', params: [] },
-  PutObjectTagging: { level: 'object', permission: 'write', params: ['versionId'] },
-  PutObjectAcl: { level: 'object', permission: 'write', params: ['versionId'] },
-  CreateMultipartUpload: { level: 'object', permission: 'write', params: [] },
-  UploadPart: { level: 'object', permission: 'write', params: ['partNumber', 'uploadId'] },
-  UploadPartCopy: { level: 'object', permission: 'write', params: ['partNumber', 'uploadId'] },
-  CompleteMultipartUpload: { level: 'object', permission: 'write', params: ['uploadId'] },
-  // Aborting an upload the key itself started is part of writing; it never removes a stored object.
-  AbortMultipartUpload: { level: 'object', permission: 'write', params: ['uploadId'] },
-  DeleteObjectTagging: { level: 'object', permission: 'write', params: ['versionId'] },
-  DeleteObject: { level: 'object', permission: 'delete', params: ['versionId'] },
+  ListBuckets: { level: 'service', permission: 'read', query: ['prefix', 'max-buckets', 'continuation-token', 'bucket-region'], headers: [], body: NONE, handler: 'listBuckets' },
+
+  HeadBucket: { level: 'bucket', permission: 'read', query: [], headers: [], body: NONE, handler: 'forward' },
+  GetBucketLocation: { level: 'bucket', permission: 'read', subresource: 'location', query: [], headers: [], body: NONE, handler: 'bucketLocation' },
+  ListObjects: { level: 'bucket', permission: 'read', query: LIST_V1, headers: [], body: NONE, handler: 'forward', ownerFields: true },
+  ListObjectsV2: { level: 'bucket', permission: 'read', query: LIST_V2, headers: [], body: NONE, handler: 'forward', ownerFields: true },
+  ListObjectVersions: {
+    level: 'bucket', permission: 'read', subresource: 'versions',
+    query: ['prefix', 'delimiter', 'key-marker', 'version-id-marker', 'max-keys', 'encoding-type'],
+    headers: [], body: NONE, needs: 'versioning', handler: 'forward', ownerFields: true,
+  },
+  ListMultipartUploads: {
+    level: 'bucket', permission: 'read', subresource: 'uploads',
+    query: ['prefix', 'delimiter', 'key-marker', 'upload-id-marker', 'max-uploads', 'encoding-type'],
+    headers: [], body: NONE, handler: 'forward', ownerFields: true,
+  },
+  CreateBucket: { level: 'bucket', permission: 'admin', query: [], headers: [HEADERS.bucketCreation, HEADERS.acl], body: DOCUMENT, needs: 'bucketLifecycle', handler: 'forward' },
+  DeleteBucket: { level: 'bucket', permission: 'admin', query: [], headers: [], body: NONE, needs: 'bucketLifecycle', handler: 'forward' },
+  GetBucketConfiguration: { level: 'bucket', permission: 'admin', query: ['id'], headers: [], body: NONE, needs: 'bucketConfiguration', handler: 'forward', ownerFields: true },
+  PutBucketConfiguration: {
+    level: 'bucket', permission: 'admin', query: ['id'],
+    headers: [HEADERS.bodyChecksums, HEADERS.acl], body: DOCUMENT, needs: 'bucketConfiguration', handler: 'forward',
+  },
+  DeleteBucketConfiguration: { level: 'bucket', permission: 'admin', query: ['id'], headers: [], body: NONE, needs: 'bucketConfiguration', handler: 'forward' },
+  GetObjectLockConfiguration: { level: 'bucket', permission: 'read', subresource: 'object-lock', query: [], headers: [], body: NONE, needs: 'objectLock', handler: 'forward' },
+  PutObjectLockConfiguration: {
+    level: 'bucket', permission: 'admin', subresource: 'object-lock', query: [],
+    headers: [HEADERS.bodyChecksums], body: DOCUMENT, needs: 'objectLock', handler: 'forward',
+  },
+  DeleteObjects: {
+    level: 'bucket', permission: 'delete', subresource: 'delete', query: [],
+    // Checksums are verified by the gateway against the body; the fan-out sends single deletes.
+    headers: [HEADERS.governanceBypass],
+    body: { kind: 'xml', shape: DELETE_REQUEST_SHAPE, maxBytes: MAX_XML_BODY_BYTES, forward: false },
+    handler: 'deleteObjects',
+  },
+  /** A browser form upload: a PutObject whose headers come from form fields, filtered like any request's. */
+  PostObject: { level: 'object', permission: 'write', query: [], headers: PUT_OBJECT_HEADERS, body: { kind: 'form' }, handler: 'postObject', upstreamMethod: 'PUT' },
+
+  GetObject: { level: 'object', permission: 'read', query: ['versionId', 'partNumber', ...RESPONSE_OVERRIDES], headers: OBJECT_READ, body: NONE, handler: 'forward' },
+  HeadObject: { level: 'object', permission: 'read', query: ['versionId', 'partNumber', ...RESPONSE_OVERRIDES], headers: OBJECT_READ, body: NONE, handler: 'forward' },
+  GetObjectAttributes: {
+    level: 'object', permission: 'read', subresource: 'attributes', query: ['versionId'],
+    headers: [HEADERS.objectAttributes, HEADERS.customerKey], body: NONE, needs: 'objectAttributes', handler: 'forward',
+  },
+  GetObjectTagging: { level: 'object', permission: 'read', subresource: 'tagging', query: ['versionId'], headers: [], body: NONE, needs: 'tagging', handler: 'forward' },
+  GetObjectAcl: { level: 'object', permission: 'read', subresource: 'acl', query: ['versionId'], headers: [], body: NONE, needs: 'acl', handler: 'forward', ownerFields: true },
+  GetObjectRetention: { level: 'object', permission: 'read', subresource: 'retention', query: ['versionId'], headers: [], body: NONE, needs: 'objectLock', handler: 'forward' },
+  GetObjectLegalHold: { level: 'object', permission: 'read', subresource: 'legal-hold', query: ['versionId'], headers: [], body: NONE, needs: 'objectLock', handler: 'forward' },
+  ListParts: {
+    level: 'object', permission: 'read', query: ['uploadId', 'max-parts', 'part-number-marker'],
+    headers: [HEADERS.customerKey], body: NONE, handler: 'forward', ownerFields: true,
+  },
+  PutObject: { level: 'object', permission: 'write', query: [], headers: PUT_OBJECT_HEADERS, body: { kind: 'object' }, handler: 'forward' },
+  CopyObject: {
+    level: 'object', permission: 'write', query: [],
+    headers: [...NEW_OBJECT, HEADERS.copyConditions, HEADERS.copyDirectives, HEADERS.copySourceCustomerKey, HEADERS.writeConditions, HEADERS.checksumSetup],
+    body: NONE, copySource: true, handler: 'copy',
+  },
+  PutObjectTagging: { level: 'object', permission: 'write', subresource: 'tagging', query: ['versionId'], headers: [HEADERS.bodyChecksums], body: DOCUMENT, needs: 'tagging', handler: 'forward' },
+  DeleteObjectTagging: { level: 'object', permission: 'write', subresource: 'tagging', query: ['versionId'], headers: [], body: NONE, needs: 'tagging', handler: 'forward' },
+  /**
+   * Changing who may read an object is administration (`admin`); setting it private, which it is
+   * anyway, is allowed with `write` (s3cmd copies a source's ACL onto every copy). See handlers.ts.
+   */
+  PutObjectAcl: {
+    level: 'object', permission: 'write', subresource: 'acl', query: ['versionId'],
+    headers: [HEADERS.acl, HEADERS.bodyChecksums], body: { kind: 'document', maxBytes: 64 * 1024 }, needs: 'acl', handler: 'putObjectAcl',
+  },
+  PutObjectRetention: {
+    level: 'object', permission: 'admin', subresource: 'retention', query: ['versionId'],
+    headers: [HEADERS.governanceBypass, HEADERS.bodyChecksums], body: DOCUMENT, needs: 'objectLock', handler: 'forward',
+  },
+  PutObjectLegalHold: {
+    level: 'object', permission: 'admin', subresource: 'legal-hold', query: ['versionId'],
+    headers: [HEADERS.bodyChecksums], body: DOCUMENT, needs: 'objectLock', handler: 'forward',
+  },
+  CreateMultipartUpload: {
+    level: 'object', permission: 'write', subresource: 'uploads', query: [],
+    headers: [...NEW_OBJECT, HEADERS.checksumSetup], body: NONE, handler: 'forward',
+  },
+  UploadPart: {
+    level: 'object', permission: 'write', query: ['partNumber', 'uploadId'],
+    headers: [HEADERS.bodyChecksums, HEADERS.customerKey], body: { kind: 'object' }, handler: 'forward',
+  },
+  UploadPartCopy: {
+    level: 'object', permission: 'write', query: ['partNumber', 'uploadId'],
+    headers: [HEADERS.copyConditions, HEADERS.copySourceRange, HEADERS.customerKey, HEADERS.copySourceCustomerKey],
+    body: NONE, copySource: true, needs: 'uploadPartCopy', handler: 'copy',
+  },
+  CompleteMultipartUpload: {
+    level: 'object', permission: 'write', query: ['uploadId'],
+    headers: [HEADERS.objectChecksums, HEADERS.writeConditions, HEADERS.customerKey],
+    body: { kind: 'xml', shape: COMPLETE_MULTIPART_SHAPE, maxBytes: MAX_XML_BODY_BYTES, forward: true },
+    handler: 'completeMultipartUpload',
+  },
+  // Aborting an upload is part of writing; it never removes a stored object.
+  AbortMultipartUpload: { level: 'object', permission: 'write', query: ['uploadId'], headers: [], body: NONE, handler: 'forward' },
+  DeleteObject: { level: 'object', permission: 'delete', query: ['versionId'], headers: [HEADERS.governanceBypass, HEADERS.writeConditions], body: NONE, handler: 'forward' },
 } as const satisfies Record<string, OperationSpec>;
 
 export type OperationName = keyof typeof OPERATIONS;
 
-export interface CopySource {
-  bucket: string;
-  key: string;
-  versionId: string | null;
-}
-
-export interface S3Operation {
-  name: OperationName;
-  permission: Permission;
-  bucket: string | null;
-  key: string | null;
-  /** For CopyObject / UploadPartCopy: the source, which needs `read` separately. */
-  copySource: CopySource | null;
-  /** Query parameters to send upstream, including the sub-resource marker (e.g. `uploads`, `tagging`). */
-  upstreamQuery: Array<[string, string]>;
-}
-
-type Headers = Record<string, string | string[] | undefined>;
-
-/** Classifies a request. Throws S3Error for requests that name no known operation. */
-export function classify(method: string, address: S3Address, headers: Headers): S3Operation {
-  const present = new Set(address.query.map(([name]) => name));
-  const has = (name: string) => present.has(name);
-  const name = chooseOperation(method, address, has, headers);
-  if (name === null) {
-    throw new S3Error('AccessDenied', describeUnsupported(method, address));
-  }
-
-  const spec: OperationSpec = OPERATIONS[name];
-  const marker = subresourceMarker(name, address);
-  const allowed = new Set<string>(spec.params);
-  const upstreamQuery = address.query.filter(([param]) => allowed.has(param) || param === marker);
-  const copySource = name === 'CopyObject' || name === 'UploadPartCopy' ? parseCopySource(headerValue(headers, 'x-amz-copy-source')) : null;
-  return { name, permission: spec.permission, bucket: address.bucket, key: address.key, copySource, upstreamQuery };
-}
-
-function chooseOperation(method: string, address: S3Address, has: (name: string) => boolean, headers: Headers): OperationName | null {
-  if (address.bucket === null) {
-    return method === 'GET' ? 'ListBuckets' : null;
-  }
-  if (address.key === null) {
-    const configSubresource = BUCKET_CONFIG_SUBRESOURCES.some((sub) => has(sub));
-    switch (method) {
-      case 'HEAD':
-        return 'HeadBucket';
-      case 'GET':
-        if (has('location')) return 'GetBucketLocation';
-        if (has('uploads')) return 'ListMultipartUploads';
-        if (has('versions')) return 'ListObjectVersions';
-        if (configSubresource) return 'GetBucketConfiguration';
-        if (hasUnknownSubresource(has)) return null;
-        return firstValue(address, 'list-type') === '2' ? 'ListObjectsV2' : 'ListObjects';
-      case 'PUT':
-        if (configSubresource) return 'PutBucketConfiguration';
-        return hasUnknownSubresource(has) ? null : 'CreateBucket';
-      case 'DELETE':
-        if (configSubresource) return 'DeleteBucketConfiguration';
-        return hasUnknownSubresource(has) ? null : 'DeleteBucket';
-      case 'POST':
-        if (has('delete')) return 'DeleteObjects';
-        return isFormUpload(headers) ? 'PostObject' : null;
-      default:
-        return null;
-    }
-  }
-  switch (method) {
-    case 'HEAD':
-      return 'HeadObject';
-    case 'GET':
-      if (has('uploadId')) return 'ListParts';
-      if (has('tagging')) return 'GetObjectTagging';
-      if (has('acl')) return 'GetObjectAcl';
-      if (has('attributes')) return 'GetObjectAttributes';
-      return hasUnknownSubresource(has) ? null : 'GetObject';
-    case 'PUT':
-      if (has('partNumber') && has('uploadId')) {
-        return headerValue(headers, 'x-amz-copy-source') !== undefined ? 'UploadPartCopy' : 'UploadPart';
-      }
-      if (has('tagging')) return 'PutObjectTagging';
-      if (has('acl')) return 'PutObjectAcl';
-      if (hasUnknownSubresource(has) || has('uploadId') || has('partNumber')) return null;
-      return headerValue(headers, 'x-amz-copy-source') !== undefined ? 'CopyObject' : 'PutObject';
-    case 'POST':
-      if (has('uploads')) return 'CreateMultipartUpload';
-      if (has('uploadId')) return 'CompleteMultipartUpload';
-      return null;
-    case 'DELETE':
-      if (has('uploadId')) return 'AbortMultipartUpload';
-      if (has('tagging')) return 'DeleteObjectTagging';
-      return hasUnknownSubresource(has) ? null : 'DeleteObject';
-    default:
-      return null;
-  }
+export function operationSpec(name: OperationName): OperationSpec {
+  return OPERATIONS[name];
 }
 
 /**
- * Sub-resources S3 knows but this table does not route (restore, select, retention, legal-hold,
- * torrent, …, and bucket ones on objects). Their presence must not degrade into a plain operation.
+ * Sub-resources S3 knows that the gateway does not offer: a request naming one answers
+ * NotImplemented (not AccessDenied, which a client reads as a permission problem).
  */
-const OTHER_SUBRESOURCES = [
-  'restore', 'select', 'select-type', 'retention', 'legal-hold', 'torrent', 'renameObject', 'session', 'uploads', 'delete',
-  'location', 'versions', 'attributes', ...BUCKET_CONFIG_SUBRESOURCES,
-];
-
-function hasUnknownSubresource(has: (name: string) => boolean): boolean {
-  return OTHER_SUBRESOURCES.some((sub) => has(sub));
-}
-
-function subresourceMarker(name: OperationName, address: S3Address): string | null {
-  switch (name) {
-    case 'GetBucketLocation':
-      return 'location';
-    case 'ListMultipartUploads':
-    case 'CreateMultipartUpload':
-      return 'uploads';
-    case 'ListObjectVersions':
-      return 'versions';
-    case 'DeleteObjects':
-      return 'delete';
-    case 'GetObjectTagging':
-    case 'PutObjectTagging':
-    case 'DeleteObjectTagging':
-      return 'tagging';
-    case 'GetObjectAcl':
-    case 'PutObjectAcl':
-      return 'acl';
-    case 'GetObjectAttributes':
-      return 'attributes';
-    case 'GetBucketConfiguration':
-    case 'PutBucketConfiguration':
-    case 'DeleteBucketConfiguration':
-      return BUCKET_CONFIG_SUBRESOURCES.find((sub) => address.query.some(([param]) => param === sub)) ?? null;
-    default:
-      return null;
-  }
-}
-
-function isFormUpload(headers: Headers): boolean {
-  return (headerValue(headers, 'content-type') ?? '').toLowerCase().startsWith('multipart/form-data');
-}
-
-function firstValue(address: S3Address, name: string): string | undefined {
-  return address.query.find(([param]) => param === name)?.[1];
-}
-
-export function headerValue(headers: Headers, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** `x-amz-copy-source: /bucket/key?versionId=…` (leading slash optional, URL-encoded). */
-export function parseCopySource(value: string | undefined): CopySource {
-  if (value === undefined || value === '') {
-    throw new S3Error('InvalidArgument', 'x-amz-copy-source must name the source as "bucket/key".');
-  }
-  const [pathPart = '', queryPart] = value.split('?', 2);
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(pathPart.replace(/^\//, ''));
-  } catch {
-    throw new S3Error('InvalidArgument', 'x-amz-copy-source is not properly URL-encoded; encode it as "bucket/url-encoded-key".');
-  }
-  const slash = decoded.indexOf('/');
-  if (slash <= 0 || slash === decoded.length - 1) {
-    throw new S3Error('InvalidArgument', 'x-amz-copy-source must name the source as "bucket/key".');
-  }
-  let versionId: string | null = null;
-  if (queryPart !== undefined) {
-    const params = new URLSearchParams(queryPart);
-    versionId = params.get('versionId');
-  }
-  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), versionId };
-}
-
-function describeUnsupported(method: string, address: S3Address): string {
-  const subresources = address.query.map(([name]) => name).filter((name) => !name.toLowerCase().startsWith('x-amz-'));
-  const target = address.bucket === null ? 'the service root' : address.key === null ? 'a bucket' : 'an object';
-  const withQuery = subresources.length > 0 ? ` with ?${subresources.join('&')}` : '';
-  return `keygate does not allow ${method} on ${target}${withQuery}; this operation is not supported through the gateway.`;
-}
+export const UNSUPPORTED_SUBRESOURCES = ['restore', 'select', 'select-type', 'torrent', 'renameObject', 'session'] as const;

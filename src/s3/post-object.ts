@@ -1,65 +1,39 @@
 /**
- * S3 "POST Object": browser form uploads signed with a SigV4 POST policy. The form carries its own
- * authentication (no Authorization header), so this runs instead of the header/presigned path:
+ * S3 "POST Object": browser form uploads signed with a SigV4 POST policy. The form is one of the
+ * three ways into the request pipeline (src/http/s3.ts), beside header and presigned-query
+ * authentication; what it authenticates into is a PutObject:
  *
- *   read fields (multipart, bounded) -> verify signature and policy -> authorize like PutObject ->
- *   spool the file to a private temp file, enforcing content-length-range and the upstream's
- *   single-PUT cap as bytes arrive -> PUT upstream with a Content-Length -> answer as S3 does.
+ *   read the fields before the file (bounded, with a deadline: nobody is authenticated yet) ->
+ *   verify the signature and the policy -> the object key and the fields as request headers, which
+ *   the pipeline classifies as the PostObject entry of the operations table (PutObject's headers,
+ *   filtered like any request's), authorizes and plans -> spool the file to a private temp file,
+ *   enforcing content-length-range and the upstream's single-PUT cap as bytes arrive -> PUT
+ *   upstream with a Content-Length -> the form's own answer (success_action_status/redirect).
  *
  * The upstream (RunPod) has no POST Object, and a PUT needs its length before the first byte, which
  * a multipart body does not tell; hence the spool. Nothing reaches the upstream unless the
- * signature, policy and authorization passed and the whole file arrived. The temp file is always
- * removed.
+ * signature, policy and authorization passed and the whole file arrived.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
-import { authorize } from '../authz.js';
+import { S3Error } from '../errors.js';
+import { headerValue } from '../header-value.js';
 import type { AccessKey } from '../keys/model.js';
 import { checkPostPolicy, contentLengthProblem, verifyPostSignature, type ContentLengthRange } from '../sigv4/post-policy.js';
 import type { KeyLookup } from '../sigv4/types.js';
 import { uriEncode } from '../sigv4/uri-encoding.js';
-import { forward } from '../upstream/forward.js';
-import { sendXml } from '../http/respond.js';
+import type { UpstreamBody } from '../upstream/forward.js';
 import { MAX_KEY_BYTES } from './address.js';
-import { S3Error } from './errors.js';
-import { planOperation, sendUpstreamResponse, type HandlerDeps } from './handlers.js';
-import { headerValue, type S3Operation } from './operations.js';
+import type { Reply } from './reply.js';
+import { xmlReply } from './reply.js';
 import { postResponseXml } from './responses.js';
-
-export interface PostObjectDeps {
-  handlerDeps: HandlerDeps;
-  lookup: KeyLookup<AccessKey>;
-  /** Accepted credential-scope regions (config.acceptedRegions). */
-  regions: string[];
-  /** Public endpoint, for the Location of the stored object. */
-  publicUrl: string;
-  /** Where the file is spooled; os.tmpdir() by default. */
-  spoolDirectory?: string;
-  /**
-   * Told once the form's signature verified, before anything else is done for it (access log,
-   * admission, last-used). May throw an S3Error (e.g. SlowDown) to refuse the request.
-   */
-  onAuthenticated(accessKeyId: string): void;
-  /** Told the operation once the object key is known. */
-  onClassified(operation: S3Operation): void;
-  /** Told once the key was authorized for the upload (last-used bookkeeping). */
-  onAuthorized(accessKeyId: string): void;
-}
-
-export interface PostObjectRequest {
-  req: IncomingMessage;
-  res: ServerResponse;
-  bucket: string;
-  /** Aborted when the client goes away. */
-  signal: AbortSignal;
-}
 
 /** Bounds on everything before the file (S3 allows 20 KB of fields; the policy alone may be that). */
 export const FORM_LIMITS = {
@@ -69,66 +43,81 @@ export const FORM_LIMITS = {
   preDataBytes: 64 * 1024,
 } as const;
 
-/** Fields the gateway reads itself; everything else may become an upstream header (headers.ts allowlist). */
+/** Fields the gateway reads itself; every other field is offered to the PostObject entry as a request header. */
 const NOT_HEADERS = new Set([
-  'key', 'bucket', 'policy', 'acl', 'file', 'success_action_status', 'success_action_redirect', 'redirect', 'tagging',
+  'key', 'bucket', 'policy', 'file', 'success_action_status', 'success_action_redirect', 'redirect', 'tagging',
   'x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'x-amz-signature', 'x-amz-security-token', 'content-md5', 'content-length',
+  'awsaccesskeyid', 'signature',
 ]);
 
-/** ACLs that keep the object private, which is all the gateway does (it forwards no ACLs upstream). */
-const PRIVATE_ACLS = new Set(['private', 'bucket-owner-full-control']);
-
-/** Whether this request is a POST Object form upload (POST on a bucket, multipart/form-data, not ?delete). */
-export function isPostObjectRequest(method: string, bucket: string | null, key: string | null, query: ReadonlyArray<[string, string]>, contentType: string | undefined): boolean {
-  return (
-    method === 'POST' &&
-    bucket !== null &&
-    key === null &&
-    !query.some(([name]) => name === 'delete') &&
-    (contentType ?? '').toLowerCase().startsWith('multipart/form-data')
-  );
+export interface PostFormOptions {
+  lookup: KeyLookup<AccessKey>;
+  /** Accepted credential-scope regions (config.acceptedRegions). */
+  regions: string[];
+  /** How long the fields before the file may take to arrive (nobody is authenticated until then). */
+  fieldsDeadlineMs: number;
+  signal: AbortSignal;
 }
 
-export async function handlePostObject(deps: PostObjectDeps, request: PostObjectRequest): Promise<void> {
-  const { req, res, bucket, signal } = request;
-  const form = readForm(req, signal);
+/** A form whose signature and policy verified: who sent it, what it stores, and its file, not yet read. */
+export interface AuthenticatedForm {
+  accessKeyId: string;
+  key: AccessKey;
+  objectKey: string;
+  /** The fields that describe the object (Content-Type, x-amz-meta-*, …), as request headers. */
+  headers: Record<string, string>;
+  range: ContentLengthRange | null;
+  successStatus: 200 | 201 | 204;
+  redirect: URL | null;
+  /** Reads the file into a temp file and offers it as the upload's body. */
+  spool(maxBytes: number, spoolDirectory?: string): Promise<UpstreamBody>;
+  /** Stops reading the form and removes the temp file (idempotent). */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Reads the form's fields up to its file and verifies them. Throws the S3Error to answer (the
+ * form is then closed; the HTTP layer discards the rest of the body).
+ */
+export async function authenticateForm(req: IncomingMessage, bucket: string, options: PostFormOptions): Promise<AuthenticatedForm> {
+  const form = readForm(req, options.signal, options.fieldsDeadlineMs);
   let spoolPath: string | null = null;
+  const dispose = async () => {
+    form.close();
+    if (spoolPath !== null) await rm(spoolPath, { force: true });
+  };
   try {
     const head = await form.head;
-    const accepted = acceptForm(deps, bucket, head.fields, head.file?.filename ?? '');
+    const accepted = acceptFields(options, bucket, head.fields, head.file?.filename ?? '');
     if (head.file === null) {
       throw new S3Error('InvalidArgument', 'POST requires exactly one file upload per request: add a field named "file" as the last field of the form.', {
         details: { ArgumentName: 'file', ArgumentValue: '0' },
       });
     }
-    const plan = await planOperation(deps.handlerDeps, accepted.operation, null);
-    const target = plan.target!;
-    const putLimit = target.capabilities.maxPutObjectBytes;
-    spoolPath = path.join(deps.spoolDirectory ?? tmpdir(), `keygate-post-${randomBytes(12).toString('hex')}`);
-    const spooled = await spoolFile(head.file.stream, spoolPath, accepted.range, putLimit);
-    // The rest of the form (ignored fields after the file) must still be well-formed multipart.
-    await form.done;
-    const lengthProblem = accepted.range === null ? null : contentLengthProblem(accepted.range, spooled.size);
-    if (lengthProblem) throw lengthProblem;
-
-    const upstream = await forward({
-      target,
-      method: 'PUT',
-      objectKey: accepted.objectKey,
-      bucketLevel: true,
-      query: [],
-      headers: { ...accepted.headers, 'content-md5': spooled.md5Base64, 'user-agent': req.headers['user-agent'] },
-      body: createReadStream(spoolPath),
-      contentLength: spooled.size,
-      signal,
-      retry: false,
-    });
-    if (upstream.status >= 300) return await sendUpstreamResponse(res, upstream);
-    upstream.body.resume();
-    respondStored(deps, res, bucket, accepted, upstream.headers);
-  } finally {
-    form.close();
-    if (spoolPath !== null) await rm(spoolPath, { force: true });
+    const file = head.file;
+    return {
+      ...accepted,
+      dispose,
+      spool: async (maxBytes, spoolDirectory) => {
+        spoolPath = path.join(spoolDirectory ?? tmpdir(), `keygate-post-${randomBytes(12).toString('hex')}`);
+        const spooled = await spoolFile(file.stream, spoolPath, accepted.range, maxBytes);
+        // The rest of the form (ignored fields after the file) must still be well-formed multipart.
+        await form.done;
+        const lengthProblem = accepted.range === null ? null : contentLengthProblem(accepted.range, spooled.size);
+        if (lengthProblem) throw lengthProblem;
+        return {
+          stream: createReadStream(spoolPath),
+          length: spooled.size,
+          sha256: null,
+          contentMd5: spooled.md5Base64,
+          checksums: () => ({}),
+          trailerChecksum: null,
+        };
+      },
+    };
+  } catch (error) {
+    await dispose();
+    throw error;
   }
 }
 
@@ -167,7 +156,7 @@ function tooMuchPreData(): S3Error {
   );
 }
 
-function readForm(req: IncomingMessage, signal: AbortSignal): FormReader {
+function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: number): FormReader {
   let parser: busboy.Busboy;
   try {
     parser = busboy({
@@ -176,7 +165,8 @@ function readForm(req: IncomingMessage, signal: AbortSignal): FormReader {
         fieldNameSize: FORM_LIMITS.fieldNameBytes,
         fieldSize: FORM_LIMITS.fieldValueBytes,
         fields: FORM_LIMITS.fields,
-        files: 1,
+        // Parts sent as files but named other than "file" are read as fields (AWS does the same).
+        files: FORM_LIMITS.fields + 1,
         parts: FORM_LIMITS.fields + 1,
         headerPairs: 20,
       },
@@ -206,7 +196,13 @@ function readForm(req: IncomingMessage, signal: AbortSignal): FormReader {
   head.catch(() => undefined);
   done.catch(() => undefined);
 
+  const deadline = setTimeout(() => {
+    fail(new S3Error('RequestTimeout', `The form's fields before the file did not arrive within ${fieldsDeadlineMs} ms; send the form at once, the file last.`));
+  }, fieldsDeadlineMs);
+  deadline.unref();
+
   const fail = (error: Error) => {
+    clearTimeout(deadline);
     if (settled) return;
     settled = true;
     rejectHead(error);
@@ -218,40 +214,44 @@ function readForm(req: IncomingMessage, signal: AbortSignal): FormReader {
     parser.on('error', () => undefined);
     parser.destroy();
   };
+  const addField = (rawName: string, value: string) => {
+    preDataBytes += rawName.length + value.length;
+    if (preDataBytes > FORM_LIMITS.preDataBytes) return fail(tooMuchPreData());
+    const name = rawName.toLowerCase();
+    if (fields.has(name)) {
+      return fail(new S3Error('InvalidArgument', `The form field "${rawName}" appears more than once; send each field once.`, { details: { ArgumentName: rawName } }));
+    }
+    fields.set(name, value);
+  };
   const startFile = (stream: Readable, filename: string) => {
-    // The file may be destroyed before anyone reads it (the form was refused): that must not be an unhandled error.
-    stream.on('error', () => undefined);
+    clearTimeout(deadline);
     file = { stream, filename };
     resolveHead({ fields, file });
   };
 
   parser.on('field', (rawName, value, info) => {
-    if (file !== null) return; // S3 ignores fields after the file.
+    if (file !== null || settled) return; // S3 ignores fields after the file.
     if (info.nameTruncated || info.valueTruncated) return fail(tooMuchPreData());
-    preDataBytes += rawName.length + value.length;
-    if (preDataBytes > FORM_LIMITS.preDataBytes) return fail(tooMuchPreData());
-    const name = rawName.toLowerCase();
-    if (name === 'file') return startFile(Readable.from([Buffer.from(value, 'utf8')]), '');
-    if (fields.has(name)) {
-      return fail(new S3Error('InvalidArgument', `The form field "${rawName}" appears more than once; send each field once.`, { details: { ArgumentName: rawName } }));
-    }
-    fields.set(name, value);
+    if (rawName.toLowerCase() === 'file') return startFile(Readable.from([Buffer.from(value, 'utf8')]), '');
+    addField(rawName, value);
   });
   parser.on('file', (rawName, stream, info) => {
-    if (file !== null) {
+    // Every part's stream has an error listener before anything can destroy it: a destroyed parser
+    // errors its open part, and an unheard 'error' event would end the process.
+    stream.on('error', () => undefined);
+    if (file !== null || settled) {
       stream.resume();
       return;
     }
-    if (rawName.toLowerCase() !== 'file') {
-      stream.resume();
-      return fail(new S3Error('InvalidArgument', `The file must be sent in a field named "file" (got "${rawName}"), as the last field of the form.`, { details: { ArgumentName: rawName } }));
-    }
-    startFile(stream, info.filename ?? '');
+    if (rawName.toLowerCase() === 'file') return startFile(stream, info.filename ?? '');
+    readFilePartAsField(stream, (value) => addField(rawName, value), () => fail(tooMuchPreData()));
   });
   parser.on('fieldsLimit', () => fail(tooMuchPreData()));
+  parser.on('filesLimit', () => fail(tooMuchPreData()));
   parser.on('partsLimit', () => fail(tooMuchPreData()));
   parser.on('error', (error: Error) => fail(malformed(error.message)));
   parser.on('close', () => {
+    clearTimeout(deadline);
     if (settled) return;
     settled = true;
     if (file === null) resolveHead({ fields, file: null });
@@ -274,21 +274,38 @@ function readForm(req: IncomingMessage, signal: AbortSignal): FormReader {
   };
 }
 
-// ------------------------------------------------------------------------------------------------
-// Authentication, policy and authorization
-
-interface AcceptedForm {
-  objectKey: string;
-  operation: S3Operation;
-  range: ContentLengthRange | null;
-  /** Form fields that describe the object (Content-Type, x-amz-meta-*, checksums…), as request headers. */
-  headers: Record<string, string>;
-  successStatus: 200 | 201 | 204;
-  redirect: URL | null;
+/** A part sent as a file but named like a field: its content, capped like a field's value. */
+function readFilePartAsField(stream: Readable, onValue: (value: string) => void, onTooLarge: () => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let refused = false;
+  stream.on('data', (chunk: Buffer) => {
+    if (refused) return;
+    size += chunk.length;
+    if (size > FORM_LIMITS.fieldValueBytes) {
+      refused = true;
+      onTooLarge();
+      return;
+    }
+    chunks.push(chunk);
+  });
+  stream.on('end', () => {
+    if (!refused) onValue(Buffer.concat(chunks).toString('utf8'));
+  });
 }
 
-function acceptForm(deps: PostObjectDeps, bucket: string, formFields: Map<string, string>, filename: string): AcceptedForm {
+// ------------------------------------------------------------------------------------------------
+// Authentication and policy
+
+type AcceptedFields = Omit<AuthenticatedForm, 'spool' | 'dispose'>;
+
+function acceptFields(options: PostFormOptions, bucket: string, formFields: Map<string, string>, filename: string): AcceptedFields {
   const fields = new Map(formFields);
+  if ((fields.has('awsaccesskeyid') || fields.has('signature')) && !fields.has('x-amz-algorithm')) {
+    throw new S3Error('InvalidArgument', 'This form is signed with Signature Version 2 (AWSAccessKeyId, signature), which keygate does not accept; sign it with Signature Version 4 (x-amz-algorithm AWS4-HMAC-SHA256, x-amz-credential, x-amz-date, x-amz-signature).', {
+      details: { ArgumentName: 'x-amz-algorithm' },
+    });
+  }
   const formBucket = fields.get('bucket');
   if (formBucket !== undefined && formBucket !== bucket) {
     throw new S3Error('InvalidArgument', `The form's bucket field "${formBucket}" differs from the bucket it was posted to ("${bucket}").`, {
@@ -306,9 +323,8 @@ function acceptForm(deps: PostObjectDeps, bucket: string, formFields: Map<string
       signature: fields.get('x-amz-signature'),
       policy: fields.get('policy'),
     },
-    { lookup: deps.lookup, regions: deps.regions },
+    { lookup: options.lookup, regions: options.regions },
   );
-  deps.onAuthenticated(verified.accessKeyId);
   const range = checkPostPolicy(verified.policy, fields);
 
   const keyTemplate = fields.get('key');
@@ -321,27 +337,24 @@ function acceptForm(deps: PostObjectDeps, bucket: string, formFields: Map<string
   if (objectKey === '') throw new S3Error('InvalidArgument', 'User key must have a length greater than 0.', { details: { ArgumentName: 'key' } });
   if (Buffer.byteLength(objectKey) > MAX_KEY_BYTES) throw new S3Error('KeyTooLongError', `Object keys are limited to ${MAX_KEY_BYTES} bytes of UTF-8.`);
 
-  const acl = fields.get('acl');
-  if (acl !== undefined && !PRIVATE_ACLS.has(acl)) {
-    throw new S3Error('NotImplemented', `The gateway stores every object private and does not apply the ACL "${acl}"; drop the acl field or use "private".`);
-  }
-
-  const operation: S3Operation = { name: 'PostObject', permission: 'write', bucket, key: objectKey, copySource: null, upstreamQuery: [] };
-  deps.onClassified(operation);
-  authorize(verified.key, operation);
-  deps.onAuthorized(verified.accessKeyId);
-
   return {
+    accessKeyId: verified.accessKeyId,
+    key: verified.key,
     objectKey,
-    operation,
+    headers: fieldsAsHeaders(fields),
     range,
-    headers: objectHeaders(fields),
     successStatus: successStatus(fields.get('success_action_status')),
     redirect: redirectUrl(fields.get('success_action_redirect') ?? fields.get('redirect')),
   };
 }
 
-function objectHeaders(fields: Map<string, string>): Record<string, string> {
+/**
+ * The fields that may describe the object, as request headers. Which of them go upstream is the
+ * PostObject table entry's decision (like any request's headers); a field naming a power (an ACL,
+ * object lock) needs the permission it names there, and a field naming another operation's header
+ * (a copy source) is dropped.
+ */
+function fieldsAsHeaders(fields: Map<string, string>): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of fields) {
     if (NOT_HEADERS.has(name) || name.startsWith('x-ignore-')) continue;
@@ -351,7 +364,8 @@ function objectHeaders(fields: Map<string, string>): Record<string, string> {
     if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) {
       throw new S3Error('InvalidArgument', `The form field "${name}" contains characters not allowed in a header value (e.g. line breaks).`, { details: { ArgumentName: name } });
     }
-    headers[name] = value;
+    // S3's form field for the ACL is "acl"; as a header it is x-amz-acl.
+    headers[name === 'acl' ? 'x-amz-acl' : name] = value;
   }
   return headers;
 }
@@ -388,7 +402,7 @@ class SizeLimiter extends Transform {
 
   constructor(
     private readonly range: ContentLengthRange | null,
-    private readonly putLimit: number | null,
+    private readonly maxBytes: number,
   ) {
     super();
   }
@@ -396,10 +410,10 @@ class SizeLimiter extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.size += chunk.length;
     if (this.range !== null && this.size > this.range.max) return callback(contentLengthProblem(this.range, this.size)!);
-    if (this.putLimit !== null && this.size > this.putLimit) {
+    if (this.size > this.maxBytes) {
       return callback(
-        new S3Error('EntityTooLarge', `This upstream accepts at most ${this.putLimit} bytes per object upload; a form upload cannot be split, so use a multipart upload for larger files.`, {
-          details: { ProposedSize: this.size, MaxSizeAllowed: this.putLimit },
+        new S3Error('EntityTooLarge', `This bucket's storage accepts at most ${this.maxBytes} bytes per object upload; a form upload cannot be split, so use a multipart upload for larger files.`, {
+          details: { ProposedSize: this.size, MaxSizeAllowed: this.maxBytes },
         }),
       );
     }
@@ -412,8 +426,8 @@ class SizeLimiter extends Transform {
   }
 }
 
-async function spoolFile(stream: Readable, spoolPath: string, range: ContentLengthRange | null, putLimit: number | null): Promise<SpooledFile> {
-  const limiter = new SizeLimiter(range, putLimit);
+async function spoolFile(stream: Readable, spoolPath: string, range: ContentLengthRange | null, maxBytes: number): Promise<SpooledFile> {
+  const limiter = new SizeLimiter(range, maxBytes);
   try {
     await pipeline(stream, limiter, createWriteStream(spoolPath, { flags: 'wx', mode: 0o600 }));
   } catch (error) {
@@ -426,27 +440,28 @@ async function spoolFile(stream: Readable, spoolPath: string, range: ContentLeng
 // ------------------------------------------------------------------------------------------------
 // The answer
 
-function respondStored(deps: PostObjectDeps, res: ServerResponse, bucket: string, accepted: AcceptedForm, upstreamHeaders: Record<string, string | string[]>): void {
+/**
+ * The form's answer once the PutObject it became succeeded: a redirect, 201 with a PostResponse
+ * document, or 200/204. Failures (any non-2xx reply) stay as they are.
+ */
+export function postObjectReply(stored: Reply, form: Pick<AuthenticatedForm, 'objectKey' | 'successStatus' | 'redirect'>, bucket: string, publicUrl: string): Reply {
+  if (stored.status >= 300) return stored;
+  if (stored.kind === 'stream') stored.body.resume();
+  const upstreamHeaders = stored.headers ?? {};
   const etag = headerValue(upstreamHeaders, 'etag') ?? '';
-  const location = `${deps.publicUrl}/${bucket}/${uriEncode(accepted.objectKey, true)}`;
+  const location = `${publicUrl}/${bucket}/${uriEncode(form.objectKey, true)}`;
   const headers: Record<string, string> = { location };
   if (etag !== '') headers.etag = etag;
   const versionId = headerValue(upstreamHeaders, 'x-amz-version-id');
   if (versionId !== undefined) headers['x-amz-version-id'] = versionId;
 
-  if (accepted.redirect !== null) {
-    const redirect = new URL(accepted.redirect);
+  if (form.redirect !== null) {
+    const redirect = new URL(form.redirect);
     redirect.searchParams.append('bucket', bucket);
-    redirect.searchParams.append('key', accepted.objectKey);
+    redirect.searchParams.append('key', form.objectKey);
     redirect.searchParams.append('etag', etag);
-    res.writeHead(303, { ...headers, location: redirect.href, 'content-length': '0' });
-    res.end();
-    return;
+    return { kind: 'empty', status: 303, headers: { ...headers, location: redirect.href, 'content-length': '0' } };
   }
-  if (accepted.successStatus === 201) {
-    sendXml(res, 201, postResponseXml({ location, bucket, key: accepted.objectKey, etag }), headers);
-    return;
-  }
-  res.writeHead(accepted.successStatus, accepted.successStatus === 200 ? { ...headers, 'content-length': '0' } : headers);
-  res.end();
+  if (form.successStatus === 201) return xmlReply(201, postResponseXml({ location, bucket, key: form.objectKey, etag }), headers);
+  return { kind: 'empty', status: form.successStatus, headers: form.successStatus === 200 ? { ...headers, 'content-length': '0' } : headers };
 }

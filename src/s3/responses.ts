@@ -2,7 +2,7 @@
  * Responses the gateway synthesizes itself instead of asking the upstream, because the upstream
  * (RunPod) lacks the operation or because the answer depends on the key's scope.
  */
-import { escapeXml } from './errors.js';
+import { escapeXml } from '../errors.js';
 import { XML_DECLARATION, S3_XMLNS, element } from './xml.js';
 
 export interface BucketListing {

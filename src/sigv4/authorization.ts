@@ -3,7 +3,7 @@
  * X-Amz-* presigned query parameters. Errors use S3's codes and, where clients match on them, S3's
  * wording, plus what to change.
  */
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
 import type { RawQueryParam } from './canonical.js';
 import { AWS4_HMAC_SHA256, MAX_PRESIGN_EXPIRES_SECONDS } from './types.js';
 import { decodeQueryComponent } from './uri-encoding.js';

@@ -10,7 +10,7 @@
  * Tolerated variants seen from real clients: bare LF instead of CRLF, a blank line between the final
  * chunk and the trailers, missing final blank line at end of body, and extra CRLFs after the end.
  */
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
 
 export interface ChunkHeader {
   size: number;

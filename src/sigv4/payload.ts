@@ -9,7 +9,8 @@
  * An empty body has no final byte to hold back: forwarders should wait for 'end' before sending one.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
+import { headerValue } from '../header-value.js';
 import { checksumAlgorithmOfHeader, createRunningChecksum, decodeDigest, type ChecksumAlgorithm, type RunningChecksum } from './checksums.js';
 import { AwsChunkedDecoder, DEFAULT_MAX_CHUNK_SIZE, DEFAULT_MAX_LINE_LENGTH, malformedChunked, type ChunkHeader } from './chunked.js';
 import { ChunkSignatureChain } from './signature-chain.js';
@@ -288,11 +289,6 @@ export class PayloadVerifier extends Transform {
       this.checksums[name] = value;
     }
   }
-}
-
-function headerValue(headers: SignedRequest['headers'], name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
 
 export function createPayloadVerifier<K>(verified: VerifiedRequest<K>, headers: SignedRequest['headers'], limits?: PayloadVerifierOptions): PayloadVerifier {

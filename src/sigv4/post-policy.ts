@@ -7,7 +7,7 @@
  * exactly as for header auth (date, region, "s3", "aws4_request").
  */
 import { timingSafeEqual } from 'node:crypto';
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
 import { parseCredential, validateCredentialScope } from './authorization.js';
 import { formatIsoSeconds, parseAmzDate } from './dates.js';
 import { DUMMY_SECRET, deriveSigningKey, hmacSha256 } from './signing-key.js';

@@ -4,7 +4,7 @@
  * the trailer block is signed over the final chunk's signature.
  */
 import { createHash, timingSafeEqual, type Hash } from 'node:crypto';
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
 import { sha256Hex } from './canonical.js';
 import { canonicalTrailers, chunkStringToSign, trailerStringToSign } from './sign.js';
 import { hmacSha256 } from './signing-key.js';

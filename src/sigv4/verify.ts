@@ -4,7 +4,7 @@
  * createPayloadVerifier (payload.ts).
  */
 import { timingSafeEqual } from 'node:crypto';
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
 import {
   parseAuthorizationHeader,
   parsePresignedParameters,

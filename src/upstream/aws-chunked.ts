@@ -11,7 +11,7 @@
  * is known before the first byte is sent.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
 
 /** 64 KiB, as the AWS SDKs use. */
 export const UPSTREAM_CHUNK_SIZE = 64 * 1024;

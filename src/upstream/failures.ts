@@ -1,9 +1,11 @@
 /**
- * Upstream failures as S3 errors a client (and an operator reading the message) can act on.
- * Messages name the upstream endpoint, never credentials.
+ * Upstream failures and error answers as the S3 errors clients get. The client's message is the
+ * gateway's own and never names an internal endpoint, credentials or the upstream's words: the
+ * forwarder logs those (with the request id) for the operator. What a client can act on stays:
+ * the S3 error code, a status of the same class, Retry-After.
  */
-import { S3Error } from '../s3/errors.js';
-import { describeUpstream, type UpstreamTarget } from './target.js';
+import { catalogEntry, S3Error } from '../errors.js';
+import type { UpstreamTarget } from './target.js';
 
 /** Network-level errors worth another attempt for idempotent, bodiless requests. */
 const RETRYABLE_CODES = new Set([
@@ -27,6 +29,33 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
  */
 export const RETRYABLE_STATUSES = new Set([500, 502, 503, 524]);
 
+/**
+ * Codes an upstream answers when it refuses the gateway's own credentials or signature (a
+ * configuration problem of the operator, or a gateway bug): never the client's fault, so never
+ * passed on as if the client's key were wrong.
+ */
+const GATEWAY_CREDENTIAL_CODES = new Set([
+  'SignatureDoesNotMatch',
+  'InvalidAccessKeyId',
+  'AuthorizationHeaderMalformed',
+  'AuthorizationQueryParametersError',
+  'RequestTimeTooSkewed',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'InvalidSecurity',
+  'XAmzContentSHA256Mismatch',
+  'MissingSecurityHeader',
+]);
+
+/** Error document fields worth passing on: they describe the client's own request. */
+const PASSED_DETAILS = [
+  'ArgumentName', 'ArgumentValue', 'Key', 'UploadId', 'PartNumber', 'ETag', 'Condition', 'ActualObjectSize',
+  'RangeRequested', 'MaxSizeAllowed', 'MinSizeAllowed', 'ProposedSize', 'VersionId',
+] as const;
+
+const S3_CODE = /^[A-Za-z][A-Za-z0-9.]{0,63}$/;
+
 /** The error code of a network failure, looking through undici's and Node's wrappers. */
 export function networkErrorCode(error: unknown): string | undefined {
   let current: unknown = error;
@@ -46,12 +75,11 @@ export function isRetryableNetworkError(error: unknown): boolean {
 }
 
 /** Maps a failure to send the request or receive response headers. */
-export function networkFailure(error: unknown, target: UpstreamTarget): S3Error {
+export function networkFailure(error: unknown): S3Error {
   const code = networkErrorCode(error) ?? (error instanceof Error ? error.name : 'unknown error');
-  const upstream = describeUpstream(target);
   if (TIMEOUT_CODES.has(code)) {
     const phase = code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT' ? 'accept a connection' : 'answer';
-    return new S3Error('GatewayTimeout', `The upstream ${upstream} did not ${phase} in time (${code}); retry later.`, { cause: error });
+    return new S3Error('GatewayTimeout', `The storage service of this bucket did not ${phase} in time; retry later.`, { cause: error });
   }
   if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
     return new S3Error('IncompleteBody', 'The request body did not match its declared length.', { cause: error });
@@ -60,32 +88,91 @@ export function networkFailure(error: unknown, target: UpstreamTarget): S3Error 
     code === 'ECONNREFUSED'
       ? 'refused the connection'
       : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
-        ? 'could not be resolved (DNS)'
+        ? 'could not be found (DNS)'
         : code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE'
           ? 'closed the connection unexpectedly'
           : /CERT|TLS|SSL/i.test(code)
             ? 'failed the TLS handshake'
             : 'could not be reached';
-  return new S3Error(
-    'BadGateway',
-    `The upstream ${upstream} ${what} (${code}); check that it is running and reachable from the gateway, then retry.`,
-    { cause: error },
-  );
+  return new S3Error('BadGateway', `The storage service of this bucket ${what}; retry later (the gateway's log has the details).`, { cause: error });
 }
 
-/** Maps upstream statuses that are gateway problems rather than S3 answers. Null: pass the response through. */
-export function statusFailure(status: number, target: UpstreamTarget, retryAfter: string | undefined): S3Error | null {
-  const upstream = describeUpstream(target);
+/**
+ * An upstream answer that is not a success (status >= 300, 304 aside), with its S3 error document
+ * when it had one. A HEAD answer never has one: its status is all there is, so it is kept as is.
+ */
+export function upstreamAnswerFailure(status: number, document: UpstreamErrorDocument | null, target: UpstreamTarget, retryAfter: string | undefined, method: string): S3Error {
   const headers: Record<string, string> = retryAfter ? { 'retry-after': retryAfter } : {};
+  const special = statusFailure(status, target, headers);
+  if (special) return special;
+  const code = document?.code !== undefined && S3_CODE.test(document.code) ? document.code : undefined;
+  if (code === undefined) {
+    if (status >= 500 && method !== 'HEAD') return serverErrorFailure(status, headers);
+    return statusOnlyFailure(status, headers);
+  }
+  if (GATEWAY_CREDENTIAL_CODES.has(code)) {
+    return new S3Error('BadGateway', `The storage service refused the gateway's own request (${code}); the operator should check the gateway's upstream credentials and clock (its log has the details).`, { headers });
+  }
+  if (status < 400) {
+    return new S3Error('BadGateway', `The storage service redirected the request (${code}); the operator should check the bucket's endpoint and region.`, { headers });
+  }
+  const known = catalogEntry(code);
+  const message = known?.message ?? `The storage service answered ${code}.`;
+  const details: Record<string, string> = {};
+  for (const name of PASSED_DETAILS) if (document?.details[name] !== undefined) details[name] = document.details[name];
+  return S3Error.withCode(code, status, message, { headers, details });
+}
+
+export interface UpstreamErrorDocument {
+  code: string | undefined;
+  /** Child elements of `<Error>` with text content, by name (first occurrence). */
+  details: Record<string, string>;
+}
+
+/** Reads `<Error><Code>…</Code>…</Error>` loosely (an upstream's answer, already size-capped); null when it is none. */
+export function readErrorDocument(body: string): UpstreamErrorDocument | null {
+  const error = /<Error>([\s\S]*)<\/Error>/.exec(body)?.[1];
+  if (error === undefined) return null;
+  const details: Record<string, string> = {};
+  for (const match of error.matchAll(/<([A-Za-z][A-Za-z0-9]*)>([^<]*)<\/\1>/g)) {
+    details[match[1]!] ??= decodeEntities(match[2]!);
+  }
+  return { code: details.Code, details };
+}
+
+function decodeEntities(text: string): string {
+  return text.replace(/&(amp|lt|gt|quot|apos|#x[0-9a-fA-F]{1,6}|#[0-9]{1,7});/g, (_, entity: string) => {
+    switch (entity) {
+      case 'amp':
+        return '&';
+      case 'lt':
+        return '<';
+      case 'gt':
+        return '>';
+      case 'quot':
+        return '"';
+      case 'apos':
+        return "'";
+      default: {
+        const codePoint = entity[1] === 'x' ? Number.parseInt(entity.slice(2), 16) : Number(entity.slice(1));
+        return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : '';
+      }
+    }
+  });
+}
+
+/** Statuses that mean the same whatever the body says. */
+function statusFailure(status: number, target: UpstreamTarget, headers: Record<string, string>): S3Error | null {
   switch (status) {
     case 524:
-      return new S3Error('GatewayTimeout', `The upstream ${upstream} timed out processing the request (HTTP 524); retry, or use smaller parts for large uploads.`, { headers });
+      return new S3Error('GatewayTimeout', 'The storage service timed out processing the request (HTTP 524); retry, or use smaller parts for large uploads.', { headers });
     case 507:
       return new S3Error(
         'InsufficientStorage',
         target.kind === 'runpod'
           ? `The RunPod network volume "${target.bucket}" in ${target.datacenter} is full; increase its size in the RunPod console (Storage -> the volume -> Edit) or delete objects, then retry.`
-          : `The upstream ${upstream} has no space left for bucket "${target.bucket}"; free space or grow the storage, then retry.`,
+          : 'The storage of this bucket has no space left; free space or grow the storage, then retry.',
+        { headers },
       );
     default:
       return null;
@@ -96,18 +183,36 @@ export function statusFailure(status: number, target: UpstreamTarget, retryAfter
  * A 5xx that did not come with an S3 error document (a proxy's HTML page, a crashed server's
  * traceback, an empty body): clients get an S3 error they can parse and retry on instead.
  */
-export function serverErrorFailure(status: number, target: UpstreamTarget, retryAfter: string | undefined): S3Error {
-  const upstream = describeUpstream(target);
-  const headers: Record<string, string> = retryAfter ? { 'retry-after': retryAfter } : {};
-  if (status === 504) {
-    return new S3Error('GatewayTimeout', `The upstream ${upstream} timed out (HTTP 504); retry later.`, { headers });
-  }
-  if (status === 503) {
-    return new S3Error('ServiceUnavailable', `The upstream ${upstream} is unavailable (HTTP 503); retry later.`, { headers });
-  }
+function serverErrorFailure(status: number, headers: Record<string, string>): S3Error {
+  if (status === 504) return new S3Error('GatewayTimeout', 'The storage service timed out (HTTP 504); retry later.', { headers });
+  if (status === 503) return new S3Error('ServiceUnavailable', 'The storage service is unavailable (HTTP 503); retry later.', { headers });
   return new S3Error(
     'BadGateway',
-    `The upstream ${upstream} failed with HTTP ${status} and no S3 error document; retry, and if it persists check the upstream's logs.`,
+    `The storage service failed with HTTP ${status} and no S3 error document; retry, and if it persists the operator should check the gateway's log.`,
     { headers },
   );
+}
+
+/** An answer without an S3 error document (always so for HEAD): the status, with the code S3 uses for it. */
+function statusOnlyFailure(status: number, headers: Record<string, string>): S3Error {
+  const byStatus: Record<number, string> = {
+    500: 'InternalError',
+    501: 'NotImplemented',
+    503: 'ServiceUnavailable',
+    504: 'GatewayTimeout',
+    400: 'InvalidRequest',
+    401: 'AccessDenied',
+    403: 'AccessDenied',
+    404: 'NoSuchKey',
+    405: 'MethodNotAllowed',
+    409: 'OperationAborted',
+    411: 'MissingContentLength',
+    412: 'PreconditionFailed',
+    416: 'InvalidRange',
+  };
+  if (status < 400) {
+    return new S3Error('BadGateway', `The storage service redirected the request (HTTP ${status}); the operator should check the bucket's endpoint and region.`, { headers });
+  }
+  const code = byStatus[status] ?? (status >= 500 ? 'InternalError' : 'InvalidRequest');
+  return S3Error.withCode(code, status, catalogEntry(code)?.message ?? `The storage service refused the request (HTTP ${status}).`, { headers });
 }

@@ -7,19 +7,43 @@
  * Commit safety: the request body is the gateway's verified, decoded stream. If it errors (bad
  * chunk signature, checksum mismatch, client gone), the upstream request is destroyed before its
  * declared length was sent, so the upstream never commits a partial or unverified object.
+ *
+ * What is sent is what the operation's table entry allows (the caller passes the filtered headers
+ * and query), plus the forwarder's own framing and signature headers. Upstream error answers never
+ * reach the client as they are: they become S3Errors with the gateway's message (failures.ts), and
+ * the upstream's words go to the log.
  */
 import { readFileSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
 import { readAtMost } from '../read-at-most.js';
-import { S3Error } from '../s3/errors.js';
+import { S3Error } from '../errors.js';
+import { headerValue } from '../header-value.js';
+import { logToStderr, type Logger } from '../observability/log.js';
+import { withoutAwsChunked } from '../s3/request-headers.js';
 import { AwsChunkedTrailerEncoder, trailerValueLength } from './aws-chunked.js';
-import { isRetryableNetworkError, networkFailure, RETRYABLE_STATUSES, serverErrorFailure, statusFailure } from './failures.js';
-import { announcedTrailerChecksum, clientResponseHeaders, upstreamRequestHeaders, withoutAwsChunked, type ClientHeaders } from './headers.js';
+import { isRetryableNetworkError, networkErrorCode, networkFailure, readErrorDocument, RETRYABLE_STATUSES, upstreamAnswerFailure } from './failures.js';
+import { CHECKSUM_HEADER_PREFIX, clientResponseHeaders } from './response-headers.js';
 import { encodeQuery, signUpstreamRequest, upstreamPath } from './signing.js';
-import type { UpstreamTarget } from './target.js';
-import { DEFAULT_UPSTREAM_TIMEOUTS, upstreamTimeoutsFromEnv } from './timeouts.js';
+import { describeUpstream, type UpstreamTarget } from './target.js';
+import { DEFAULT_UPSTREAM_TIMEOUTS } from './timeouts.js';
+
+/** A verified request body, ready to go upstream. */
+export interface UpstreamBody {
+  /** The decoded, verified bytes (the last ones held back until every check passed). */
+  stream: Readable;
+  /** Decoded length, known before the first byte. */
+  length: number;
+  /** SHA-256 (hex) the client signed for exactly these bytes, for the upstream to check again; null otherwise. */
+  sha256: string | null;
+  /** Base64 MD5 of the bytes when the gateway computed it (a spooled form file), sent as Content-MD5. */
+  contentMd5?: string;
+  /** Verified x-amz-checksum-* values (header name -> base64), complete once the stream ended. */
+  checksums: () => Record<string, string>;
+  /** The checksum header the client sent as a trailer, forwarded as one where the upstream can take it. */
+  trailerChecksum: string | null;
+}
 
 export interface ForwardRequest {
   target: UpstreamTarget;
@@ -28,20 +52,19 @@ export interface ForwardRequest {
   objectKey: string | null;
   /** With objectKey null: true = bucket-level (`/bucket`), false = service-level (`/`, ListBuckets). Default true. */
   bucketLevel?: boolean;
-  /** Decoded query pairs to send upstream (the caller already removed X-Amz-* auth parameters). */
+  /** Decoded query pairs to send, as the operation's table entry allows them. */
   query: Array<[string, string]>;
-  /** The client's headers; only an allowlist is forwarded (see headers.ts). */
-  headers: ClientHeaders;
-  /** Decoded, verified object bytes; null when the request has no body. */
-  body: Readable | null;
-  /** Decoded body length; null when there is no body. */
-  contentLength: number | null;
-  /** Verified x-amz-checksum-* values (header name -> base64); read after the body ended. */
-  checksums?: { get(): Record<string, string> };
+  /** Request headers to send (lower-case), as the operation's table entry allows them. */
+  headers: Record<string, string>;
+  /** The client's User-Agent, named in the gateway's own. */
+  userAgent?: string;
+  body: UpstreamBody | null;
   /** Client went away: abort the upstream request at once. */
   signal?: AbortSignal;
   /** Idempotent request: with no body it is retried on connection errors and 500/502/503/524. */
   retry?: boolean;
+  /** The client request's id, for the log lines about this upstream request. */
+  requestId?: string;
 }
 
 export interface UpstreamResponse {
@@ -74,6 +97,8 @@ export interface ForwarderOptions {
   retry?: Partial<RetryPolicy>;
   /** Jitter source, replaceable in tests. */
   random?: () => number;
+  /** Where upstream failures are described in full (endpoint, status, the upstream's error body). */
+  log?: Logger;
 }
 
 export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
@@ -83,7 +108,7 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
   maxRetryAfterMs: 5000,
 });
 
-/** Largest 5xx body read to decide whether it is an S3 error document worth passing on. */
+/** Largest error body read to find its S3 error code (and log it). */
 const MAX_ERROR_PEEK_BYTES = 64 * 1024;
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
 const STREAMING_UNSIGNED_TRAILER = 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
@@ -115,6 +140,7 @@ export class UpstreamForwarder {
   private readonly agent: Agent;
   private readonly retryPolicy: RetryPolicy;
   private readonly random: () => number;
+  private readonly log: Logger;
 
   constructor(options: ForwarderOptions = {}) {
     this.agent = new Agent({
@@ -126,6 +152,7 @@ export class UpstreamForwarder {
     });
     this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.random = options.random ?? Math.random;
+    this.log = options.log ?? logToStderr;
   }
 
   async forward(request: ForwardRequest): Promise<UpstreamResponse> {
@@ -135,14 +162,15 @@ export class UpstreamForwarder {
     const path = upstreamPath(target, request.objectKey, request.bucketLevel ?? true);
     const query = encodeQuery(request.query);
     const body = await prepareBody(request, method);
-    const headers = {
-      ...upstreamRequestHeaders(request.headers, { trailerChecksum: body.trailerChecksum, userAgent: KEYGATE_USER_AGENT }),
-      ...body.headers,
-    };
-    if (body.trailerChecksum) {
+    const headers: Record<string, string> = { ...request.headers, ...body.headers, 'user-agent': userAgentFor(request.userAgent) };
+    // A checksum the client sent as a trailer travels as one (or not at all), never also as a header.
+    const clientTrailer = request.body?.trailerChecksum;
+    if (clientTrailer) delete headers[clientTrailer];
+    if (body.trailerChecksum !== null) {
       const rest = withoutAwsChunked(headers['content-encoding'] ?? '');
       headers['content-encoding'] = rest === '' ? 'aws-chunked' : `aws-chunked,${rest}`;
     }
+    dropUnaccompaniedSdkAlgorithm(headers, body.trailerChecksum);
 
     const attempts = request.retry === true && request.body === null ? Math.max(1, this.retryPolicy.attempts) : 1;
     for (let attempt = 1; ; attempt++) {
@@ -171,18 +199,38 @@ export class UpstreamForwarder {
           await this.pause(this.backoffMs(attempt), signal);
           continue;
         }
-        throw networkFailure(error, target);
+        this.log('warn', 'upstream unreachable', { requestId: request.requestId, upstream: describeUpstream(target), method, error: networkErrorCode(error) ?? String(error) });
+        throw networkFailure(error);
       }
 
       if (attempt < attempts && RETRYABLE_STATUSES.has(response.statusCode)) {
-        const retryAfter = parseRetryAfterMs(headerText(response.headers['retry-after']));
+        const retryAfter = parseRetryAfterMs(headerValue(response.headers, 'retry-after'));
         await discard(response.body);
         const delay = retryAfter === null ? this.backoffMs(attempt) : Math.min(retryAfter, this.retryPolicy.maxRetryAfterMs);
         await this.pause(delay, signal);
         continue;
       }
-      return finishResponse(response, target, method);
+      return this.finishResponse(response, request, method);
     }
+  }
+
+  /** A success (or 304) streams on; anything else becomes the S3Error the client gets, and a log line. */
+  private async finishResponse(response: Dispatcher.ResponseData, request: ForwardRequest, method: string): Promise<UpstreamResponse> {
+    const status = response.statusCode;
+    if (status < 300 || status === 304) return { status, headers: clientResponseHeaders(response.headers), body: response.body };
+    // A HEAD answer has no body: its status is all there is.
+    const text = method === 'HEAD' ? null : await peekBody(response.body, MAX_ERROR_PEEK_BYTES);
+    if (method === 'HEAD') await discard(response.body);
+    const document = text === null ? null : readErrorDocument(text.toString('utf8'));
+    this.log('warn', 'upstream error answer', {
+      requestId: request.requestId,
+      upstream: describeUpstream(request.target),
+      method,
+      status,
+      upstreamRequestId: headerValue(response.headers, 'x-amz-request-id') ?? null,
+      body: text === null ? null : text.toString('utf8', 0, Math.min(text.length, 4096)),
+    });
+    throw upstreamAnswerFailure(status, document, request.target, headerValue(response.headers, 'retry-after'), method);
   }
 
   /** Closes pooled upstream connections (at shutdown). */
@@ -205,35 +253,6 @@ export class UpstreamForwarder {
   }
 }
 
-let defaultForwarder: UpstreamForwarder | null = null;
-let defaultOptions: ForwarderOptions | null = null;
-
-/**
- * Forwards with the process-wide forwarder (one keep-alive connection pool per upstream origin).
- * Its timeouts come from configureUpstreamForwarder, else from the KEYGATE_UPSTREAM_*_TIMEOUT_MS
- * environment variables (see timeouts.ts).
- */
-export function forward(request: ForwardRequest): Promise<UpstreamResponse> {
-  defaultForwarder ??= new UpstreamForwarder(defaultOptions ?? upstreamTimeoutsFromEnv(process.env));
-  return defaultForwarder.forward(request);
-}
-
-/**
- * Sets the process-wide forwarder's options (at start, from the validated configuration). A
- * forwarder already in use keeps serving its requests and is closed; the next forward() uses these.
- */
-export async function configureUpstreamForwarder(options: ForwarderOptions): Promise<void> {
-  defaultOptions = options;
-  await closeUpstreamConnections();
-}
-
-/** Closes the process-wide forwarder's connections; a later forward() starts a new pool. */
-export async function closeUpstreamConnections(): Promise<void> {
-  const forwarder = defaultForwarder;
-  defaultForwarder = null;
-  await forwarder?.close();
-}
-
 /** Reads a (small) upstream response body as text, refusing more than `limit` bytes. */
 export async function readUpstreamBody(response: UpstreamResponse, limit: number): Promise<string> {
   const bytes = await readAtMost(response.body, limit);
@@ -242,21 +261,19 @@ export async function readUpstreamBody(response: UpstreamResponse, limit: number
 }
 
 async function prepareBody(request: ForwardRequest, method: string): Promise<PreparedBody> {
-  const source = request.body;
-  if (source === null) {
+  const body = request.body;
+  if (body === null) {
     // PUT/POST without body (CreateMultipartUpload, CopyObject…): undici sends Content-Length: 0 itself.
     return { stream: null, headers: {}, trailerChecksum: null, error: () => null };
   }
-  const length = request.contentLength;
-  if (length === null) {
-    throw new S3Error('MissingContentLength', `${method} with a body needs its length; send Content-Length or x-amz-decoded-content-length.`);
-  }
+  const source = body.stream;
+  const length = body.length;
   if (source.errored) throw source.errored;
 
   const trailerName = chooseTrailer(request);
   if (length === 0 && trailerName === null) {
     // Nothing to hold back in an empty body: wait for the verifier to finish before sending.
-    await drainEmpty(source);
+    await drainEmpty(source, method);
     return { stream: null, headers: { 'content-length': '0', 'x-amz-content-sha256': EMPTY_SHA256 }, trailerChecksum: null, error: () => null };
   }
 
@@ -267,7 +284,7 @@ async function prepareBody(request: ForwardRequest, method: string): Promise<Pre
     const encoder = new AwsChunkedTrailerEncoder({
       decodedLength: length,
       trailerName,
-      trailerValue: () => request.checksums!.get()[trailerName],
+      trailerValue: () => body.checksums()[trailerName],
     });
     wrapper = encoder;
     headers['content-length'] = String(encoder.encodedLength);
@@ -278,9 +295,9 @@ async function prepareBody(request: ForwardRequest, method: string): Promise<Pre
     wrapper = new PassThrough();
     headers['content-length'] = String(length);
     // A client-signed SHA-256 of a plain body is the hash of these exact bytes: let the upstream check it too.
-    const clientHash = headerText(request.headers['x-amz-content-sha256']);
-    headers['x-amz-content-sha256'] = clientHash !== undefined && SHA256_HEX.test(clientHash) ? clientHash.toLowerCase() : UNSIGNED_PAYLOAD;
+    headers['x-amz-content-sha256'] = body.sha256 !== null && SHA256_HEX.test(body.sha256) ? body.sha256.toLowerCase() : UNSIGNED_PAYLOAD;
   }
+  if (body.contentMd5 !== undefined) headers['content-md5'] = body.contentMd5;
   // The wrapper, not the client's stream, goes to undici: undici destroys what it is given when the
   // upstream fails, and the client's stream belongs to the HTTP layer. A client-side failure is
   // remembered so the caller reports it (e.g. SignatureDoesNotMatch) rather than a gateway error.
@@ -303,41 +320,31 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 
 /** The checksum trailer to forward, when the client sent one and the upstream can take it. */
 function chooseTrailer(request: ForwardRequest): string | null {
-  if (!request.target.capabilities.trailingChecksums || !request.checksums) return null;
-  const name = announcedTrailerChecksum(request.headers);
-  return name !== null && trailerValueLength(name) !== null ? name : null;
+  const name = request.body?.trailerChecksum ?? null;
+  if (!request.target.capabilities.trailingChecksums || name === null) return null;
+  return trailerValueLength(name) !== null ? name : null;
 }
 
-async function drainEmpty(source: Readable): Promise<void> {
+/** `keygate/x.y.z (+<client agent>)`: the upstream's logs show both. */
+function userAgentFor(clientAgent: string | undefined): string {
+  return clientAgent ? `${KEYGATE_USER_AGENT} (+${clientAgent})` : KEYGATE_USER_AGENT;
+}
+
+/**
+ * S3 refuses x-amz-sdk-checksum-algorithm when no matching checksum header or trailer comes along,
+ * which happens when a client's trailing checksum cannot be forwarded.
+ */
+function dropUnaccompaniedSdkAlgorithm(headers: Record<string, string>, trailerChecksum: string | null): void {
+  const algorithm = headers['x-amz-sdk-checksum-algorithm']?.trim().toLowerCase();
+  if (algorithm === undefined) return;
+  const checksumName = CHECKSUM_HEADER_PREFIX + algorithm;
+  if (!(checksumName in headers) && trailerChecksum !== checksumName) delete headers['x-amz-sdk-checksum-algorithm'];
+}
+
+async function drainEmpty(source: Readable, method: string): Promise<void> {
   for await (const chunk of source) {
-    if ((chunk as Buffer).length > 0) throw new S3Error('IncompleteBody', 'The request body is longer than its declared 0 bytes.');
+    if ((chunk as Buffer).length > 0) throw new S3Error('IncompleteBody', `The ${method} request body is longer than its declared 0 bytes.`);
   }
-}
-
-async function finishResponse(response: Dispatcher.ResponseData, target: UpstreamTarget, method: string): Promise<UpstreamResponse> {
-  const status = response.statusCode;
-  const retryAfter = headerText(response.headers['retry-after']);
-  const failure = statusFailure(status, target, retryAfter);
-  if (failure) {
-    await discard(response.body);
-    throw failure;
-  }
-  const headers = clientResponseHeaders(response.headers);
-  // A HEAD answer has no body to judge: its status is all a client gets, so it passes unchanged.
-  if (status >= 500 && method !== 'HEAD') {
-    // Pass an upstream S3 error document on (InternalError, SlowDown…); replace anything else (a
-    // proxy's or a crashed server's HTML page, an empty body) with an S3 error the client can parse.
-    const peeked = await peekBody(response.body, MAX_ERROR_PEEK_BYTES);
-    if (peeked !== null && isS3ErrorDocument(peeked)) {
-      return { status, headers: { ...headers, 'content-length': String(peeked.length) }, body: Readable.from([peeked]) };
-    }
-    throw serverErrorFailure(status, target, retryAfter);
-  }
-  return { status, headers, body: response.body };
-}
-
-function isS3ErrorDocument(body: Buffer): boolean {
-  return /<Error>[\s\S]*<Code>[^<]+<\/Code>/.test(body.toString('utf8'));
 }
 
 /** The whole body if it fits in `limit` bytes, else null (the rest is discarded). */
@@ -356,10 +363,6 @@ async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
   } catch {
     // The connection is gone either way.
   }
-}
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 /** Retry-After as seconds or an HTTP date, in ms; null when absent or unreadable. */

@@ -1,16 +1,8 @@
 /** Reads an upstream's ListBuckets answer (`<ListAllMyBucketsResult>`). */
-import { XMLParser } from 'fast-xml-parser';
-
-const parser = new XMLParser({
-  parseTagValue: false,
-  trimValues: false,
-  ignoreAttributes: true,
-  processEntities: true,
-  isArray: (name) => name === 'Bucket',
-});
+import { parseUpstreamXml } from '../s3/xml.js';
 
 export function listBucketsFromXml(xml: string): Array<{ name: string; createdAt: Date | null }> {
-  const document = parser.parse(xml) as {
+  const document = parseUpstreamXml(xml, ['Bucket']) as {
     ListAllMyBucketsResult?: { Buckets?: { Bucket?: Array<{ Name?: unknown; CreationDate?: unknown }> } | string };
   };
   const buckets = document.ListAllMyBucketsResult?.Buckets;

@@ -3,9 +3,10 @@
  * (KEYGATE_UPSTREAM_*), then RunPod volume discovery (a bucket named like a network volume id).
  */
 import type { Config, UpstreamCredentials } from '../config.js';
-import { S3Error } from '../s3/errors.js';
-import { forward as defaultForward, readUpstreamBody } from './forward.js';
+import { S3Error } from '../errors.js';
+import { readUpstreamBody, type UpstreamForwarder } from './forward.js';
 import { listBucketsFromXml } from './list-buckets.js';
+import { logToStderr, type Logger } from '../observability/log.js';
 import {
   datacenterHint,
   datacenterOfRunpodEndpoint,
@@ -38,8 +39,10 @@ export interface UpstreamResolverDeps {
   discovery?: VolumeDiscovery | null;
   /** Capability overrides for generic S3 upstreams (e.g. `trailingChecksums: false` for s3rver-like servers). */
   genericCapabilities?: Partial<UpstreamCapabilities>;
-  /** Forwarder used for the default upstream's ListBuckets; replaceable in tests. */
-  forward?: typeof defaultForward;
+  /** Sends the default upstream's ListBuckets. */
+  forwarder: Pick<UpstreamForwarder, 'forward'>;
+  /** Where operator-facing details of failures go (clients get a short error). */
+  log?: Logger;
 }
 
 export interface ListedBucket {
@@ -54,14 +57,16 @@ export class UpstreamResolver {
   private readonly registry: BucketRegistry;
   private readonly discovery: VolumeDiscovery | null;
   private readonly genericCapabilities: UpstreamCapabilities;
-  private readonly forward: typeof defaultForward;
+  private readonly forwarder: Pick<UpstreamForwarder, 'forward'>;
+  private readonly log: Logger;
 
   constructor(deps: UpstreamResolverDeps) {
     this.config = deps.config;
     this.registry = deps.registry;
     this.discovery = deps.discovery === undefined ? RunpodVolumeDiscovery.fromConfig(deps.config) : deps.discovery;
     this.genericCapabilities = { ...GENERIC_S3_CAPABILITIES, ...deps.genericCapabilities };
-    this.forward = deps.forward ?? defaultForward;
+    this.forwarder = deps.forwarder;
+    this.log = deps.log ?? logToStderr;
   }
 
   /** The upstream of a bucket, or null when no route knows it. Throws S3Error on misconfiguration. */
@@ -197,25 +202,26 @@ export class UpstreamResolver {
 
   private async listDefaultUpstreamBuckets(): Promise<ListedBucket[]> {
     const target = this.defaultUpstreamTarget('');
-    const response = await this.forward({
-      target,
-      method: 'GET',
-      objectKey: null,
-      bucketLevel: false,
-      query: [],
-      headers: {},
-      body: null,
-      contentLength: null,
-      retry: true,
-    });
-    const xml = await readUpstreamBody(response, MAX_LIST_BUCKETS_XML_BYTES);
-    if (response.status !== 200) {
-      const code = /<Code>([^<]+)<\/Code>/.exec(xml)?.[1] ?? `HTTP ${response.status}`;
-      throw new S3Error(
-        'ServiceUnavailable',
-        `Listing the buckets of the default upstream ${describeUpstream(target)} failed (${code}); ` +
-          'check KEYGATE_UPSTREAM_ACCESS_KEY_ID / KEYGATE_UPSTREAM_SECRET_ACCESS_KEY and that the key may list buckets.',
-      );
+    let xml: string;
+    try {
+      const response = await this.forwarder.forward({
+        target,
+        method: 'GET',
+        objectKey: null,
+        bucketLevel: false,
+        query: [],
+        headers: {},
+        body: null,
+        retry: true,
+      });
+      xml = await readUpstreamBody(response, MAX_LIST_BUCKETS_XML_BYTES);
+    } catch (error) {
+      this.log('error', 'listing the default upstream buckets failed', {
+        upstream: describeUpstream(target),
+        error: error instanceof S3Error ? `${error.code}: ${error.message}` : String(error),
+        fix: 'check KEYGATE_UPSTREAM_ACCESS_KEY_ID / KEYGATE_UPSTREAM_SECRET_ACCESS_KEY and that the key may list buckets',
+      });
+      throw new S3Error('ServiceUnavailable', "The gateway could not list the default storage's buckets; the operator's log has the details.", { cause: error });
     }
     return listBucketsFromXml(xml);
   }

@@ -4,12 +4,32 @@
  */
 import type { UpstreamCredentials } from '../config.js';
 
+/**
+ * What an upstream can do. The operations table names the capability each operation (and each
+ * header group) needs; a bucket whose upstream lacks it answers NotImplemented. RunPod's
+ * differences are all expressed here.
+ */
 export interface UpstreamCapabilities {
-  deleteObjects: boolean;
-  uploadPartCopy: boolean;
   /** CreateBucket / DeleteBucket. */
   bucketLifecycle: boolean;
+  /** Bucket configuration sub-resources (policy, lifecycle, versioning, cors, …). */
+  bucketConfiguration: boolean;
+  /** Object versions (ListObjectVersions). */
+  versioning: boolean;
+  /** Object tags (the tagging sub-resource and the x-amz-tagging header). */
   tagging: boolean;
+  /** ACLs (the acl sub-resource and ACL headers other than "private"). */
+  acl: boolean;
+  /** GetObjectAttributes. */
+  objectAttributes: boolean;
+  /** Object lock: retention, legal hold, lock configuration and their headers. */
+  objectLock: boolean;
+  uploadPartCopy: boolean;
+  /**
+   * Object keys name files on the upstream (RunPod's network volumes): a "." or ".." path segment
+   * would resolve to another path, so such keys (and listing prefixes and start markers) are refused.
+   */
+  keysArePaths: boolean;
   /** Largest body of one PutObject or UploadPart, in bytes; null = no limit known. */
   maxPutObjectBytes: number | null;
   /**
@@ -19,6 +39,24 @@ export interface UpstreamCapabilities {
    */
   trailingChecksums: boolean;
 }
+
+/** Capabilities an operation or a header group can require (the yes/no ones). */
+export type Capability = Exclude<
+  { [K in keyof UpstreamCapabilities]: UpstreamCapabilities[K] extends boolean ? K : never }[keyof UpstreamCapabilities],
+  'keysArePaths' | 'trailingChecksums'
+>;
+
+/** How the capability is named in a NotImplemented message. */
+export const CAPABILITY_NAMES: Readonly<Record<Capability, string>> = {
+  bucketLifecycle: 'creating and deleting buckets',
+  bucketConfiguration: 'bucket configuration',
+  versioning: 'object versions',
+  tagging: 'object tags',
+  acl: 'ACLs',
+  objectAttributes: 'GetObjectAttributes',
+  objectLock: 'object lock (retention, legal hold)',
+  uploadPartCopy: 'UploadPartCopy',
+};
 
 export interface UpstreamTarget {
   kind: 'runpod' | 's3';
@@ -43,21 +81,31 @@ export const RUNPOD_MAX_PUT_BYTES = 500_000_000;
 /** S3's own single-request limit (5 GiB) for PutObject and UploadPart. */
 export const S3_MAX_PUT_BYTES = 5 * 1024 ** 3;
 
-/** RunPod's S3 API: no DeleteObjects, UploadPartCopy, bucket creation/deletion, tagging, ACLs, policies or versioning. */
+/** RunPod's S3 API: no bucket creation/deletion, configuration, versions, tagging, ACLs, object lock or UploadPartCopy. */
 export const RUNPOD_CAPABILITIES: Readonly<UpstreamCapabilities> = Object.freeze({
-  deleteObjects: false,
-  uploadPartCopy: false,
   bucketLifecycle: false,
+  bucketConfiguration: false,
+  versioning: false,
   tagging: false,
+  acl: false,
+  objectAttributes: false,
+  objectLock: false,
+  uploadPartCopy: false,
+  keysArePaths: true,
   maxPutObjectBytes: RUNPOD_MAX_PUT_BYTES,
   trailingChecksums: true,
 });
 
 export const GENERIC_S3_CAPABILITIES: Readonly<UpstreamCapabilities> = Object.freeze({
-  deleteObjects: true,
-  uploadPartCopy: true,
   bucketLifecycle: true,
+  bucketConfiguration: true,
+  versioning: true,
   tagging: true,
+  acl: true,
+  objectAttributes: true,
+  objectLock: true,
+  uploadPartCopy: true,
+  keysArePaths: false,
   maxPutObjectBytes: S3_MAX_PUT_BYTES,
   trailingChecksums: true,
 });

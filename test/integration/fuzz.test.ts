@@ -222,10 +222,15 @@ describe('bad input fuzzing through a real gateway', () => {
    * gateway itself (its request ids are 16 hex digits; the upstream's are not), so the bad
    * request never reached the upstream.
    */
-  function expectRefusedByGateway(response: RawResponse, what: string, options: { parserLevel?: boolean } = {}): void {
+  function expectRefusedByGateway(response: RawResponse, what: string, options: RefusalOptions = {}): void {
     const context = `${what} -> ${response.status} ${response.body.slice(0, 300)}`;
-    expect(response.status, context).toBeGreaterThanOrEqual(400);
-    expect(response.status, context).toBeLessThan(500);
+    if (options.notImplemented) {
+      expect(response.status, context).toBe(501);
+      expect(response.body, context).toContain('<Code>NotImplemented</Code>');
+    } else {
+      expect(response.status, context).toBeGreaterThanOrEqual(400);
+      expect(response.status, context).toBeLessThan(500);
+    }
     if (options.parserLevel && !CLIENT_ERROR_HANDLER_WIRED) return;
     expect(response.headers['content-type'], context).toBe('application/xml');
     const document = xml.parse(response.body) as { Error?: Record<string, unknown> };
@@ -238,7 +243,14 @@ describe('bad input fuzzing through a real gateway', () => {
     expect(error!.RequestId, `refused by the gateway, not the upstream: ${context}`).toMatch(/^[0-9A-F]{16}$/);
   }
 
-  async function refused(request: RawRequest | Buffer, what: string, options: { parserLevel?: boolean } = {}): Promise<void> {
+  interface RefusalOptions {
+    /** Refused by Node's HTTP parser (XML only once answerClientError is wired). */
+    parserLevel?: boolean;
+    /** An S3 feature the gateway knows and does not offer: 501 NotImplemented rather than a 4xx. */
+    notImplemented?: boolean;
+  }
+
+  async function refused(request: RawRequest | Buffer, what: string, options: RefusalOptions = {}): Promise<void> {
     expectRefusedByGateway(await exchange(request), what, options);
   }
 
@@ -466,7 +478,7 @@ describe('bad input fuzzing through a real gateway', () => {
     );
   });
 
-  it('refuses bad query strings: duplicate or garbage presign parameters, bad encodings, unsupported sub-resources', async () => {
+  it('refuses bad query strings: duplicate or garbage presign parameters, bad encodings, unsupported sub-resources (501)', async () => {
     const presignParams = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'] as const;
     const mutation = fc.oneof(
       fc.record({ kind: fc.constant('duplicate-param' as const), param: fc.constantFrom(...presignParams), same: fc.boolean() }),
@@ -488,6 +500,7 @@ describe('bad input fuzzing through a real gateway', () => {
           // Validly signed: only the sub-resource is wrong (not something this gateway routes).
           request = signed({ method: m.method, target: `${target}?${m.name}`, body: m.method === 'PUT' || m.method === 'POST' ? Buffer.alloc(0) : undefined });
           if (m.method === 'POST' && m.name === 'uploads') return; // that one is CreateMultipartUpload, a valid request
+          if (m.method === 'GET' && (m.name === 'retention' || m.name === 'legal-hold')) return; // GetObjectRetention / GetObjectLegalHold: valid reads
         } else if (m.kind === 'bad-encoding') {
           // Unsignable (the encoding is the problem); the gateway must refuse it before looking at auth.
           const pair = m.where === 'name' ? `pre${m.bad}fix=a` : `prefix=a${m.bad}`;
@@ -512,7 +525,8 @@ describe('bad input fuzzing through a real gateway', () => {
             request = { ...request, headers: [...request.headers, ['Authorization', header(headerSigned, 'authorization')!], ['X-Amz-Date', header(headerSigned, 'x-amz-date')!]] };
           }
         }
-        await refused(request, JSON.stringify(m));
+        const notImplemented = m.kind === 'subresource' && ['restore', 'select', 'select-type', 'torrent', 'renameObject', 'session'].includes(m.name.split('=')[0]!);
+        await refused(request, JSON.stringify(m), { notImplemented });
       }),
       { ...FUZZ, numRuns: 600 },
     );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KeyRateLimiter } from '../../src/observability/rate-limit.js';
-import { S3Error } from '../../src/s3/errors.js';
+import { S3Error } from '../../src/errors.js';
 
 function limiter(requestsPerSecond: number, burst: number) {
   let now = 0;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { authorize, authorizeBucketAction, canSeeBucket } from '../../src/authz.js';
 import { PERMISSIONS, PRESETS, type AccessKey, type Permission } from '../../src/keys/model.js';
-import { OPERATIONS, classify, type OperationName } from '../../src/s3/operations.js';
+import { classify } from '../../src/s3/classify.js';
+import { OPERATIONS, type OperationName } from '../../src/s3/operations.js';
 import { parseAddress } from '../../src/s3/address.js';
 
 function key(kind: 'workspace' | 'bucket', permissions: Permission[], extra: Partial<AccessKey> = {}): AccessKey {
@@ -40,6 +41,12 @@ function requestFor(name: OperationName, bucket: string) {
     GetObjectAttributes: ['GET', `/${bucket}/k?attributes`],
     GetObjectTagging: ['GET', `/${bucket}/k?tagging`],
     GetObjectAcl: ['GET', `/${bucket}/k?acl`],
+    GetObjectRetention: ['GET', `/${bucket}/k?retention`],
+    GetObjectLegalHold: ['GET', `/${bucket}/k?legal-hold`],
+    PutObjectRetention: ['PUT', `/${bucket}/k?retention`],
+    PutObjectLegalHold: ['PUT', `/${bucket}/k?legal-hold`],
+    GetObjectLockConfiguration: ['GET', `/${bucket}?object-lock`],
+    PutObjectLockConfiguration: ['PUT', `/${bucket}?object-lock`],
     ListParts: ['GET', `/${bucket}/k?uploadId=u`],
     PutObject: ['PUT', `/${bucket}/k`],
     CopyObject: ['PUT', `/${bucket}/k`, { 'x-amz-copy-source': `/${bucket}/src` }],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCompleteMultipartUpload } from '../../src/s3/complete-multipart.js';
-import { S3Error } from '../../src/s3/errors.js';
+import { S3Error } from '../../src/errors.js';
 
 const part = (number: string | number, etag = '"etag"', extra = '') => `<Part><PartNumber>${number}</PartNumber><ETag>${etag}</ETag>${extra}</Part>`;
 const doc = (...parts: string[]) => `<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${parts.join('')}</CompleteMultipartUpload>`;

@@ -9,9 +9,9 @@ import { loadConfig } from '../../src/config.js';
 import type { AccessKey } from '../../src/keys/model.js';
 import { parseAddress } from '../../src/s3/address.js';
 import { assertListingWithoutDotSegments, assertNoDotSegments, dotSegmentOf, dotSegmentOfPrefix } from '../../src/s3/dot-segments.js';
-import { S3Error } from '../../src/s3/errors.js';
-import { planOperation, type HandlerDeps } from '../../src/s3/handlers.js';
-import { classify, type S3Operation } from '../../src/s3/operations.js';
+import { S3Error } from '../../src/errors.js';
+import { planOperation, type PlanDeps } from '../../src/s3/plan.js';
+import { classify, describeOperation, type S3Operation } from '../../src/s3/classify.js';
 import { UpstreamResolver, type BucketRecordLike } from '../../src/upstream/resolver.js';
 
 const DOT_KEYS = ['.', '..', '../other-bucket/x', './x', 'a/./b', 'a/../b', 'a/..', 'a/.', 'a//../b', '../../../etc/passwd', 'a/b/..'];
@@ -194,12 +194,12 @@ describe('planOperation: RunPod buckets refuse dot segments for every key', () =
     { name: 'volume', datacenter: 'EU-RO-1', endpoint: null, region: null, upstreamBucket: 'vol123', createdAt: new Date(0) },
     { name: 'generic', datacenter: null, endpoint: 'http://127.0.0.1:9', region: 'us-east-1', upstreamBucket: 'generic', createdAt: new Date(0) },
   ];
-  const deps: HandlerDeps = {
-    region: 'us-east-1',
+  const deps: PlanDeps = {
     resolver: new UpstreamResolver({
       config: loadConfig({ KEYGATE_DATA_DIR: '/tmp/keygate-dot-segments-test', RUNPOD_S3_ACCESS_KEY: 'user_runpod', RUNPOD_S3_SECRET_KEY: 'rps_secret' }),
       registry: { get: (name) => records.find((r) => r.name === name) ?? null, list: () => records },
       discovery: null,
+      forwarder: { forward: () => Promise.reject(new Error('planning never forwards')) },
     }),
   };
 
@@ -212,7 +212,7 @@ describe('planOperation: RunPod buckets refuse dot segments for every key', () =
   });
 
   it('refuses the key of a form upload (POST Object, after ${filename} substitution) the same way', async () => {
-    const form: S3Operation = { name: 'PostObject', permission: 'write', bucket: 'volume', key: 'uploads/../escape.txt', copySource: null, upstreamQuery: [] };
+    const form = describeOperation('PostObject', { bucket: 'volume', key: 'uploads/../escape.txt', query: [] }, {});
     expect((await s3ErrorOfAsync(planOperation(deps, form, null))).code).toBe('InvalidArgument');
   });
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseAddress } from '../../src/s3/address.js';
-import { classify, parseCopySource, type OperationName } from '../../src/s3/operations.js';
-import { S3Error } from '../../src/s3/errors.js';
+import { classify, parseCopySource } from '../../src/s3/classify.js';
+import type { OperationName } from '../../src/s3/operations.js';
+import { S3Error } from '../../src/errors.js';
 
 function op(method: string, target: string, headers: Record<string, string> = {}) {
   return classify(method, parseAddress(target, 'localhost:9000', null), headers);
@@ -30,6 +31,15 @@ const CASES: Array<[string, string, Record<string, string>, OperationName]> = [
   ['GET', '/bkt/k?tagging', {}, 'GetObjectTagging'],
   ['GET', '/bkt/k?acl', {}, 'GetObjectAcl'],
   ['GET', '/bkt/k?attributes', {}, 'GetObjectAttributes'],
+  ['GET', '/bkt/k?retention', {}, 'GetObjectRetention'],
+  ['PUT', '/bkt/k?retention', {}, 'PutObjectRetention'],
+  ['GET', '/bkt/k?legal-hold', {}, 'GetObjectLegalHold'],
+  ['PUT', '/bkt/k?legal-hold', {}, 'PutObjectLegalHold'],
+  ['GET', '/bkt?object-lock', {}, 'GetObjectLockConfiguration'],
+  ['PUT', '/bkt?object-lock', {}, 'PutObjectLockConfiguration'],
+  ['PUT', '/bkt/k?acl', {}, 'PutObjectAcl'],
+  ['GET', '/bkt/k?partNumber=2', {}, 'GetObject'],
+  ['HEAD', '/bkt/k?partNumber=2&versionId=v', {}, 'HeadObject'],
   ['PUT', '/bkt/k', {}, 'PutObject'],
   ['PUT', '/bkt/k', { 'x-amz-copy-source': '/src/a%20b' }, 'CopyObject'],
   ['PUT', '/bkt/k?partNumber=1&uploadId=u', {}, 'UploadPart'],
@@ -50,29 +60,46 @@ describe('classify', () => {
   it.each([
     ['PUT', '/'],
     ['POST', '/bkt'],
-    ['GET', '/bkt/k?restore'],
-    ['POST', '/bkt/k?restore'],
-    ['POST', '/bkt/k?select&select-type=2'],
-    ['GET', '/bkt?website-ish&torrent'],
     ['PATCH', '/bkt/k'],
     ['PUT', '/bkt/k?uploadId=u'],
     ['GET', '/bkt/k?cors'],
+    ['GET', '/?acl'],
+    ['POST', '/bkt?uploads'],
+    ['DELETE', '/bkt/k?retention'],
+    ['HEAD', '/bkt/k?tagging'],
   ])('denies unrecognized %s %s', (method, target) => {
     expect(() => op(method, target)).toThrowError(expect.objectContaining({ code: 'AccessDenied' }) as Error);
   });
 
+  it.each([
+    ['GET', '/bkt/k?restore'],
+    ['POST', '/bkt/k?restore'],
+    ['POST', '/bkt/k?select&select-type=2'],
+    ['GET', '/bkt?website-ish&torrent'],
+    ['GET', '/bkt/k?torrent'],
+    ['GET', '/bkt?session'],
+  ])('answers S3 features the gateway does not offer with NotImplemented: %s %s', (method, target) => {
+    expect(() => op(method, target)).toThrowError(expect.objectContaining({ code: 'NotImplemented', status: 501 }) as Error);
+  });
+
+  it('refuses a query parameter given twice instead of guessing which one counts', () => {
+    for (const target of ['/bkt?list-type=2&prefix=a&prefix=b', '/bkt/k?versionId=1&versionId=2', '/bkt?uploads&key-marker=a&key-marker=b', '/bkt/k?x-id=a&x-id=b']) {
+      expect(() => op('GET', target), target).toThrowError(expect.objectContaining({ code: 'InvalidArgument', status: 400 }) as Error);
+    }
+  });
+
   it('forwards only the parameters that belong to the operation', () => {
     const listed = op('GET', '/bkt?list-type=2&prefix=a%2Bb&x-id=ListObjectsV2&foo=bar');
-    expect(listed.upstreamQuery).toEqual([
+    expect(listed.query).toEqual([
       ['list-type', '2'],
       ['prefix', 'a+b'],
     ]);
     const part = op('PUT', '/bkt/k?partNumber=3&uploadId=abc&x-id=UploadPart');
-    expect(part.upstreamQuery).toEqual([
+    expect(part.query).toEqual([
       ['partNumber', '3'],
       ['uploadId', 'abc'],
     ]);
-    expect(op('POST', '/bkt/k?uploads=').upstreamQuery).toEqual([['uploads', '']]);
+    expect(op('POST', '/bkt/k?uploads=').query).toEqual([['uploads', '']]);
   });
 
   it('decodes keys without normalizing them', () => {
@@ -85,6 +112,7 @@ describe('classify', () => {
     expect(parseCopySource('src/dir/x.txt?versionId=v1')).toEqual({ bucket: 'src', key: 'dir/x.txt', versionId: 'v1' });
     expect(() => parseCopySource('onlybucket')).toThrow(S3Error);
     expect(() => parseCopySource('/src/%ZZ')).toThrow(S3Error);
+    expect(() => parseCopySource('/src/k?versionId=1&x=2')).toThrow(S3Error);
     const copy = op('PUT', '/bkt/k', { 'x-amz-copy-source': '/other/src.txt' });
     expect(copy.copySource).toEqual({ bucket: 'other', key: 'src.txt', versionId: null });
   });

@@ -2,7 +2,7 @@
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { expect } from 'vitest';
-import { S3Error, type S3ErrorCode } from '../../src/s3/errors.js';
+import { S3Error, type S3ErrorCode } from '../../src/errors.js';
 import type { PayloadVerifier } from '../../src/sigv4/payload.js';
 import type { KeyLookup, SignedRequest, VerifyOptions } from '../../src/sigv4/types.js';
 

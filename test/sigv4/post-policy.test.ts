@@ -1,7 +1,7 @@
 /** SigV4 POST policies: decoding, signature checks and condition evaluation (src/sigv4/post-policy.ts). */
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { S3Error } from '../../src/s3/errors.js';
+import { S3Error } from '../../src/errors.js';
 import { checkPostPolicy, contentLengthProblem, decodePostPolicy, verifyPostSignature, type PostPolicy } from '../../src/sigv4/post-policy.js';
 
 const NOW = new Date('2030-05-01T12:00:00Z');

@@ -7,7 +7,7 @@
 import aws4 from 'aws4';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { S3Error } from '../../src/s3/errors.js';
+import { S3Error } from '../../src/errors.js';
 import { verifyRequest } from '../../src/sigv4/verify.js';
 import type { SignedRequest, VerifyOptions } from '../../src/sigv4/types.js';
 import { lookupFor, nodeHeaders, smithyS3Signer, splitTarget } from './helpers.js';

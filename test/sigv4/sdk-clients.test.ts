@@ -10,7 +10,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Error } from '../../src/s3/errors.js';
+import { S3Error } from '../../src/errors.js';
 import { createPayloadVerifier } from '../../src/sigv4/payload.js';
 import { verifyRequest } from '../../src/sigv4/verify.js';
 import type { PayloadMode } from '../../src/sigv4/types.js';

@@ -1,7 +1,12 @@
-/** Small helpers shared by the upstream tests: targets for test servers, local HTTP servers, stream reading. */
+/**
+ * Small helpers shared by the upstream tests: targets for test servers, request bodies, a logger
+ * that keeps what it is given, local HTTP servers, stream reading.
+ */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import type { LogFields, Logger, LogLevel } from '../../src/observability/log.js';
+import type { UpstreamBody } from '../../src/upstream/forward.js';
 import { GENERIC_S3_CAPABILITIES, type UpstreamCapabilities, type UpstreamTarget } from '../../src/upstream/target.js';
 import type { TestUpstream } from '../helpers/upstreams.js';
 
@@ -19,6 +24,48 @@ export function targetFor(
     credentials: { accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey },
     datacenter: null,
     capabilities: { ...GENERIC_S3_CAPABILITIES, ...upstream.capabilityOverrides, ...capabilities },
+  };
+}
+
+export interface BodyOptions {
+  /** Declared (decoded) length; defaults to the length of a Buffer given as data. */
+  length?: number;
+  sha256?: string | null;
+  contentMd5?: string;
+  /** Verified checksums, as the verifier knows them once the stream ended. */
+  checksums?: Record<string, string>;
+  /** The checksum the client sent as a trailer. */
+  trailerChecksum?: string | null;
+}
+
+/** A verified request body as the HTTP layer hands it to the forwarder. */
+export function upstreamBody(data: Buffer | Readable, options: BodyOptions = {}): UpstreamBody {
+  const length = options.length ?? (Buffer.isBuffer(data) ? data.length : undefined);
+  if (length === undefined) throw new Error('upstreamBody: a stream needs an explicit length');
+  const checksums = options.checksums ?? {};
+  return {
+    stream: Buffer.isBuffer(data) ? Readable.from(data.length === 0 ? [] : [data]) : data,
+    length,
+    sha256: options.sha256 ?? null,
+    ...(options.contentMd5 === undefined ? {} : { contentMd5: options.contentMd5 }),
+    checksums: () => checksums,
+    trailerChecksum: options.trailerChecksum ?? null,
+  };
+}
+
+export interface LogEntry {
+  level: LogLevel;
+  msg: string;
+  fields: LogFields;
+}
+
+/** A Logger that keeps every entry, for tests that look at what the operator would read. */
+export function capturingLog(): { log: Logger; entries: LogEntry[]; find: (msg: string) => LogEntry[] } {
+  const entries: LogEntry[] = [];
+  return {
+    log: (level, msg, fields = {}) => void entries.push({ level, msg, fields }),
+    entries,
+    find: (msg) => entries.filter((entry) => entry.msg === msg),
   };
 }
 

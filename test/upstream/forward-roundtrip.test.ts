@@ -1,17 +1,18 @@
 /**
  * Forwarding against real S3 servers: moto validating every signature, and s3rver. Each upstream
  * is inspected directly (signed requests from the harness) so the gateway side is never its own
- * witness.
+ * witness. A local capture server checks the headers the forwarder itself adds or removes.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UpstreamForwarder, type ForwardRequest, type UpstreamResponse } from '../../src/upstream/forward.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { S3Error } from '../../src/errors.js';
+import { KEYGATE_USER_AGENT, UpstreamForwarder, type ForwardRequest, type UpstreamResponse } from '../../src/upstream/forward.js';
 import { encodeObjectKey } from '../../src/upstream/signing.js';
 import type { UpstreamTarget } from '../../src/upstream/target.js';
 import { startMoto, startS3rver, type TestUpstream } from '../helpers/upstreams.js';
-import { generatedBody, readAll, readText, targetFor } from './fixtures.js';
+import { capturingLog, generatedBody, readAll, readText, startLocalServer, targetFor, upstreamBody, type LocalServer } from './fixtures.js';
 
 const KEYS = [
   'plain.txt',
@@ -52,7 +53,8 @@ const UPSTREAMS: UpstreamCase[] = [
   },
 ];
 
-const forwarder = new UpstreamForwarder();
+const logged = capturingLog();
+const forwarder = new UpstreamForwarder({ log: logged.log });
 afterAll(() => forwarder.close());
 
 function crc32Base64(data: Buffer): string {
@@ -76,10 +78,10 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
   });
 
   const send = (request: Partial<ForwardRequest> & Pick<ForwardRequest, 'method'>): Promise<UpstreamResponse> =>
-    forwarder.forward({ target, objectKey: null, query: [], headers: {}, body: null, contentLength: null, ...request });
+    forwarder.forward({ target, objectKey: null, query: [], headers: {}, body: null, ...request });
 
   async function put(key: string, data: Buffer, headers: ForwardRequest['headers'] = {}): Promise<UpstreamResponse> {
-    const response = await send({ method: 'PUT', objectKey: key, headers, body: Readable.from([data]), contentLength: data.length });
+    const response = await send({ method: 'PUT', objectKey: key, headers, body: upstreamBody(data) });
     const text = await readText(response.body);
     expect(response.status, text).toBe(200);
     return response;
@@ -172,6 +174,37 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
     await readAll(head.body);
   });
 
+  it('turns the upstream\'s error answers into S3 errors with the gateway\'s message', async () => {
+    const missing = await send({ method: 'GET', objectKey: 'no/such key', retry: true }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(missing).toBeInstanceOf(S3Error);
+    expect(missing).toMatchObject({ code: 'NoSuchKey', status: 404, message: 'The specified key does not exist.' });
+    const headMissing = await send({ method: 'HEAD', objectKey: 'no/such key', retry: true }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(headMissing).toMatchObject({ code: 'NoSuchKey', status: 404 });
+    // The operator's log names this upstream and has its own document.
+    const entry = logged.find('upstream error answer').find((e) => e.fields.upstream === upstream.endpoint && e.fields.method === 'GET' && e.fields.status === 404);
+    expect(entry?.fields.body).toContain('NoSuchKey');
+    expect((missing as S3Error).message).not.toContain(upstream.endpoint);
+
+    // The upstream refusing the gateway's own key is the operator's problem, not the client's.
+    const wrongKey = targetFor({ ...upstream, accessKeyId: 'AKIAUNKNOWNUNKNOWN00' }, BUCKET);
+    const refused = await forwarder.forward({ target: wrongKey, method: 'GET', objectKey: 'anything', query: [], headers: {}, body: null }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(S3Error);
+    expect(refused).toMatchObject({ code: 'BadGateway', status: 502 });
+    expect((refused as S3Error).message).toMatch(/refused the gateway's own request \((InvalidAccessKeyId|SignatureDoesNotMatch)\)/);
+    expect((refused as S3Error).message).not.toContain(upstream.endpoint);
+    expect((refused as S3Error).message).not.toContain('AKIAUNKNOWNUNKNOWN00');
+    expect(JSON.stringify(logged.entries)).not.toContain(upstream.secretAccessKey);
+  });
+
   it('forwards a checksum sent as header, and the SDK algorithm with it', async () => {
     const data = Buffer.from('checksummed by header');
     const sha256 = createHash('sha256').update(data).digest('base64');
@@ -184,13 +217,12 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
   it.each([0, 10, 64 * 1024, 200_000])('forwards a trailing CRC32 with a %i-byte body (or drops it where unsupported) and stores the exact bytes', async (size) => {
     const data = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7) & 0xff));
     const checksum = crc32Base64(data);
+    // As the operation's header groups leave them: content-encoding "aws-chunked" alone and x-amz-trailer are gone.
     const response = await send({
       method: 'PUT',
       objectKey: `trailer-${size}`,
-      headers: { 'content-encoding': 'aws-chunked', 'x-amz-trailer': 'x-amz-checksum-crc32', 'x-amz-sdk-checksum-algorithm': 'CRC32' },
-      body: Readable.from(size === 0 ? [] : [data]),
-      contentLength: size,
-      checksums: { get: () => ({ 'x-amz-checksum-crc32': checksum }) },
+      headers: { 'x-amz-sdk-checksum-algorithm': 'CRC32' },
+      body: upstreamBody(data, { checksums: { 'x-amz-checksum-crc32': checksum }, trailerChecksum: 'x-amz-checksum-crc32' }),
     });
     expect(response.status, await readText(response.body)).toBe(200);
     const stored = await upstream.request('GET', `/${BUCKET}/trailer-${size}`, { headers: { 'x-amz-checksum-mode': 'ENABLED' } });
@@ -218,10 +250,8 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
         method: 'PUT',
         objectKey: key,
         query: [['partNumber', String(index + 1)], ['uploadId', uploadId]],
-        headers: { 'content-encoding': 'aws-chunked', 'x-amz-trailer': 'x-amz-checksum-crc32', 'x-amz-sdk-checksum-algorithm': 'CRC32' },
-        body: Readable.from([data]),
-        contentLength: data.length,
-        checksums: { get: () => ({ 'x-amz-checksum-crc32': checksum }) },
+        headers: { 'x-amz-sdk-checksum-algorithm': 'CRC32' },
+        body: upstreamBody(data, { checksums: { 'x-amz-checksum-crc32': checksum }, trailerChecksum: 'x-amz-checksum-crc32' }),
       });
       expect(response.status, await readText(response.body)).toBe(200);
       expect(response.headers.etag).toBe(`"${createHash('md5').update(data).digest('hex')}"`);
@@ -243,8 +273,7 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
       objectKey: key,
       query: [['uploadId', uploadId]],
       headers: { 'content-type': 'application/xml' },
-      body: Readable.from([completeXml]),
-      contentLength: completeXml.length,
+      body: upstreamBody(completeXml),
     });
     const completeText = await readText(complete.body);
     expect(complete.status, completeText).toBe(200);
@@ -280,7 +309,7 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
         body.push(Buffer.alloc(1024 * 1024, 'z'));
         const failure = new Error('chunk signature mismatch');
         setTimeout(() => body.destroy(failure), 100);
-        await expect(send({ method: 'PUT', objectKey: key, body, contentLength: declared })).rejects.toBe(failure);
+        await expect(send({ method: 'PUT', objectKey: key, body: upstreamBody(body, { length: declared }) })).rejects.toBe(failure);
       }
       // Let the upstream notice the closed connection before looking.
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -320,10 +349,10 @@ describe('large bodies stream without buffering', () => {
     let peak = baseline;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     try {
-      const putResponse = await forwarder.forward({ target, method: 'PUT', objectKey: 'big.bin', query: [], headers: {}, body: source, contentLength: size });
+      const putResponse = await forwarder.forward({ target, method: 'PUT', objectKey: 'big.bin', query: [], headers: {}, body: upstreamBody(source, { length: size }) });
       expect(putResponse.status, await readText(putResponse.body)).toBe(200);
 
-      const got = await forwarder.forward({ target, method: 'GET', objectKey: 'big.bin', query: [], headers: {}, body: null, contentLength: null, retry: true });
+      const got = await forwarder.forward({ target, method: 'GET', objectKey: 'big.bin', query: [], headers: {}, body: null, retry: true });
       expect(got.headers['content-length']).toBe(String(size));
       const actualHash = createHash('sha256');
       let received = 0;
@@ -338,6 +367,89 @@ describe('large bodies stream without buffering', () => {
     }
     // Buffering either direction would add >= 50 MiB.
     expect(peak - baseline).toBeLessThan(32 * 1024 * 1024);
+  });
+});
+
+describe('headers the forwarder adds and removes (local capture server)', () => {
+  let capture: LocalServer;
+  let target: UpstreamTarget;
+  const credentials = { accessKeyId: 'AKIDCAPTURE', secretAccessKey: 'capture-secret' };
+
+  beforeAll(async () => {
+    capture = await startLocalServer((_req, res) => {
+      res.writeHead(200, { 'content-length': '0' });
+      res.end();
+    });
+    target = targetFor({ endpoint: capture.url, region: 'us-east-1', ...credentials }, 'bkt');
+  });
+  afterAll(() => capture.close());
+  afterEach(() => {
+    capture.requests.length = 0;
+  });
+
+  async function sent(request: Partial<ForwardRequest>, to: UpstreamTarget = target): Promise<LocalServer['requests'][number]> {
+    const response = await forwarder.forward({ target: to, method: 'PUT', objectKey: 'k', query: [], headers: {}, body: null, ...request });
+    await readAll(response.body);
+    return capture.requests.at(-1)!;
+  }
+
+  const data = Buffer.from('hello trailer');
+  const checksum = crc32Base64(data);
+  const trailing = () => upstreamBody(data, { checksums: { 'x-amz-checksum-crc32': checksum }, trailerChecksum: 'x-amz-checksum-crc32' });
+
+  it('drops x-amz-sdk-checksum-algorithm when its checksum travels neither as header nor as trailer', async () => {
+    const noTrailers = { ...target, capabilities: { ...target.capabilities, trailingChecksums: false } };
+    const dropped = await sent({ headers: { 'x-amz-sdk-checksum-algorithm': 'CRC32', 'content-encoding': 'gzip' }, body: trailing() }, noTrailers);
+    expect(dropped.headers).not.toHaveProperty('x-amz-sdk-checksum-algorithm');
+    expect(dropped.headers).not.toHaveProperty('x-amz-trailer');
+    expect(dropped.headers['content-encoding']).toBe('gzip');
+    expect(dropped.headers['content-length']).toBe(String(data.length));
+    expect(dropped.body.equals(data)).toBe(true);
+
+    // No trailer at all, and no checksum header of that algorithm either.
+    const unaccompanied = await sent({ headers: { 'x-amz-sdk-checksum-algorithm': 'SHA256', 'x-amz-checksum-crc32': checksum }, body: upstreamBody(data) });
+    expect(unaccompanied.headers).not.toHaveProperty('x-amz-sdk-checksum-algorithm');
+    expect(unaccompanied.headers['x-amz-checksum-crc32']).toBe(checksum);
+  });
+
+  it('keeps x-amz-sdk-checksum-algorithm with its checksum as header or as forwarded trailer', async () => {
+    const sha256 = createHash('sha256').update(data).digest('base64');
+    const asHeader = await sent({ headers: { 'x-amz-checksum-sha256': sha256, 'x-amz-sdk-checksum-algorithm': 'SHA256' }, body: upstreamBody(data) });
+    expect(asHeader.headers).toMatchObject({ 'x-amz-checksum-sha256': sha256, 'x-amz-sdk-checksum-algorithm': 'SHA256' });
+
+    const asTrailer = await sent({ headers: { 'x-amz-sdk-checksum-algorithm': 'crc32', 'content-encoding': 'gzip' }, body: trailing() });
+    expect(asTrailer.headers).toMatchObject({
+      'x-amz-sdk-checksum-algorithm': 'crc32',
+      'x-amz-trailer': 'x-amz-checksum-crc32',
+      'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+      'x-amz-decoded-content-length': String(data.length),
+      'content-encoding': 'aws-chunked,gzip',
+    });
+    expect(asTrailer.headers).not.toHaveProperty('x-amz-checksum-crc32');
+    expect(Number(asTrailer.headers['content-length'])).toBe(asTrailer.body.length);
+    expect(asTrailer.body.toString()).toBe(`${data.length.toString(16)}\r\n${data}\r\n0\r\nx-amz-checksum-crc32:${checksum}\r\n\r\n`);
+  });
+
+  it('names the client in its own User-Agent, sends a gateway-computed Content-MD5, and signs a client-signed SHA-256', async () => {
+    const md5 = createHash('md5').update(data).digest('base64');
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const seen = await sent({ userAgent: 'aws-cli/2.23', body: upstreamBody(data, { contentMd5: md5, sha256 }) });
+    expect(seen.headers['user-agent']).toBe(`${KEYGATE_USER_AGENT} (+aws-cli/2.23)`);
+    expect(KEYGATE_USER_AGENT).toMatch(/^keygate\//);
+    expect(seen.headers['content-md5']).toBe(md5);
+    expect(seen.headers['x-amz-content-sha256']).toBe(sha256);
+    expect(seen.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDCAPTURE\//);
+
+    const anonymous = await sent({ method: 'GET' });
+    expect(anonymous.headers['user-agent']).toBe(KEYGATE_USER_AGENT);
+  });
+
+  it('sends exactly the headers it is given plus its own framing and signature ones', async () => {
+    const seen = await sent({ headers: { 'content-type': 'text/plain', 'x-amz-meta-a': '1' }, body: upstreamBody(data) });
+    expect(Object.keys(seen.headers).sort()).toEqual(
+      ['authorization', 'connection', 'content-length', 'content-type', 'host', 'user-agent', 'x-amz-content-sha256', 'x-amz-date', 'x-amz-meta-a'].sort(),
+    );
+    expect(seen.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
   });
 });
 

@@ -1,127 +1,16 @@
-/** What crosses the gateway in headers, both ways, and the aws-chunked re-encoding of trailing checksums. */
+/**
+ * Upstream response headers passed back to the client, and the aws-chunked re-encoding of trailing
+ * checksums. (Which request headers go upstream is the operations table's business:
+ * test/s3/request-headers.test.ts.)
+ */
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { awsChunkedLength, AwsChunkedTrailerEncoder, trailerValueLength } from '../../src/upstream/aws-chunked.js';
-import { announcedTrailerChecksum, clientResponseHeaders, upstreamRequestHeaders, withoutAwsChunked } from '../../src/upstream/headers.js';
+import { CHECKSUM_HEADER_PREFIX, clientResponseHeaders } from '../../src/upstream/response-headers.js';
 import { readAll } from './fixtures.js';
 
-describe('request headers sent upstream', () => {
-  const clientHeaders = {
-    host: 'gateway.example',
-    authorization: 'AWS4-HMAC-SHA256 Credential=rs_ak_live_x/…',
-    'x-amz-date': '20250101T000000Z',
-    'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
-    'x-amz-decoded-content-length': '5',
-    'x-amz-trailer': 'x-amz-checksum-crc32',
-    'x-amz-security-token': 'token',
-    'x-amz-expected-bucket-owner': '123456789012',
-    'x-amz-acl': 'public-read',
-    'x-amz-grant-read': 'uri=http://acs.amazonaws.com/groups/global/AllUsers',
-    'transfer-encoding': 'chunked',
-    connection: 'keep-alive',
-    expect: '100-continue',
-    'content-length': '87',
-    'x-forwarded-for': '10.0.0.1',
-    'content-encoding': 'aws-chunked,gzip',
-    'content-type': 'text/plain',
-    'content-md5': 'XUFAKrxLKna5cZ2REBfFkg==',
-    'cache-control': 'no-cache',
-    'content-disposition': 'attachment',
-    'content-language': 'en',
-    expires: 'Thu, 01 Dec 2094 16:00:00 GMT',
-    range: 'bytes=0-1',
-    'if-match': '"e"',
-    'if-none-match': '"f"',
-    'if-modified-since': 'Thu, 01 Dec 1994 16:00:00 GMT',
-    'if-unmodified-since': 'Thu, 01 Dec 2094 16:00:00 GMT',
-    'x-amz-meta-colour': 'blue',
-    'x-amz-copy-source': '/src/key',
-    'x-amz-copy-source-range': 'bytes=0-9',
-    'x-amz-copy-source-if-match': '"s"',
-    'x-amz-metadata-directive': 'REPLACE',
-    'x-amz-tagging': 'a=b',
-    'x-amz-tagging-directive': 'COPY',
-    'x-amz-storage-class': 'STANDARD',
-    'x-amz-checksum-algorithm': 'CRC32',
-    'x-amz-checksum-type': 'FULL_OBJECT',
-    'x-amz-sdk-checksum-algorithm': 'CRC32',
-    'x-amz-server-side-encryption': 'AES256',
-    'x-amz-website-redirect-location': '/x',
-    'x-amz-object-lock-mode': 'GOVERNANCE',
-    'x-amz-request-payer': 'requester',
-    'user-agent': 'aws-cli/2.23',
-  };
-
-  it('forwards the S3 request headers of the allowlist and drops signature, framing, connection and access headers', () => {
-    const out = upstreamRequestHeaders(clientHeaders, { trailerChecksum: 'x-amz-checksum-crc32', userAgent: 'keygate/1' });
-    expect(Object.keys(out).sort()).toEqual(
-      [
-        'cache-control',
-        'content-disposition',
-        'content-encoding',
-        'content-language',
-        'content-md5',
-        'content-type',
-        'expires',
-        'if-match',
-        'if-modified-since',
-        'if-none-match',
-        'if-unmodified-since',
-        'range',
-        'user-agent',
-        'x-amz-checksum-algorithm',
-        'x-amz-checksum-type',
-        'x-amz-copy-source',
-        'x-amz-copy-source-if-match',
-        'x-amz-copy-source-range',
-        'x-amz-meta-colour',
-        'x-amz-metadata-directive',
-        'x-amz-object-lock-mode',
-        'x-amz-request-payer',
-        'x-amz-sdk-checksum-algorithm',
-        'x-amz-server-side-encryption',
-        'x-amz-storage-class',
-        'x-amz-tagging',
-        'x-amz-tagging-directive',
-        'x-amz-website-redirect-location',
-      ].sort(),
-    );
-    expect(out['content-encoding']).toBe('gzip');
-    expect(out['user-agent']).toBe('keygate/1 (+aws-cli/2.23)');
-  });
-
-  it('drops x-amz-sdk-checksum-algorithm when its checksum travels neither as header nor as trailer', () => {
-    const trailerDropped = upstreamRequestHeaders(
-      { 'x-amz-trailer': 'x-amz-checksum-crc32', 'x-amz-sdk-checksum-algorithm': 'CRC32' },
-      { trailerChecksum: null, userAgent: 'k' },
-    );
-    expect(trailerDropped).not.toHaveProperty('x-amz-sdk-checksum-algorithm');
-    const asHeader = upstreamRequestHeaders(
-      { 'x-amz-checksum-sha256': 'abc=', 'x-amz-sdk-checksum-algorithm': 'SHA256' },
-      { trailerChecksum: null, userAgent: 'k' },
-    );
-    expect(asHeader).toMatchObject({ 'x-amz-checksum-sha256': 'abc=', 'x-amz-sdk-checksum-algorithm': 'SHA256' });
-  });
-
-  it('never forwards the trailer checksum as a header, and drops content-encoding that was only aws-chunked', () => {
-    const out = upstreamRequestHeaders(
-      { 'x-amz-checksum-crc32': 'AAAAAA==', 'content-encoding': 'aws-chunked' },
-      { trailerChecksum: 'x-amz-checksum-crc32', userAgent: 'k' },
-    );
-    expect(out).not.toHaveProperty('x-amz-checksum-crc32');
-    expect(out).not.toHaveProperty('content-encoding');
-    expect(withoutAwsChunked('gzip, AWS-CHUNKED ,br')).toBe('gzip,br');
-  });
-
-  it('finds the checksum a client announces as trailer', () => {
-    expect(announcedTrailerChecksum({ 'x-amz-trailer': 'X-Amz-Checksum-CRC64NVME' })).toBe('x-amz-checksum-crc64nvme');
-    expect(announcedTrailerChecksum({ 'x-amz-trailer': 'x-amz-foo, x-amz-checksum-sha1' })).toBe('x-amz-checksum-sha1');
-    expect(announcedTrailerChecksum({})).toBeNull();
-  });
-});
-
 describe('response headers passed to the client', () => {
-  it('keeps object and S3 headers, drops hop-by-hop and upstream-private ones', () => {
+  it('keeps object and S3 headers, drops hop-by-hop and upstream-private ones (the upstream request ids included)', () => {
     const out = clientResponseHeaders({
       etag: '"abc"',
       'content-length': '10',
@@ -154,13 +43,30 @@ describe('response headers passed to the client', () => {
         'etag',
         'last-modified',
         'x-amz-checksum-crc32',
-        'x-amz-id-2',
         'x-amz-meta-colour',
         'x-amz-mp-parts-count',
-        'x-amz-request-id',
         'x-amz-version-id',
       ].sort(),
     );
+    expect(out['set-cookie']).toBeUndefined();
+    expect(out.etag).toBe('"abc"');
+  });
+
+  it('lower-cases names, keeps repeated values as they came, and drops what Connection names (any case)', () => {
+    const out = clientResponseHeaders({
+      ETag: '"abc"',
+      'X-Amz-Request-Id': 'req',
+      'X-AMZ-ID-2': 'id2',
+      'x-amz-meta-tags': ['a', 'b'],
+      connection: 'X-Private',
+      'x-private': 'gone',
+      'content-type': undefined,
+    });
+    expect(out).toEqual({ etag: '"abc"', 'x-amz-meta-tags': ['a', 'b'] });
+  });
+
+  it('names checksum headers by their common prefix', () => {
+    expect(CHECKSUM_HEADER_PREFIX).toBe('x-amz-checksum-');
   });
 });
 

@@ -3,11 +3,10 @@
  * every HEAD unless told not to, which cost a TCP handshake per HeadObject.
  */
 import net from 'node:net';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UpstreamForwarder, type ForwardRequest } from '../../src/upstream/forward.js';
 import { startS3rver, type TestUpstream } from '../helpers/upstreams.js';
-import { readAll, targetFor } from './fixtures.js';
+import { readAll, targetFor, upstreamBody } from './fixtures.js';
 
 /** A TCP relay in front of the upstream that counts the connections opened through it. */
 async function countingRelay(upstream: URL): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
@@ -53,9 +52,9 @@ describe('upstream keep-alive', () => {
 
   it('reuses connections for HEAD requests', async () => {
     const target = targetFor({ ...upstream, endpoint: relay.url }, 'reuse');
-    const base: Omit<ForwardRequest, 'method' | 'objectKey'> = { target, query: [], headers: {}, body: null, contentLength: null };
+    const base: Omit<ForwardRequest, 'method' | 'objectKey'> = { target, query: [], headers: {}, body: null };
     const data = Buffer.from('kept alive');
-    await readAll((await forwarder.forward({ ...base, method: 'PUT', objectKey: 'k', body: Readable.from([data]), contentLength: data.length })).body);
+    await readAll((await forwarder.forward({ ...base, method: 'PUT', objectKey: 'k', body: upstreamBody(data) })).body);
     for (let i = 0; i < 10; i++) {
       const head = await forwarder.forward({ ...base, method: 'HEAD', objectKey: 'k' });
       expect(head.status).toBe(200);

@@ -1,12 +1,13 @@
 /** Bucket -> upstream routing: registry, default upstream, RunPod discovery, and the ListBuckets union. */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
-import { S3Error } from '../../src/s3/errors.js';
-import { UpstreamResolver, type BucketRecordLike, type BucketRegistry } from '../../src/upstream/resolver.js';
+import { S3Error } from '../../src/errors.js';
+import { UpstreamForwarder, type ForwardRequest } from '../../src/upstream/forward.js';
+import { UpstreamResolver, type BucketRecordLike, type BucketRegistry, type UpstreamResolverDeps } from '../../src/upstream/resolver.js';
 import { RunpodVolumeDiscovery, type VolumeDiscovery } from '../../src/upstream/runpod.js';
 import { RUNPOD_MAX_PUT_BYTES, S3_MAX_PUT_BYTES } from '../../src/upstream/target.js';
 import { startS3rver, type TestUpstream } from '../helpers/upstreams.js';
-import { startLocalServer, type LocalServer } from './fixtures.js';
+import { capturingLog, startLocalServer, type LocalServer } from './fixtures.js';
 
 const RUNPOD_ENV = { RUNPOD_S3_ACCESS_KEY: 'user_runpod', RUNPOD_S3_SECRET_KEY: 'rps_secret' };
 const DEFAULT_UPSTREAM_ENV = {
@@ -15,6 +16,15 @@ const DEFAULT_UPSTREAM_ENV = {
   KEYGATE_UPSTREAM_ACCESS_KEY_ID: 'default-key',
   KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: 'default-secret',
 };
+
+const logged = capturingLog();
+const forwarder = new UpstreamForwarder({ log: logged.log });
+afterAll(() => forwarder.close());
+
+/** A resolver with the shared forwarder (it only sends the default upstream's ListBuckets). */
+function resolverWith(deps: Omit<UpstreamResolverDeps, 'forwarder'> & Partial<Pick<UpstreamResolverDeps, 'forwarder'>>): UpstreamResolver {
+  return new UpstreamResolver({ forwarder, log: logged.log, ...deps });
+}
 
 function config(env: Record<string, string> = {}): Config {
   return loadConfig({ KEYGATE_DATA_DIR: '/tmp/keygate-resolver-test', ...env });
@@ -41,7 +51,7 @@ async function s3ErrorOf(promise: Promise<unknown>): Promise<S3Error> {
 
 describe('resolve: registered buckets', () => {
   it('a datacenter record goes to that RunPod endpoint with the RunPod credentials and limits', async () => {
-    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry([{ name: 'models', datacenter: 'eu-ro-1', upstreamBucket: 'vol123' }]), discovery: null });
+    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: registry([{ name: 'models', datacenter: 'eu-ro-1', upstreamBucket: 'vol123' }]), discovery: null });
     const target = await resolver.resolve('models');
     expect(target).toMatchObject({
       kind: 'runpod',
@@ -49,13 +59,25 @@ describe('resolve: registered buckets', () => {
       bucket: 'vol123',
       datacenter: 'EU-RO-1',
       credentials: { accessKeyId: 'user_runpod', secretAccessKey: 'rps_secret' },
-      capabilities: { deleteObjects: false, uploadPartCopy: false, bucketLifecycle: false, tagging: false, maxPutObjectBytes: RUNPOD_MAX_PUT_BYTES, trailingChecksums: true },
+      capabilities: {
+        bucketLifecycle: false,
+        bucketConfiguration: false,
+        versioning: false,
+        tagging: false,
+        acl: false,
+        objectAttributes: false,
+        objectLock: false,
+        uploadPartCopy: false,
+        keysArePaths: true,
+        maxPutObjectBytes: RUNPOD_MAX_PUT_BYTES,
+        trailingChecksums: true,
+      },
     });
     expect(target!.endpoint.href).toBe('https://s3api-eu-ro-1.runpod.io/');
   });
 
   it('KEYGATE_RUNPOD_ENDPOINTS overrides the derived endpoint', async () => {
-    const resolver = new UpstreamResolver({
+    const resolver = resolverWith({
       config: config({ ...RUNPOD_ENV, KEYGATE_RUNPOD_ENDPOINTS: '{"EU-RO-1":"http://127.0.0.1:5000"}' }),
       registry: registry([{ name: 'models', datacenter: 'EU-RO-1' }]),
       discovery: null,
@@ -64,14 +86,14 @@ describe('resolve: registered buckets', () => {
   });
 
   it('a RunPod bucket without RUNPOD_S3_* credentials fails with 503 naming the variables to set', async () => {
-    const resolver = new UpstreamResolver({ config: config(), registry: registry([{ name: 'models', datacenter: 'EU-RO-1' }]), discovery: null });
+    const resolver = resolverWith({ config: config(), registry: registry([{ name: 'models', datacenter: 'EU-RO-1' }]), discovery: null });
     const error = await s3ErrorOf(resolver.resolve('models'));
     expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
     expect(error.message).toMatch(/set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY/);
   });
 
   it('a datacenter that is not a datacenter id fails with the known list as a hint', async () => {
-    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry([{ name: 'models', datacenter: 'moon base' }]), discovery: null });
+    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: registry([{ name: 'models', datacenter: 'moon base' }]), discovery: null });
     const error = await s3ErrorOf(resolver.resolve('models'));
     expect(error.status).toBe(503);
     expect(error.message).toMatch(/"moon base".*EU-RO-1.*keygate buckets add models --datacenter/);
@@ -79,21 +101,33 @@ describe('resolve: registered buckets', () => {
 
   it('an endpoint+region record uses the default upstream credentials, else the RunPod ones, else says what to set', async () => {
     const record = { name: 'r2', endpoint: 'https://account.r2.cloudflarestorage.com', region: 'auto', upstreamBucket: 'real-r2' };
-    const withDefault = await new UpstreamResolver({ config: config({ ...DEFAULT_UPSTREAM_ENV, ...RUNPOD_ENV }), registry: registry([record]), discovery: null }).resolve('r2');
+    const withDefault = await resolverWith({ config: config({ ...DEFAULT_UPSTREAM_ENV, ...RUNPOD_ENV }), registry: registry([record]), discovery: null }).resolve('r2');
     expect(withDefault).toMatchObject({ kind: 's3', region: 'auto', bucket: 'real-r2', datacenter: null, credentials: { accessKeyId: 'default-key' } });
     expect(withDefault!.endpoint.href).toBe('https://account.r2.cloudflarestorage.com/');
-    expect(withDefault!.capabilities).toMatchObject({ deleteObjects: true, uploadPartCopy: true, bucketLifecycle: true, tagging: true, maxPutObjectBytes: S3_MAX_PUT_BYTES });
+    expect(withDefault!.capabilities).toEqual({
+      bucketLifecycle: true,
+      bucketConfiguration: true,
+      versioning: true,
+      tagging: true,
+      acl: true,
+      objectAttributes: true,
+      objectLock: true,
+      uploadPartCopy: true,
+      keysArePaths: false,
+      maxPutObjectBytes: S3_MAX_PUT_BYTES,
+      trailingChecksums: true,
+    });
 
-    const withRunpod = await new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry([record]), discovery: null }).resolve('r2');
+    const withRunpod = await resolverWith({ config: config(RUNPOD_ENV), registry: registry([record]), discovery: null }).resolve('r2');
     expect(withRunpod!.credentials.accessKeyId).toBe('user_runpod');
 
-    const error = await s3ErrorOf(new UpstreamResolver({ config: config(), registry: registry([record]), discovery: null }).resolve('r2'));
+    const error = await s3ErrorOf(resolverWith({ config: config(), registry: registry([record]), discovery: null }).resolve('r2'));
     expect(error.status).toBe(503);
     expect(error.message).toMatch(/KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY/);
   });
 
   it('an endpoint record pointing at a RunPod S3 host is treated as RunPod', async () => {
-    const resolver = new UpstreamResolver({
+    const resolver = resolverWith({
       config: config({ ...DEFAULT_UPSTREAM_ENV, ...RUNPOD_ENV }),
       registry: registry([{ name: 'vol', endpoint: 'https://s3api-us-ks-2.runpod.io', region: null, upstreamBucket: 'abc' }]),
       discovery: null,
@@ -103,36 +137,36 @@ describe('resolve: registered buckets', () => {
 
   it('a record without datacenter or endpoint uses the default upstream with its upstream bucket name, or explains the fix', async () => {
     const records = registry([{ name: 'alias', upstreamBucket: 'real-name' }]);
-    const target = await new UpstreamResolver({ config: config(DEFAULT_UPSTREAM_ENV), registry: records, discovery: null }).resolve('alias');
+    const target = await resolverWith({ config: config(DEFAULT_UPSTREAM_ENV), registry: records, discovery: null }).resolve('alias');
     expect(target).toMatchObject({ kind: 's3', bucket: 'real-name', region: 'eu-central-1', credentials: { accessKeyId: 'default-key' } });
-    const error = await s3ErrorOf(new UpstreamResolver({ config: config(RUNPOD_ENV), registry: records, discovery: null }).resolve('alias'));
+    const error = await s3ErrorOf(resolverWith({ config: config(RUNPOD_ENV), registry: records, discovery: null }).resolve('alias'));
     expect(error.message).toMatch(/KEYGATE_UPSTREAM_ENDPOINT/);
   });
 });
 
 describe('resolve: unregistered buckets', () => {
   it('go to the default upstream under their own name, with capability overrides applied', async () => {
-    const resolver = new UpstreamResolver({
+    const resolver = resolverWith({
       config: config(DEFAULT_UPSTREAM_ENV),
       registry: registry(),
       discovery: staticDiscovery([{ id: 'vol1', datacenter: 'EU-RO-1' }]),
       genericCapabilities: { trailingChecksums: false },
     });
     const target = await resolver.resolve('anything');
-    expect(target).toMatchObject({ kind: 's3', bucket: 'anything', region: 'eu-central-1', capabilities: { trailingChecksums: false, deleteObjects: true } });
+    expect(target).toMatchObject({ kind: 's3', bucket: 'anything', region: 'eu-central-1', capabilities: { trailingChecksums: false, acl: true, objectLock: true, keysArePaths: false } });
     expect(target!.endpoint.href).toBe('http://127.0.0.1:9999/');
     // The default upstream wins over discovery for unregistered names.
     expect((await resolver.resolve('vol1'))!.kind).toBe('s3');
   });
 
   it('without a default upstream, are looked up as RunPod volume ids', async () => {
-    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry(), discovery: staticDiscovery([{ id: 'vol1', datacenter: 'US-CA-2' }]) });
+    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: registry(), discovery: staticDiscovery([{ id: 'vol1', datacenter: 'US-CA-2' }]) });
     expect(await resolver.resolve('vol1')).toMatchObject({ kind: 'runpod', bucket: 'vol1', datacenter: 'US-CA-2', region: 'US-CA-2' });
     expect(await resolver.resolve('unknown')).toBeNull();
   });
 
   it('are unknown when nothing can route them (no default upstream, no RUNPOD_API_KEY)', async () => {
-    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry() });
+    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: registry() });
     expect(await resolver.resolve('vol1')).toBeNull();
   });
 
@@ -160,7 +194,7 @@ describe('resolve: unregistered buckets', () => {
       ['v2', '', 'v2vol', 'EUR-IS-1'],
       ['v1', '/v1', 'v1vol', 'EU-CZ-1'],
     ])('resolves a %s volume id to its datacenter', async (_version, suffix, volume, datacenter) => {
-      const resolver = new UpstreamResolver({
+      const resolver = resolverWith({
         config: config({ ...RUNPOD_ENV, RUNPOD_API_KEY: 'rp', KEYGATE_RUNPOD_REST_URL: `${rest.url}${suffix}` }),
         registry: registry(),
       });
@@ -170,7 +204,7 @@ describe('resolve: unregistered buckets', () => {
 
     it('answers 503 with the reason when volumes were never listed successfully', async () => {
       status = 401;
-      const resolver = new UpstreamResolver({
+      const resolver = resolverWith({
         config: config({ ...RUNPOD_ENV, RUNPOD_API_KEY: 'bad' }),
         registry: registry(),
         discovery: new RunpodVolumeDiscovery({ restUrl: rest.url, apiKey: 'bad', log: () => {} }),
@@ -201,7 +235,7 @@ describe('listBuckets', () => {
   }
 
   it('unites registry, discovered volumes and the default upstream buckets, without duplicates', async () => {
-    const resolver = new UpstreamResolver({
+    const resolver = resolverWith({
       config: config({ ...defaultUpstreamEnv(s3rver), ...RUNPOD_ENV }),
       registry: registry([{ name: 'shared', datacenter: 'EU-RO-1' }, { name: 'registered' }]),
       discovery: staticDiscovery([{ id: 'volume1', datacenter: 'EU-RO-1' }, { id: 'registered', datacenter: 'EU-RO-1' }]),
@@ -215,14 +249,73 @@ describe('listBuckets', () => {
 
   it('still lists registered buckets when discovery is failing', async () => {
     const failing: VolumeDiscovery = { find: async () => null, list: async () => Promise.reject(new Error('down')) };
-    const resolver = new UpstreamResolver({ config: config(RUNPOD_ENV), registry: registry([{ name: 'registered', datacenter: 'EU-RO-1' }]), discovery: failing });
+    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: registry([{ name: 'registered', datacenter: 'EU-RO-1' }]), discovery: failing });
     expect((await resolver.listBuckets()).map((b) => b.name)).toEqual(['registered']);
   });
 
   it('reports a default upstream that refuses ListBuckets, with the variables to check', async () => {
-    const resolver = new UpstreamResolver({ config: config(defaultUpstreamEnv(s3rver, 'NOT-A-KEY')), registry: registry(), discovery: null });
+    logged.entries.length = 0;
+    const resolver = resolverWith({ config: config(defaultUpstreamEnv(s3rver, 'NOT-A-KEY')), registry: registry(), discovery: null });
     const error = await s3ErrorOf(resolver.listBuckets());
     expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
-    expect(error.message).toMatch(/InvalidAccessKeyId.*KEYGATE_UPSTREAM_ACCESS_KEY_ID/);
+    // Clients get a short error; the operator's log says what failed and what to check.
+    expect(error.message).not.toContain(s3rver.endpoint);
+    expect(error.message).not.toContain('KEYGATE_');
+    const reported = logged.find('listing the default upstream buckets failed')[0];
+    expect(reported?.fields).toMatchObject({ upstream: s3rver.endpoint });
+    expect(String(reported?.fields.error)).toContain('BadGateway');
+    expect(String(reported?.fields.fix)).toContain('KEYGATE_UPSTREAM_ACCESS_KEY_ID');
+    expect(error.cause).toBeInstanceOf(S3Error);
+    expect(error.cause).toMatchObject({ code: 'BadGateway', status: 502 });
+    expect((error.cause as S3Error).message).toContain('(InvalidAccessKeyId)');
+    expect(error.message).not.toContain('NOT-A-KEY');
+    expect(error.message).not.toContain(s3rver.secretAccessKey);
+    // The upstream's answer itself is in the operator's log.
+    const entry = logged.find('upstream error answer')[0];
+    expect(entry?.fields).toMatchObject({ upstream: s3rver.endpoint, method: 'GET', status: 403 });
+    expect(entry?.fields.body).toContain('InvalidAccessKeyId');
+  });
+
+  it('sends the default upstream\'s ListBuckets through its forwarder, and turns any failure of it into ServiceUnavailable', async () => {
+    const sent: ForwardRequest[] = [];
+    const failure = new S3Error('GatewayTimeout', 'The storage service of this bucket did not answer in time; retry later.');
+    const resolver = resolverWith({
+      config: config(DEFAULT_UPSTREAM_ENV),
+      registry: registry([{ name: 'registered' }]),
+      discovery: null,
+      forwarder: {
+        forward: async (request) => {
+          sent.push(request);
+          throw failure;
+        },
+      },
+    });
+    const error = await s3ErrorOf(resolver.listBuckets());
+    expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+    expect(error.message).not.toContain('127.0.0.1');
+    expect(error.cause).toBe(failure);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ method: 'GET', objectKey: null, bucketLevel: false, query: [], headers: {}, body: null, retry: true });
+    expect(sent[0]!.target).toMatchObject({ kind: 's3', region: 'eu-central-1', credentials: { accessKeyId: 'default-key', secretAccessKey: 'default-secret' } });
+    expect(sent[0]!.target.endpoint.href).toBe('http://127.0.0.1:9999/');
+
+    const notAnError = resolverWith({
+      config: config(DEFAULT_UPSTREAM_ENV),
+      registry: registry(),
+      discovery: null,
+      forwarder: { forward: () => Promise.reject(new Error('socket exploded')) },
+    });
+    const wrapped = await s3ErrorOf(notAnError.listBuckets());
+    expect(wrapped).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+  });
+
+  it('never asks the forwarder when there is no default upstream', async () => {
+    const resolver = resolverWith({
+      config: config(RUNPOD_ENV),
+      registry: registry([{ name: 'registered', datacenter: 'EU-RO-1' }]),
+      discovery: null,
+      forwarder: { forward: () => Promise.reject(new Error('must not be called')) },
+    });
+    expect((await resolver.listBuckets()).map((b) => b.name)).toEqual(['registered']);
   });
 });

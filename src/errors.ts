@@ -22,6 +22,7 @@ const CATALOG = {
   InternalError: [500, 'We encountered an internal error. Please try again.'],
   InvalidAccessKeyId: [403, 'The AWS access key ID you provided does not exist in our records.'],
   InvalidArgument: [400, 'Invalid Argument'],
+  InvalidChunkSizeError: [400, 'Only the last chunk is allowed to have a size less than 8192 bytes.'],
   InvalidBucketName: [400, 'The specified bucket is not valid.'],
   InvalidDigest: [400, 'The Content-MD5 or checksum value that you specified is not valid.'],
   InvalidPart: [400, 'One or more of the specified parts could not be found.'],
@@ -72,7 +73,8 @@ export interface S3ErrorOptions {
 }
 
 export class S3Error extends Error {
-  readonly code: S3ErrorCode;
+  /** An S3ErrorCode, or a code an upstream answered with (see S3Error.withCode). */
+  readonly code: string;
   readonly status: number;
   readonly details: Record<string, string | number | undefined>;
   readonly headers: Record<string, string>;
@@ -87,6 +89,16 @@ export class S3Error extends Error {
     this.headers = options.headers ?? {};
   }
 
+  /**
+   * An error with a code the catalog does not list (an upstream's own S3 error code), its status
+   * and a message the gateway wrote.
+   */
+  static withCode(code: string, status: number, message: string, options: Omit<S3ErrorOptions, 'status'> = {}): S3Error {
+    const error = new S3Error('InternalError', message, { ...options, status });
+    (error as { code: string }).code = code;
+    return error;
+  }
+
   /** The S3 `<Error>` document. `resource` is the request path, `requestId` the x-amz-request-id. */
   toXml(resource: string, requestId: string): string {
     const extra = Object.entries(this.details)
@@ -99,6 +111,13 @@ export class S3Error extends Error {
       `<Resource>${escapeXml(resource)}</Resource><RequestId>${escapeXml(requestId)}</RequestId></Error>`
     );
   }
+}
+
+/** The catalog's status and message for a code, if it lists it. */
+export function catalogEntry(code: string): { status: number; message: string } | undefined {
+  if (!Object.hasOwn(CATALOG, code)) return undefined;
+  const [status, message] = CATALOG[code as S3ErrorCode];
+  return { status, message };
 }
 
 export function isS3Error(error: unknown): error is S3Error {

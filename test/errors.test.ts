@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { S3Error } from '../../src/s3/errors.js';
+import { S3Error } from '../src/errors.js';
 
 describe('S3 error catalog', () => {
   it.each([

@@ -1,0 +1,97 @@
+/**
+ * Planning: everything that can refuse an authorized operation before its body is read — which
+ * upstream serves the bucket, whether that upstream can do the operation (and what its headers
+ * ask for), and the body's size limit. Runs before `100 Continue` is sent, so a refused upload
+ * is never transferred.
+ */
+import { S3Error } from '../errors.js';
+import type { UpstreamResolver } from '../upstream/resolver.js';
+import { CAPABILITY_NAMES, type Capability, type UpstreamTarget } from '../upstream/target.js';
+import type { S3Operation } from './classify.js';
+import { assertListingWithoutDotSegments, assertNoDotSegments } from './dot-segments.js';
+import { MAX_UNUSED_BODY_BYTES } from './operations.js';
+
+/** An operation that passed every check that does not need the body; target null = service level. */
+export interface OperationPlan {
+  operation: S3Operation;
+  target: UpstreamTarget | null;
+  /** The largest body the operation accepts (decoded bytes). */
+  maxBodyBytes: number;
+}
+
+export interface PlanDeps {
+  resolver: Pick<UpstreamResolver, 'resolve'>;
+}
+
+/** Object bodies on an upstream without a known limit: S3's own (5 GiB). */
+const DEFAULT_MAX_OBJECT_BYTES = 5 * 1024 ** 3;
+
+export async function planOperation(deps: PlanDeps, operation: S3Operation, bodyLength: number | null): Promise<OperationPlan> {
+  if (operation.spec.level === 'service') {
+    return { operation, target: null, maxBodyBytes: withinLimit(operation, bodyLength, MAX_UNUSED_BODY_BYTES) };
+  }
+  const target = await resolveBucket(deps, operation.bucket!, operation.name === 'CreateBucket');
+  assertCapable(target, operation.spec.needs, operation);
+  for (const requirement of operation.requirements) assertCapable(target, requirement.capability, operation, requirement.header);
+  if (target.capabilities.keysArePaths) {
+    assertNoDotSegments(operation.key, 'runpod-upstream');
+    assertListingWithoutDotSegments(operation.query, 'runpod-upstream');
+  }
+  return { operation, target, maxBodyBytes: withinLimit(operation, bodyLength, bodyLimit(operation, target)) };
+}
+
+/** The upstream of a bucket; NoSuchBucket when no route knows it. */
+export async function resolveBucket(deps: PlanDeps, bucket: string, creating = false): Promise<UpstreamTarget> {
+  const target = await deps.resolver.resolve(bucket);
+  if (target !== null) return target;
+  if (creating) {
+    throw new S3Error(
+      'NotImplemented',
+      `The gateway cannot create "${bucket}": create the RunPod network volume (or the bucket on its S3) first, then register it with \`keygate buckets add\`.`,
+    );
+  }
+  throw new S3Error('NoSuchBucket', `The bucket "${bucket}" is not known to this gateway; ask the operator to add it with \`keygate buckets add\`.`, {
+    details: { BucketName: bucket },
+  });
+}
+
+function assertCapable(target: UpstreamTarget, capability: Capability | undefined, operation: S3Operation, header?: string): void {
+  if (capability === undefined || target.capabilities[capability]) return;
+  const what = header === undefined ? operation.name : `${operation.name} with ${header}`;
+  throw new S3Error('NotImplemented', `${what} is not supported for bucket "${operation.bucket}": its storage (${describeKind(target)}) has no ${CAPABILITY_NAMES[capability]}.`);
+}
+
+function bodyLimit(operation: S3Operation, target: UpstreamTarget): number {
+  const body = operation.spec.body;
+  switch (body.kind) {
+    case 'none':
+      return MAX_UNUSED_BODY_BYTES;
+    case 'document':
+    case 'xml':
+      return body.maxBytes;
+    case 'object':
+    case 'form':
+      return target.capabilities.maxPutObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
+  }
+}
+
+/** The limit, after refusing a body whose declared length is already over it. */
+function withinLimit(operation: S3Operation, bodyLength: number | null, limit: number): number {
+  if (bodyLength === null || bodyLength <= limit) return limit;
+  const body = operation.spec.body.kind;
+  if (body === 'object') {
+    const advice =
+      operation.name === 'PutObject'
+        ? 'use a multipart upload (aws-cli and boto3 do this automatically above their multipart threshold)'
+        : 'use smaller parts';
+    throw new S3Error('EntityTooLarge', `This bucket's storage accepts at most ${limit} bytes per ${operation.name === 'PutObject' ? 'object upload' : 'part'}; ${advice}.`, {
+      details: { ProposedSize: bodyLength, MaxSizeAllowed: limit },
+    });
+  }
+  throw new S3Error('MaxMessageLengthExceeded', `The body of ${operation.name} is limited to ${limit} bytes.`);
+}
+
+/** How a bucket's storage is named to clients: its kind, never its endpoint. */
+export function describeKind(target: UpstreamTarget): string {
+  return target.kind === 'runpod' ? `RunPod ${target.datacenter}` : 'generic S3';
+}
