@@ -4,7 +4,7 @@
  * answers with a proper DeleteResult. Doing it the same way for every upstream keeps one code path.
  */
 import { S3Error } from '../errors.js';
-import { parseXmlBody, type XmlBody, type XmlBodyShape } from './xml-body.js';
+import type { XmlBody, XmlBodyShape } from './xml-body.js';
 import { deleteResultXml, type DeleteErrorEntry, type DeletedEntry } from './responses.js';
 
 /** S3's own limit per DeleteObjects request. */
@@ -42,11 +42,6 @@ export function deleteRequest(document: XmlBody): DeleteRequest {
   });
   const quiet = document.rootFields.Quiet?.trim().toLowerCase() === 'true';
   return { quiet, entries };
-}
-
-/** Parses a whole <Delete> body held in memory. */
-export function parseDeleteRequest(xml: string): DeleteRequest {
-  return deleteRequest(parseXmlBody(xml, DELETE_REQUEST_SHAPE));
 }
 
 /** Outcome of deleting one object: null on success, or the S3 error code and message. */

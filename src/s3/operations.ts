@@ -205,10 +205,6 @@ export const OPERATIONS = {
 
 export type OperationName = keyof typeof OPERATIONS;
 
-export function operationSpec(name: OperationName): OperationSpec {
-  return OPERATIONS[name];
-}
-
 /**
  * Sub-resources S3 knows that the gateway does not offer: a request naming one answers
  * NotImplemented (not AccessDenied, which a client reads as a permission problem).

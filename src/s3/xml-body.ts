@@ -240,6 +240,6 @@ export function parseXmlBody(text: string, shape: XmlBodyShape): XmlBody {
   return reader.end();
 }
 
-export function xmlBodyTooLarge(maxBytes: number): S3Error {
+function xmlBodyTooLarge(maxBytes: number): S3Error {
   return new S3Error('MaxMessageLengthExceeded', `XML request bodies are limited to ${maxBytes} bytes.`);
 }
