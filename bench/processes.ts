@@ -5,6 +5,7 @@
  * The gateway starts through the integration tests' helper (vitest-free), so both run it alike:
  * the built CLI, the Docker image's NODE_OPTIONS, its own data dir.
  */
+export { cpuSecondsOf } from '../test/helpers/process-resources.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -187,24 +188,3 @@ export function resetPeakRss(pid: number): boolean {
   }
 }
 
-/** CPU time (user + system) a process and its child processes (nginx workers) have used so far, in seconds. */
-export function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesized command name; utime and stime are fields 14 and 15 (clock ticks, 100/s).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  let seconds = (Number(fields[11]) + Number(fields[12])) / 100;
-  let children = '';
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
-  } catch {
-    // Kernel without CONFIG_PROC_CHILDREN: count the process alone.
-  }
-  for (const child of children.split(' ').filter((text) => text !== '')) {
-    try {
-      seconds += cpuSecondsOf(Number(child));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return seconds;
-}

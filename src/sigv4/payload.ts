@@ -7,6 +7,10 @@
  * passed. A forwarder that sends Content-Length = decoded length upstream therefore never completes
  * an upstream body that fails verification; on failure the stream errors instead (with an S3Error).
  * An empty body has no final byte to hold back: forwarders should wait for 'end' before sending one.
+ *
+ * Decoded bytes leave in blocks of at least OUTPUT_BLOCK_BYTES (the last one excepted), however
+ * small the pieces they arrive in (tiny aws-chunked chunks, one-byte TCP segments): each push
+ * costs an upstream socket write, so the count of pushes must not be the sender's choice.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { S3Error } from '../errors.js';
@@ -42,6 +46,10 @@ interface ExpectedDigest {
 }
 
 const MAX_TRAILERS = 16;
+/** Decoded bytes are passed on in blocks of at least this size. */
+export const OUTPUT_BLOCK_BYTES = 64 * 1024;
+/** S3's rule for aws-chunked bodies: every chunk but the last carries at least this many bytes. */
+export const MIN_CHUNK_BYTES = 8192;
 
 export class PayloadVerifier extends Transform {
   /**
@@ -62,8 +70,13 @@ export class PayloadVerifier extends Transform {
   private readonly chain: ChunkSignatureChain | undefined;
   private readonly trailers = new Map<string, string>();
   private trailerSignature: string | undefined;
-  private pending: Buffer | undefined;
+  /** Decoded pieces not yet pushed; the newest one is always held back until _flush. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
   private decoded = 0;
+  /** Size and number of the previous aws-chunked data chunk (only the last may be under MIN_CHUNK_BYTES). */
+  private previousChunk: { size: number; index: number } | null = null;
+  private chunkCount = 0;
 
   constructor(verified: VerifiedRequest<unknown>, headers: SignedRequest['headers'], options: PayloadVerifierOptions = {}) {
     super();
@@ -149,8 +162,9 @@ export class PayloadVerifier extends Transform {
   override _flush(callback: TransformCallback): void {
     this.finish().then(
       () => {
-        if (this.pending !== undefined) this.push(this.pending);
-        this.pending = undefined;
+        if (this.heldBytes > 0) this.push(this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes));
+        this.held = [];
+        this.heldBytes = 0;
         callback();
       },
       (error: Error) => callback(error),
@@ -198,6 +212,14 @@ export class PayloadVerifier extends Transform {
   }
 
   private onChunkStart(header: ChunkHeader): void {
+    this.chunkCount++;
+    if (this.previousChunk !== null && this.previousChunk.size < MIN_CHUNK_BYTES) {
+      throw new S3Error('InvalidChunkSizeError', `Only the last chunk is allowed to have a size less than ${MIN_CHUNK_BYTES} bytes; send chunks of at least 8 KiB (64 KiB or more is better).`, {
+        status: 403,
+        details: { Chunk: this.previousChunk.index, BadChunkSize: this.previousChunk.size },
+      });
+    }
+    this.previousChunk = { size: header.size, index: this.chunkCount };
     if (this.expectedLength !== null && this.decoded + header.size > this.expectedLength) {
       throw new S3Error('IncompleteBody', `The aws-chunked body carries more bytes than x-amz-decoded-content-length (${this.expectedLength}).`);
     }
@@ -212,7 +234,10 @@ export class PayloadVerifier extends Transform {
     this.trailers.set(name, value);
   }
 
-  /** Takes decoded bytes: hashes them and pushes the previous piece, holding this one back. */
+  /**
+   * Takes decoded bytes: hashes them, and once at least a block is held before this piece, pushes
+   * that (one write upstream), holding this piece back.
+   */
   private accept(piece: Buffer): void {
     if (piece.length === 0) return;
     if (this.expectedLength !== null && this.decoded + piece.length > this.expectedLength) {
@@ -220,8 +245,13 @@ export class PayloadVerifier extends Transform {
     }
     for (const checksum of this.running.values()) checksum.update(piece);
     this.decoded += piece.length;
-    if (this.pending !== undefined) this.push(this.pending);
-    this.pending = piece;
+    if (this.heldBytes >= OUTPUT_BLOCK_BYTES) {
+      this.push(this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes));
+      this.held = [];
+      this.heldBytes = 0;
+    }
+    this.held.push(piece);
+    this.heldBytes += piece.length;
   }
 
   /** Every end-of-body check, in the order a client can best act on. */

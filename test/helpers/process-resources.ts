@@ -1,6 +1,6 @@
 /**
- * What a local process holds open, read from /proc (Linux): its file descriptors and its TCP
- * sockets with their states and peers. Fault tests compare these before and after a scenario to
+ * What a local process holds open and has used, read from /proc (Linux): its file descriptors, its
+ * TCP sockets with their states and peers, its CPU time. Fault tests compare these before and after a scenario to
  * prove that nothing leaked (no descriptor growth, no half-closed sockets left in CLOSE_WAIT).
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -70,4 +70,26 @@ export async function eventually(probe: () => boolean, timeoutMs: number, interv
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** CPU time (user + system) a process and its child processes (nginx workers) have used so far, in seconds. */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesized command name; utime and stime are fields 14 and 15 (clock ticks, 100/s).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  let seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+  let children = '';
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    // Kernel without CONFIG_PROC_CHILDREN: count the process alone.
+  }
+  for (const child of children.split(' ').filter((text) => text !== '')) {
+    try {
+      seconds += cpuSecondsOf(Number(child));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return seconds;
 }

@@ -141,8 +141,9 @@ describe('aws-chunked round trips', () => {
   it.each(KINDS)('%s: decodes to the original bytes for any chunk sizes and TCP-like splits', async (kind) => {
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 0, max: 30_000 }),
-        fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 0, max: 90_000 }),
+        // S3's minimum for every chunk but the last: 8 KiB.
+        fc.array(fc.integer({ min: 8192, max: 20_000 }), { minLength: 1, maxLength: 6 }),
         fc.array(fc.nat(), { maxLength: 12 }),
         fc.constantFrom(...ALGORITHMS),
         async (length, chunkSizes, cuts, algorithm) => {
@@ -159,9 +160,9 @@ describe('aws-chunked round trips', () => {
   });
 
   it('feeds byte by byte', async () => {
-    const data = randomData(3000);
+    const data = randomData(20_000);
     for (const kind of KINDS) {
-      const u = await upload(kind, data, { chunkSize: 1000 });
+      const u = await upload(kind, data, { chunkSize: 8192 });
       const result = await run(u, [...u.body].map((b) => Buffer.from([b])));
       expect(result.error).toBeUndefined();
       expect(result.output.equals(data)).toBe(true);
@@ -227,8 +228,8 @@ describe('tampering is detected and the final byte is never emitted', () => {
   it.each(KINDS)('%s: any changed data, size, signature or checksum byte', async (kind) => {
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 1, max: 12_000 }),
-        fc.integer({ min: 1, max: 5000 }),
+        fc.integer({ min: 1, max: 40_000 }),
+        fc.integer({ min: 8192, max: 12_000 }),
         fc.constantFrom('data', 'signature', 'size', 'checksum'),
         fc.nat(),
         fc.nat(),
@@ -253,7 +254,7 @@ describe('tampering is detected and the final byte is never emitted', () => {
 
   it.each(KINDS)('%s: any truncation', async (kind) => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 4000 }), fc.nat(), async (length, chunkSize, cut) => {
+      fc.asyncProperty(fc.integer({ min: 1, max: 30_000 }), fc.integer({ min: 8192, max: 10_000 }), fc.nat(), async (length, chunkSize, cut) => {
         const data = randomData(length, 5);
         const u = await upload(kind, data, { chunkSize });
         // Dropping only the closing "\r\n\r\n" is a tolerated variant; anything shorter must fail.
@@ -267,8 +268,8 @@ describe('tampering is detected and the final byte is never emitted', () => {
   });
 
   it('a truncated body fails with IncompleteBody', async () => {
-    const u = await upload('signed', randomData(5000), { chunkSize: 1000 });
-    const result = await run(u, [u.body.subarray(0, 2500)]);
+    const u = await upload('signed', randomData(30_000), { chunkSize: 8192 });
+    const result = await run(u, [u.body.subarray(0, 15_000)]);
     expect(result.error?.code).toBe('IncompleteBody');
     expect(result.error?.message).toMatch(/ended inside chunk/);
   });
@@ -281,11 +282,12 @@ describe('tampering is detected and the final byte is never emitted', () => {
   });
 
   it('reordered chunks break the signature chain', async () => {
-    const first = signChunk(SIGNING, SIGNING.seedSignature, Buffer.from('aaa'));
-    const second = signChunk(SIGNING, first, Buffer.from('bbb'));
+    const [a, b] = [Buffer.alloc(8192, 'a'), Buffer.alloc(8192, 'b')];
+    const first = signChunk(SIGNING, SIGNING.seedSignature, a);
+    const second = signChunk(SIGNING, first, b);
     const final = signChunk(SIGNING, second, Buffer.alloc(0));
-    const body = Buffer.from(`3;chunk-signature=${second}\r\nbbb\r\n3;chunk-signature=${first}\r\naaa\r\n0;chunk-signature=${final}\r\n\r\n`);
-    const result = await run({ verified: verifiedFor({ kind: 'streaming-signed', trailer: false }, 6), headers: {}, body });
+    const body = Buffer.concat([Buffer.from(`2000;chunk-signature=${second}\r\n`), b, Buffer.from(`\r\n2000;chunk-signature=${first}\r\n`), a, Buffer.from(`\r\n0;chunk-signature=${final}\r\n\r\n`)]);
+    const result = await run({ verified: verifiedFor({ kind: 'streaming-signed', trailer: false }, 16_384), headers: {}, body });
     expect(result.error?.code).toBe('SignatureDoesNotMatch');
   });
 });
@@ -328,18 +330,18 @@ describe('limits and malformed framing', () => {
   });
 
   it('more data than x-amz-decoded-content-length fails as soon as a chunk announces it', async () => {
-    const u = await upload('unsigned-trailer', randomData(4000), { chunkSize: 1000 });
-    const lying = { ...u, verified: { ...u.verified, decodedContentLength: 2500 } };
+    const u = await upload('unsigned-trailer', randomData(40_000), { chunkSize: 8192 });
+    const lying = { ...u, verified: { ...u.verified, decodedContentLength: 20_000 } };
     const result = await run(lying);
     expect(result.error?.code).toBe('IncompleteBody');
-    expect(result.output.length).toBeLessThan(2500);
+    expect(result.output.length).toBeLessThan(20_000);
   });
 
   it('less data than x-amz-decoded-content-length -> IncompleteBody', async () => {
-    const u = await upload('signed', randomData(4000), { chunkSize: 1000 });
-    const result = await run({ ...u, verified: { ...u.verified, decodedContentLength: 4001 } });
+    const u = await upload('signed', randomData(40_000), { chunkSize: 8192 });
+    const result = await run({ ...u, verified: { ...u.verified, decodedContentLength: 40_001 } });
     expect(result.error?.code).toBe('IncompleteBody');
-    expect(result.output.length).toBeLessThan(4000);
+    expect(result.output.length).toBeLessThan(40_000);
   });
 });
 
@@ -485,5 +487,53 @@ describe('single-part bodies (signed / unsigned payloads)', () => {
     const result = await runVerifier(createPayloadVerifier(verifiedFor({ kind: 'unsigned' }, null), { 'x-amz-checksum-crc32': 'nope' }), [body]);
     expect(result.error?.code).toBe('InvalidRequest');
     expect(result.output.length).toBe(0);
+  });
+});
+
+describe('chunk sizes and output blocks', () => {
+  it('refuses a chunk under 8 KiB that is not the last, naming it (InvalidChunkSizeError, as S3)', async () => {
+    for (const kind of KINDS) {
+      const u = await upload(kind, randomData(20_000), { chunkSize: [8192, 100, 8192] });
+      const result = await run(u);
+      expect(result.error?.code, kind).toBe('InvalidChunkSizeError');
+      expect(result.error?.status).toBe(403);
+      expect(result.error?.details).toMatchObject({ Chunk: 2, BadChunkSize: 100 });
+      expect(result.output.length).toBe(0);
+    }
+  });
+
+  it('refuses one-byte chunks at the second one, before decoding the rest', async () => {
+    const u = await upload('unsigned-trailer', randomData(200_000), { chunkSize: 1 });
+    const result = await run(u);
+    expect(result.error?.code).toBe('InvalidChunkSizeError');
+    expect(result.error?.details).toMatchObject({ Chunk: 1, BadChunkSize: 1 });
+  });
+
+  it('accepts a last chunk of any size, and a single small chunk', async () => {
+    for (const [length, chunkSize] of [[8192 + 1, 8192], [5, 8192], [30_000, 8192]] as const) {
+      const data = randomData(length);
+      const result = await run(await upload('signed', data, { chunkSize }));
+      expect(result.error, `${length}/${chunkSize}`).toBeUndefined();
+      expect(result.output.equals(data)).toBe(true);
+    }
+  });
+
+  it('passes decoded bytes on in blocks of at least 64 KiB however small the pieces arrive', async () => {
+    const data = randomData(300_000);
+    const u = await upload('unsigned-trailer', data, { chunkSize: 8192 });
+    const verifier = createPayloadVerifier(u.verified, u.headers);
+    const pushed: number[] = [];
+    verifier.on('data', (chunk: Buffer) => pushed.push(chunk.length));
+    const done = new Promise((resolve, reject) => {
+      verifier.on('end', resolve);
+      verifier.on('error', reject);
+    });
+    // 100-byte TCP pieces.
+    for (let at = 0; at < u.body.length; at += 100) verifier.write(u.body.subarray(at, at + 100));
+    verifier.end();
+    await done;
+    expect(pushed.reduce((a, b) => a + b, 0)).toBe(data.length);
+    for (const size of pushed.slice(0, -1)) expect(size).toBeGreaterThanOrEqual(64 * 1024);
+    expect(pushed.length).toBeLessThanOrEqual(Math.ceil(data.length / (64 * 1024)) + 1);
   });
 });
