@@ -6,18 +6,30 @@
 import type { CorsRule } from './cors.js';
 
 /**
- * `*` alone matches anything; one `*` inside a pattern matches any run of characters there
- * (`https://*.example.com`). Origins and header names compare case-insensitively.
+ * `*` alone matches anything; one `*` inside a pattern matches a run of the characters in
+ * `starMatches` there (`https://*.example.com`). Origins and header names compare
+ * case-insensitively.
  */
-export function wildcardMatches(pattern: string, value: string): boolean {
+export function wildcardMatches(pattern: string, value: string, starMatches: RegExp): boolean {
   const p = pattern.toLowerCase();
   const v = value.toLowerCase();
+  if (p === '*') return true;
   const star = p.indexOf('*');
   if (star === -1) return p === v;
   const prefix = p.slice(0, star);
   const suffix = p.slice(star + 1);
-  return v.length >= prefix.length + suffix.length && v.startsWith(prefix) && v.endsWith(suffix);
+  if (v.length < prefix.length + suffix.length || !v.startsWith(prefix) || !v.endsWith(suffix)) return false;
+  return starMatches.test(v.slice(prefix.length, v.length - suffix.length));
 }
+
+/**
+ * What a wildcard in an origin may stand for: host name characters only (labels and dots, or port
+ * digits), so `https://*.example.com` never matches `https://attacker.com/.example.com` or
+ * `https://attacker.com?.example.com`, whose hosts are not under example.com.
+ */
+const ORIGIN_STAR = /^[a-z0-9.-]*$/;
+/** What a wildcard in a header name may stand for: header name characters. */
+const HEADER_STAR = /^[!#$%&'+.^_`|~0-9a-z-]*$/;
 
 export interface CorsMatch {
   rule: CorsRule;
@@ -28,10 +40,10 @@ export interface CorsMatch {
 /** The first rule allowing `origin` to use `method`, and (for preflights) every requested header. */
 export function matchCorsRule(rules: readonly CorsRule[], origin: string, method: string, requestHeaders: readonly string[] = []): CorsMatch | null {
   for (const rule of rules) {
-    const originPattern = rule.allowedOrigins.find((pattern) => wildcardMatches(pattern, origin));
+    const originPattern = rule.allowedOrigins.find((pattern) => wildcardMatches(pattern, origin, ORIGIN_STAR));
     if (originPattern === undefined || !rule.allowedMethods.includes(method)) continue;
     const allowedHeaders = rule.allowedHeaders ?? [];
-    if (!requestHeaders.every((header) => allowedHeaders.some((pattern) => wildcardMatches(pattern, header)))) continue;
+    if (!requestHeaders.every((header) => allowedHeaders.some((pattern) => wildcardMatches(pattern, header, HEADER_STAR)))) continue;
     return { rule, allowOrigin: originPattern === '*' ? '*' : origin };
   }
   return null;

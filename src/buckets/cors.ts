@@ -46,6 +46,9 @@ export function corsRulesProblem(rules: unknown): string | null {
     for (const [field, values] of [['allowedOrigins', r.allowedOrigins], ['allowedHeaders', r.allowedHeaders]] as const) {
       for (const value of (values as string[] | undefined) ?? []) {
         if (value === '' || /\s/.test(value)) return `${which}: ${field} entries must be non-empty and without spaces ("${value}").`;
+        if (/[^\x21-\x7e]/.test(value)) {
+          return `${which}: ${field} entry ${JSON.stringify(value)} has a control or non-ASCII character; origins and header names are ASCII (write internationalized hosts in punycode, xn--…).`;
+        }
         if (value.split('*').length > 2) return `${which}: "${value}" has more than one "*"; S3 allows one wildcard per entry.`;
       }
     }

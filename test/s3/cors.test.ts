@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { corsRulesProblem, CorsDocumentError, parseCorsDocument, type CorsRule } from '../../src/buckets/cors.js';
 import { actualRequestHeaders, matchCorsRule, parseRequestHeaderList, preflightHeaders, wildcardMatches } from '../../src/buckets/cors-match.js';
 
-describe('wildcardMatches', () => {
+describe('wildcards in origins and header names', () => {
+  const originAllowed = (pattern: string, origin: string) => matchCorsRule([{ allowedOrigins: [pattern], allowedMethods: ['GET'] }], origin, 'GET') !== null;
+  const headerAllowed = (pattern: string, header: string) =>
+    matchCorsRule([{ allowedOrigins: ['*'], allowedMethods: ['PUT'], allowedHeaders: [pattern] }], 'https://a.example', 'PUT', [header.toLowerCase()]) !== null;
+
   it.each([
     ['*', 'https://anything.example', true],
     ['https://app.example.com', 'https://app.example.com', true],
@@ -11,13 +15,29 @@ describe('wildcardMatches', () => {
     ['https://app.example.com', 'https://app.example.com.evil.net', false],
     ['https://*.example.com', 'https://a.b.example.com', true],
     ['https://*.example.com', 'https://example.com', false],
-    ['https://*.example.com', 'https://evil.net/.example.com', true],
+    // The wildcard stands for host name characters only: these hosts are not under example.com.
+    ['https://*.example.com', 'https://evil.net/.example.com', false],
+    ['https://*.example.com', 'https://evil.net?.example.com', false],
+    ['https://*.example.com', 'https://evil.net#.example.com', false],
+    ['https://*.example.com', 'https://user@evil.net.example.com', false],
+    ['https://*.example.com', 'https://evil.net:443.example.com', false],
     ['http://localhost:*', 'http://localhost:5173', true],
     ['http://localhost:*', 'http://localhost.evil.net', false],
+  ])('origin %s vs %s -> %s', (pattern, origin, expected) => {
+    expect(originAllowed(pattern, origin)).toBe(expected);
+  });
+
+  it.each([
     ['x-amz-*', 'X-Amz-Date', true],
     ['x-amz-*', 'content-type', false],
-  ])('%s vs %s -> %s', (pattern, value, expected) => {
-    expect(wildcardMatches(pattern, value)).toBe(expected);
+    ['*', 'anything-at-all', true],
+  ])('header %s vs %s -> %s', (pattern, header, expected) => {
+    expect(headerAllowed(pattern, header)).toBe(expected);
+  });
+
+  it('wildcardMatches uses the given character class for the run the star stands for', () => {
+    expect(wildcardMatches('a*c', 'abbbc', /^b*$/)).toBe(true);
+    expect(wildcardMatches('a*c', 'ab/bc', /^b*$/)).toBe(false);
   });
 });
 
@@ -83,6 +103,9 @@ describe('CORS rule documents', () => {
     [[{ allowedOrigins: ['https://*.*.example.com'], allowedMethods: ['GET'] }], /more than one "\*"/],
     [[{ allowedOrigins: ['*'], allowedMethods: ['GET'], exposeHeaders: ['bad header'] }], /not a header name/],
     [[{ allowedOrigins: ['*'], allowedMethods: ['GET'], colour: 'red' }], /unknown field "colour"/],
+    [[{ allowedOrigins: ['https://a.example\u0000.evil'], allowedMethods: ['GET'] }], /control or non-ASCII/],
+    [[{ allowedOrigins: ['https://bücher.example'], allowedMethods: ['GET'] }], /punycode/],
+    [[{ allowedOrigins: ['*'], allowedMethods: ['GET'], allowedHeaders: ['x-\u007f'] }], /control or non-ASCII/],
   ])('refuses %j', (document, message) => {
     expect(() => parseCorsDocument(document)).toThrow(CorsDocumentError);
     expect(() => parseCorsDocument(document)).toThrow(message);
