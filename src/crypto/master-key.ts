@@ -3,6 +3,7 @@
  * `<dataDir>/master.key` (64 hex characters, mode 0600), generated on first use. Keeping it outside
  * the database means a copied keygate.db alone reveals no secret.
  */
+import { hkdfSync } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { ConfigError, type Config } from '../config.js';
@@ -55,4 +56,13 @@ function parseMasterKeyFile(file: string, contents: string): Buffer {
     );
   }
   return Buffer.from(hex, 'hex');
+}
+
+/**
+ * A 32-byte key for another purpose than sealing secrets (HKDF-SHA256 of the master key, the
+ * purpose as info): instances sharing a master key derive the same keys, and no derived key
+ * reveals the master key or another purpose's key.
+ */
+export function deriveKey(masterKey: Buffer, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), `keygate:${purpose}`, 32));
 }

@@ -26,6 +26,7 @@ import { planOperation, type OperationPlan } from '../s3/plan.js';
 import { authenticateForm, postObjectReply } from '../s3/post-object.js';
 import type { Reply } from '../s3/reply.js';
 import { HEADERS } from '../s3/request-headers.js';
+import { UploadIdBinding } from '../s3/upload-ids.js';
 import { checksumAlgorithmOfHeader } from '../sigv4/checksums.js';
 import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
 import type { KeyLookup, VerifiedRequest } from '../sigv4/types.js';
@@ -134,7 +135,12 @@ class S3Pipeline {
   private readonly unauthenticated: UnauthenticatedWork;
 
   constructor(private readonly deps: S3AppDeps) {
-    this.handlerDeps = { resolver: deps.resolver, forwarder: deps.forwarder, region: deps.config.region };
+    this.handlerDeps = {
+      resolver: deps.resolver,
+      forwarder: deps.forwarder,
+      region: deps.config.region,
+      uploadIds: new UploadIdBinding(deps.store.deriveKey('upload-ids')),
+    };
     this.unauthenticated = new UnauthenticatedWork(deps.config.unauthenticatedMaxRequests);
   }
 
@@ -169,6 +175,8 @@ class S3Pipeline {
       const { operation } = request;
       if (record) Object.assign(record, { operation: operation.name, bucket: operation.bucket, objectKey: operation.key });
       authorize(request.key, operation);
+      // Upload ids are the gateway's, bound to a bucket and key: one issued elsewhere is no upload here.
+      if (operation.spec.uploadIds) this.handlerDeps.uploadIds.openInRequest(operation);
       deps.store.keys.touchLastUsed(request.accessKeyId);
       const plan = await planOperation(this.handlerDeps, operation, request.bodyLength);
       if (req[EXPECTS_CONTINUE] && !res.headersSent) res.writeContinue();

@@ -15,7 +15,8 @@ import type { S3Operation } from './classify.js';
 import { completedParts } from './complete-multipart.js';
 import { deleteRequest, fanOutDeletes, type DeleteRequestEntry } from './delete-objects.js';
 import { assertNoDotSegments } from './dot-segments.js';
-import { OwnerRewrite } from './owner-rewrite.js';
+import type { UploadIdBinding } from './upload-ids.js';
+import { textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
 import { describeKind, resolveBucket, type OperationPlan } from './plan.js';
 import { xmlReply, type Reply } from './reply.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
@@ -26,6 +27,7 @@ export interface HandlerDeps {
   forwarder: Pick<UpstreamForwarder, 'forward'>;
   /** Region clients sign with; reported by GetBucketLocation and ListBuckets. */
   region: string;
+  uploadIds: UploadIdBinding;
 }
 
 export interface OperationContext {
@@ -95,15 +97,25 @@ function forwardRequestFor(operation: S3Operation, target: UpstreamTarget, ctx: 
 }
 
 async function relay(deps: HandlerDeps, ctx: OperationContext, operation: S3Operation, request: ForwardRequest): Promise<Reply> {
-  return streamReply(await deps.forwarder.forward(request), operation.spec.ownerFields ? ownerOf(ctx.key) : null);
+  return streamReply(await deps.forwarder.forward(request), answerRewrite(deps, operation, ctx.key));
 }
 
-/** An upstream answer as the client gets it; owner identities rewritten to the key's when the operation lists them. */
-function streamReply(upstream: UpstreamResponse, owner: { id: string; displayName: string } | null): Reply {
-  if (owner === null) return { kind: 'stream', status: upstream.status, headers: upstream.headers, body: upstream.body };
+/** What of an answer is rewritten on its way to the client: owner identities, upload ids (null: nothing). */
+function answerRewrite(deps: HandlerDeps, operation: S3Operation, key: AccessKey): ElementRewrites | null {
+  const { spec } = operation;
+  const owner = ownerOf(key);
+  const owners: ElementRewrites = spec.ownerFields ? { ID: textRewrite(() => owner.id), DisplayName: textRewrite(() => owner.displayName) } : {};
+  if (!spec.uploadIds) return spec.ownerFields ? owners : null;
+  const urlEncoded = operation.query.some(([name, value]) => name === 'encoding-type' && value === 'url');
+  return { ...owners, ...deps.uploadIds.answerRewrites(operation.bucket!, operation.key, urlEncoded, owners) };
+}
+
+/** An upstream answer as the client gets it, rewritten as the operation needs. */
+function streamReply(upstream: UpstreamResponse, rewrites: ElementRewrites | null): Reply {
+  if (rewrites === null) return { kind: 'stream', status: upstream.status, headers: upstream.headers, body: upstream.body };
   const headers = { ...upstream.headers };
   delete headers['content-length'];
-  const body: Readable = upstream.body.pipe(new OwnerRewrite(owner));
+  const body: Readable = upstream.body.pipe(new XmlElementRewrite(rewrites));
   upstream.body.once('error', (error) => body.destroy(error));
   return { kind: 'stream', status: upstream.status, headers, body };
 }
@@ -202,24 +214,35 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
  * and goes upstream as sent.
  */
 async function putObjectAcl(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext): Promise<Reply> {
-  const body = ctx.body === null ? '' : await readSmallBody(ctx.body);
-  const grants = operation.requirements.length > 0 ? 'other' : body.trim() === '' ? 'private' : aclDocumentGrants(body);
+  const body = ctx.body === null ? Buffer.alloc(0) : await readSmallBody(ctx.body);
+  const grants = operation.requirements.length > 0 ? 'other' : body.length === 0 ? 'private' : aclDocumentGrants(body.toString('utf8'));
   if (grants === 'private') {
-    const headers = { ...operation.headers, 'x-amz-acl': 'private' };
+    // No body goes upstream, so neither do the checksums that described the client's.
+    const headers = withoutBodyChecksums({ ...operation.headers, 'x-amz-acl': 'private' });
     return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx, { headers, body: null }));
   }
   if (!ctx.key.permissions.includes('admin')) {
     throw new S3Error('AccessDenied', 'Access Denied: granting access to an object through its ACL needs the "admin" permission, which this key lacks; objects stay private.');
   }
-  const forwarded: UpstreamBody | null = ctx.body === null ? null : { ...ctx.body, stream: Readable.from([Buffer.from(body)]), trailerChecksum: null };
+  // The document exactly as the client sent it (its checksums describe these bytes).
+  const forwarded: UpstreamBody | null = ctx.body === null ? null : { ...ctx.body, stream: Readable.from([body]), trailerChecksum: null };
   return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx, { body: forwarded }));
 }
 
-/** Reads a small verified body (the table caps it) as text. */
-async function readSmallBody(body: UpstreamBody): Promise<string> {
+function withoutBodyChecksums(headers: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name === 'content-md5' || name.startsWith('x-amz-checksum-') || name === 'x-amz-sdk-checksum-algorithm') continue;
+    kept[name] = value;
+  }
+  return kept;
+}
+
+/** Reads a small verified body (the table caps it) whole. */
+async function readSmallBody(body: UpstreamBody): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of body.stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /**

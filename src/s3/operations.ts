@@ -10,7 +10,8 @@
  * - `needs`: the upstream capability without which the bucket answers NotImplemented;
  * - `copySource`: the x-amz-copy-source header names a second object, authorized as a read;
  * - `handler`: how the gateway answers when it does not simply forward;
- * - `ownerFields`: the response names the upstream account as owner; rewritten to the key.
+ * - `ownerFields`: the response names the upstream account as owner; rewritten to the key;
+ * - `uploadIds`: upload ids are the gateway's own, bound to bucket and key (upload-ids.ts).
  *
  * Requests that match no entry are refused (classify.ts): deny by default. Adding an operation is
  * one entry here plus, at most, one handler (handlers.ts).
@@ -60,6 +61,8 @@ export interface OperationSpec {
   readonly upstreamMethod?: 'PUT';
   /** The response carries Owner / Initiator / Grantee identities of the upstream account. */
   readonly ownerFields?: true;
+  /** Upload ids in the request and answer are the gateway's, bound to bucket and key (upload-ids.ts). */
+  readonly uploadIds?: true;
 }
 
 /** Largest body of an operation that takes none, read and discarded. */
@@ -116,7 +119,7 @@ export const OPERATIONS = {
   ListMultipartUploads: {
     level: 'bucket', permission: 'read', subresource: 'uploads',
     query: ['prefix', 'delimiter', 'key-marker', 'upload-id-marker', 'max-uploads', 'encoding-type'],
-    headers: [], body: NONE, handler: 'forward', ownerFields: true,
+    headers: [], body: NONE, handler: 'forward', ownerFields: true, uploadIds: true,
   },
   CreateBucket: { level: 'bucket', permission: 'admin', query: [], headers: [HEADERS.bucketCreation, HEADERS.acl], body: DOCUMENT, needs: 'bucketLifecycle', handler: 'forward' },
   DeleteBucket: { level: 'bucket', permission: 'admin', query: [], headers: [], body: NONE, needs: 'bucketLifecycle', handler: 'forward' },
@@ -153,7 +156,7 @@ export const OPERATIONS = {
   GetObjectLegalHold: { level: 'object', permission: 'read', subresource: 'legal-hold', query: ['versionId'], headers: [], body: NONE, needs: 'objectLock', handler: 'forward' },
   ListParts: {
     level: 'object', permission: 'read', query: ['uploadId', 'max-parts', 'part-number-marker'],
-    headers: [HEADERS.customerKey], body: NONE, handler: 'forward', ownerFields: true,
+    headers: [HEADERS.customerKey], body: NONE, handler: 'forward', ownerFields: true, uploadIds: true,
   },
   PutObject: { level: 'object', permission: 'write', query: [], headers: PUT_OBJECT_HEADERS, body: { kind: 'object' }, handler: 'forward' },
   CopyObject: {
@@ -181,25 +184,25 @@ export const OPERATIONS = {
   },
   CreateMultipartUpload: {
     level: 'object', permission: 'write', subresource: 'uploads', query: [],
-    headers: [...NEW_OBJECT, HEADERS.checksumSetup], body: NONE, handler: 'forward',
+    headers: [...NEW_OBJECT, HEADERS.checksumSetup], body: NONE, handler: 'forward', uploadIds: true,
   },
   UploadPart: {
     level: 'object', permission: 'write', query: ['partNumber', 'uploadId'],
-    headers: [HEADERS.bodyChecksums, HEADERS.customerKey], body: { kind: 'object' }, handler: 'forward',
+    headers: [HEADERS.bodyChecksums, HEADERS.customerKey], body: { kind: 'object' }, handler: 'forward', uploadIds: true,
   },
   UploadPartCopy: {
     level: 'object', permission: 'write', query: ['partNumber', 'uploadId'],
     headers: [HEADERS.copyConditions, HEADERS.copySourceRange, HEADERS.customerKey, HEADERS.copySourceCustomerKey],
-    body: NONE, copySource: true, needs: 'uploadPartCopy', handler: 'copy',
+    body: NONE, copySource: true, needs: 'uploadPartCopy', handler: 'copy', uploadIds: true,
   },
   CompleteMultipartUpload: {
     level: 'object', permission: 'write', query: ['uploadId'],
     headers: [HEADERS.objectChecksums, HEADERS.writeConditions, HEADERS.customerKey],
     body: { kind: 'xml', shape: COMPLETE_MULTIPART_SHAPE, maxBytes: MAX_XML_BODY_BYTES, forward: true },
-    handler: 'completeMultipartUpload',
+    handler: 'completeMultipartUpload', uploadIds: true,
   },
   // Aborting an upload is part of writing; it never removes a stored object.
-  AbortMultipartUpload: { level: 'object', permission: 'write', query: ['uploadId'], headers: [], body: NONE, handler: 'forward' },
+  AbortMultipartUpload: { level: 'object', permission: 'write', query: ['uploadId'], headers: [], body: NONE, handler: 'forward', uploadIds: true },
   DeleteObject: { level: 'object', permission: 'delete', query: ['versionId'], headers: [HEADERS.governanceBypass, HEADERS.writeConditions], body: NONE, handler: 'forward' },
 } as const satisfies Record<string, OperationSpec>;
 

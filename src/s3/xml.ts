@@ -15,6 +15,29 @@ export function element(name: string, value: string | number | boolean | null | 
   return `<${name}>${escapeXml(String(value))}</${name}>`;
 }
 
+/** XML element text as it reads: the five predefined entities and character references decoded. */
+export function decodeXmlText(text: string): string {
+  if (!text.includes('&')) return text;
+  return text.replace(/&(amp|lt|gt|quot|apos|#x[0-9a-fA-F]{1,6}|#[0-9]{1,7});/g, (_, entity: string) => {
+    switch (entity) {
+      case 'amp':
+        return '&';
+      case 'lt':
+        return '<';
+      case 'gt':
+        return '>';
+      case 'quot':
+        return '"';
+      case 'apos':
+        return "'";
+      default: {
+        const codePoint = entity[1] === 'x' ? Number.parseInt(entity.slice(2), 16) : Number(entity.slice(1));
+        return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : '';
+      }
+    }
+  });
+}
+
 /**
  * Parses an upstream's (trusted, size-capped) XML answer. `repeated` names elements that are
  * always arrays. Values are kept as sent (no number parsing, no trimming).

@@ -12,7 +12,7 @@ import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { eq } from 'drizzle-orm';
 import { ConfigError, type Config } from '../config.js';
-import { loadMasterKey, masterKeyPath } from '../crypto/master-key.js';
+import { deriveKey, loadMasterKey, masterKeyPath } from '../crypto/master-key.js';
 import { SealError, sealSecret, unsealSecret } from '../crypto/seal.js';
 import { ensureDataDir } from '../data-dir.js';
 import { BucketRepository } from './buckets.js';
@@ -31,6 +31,8 @@ export type KeygateDatabase = BetterSQLite3Database<typeof schema> & { $client: 
 export interface Store {
   keys: KeyRepository;
   buckets: BucketRepository;
+  /** A key derived from the master key for `purpose` (see crypto/master-key.ts deriveKey). */
+  deriveKey(purpose: string): Buffer;
   close(): void;
 }
 
@@ -56,6 +58,7 @@ export function openStore(config: Config): Store {
     return {
       keys: new KeyRepository(db, masterKey, config.keyTag),
       buckets: new BucketRepository(db),
+      deriveKey: (purpose) => deriveKey(masterKey, purpose),
       close: () => {
         if (sqlite.open) sqlite.close();
       },

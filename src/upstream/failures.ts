@@ -5,6 +5,7 @@
  * the S3 error code, a status of the same class, Retry-After.
  */
 import { catalogEntry, S3Error } from '../errors.js';
+import { decodeXmlText } from '../s3/xml.js';
 import type { UpstreamTarget } from './target.js';
 
 /** Network-level errors worth another attempt for idempotent, bodiless requests. */
@@ -50,7 +51,8 @@ const GATEWAY_CREDENTIAL_CODES = new Set([
 
 /** Error document fields worth passing on: they describe the client's own request. */
 const PASSED_DETAILS = [
-  'ArgumentName', 'ArgumentValue', 'Key', 'UploadId', 'PartNumber', 'ETag', 'Condition', 'ActualObjectSize',
+  // (Not UploadId: clients know upload ids in the gateway's form, not the upstream's.)
+  'ArgumentName', 'ArgumentValue', 'Key', 'PartNumber', 'ETag', 'Condition', 'ActualObjectSize',
   'RangeRequested', 'MaxSizeAllowed', 'MinSizeAllowed', 'ProposedSize', 'VersionId',
 ] as const;
 
@@ -135,30 +137,9 @@ export function readErrorDocument(body: string): UpstreamErrorDocument | null {
   if (error === undefined) return null;
   const details: Record<string, string> = {};
   for (const match of error.matchAll(/<([A-Za-z][A-Za-z0-9]*)>([^<]*)<\/\1>/g)) {
-    details[match[1]!] ??= decodeEntities(match[2]!);
+    details[match[1]!] ??= decodeXmlText(match[2]!);
   }
   return { code: details.Code, details };
-}
-
-function decodeEntities(text: string): string {
-  return text.replace(/&(amp|lt|gt|quot|apos|#x[0-9a-fA-F]{1,6}|#[0-9]{1,7});/g, (_, entity: string) => {
-    switch (entity) {
-      case 'amp':
-        return '&';
-      case 'lt':
-        return '<';
-      case 'gt':
-        return '>';
-      case 'quot':
-        return '"';
-      case 'apos':
-        return "'";
-      default: {
-        const codePoint = entity[1] === 'x' ? Number.parseInt(entity.slice(2), 16) : Number(entity.slice(1));
-        return codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : '';
-      }
-    }
-  });
 }
 
 /** Statuses that mean the same whatever the body says. */

@@ -21,6 +21,7 @@ describe('over-limit and refused bodies get their S3 error, not a reset', () => 
   let writer: CreatedKey;
   let reader: CreatedKey;
   let port: number;
+  let uploadId: string;
 
   beforeAll(async () => {
     upstream = await startS3rver();
@@ -29,6 +30,9 @@ describe('over-limit and refused bodies get their S3 error, not a reset', () => 
     writer = await gateway.createKey({ name: 'writer', permissions: ['read', 'write', 'delete'] });
     reader = await gateway.createKey({ name: 'reader', bucket: BUCKET, preset: 'read-only' });
     port = Number(new URL(gateway.url).port);
+    const host = `127.0.0.1:${port}`;
+    const created = await fetch(`${gateway.url}/${BUCKET}/object?uploads`, { method: 'POST', headers: signedHeaders(writer, host, 'POST', `/${BUCKET}/object?uploads`) });
+    uploadId = encodeURIComponent(/<UploadId>([^<]+)<\/UploadId>/.exec(await created.text())![1]!);
   });
 
   afterAll(async () => {
@@ -70,7 +74,8 @@ describe('over-limit and refused bodies get their S3 error, not a reset', () => 
     {
       label: 'CompleteMultipartUpload over 2 MiB',
       code: 'MaxMessageLengthExceeded',
-      build: (connection) => request(writer, 'POST', `/${BUCKET}/object?uploadId=some-upload`, completeOverTwoMiB, {}, connection),
+      // A real upload (an id the gateway did not issue is refused before its size is looked at).
+      build: (connection) => request(writer, 'POST', `/${BUCKET}/object?uploadId=${uploadId}`, completeOverTwoMiB, {}, connection),
     },
     {
       label: 'DeleteObjects whose aws-chunked body outgrows its declared length (found while reading)',
