@@ -238,6 +238,8 @@ class S3Pipeline {
       release();
     }
     const operation = describeOperation('PostObject', { bucket, key: form.objectKey, query: [] }, form.headers);
+    // The form's fields are its headers; who sent it is still the request's User-Agent.
+    operation.userAgent = req.headers['user-agent'];
     return {
       accessKeyId: form.accessKeyId,
       key: form.key,
