@@ -1,6 +1,7 @@
 /**
- * Configuration from the environment (DESIGN.md "Environment"). Everything is validated once at
- * start; a bad value stops the process with a message naming the variable and the fix.
+ * Configuration from the environment (every variable is described in docs/configuration.md).
+ * Everything is validated once at start; a bad value stops the process with a message naming the
+ * variable and the fix.
  */
 import path from 'node:path';
 import { upstreamTimeoutsFromEnv, type UpstreamTimeouts } from './upstream/timeouts.js';
@@ -23,6 +24,8 @@ export interface Config {
   adminPort: number;
   /** Endpoint shown to users and used in presigned URLs, without trailing slash. */
   publicUrl: string;
+  /** Whether publicUrl is the default (http://localhost:<KEYGATE_PORT>) rather than KEYGATE_PUBLIC_URL. */
+  publicUrlIsDefault: boolean;
   /** Region clients sign with. `us-east-1` is always accepted too (see acceptedRegions). */
   region: string;
   /** Regions a client signature may be scoped to. */
@@ -110,15 +113,19 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('KEYGATE_DOMAIN', `"${domain}" is not a host name; use e.g. "s3.example.com".`);
   }
 
-  const publicUrl = parseUrl('KEYGATE_PUBLIC_URL', get('KEYGATE_PUBLIC_URL') ?? 'http://localhost:9000');
+  const port = parsePort('KEYGATE_PORT', get('KEYGATE_PORT') ?? '9000');
+  const configuredPublicUrl = get('KEYGATE_PUBLIC_URL');
+  // The default follows the port clients reach this process on locally.
+  const publicUrl = parseUrl('KEYGATE_PUBLIC_URL', configuredPublicUrl ?? `http://localhost:${port}`);
 
   return {
     dataDir: path.resolve(get('KEYGATE_DATA_DIR') ?? './data'),
     host: get('KEYGATE_HOST') ?? '0.0.0.0',
-    port: parsePort('KEYGATE_PORT', get('KEYGATE_PORT') ?? '9000'),
+    port,
     adminHost: get('KEYGATE_ADMIN_HOST') ?? '127.0.0.1',
     adminPort: parsePort('KEYGATE_ADMIN_PORT', get('KEYGATE_ADMIN_PORT') ?? '9001'),
     publicUrl: publicUrl.href.replace(/\/+$/, ''),
+    publicUrlIsDefault: configuredPublicUrl === undefined,
     region,
     acceptedRegions: [...new Set([region, 'us-east-1'])],
     domain,

@@ -1,6 +1,6 @@
 /**
- * `keygate serve`: opens the store and starts the listeners. This module starts the admin API; the
- * S3 listener (src/http/s3.ts) is attached here alongside it, sharing the same store and config.
+ * `keygate serve`: opens the store and starts the two listeners, the admin API and the S3 listener
+ * (src/http/s3.ts), sharing the same store and config.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -37,15 +37,31 @@ export interface RunningServer {
 export async function startServer(config: Config, options: StartServerOptions = {}): Promise<RunningServer> {
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
   const store = options.store ?? openStore(config);
+  // Both listeners are bound before anything is generated or announced: a start that fails (port
+  // taken, bad host) must not have used up the one showing of a newly generated admin token.
+  const adminServer = createServer();
+  const s3Server = createServer({
+    // No cap on a whole request: a multi-GiB upload may take longer than Node's default 5 min.
+    // Stalled clients are caught by the idle timeout below (headers still by headersTimeout).
+    requestTimeout: 0,
+    // A request without Host gets the gateway's S3 XML error (path-style needs no Host), not Node's bare 400.
+    requireHostHeader: false,
+  });
+  try {
+    await listen(adminServer, config.adminHost, config.adminPort, 'KEYGATE_ADMIN_HOST / KEYGATE_ADMIN_PORT');
+    await listen(s3Server, config.host, config.port, 'KEYGATE_HOST / KEYGATE_PORT');
+  } catch (error) {
+    await Promise.all([closeServer(adminServer), closeServer(s3Server)]);
+    if (!options.store) store.close();
+    throw error;
+  }
+  // From here on nothing waits: the handlers are attached before any connection is read.
   try {
     const adminToken = prepareAdminToken(config, { announce });
     const metrics = createGatewayMetrics({ countKeys: () => store.keys.list().length });
     // /metrics first: the admin app's catch-all auth middleware would otherwise answer it.
     const adminApp = new Hono().route('/', createMetricsApp(metrics, adminToken)).route('/', createAdminApp({ config, store, adminToken }));
-    const adminServer = createServer(getRequestListener(adminApp.fetch));
-    await listen(adminServer, config.adminHost, config.adminPort, 'KEYGATE_ADMIN_HOST / KEYGATE_ADMIN_PORT');
-    const adminUrl = urlOf(adminServer, config.adminHost);
-    announce(`keygate admin API listening on ${adminUrl}\n`);
+    adminServer.on('request', getRequestListener(adminApp.fetch));
 
     // One pool of keep-alive connections per upstream origin, for every request of this server.
     const forwarder = new UpstreamForwarder(config.upstreamTimeouts);
@@ -68,16 +84,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
         metrics.observeRequest(record);
       },
     });
-    const s3Server = createServer(
-      {
-        // No cap on a whole request: a multi-GiB upload may take longer than Node's default 5 min.
-        // Stalled clients are caught by the idle timeout below (headers still by headersTimeout).
-        requestTimeout: 0,
-        // A request without Host gets the gateway's S3 XML error (path-style needs no Host), not Node's bare 400.
-        requireHostHeader: false,
-      },
-      s3Listener,
-    );
+    s3Server.on('request', s3Listener);
     // A connection silent in both directions for longer than the upstream may take to answer is dead.
     s3Server.setTimeout(config.upstreamTimeouts.headersTimeoutMs + 60_000);
     // Idle keep-alive connections are closed after this (announced as `Keep-Alive: timeout=65`).
@@ -89,15 +96,17 @@ export async function startServer(config: Config, options: StartServerOptions = 
     // Requests Node's HTTP parser refuses get an S3 XML error instead of a bare 400.
     s3Server.on('clientError', answerClientError);
     attachExpectContinue(s3Server, s3Listener);
-    try {
-      await listen(s3Server, config.host, config.port, 'KEYGATE_HOST / KEYGATE_PORT');
-    } catch (error) {
-      await closeServer(adminServer);
-      await forwarder.close();
-      throw error;
-    }
+
+    const adminUrl = urlOf(adminServer, config.adminHost);
     const s3Url = urlOf(s3Server, config.host);
-    announce(`keygate S3 endpoint listening on ${s3Url} (public URL ${config.publicUrl}, region ${config.region})\n`);
+    announce(`keygate admin API listening on ${adminUrl}\n`);
+    announce(`keygate S3 endpoint listening on ${s3Url} (region ${config.region})\n`);
+    announce(
+      config.publicUrlIsDefault
+        ? `public URL ${config.publicUrl} (the default: clients on other hosts or behind a proxy need KEYGATE_PUBLIC_URL)\n`
+        : `public URL ${config.publicUrl}\n`,
+    );
+    for (const warning of configurationWarnings(config, store)) announce(`warning: ${warning}\n`);
     return {
       adminUrl,
       s3Url,
@@ -109,9 +118,23 @@ export async function startServer(config: Config, options: StartServerOptions = 
       },
     };
   } catch (error) {
+    await Promise.all([closeServer(adminServer), closeServer(s3Server)]);
     if (!options.store) store.close();
     throw error;
   }
+}
+
+/** Configuration that starts but cannot serve what an operator probably expects. */
+function configurationWarnings(config: Config, store: Store): string[] {
+  const warnings: string[] = [];
+  const routes = config.defaultUpstream !== null || config.runpodCredentials !== null || config.runpodApiKey !== null || store.buckets.list().length > 0;
+  if (!routes) {
+    warnings.push(
+      'no upstream is configured: no default upstream (KEYGATE_UPSTREAM_ENDPOINT…), no RunPod credentials (RUNPOD_S3_ACCESS_KEY…), ' +
+        'no registered buckets; every S3 request will answer NoSuchBucket. See docs/configuration.md.',
+    );
+  }
+  return warnings;
 }
 
 /** Listens, turning the usual bind failures into a message naming the setting to change. */

@@ -81,7 +81,13 @@ export class UpstreamResolver {
       try {
         volume = await this.discovery.find(bucket);
       } catch (error) {
-        throw discoveryUnavailable(bucket, error);
+        // Transient (RunPod's REST API): worth a retry, so 503 with Retry-After; the details go to the log.
+        const reason = error instanceof VolumeDiscoveryError ? error.message : String(error);
+        this.log('warn', 'volume discovery unavailable', { bucket, reason, fix: `or register it with \`keygate buckets add ${bucket} --datacenter <DC>\`` });
+        throw new S3Error('ServiceUnavailable', `The gateway cannot tell where bucket "${bucket}" is stored right now; retry later.`, {
+          cause: error,
+          headers: { 'retry-after': '30' },
+        });
       }
       if (volume) return this.runpodTarget(bucket, volume.datacenter, volume.id, null, null);
     }
@@ -118,6 +124,7 @@ export class UpstreamResolver {
     }
     if (record.endpoint) {
       const endpoint = parseRecordEndpoint(record);
+      if (typeof endpoint === 'string') throw this.misconfigured(record.name, endpoint);
       const datacenter = datacenterOfRunpodEndpoint(endpoint);
       // A RunPod endpoint given by URL is still RunPod: its credentials and its limits.
       if (datacenter) return this.runpodTarget(record.name, datacenter, record.upstreamBucket, record.endpoint, record.region);
@@ -132,11 +139,8 @@ export class UpstreamResolver {
       };
     }
     if (this.config.defaultUpstream) return this.defaultUpstreamTarget(record.upstreamBucket);
-    throw new S3Error(
-      'ServiceUnavailable',
-      `Bucket "${record.name}" is registered without a datacenter or endpoint and no default upstream is configured; ` +
-        `re-add it with \`keygate buckets add ${record.name} --datacenter <DC>\` (or --endpoint/--region), or set KEYGATE_UPSTREAM_ENDPOINT.`,
-    );
+    throw this.misconfigured(record.name, `Bucket "${record.name}" is registered without a datacenter or endpoint and no default upstream is configured; ` +
+        `re-add it with \`keygate buckets add ${record.name} --datacenter <DC>\` (or --endpoint/--region), or set KEYGATE_UPSTREAM_ENDPOINT.`);
   }
 
   private defaultUpstreamTarget(upstreamBucket: string): UpstreamTarget {
@@ -163,19 +167,14 @@ export class UpstreamResolver {
     const endpoint = endpointOverride
       ? parseRecordEndpoint({ name: bucket, endpoint: endpointOverride })
       : runpodEndpoint(id, this.config.runpodEndpoints);
+    if (typeof endpoint === 'string') throw this.misconfigured(bucket, endpoint);
     if (endpoint === null) {
-      throw new S3Error(
-        'ServiceUnavailable',
-        `Bucket "${bucket}" points at RunPod datacenter "${datacenter}", which is not a datacenter id (${datacenterHint()}); ` +
-          `fix it with \`keygate buckets add ${bucket} --datacenter <DC>\` or map it in KEYGATE_RUNPOD_ENDPOINTS.`,
-      );
+      throw this.misconfigured(bucket, `Bucket "${bucket}" points at RunPod datacenter "${datacenter}", which is not a datacenter id (${datacenterHint()}); ` +
+          `fix it with \`keygate buckets add ${bucket} --datacenter <DC>\` or map it in KEYGATE_RUNPOD_ENDPOINTS.`);
     }
     if (!this.config.runpodCredentials) {
-      throw new S3Error(
-        'ServiceUnavailable',
-        `Bucket "${bucket}" is a RunPod network volume in ${id}, but the gateway has no RunPod S3 credentials; ` +
-          'set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY (RunPod console -> Settings -> S3 API Keys) and restart.',
-      );
+      throw this.misconfigured(bucket, `Bucket "${bucket}" is a RunPod network volume in ${id}, but the gateway has no RunPod S3 credentials; ` +
+          'set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY (RunPod console -> Settings -> S3 API Keys) and restart.');
     }
     return {
       kind: 'runpod',
@@ -193,11 +192,18 @@ export class UpstreamResolver {
     const upstream = this.config.defaultUpstream;
     if (upstream) return { accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey };
     if (this.config.runpodCredentials) return { ...this.config.runpodCredentials };
-    throw new S3Error(
-      'ServiceUnavailable',
-      `Bucket "${bucket}" has its own endpoint but the gateway has no credentials for it; ` +
-        'set KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY (with KEYGATE_UPSTREAM_ENDPOINT) and restart.',
-    );
+    throw this.misconfigured(bucket, `Bucket "${bucket}" has its own endpoint but the gateway has no credentials for it; ` +
+        'set KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY (with KEYGATE_UPSTREAM_ENDPOINT) and restart.');
+  }
+
+  /**
+   * A bucket the gateway's own configuration keeps it from serving. The operator reads what to fix
+   * in the log; clients get a short answer that no retry will change (409 InvalidBucketState,
+   * which SDKs do not retry, instead of a 503 they would retry for nothing).
+   */
+  private misconfigured(bucket: string, fix: string): S3Error {
+    this.log('error', 'bucket not servable: configuration', { bucket, fix });
+    return new S3Error('InvalidBucketState', `The gateway is not configured to reach the storage of bucket "${bucket}"; the operator's log says what to fix.`);
   }
 
   private async listDefaultUpstreamBuckets(): Promise<ListedBucket[]> {
@@ -227,23 +233,10 @@ export class UpstreamResolver {
   }
 }
 
-function parseRecordEndpoint(record: { name: string; endpoint: string | null }): URL {
+function parseRecordEndpoint(record: { name: string; endpoint: string | null }): URL | string {
   try {
     return new URL(record.endpoint!);
   } catch {
-    throw new S3Error(
-      'ServiceUnavailable',
-      `Bucket "${record.name}" has an invalid endpoint "${record.endpoint}"; re-add it with \`keygate buckets add ${record.name} --endpoint https://… --region …\`.`,
-    );
+    return `Bucket "${record.name}" has an invalid endpoint "${record.endpoint}"; re-add it with \`keygate buckets add ${record.name} --endpoint https://… --region …\`.`;
   }
-}
-
-function discoveryUnavailable(bucket: string, error: unknown): S3Error {
-  const reason = error instanceof VolumeDiscoveryError ? error.message : String(error);
-  return new S3Error(
-    'ServiceUnavailable',
-    `Cannot tell which RunPod datacenter holds bucket "${bucket}": ${reason} ` +
-      `Alternatively register it with \`keygate buckets add ${bucket} --datacenter <DC>\`.`,
-    { cause: error, headers: { 'retry-after': '30' } },
-  );
 }

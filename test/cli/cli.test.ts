@@ -289,6 +289,44 @@ describe('serve', () => {
     expect(second.authorized).toBe(200);
     expect(second.code).toBe(0);
   });
+  it('a start that cannot bind its port shows and stores no admin token, so the next start still shows it', async () => {
+    const dataDir = dirs.make();
+    const blocker = http.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const takenPort = (blocker.address() as { port: number }).port;
+    try {
+      const failed = await runCliProcess(['serve'], {
+        KEYGATE_DATA_DIR: dataDir,
+        KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX,
+        KEYGATE_HOST: '127.0.0.1',
+        KEYGATE_PORT: String(takenPort),
+        KEYGATE_ADMIN_PORT: String(await freePort()),
+      });
+      expect(failed.code).not.toBe(0);
+      expect(failed.stderr).toMatch(/already in use/);
+      expect(failed.stdout).not.toMatch(/Generated an admin API token/);
+    } finally {
+      blocker.close();
+    }
+    const adminPort = await freePort();
+    const started = await runServe({ KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(await freePort()) }, adminPort);
+    expect(started.stdout).toMatch(/Generated an admin API token/);
+    expect(started.authorized).toBe(200);
+  });
+
+  it('derives the default public URL from KEYGATE_PORT, says it is a default, and warns when no upstream is configured', async () => {
+    const adminPort = await freePort();
+    const port = await freePort();
+    const started = await runServe({ KEYGATE_DATA_DIR: dirs.make(), KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(port) }, adminPort);
+    expect(started.stdout).toContain(`public URL http://localhost:${port} (the default: clients on other hosts or behind a proxy need KEYGATE_PUBLIC_URL)`);
+    expect(started.stdout).toMatch(/warning: no upstream is configured/);
+    const explicit = await runServe(
+      { KEYGATE_DATA_DIR: dirs.make(), KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(port), KEYGATE_PUBLIC_URL: 'https://s3.example.com', KEYGATE_UPSTREAM_ENDPOINT: 'http://127.0.0.1:1', KEYGATE_UPSTREAM_ACCESS_KEY_ID: 'a', KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: 'b' },
+      adminPort,
+    );
+    expect(explicit.stdout).toMatch(/^public URL https:\/\/s3\.example\.com$/m);
+    expect(explicit.stdout).not.toMatch(/warning:/);
+  });
 });
 
 /** Starts `keygate serve`, waits for /health, probes auth, then SIGTERMs it. */

@@ -85,18 +85,24 @@ describe('resolve: registered buckets', () => {
     expect((await resolver.resolve('models'))!.endpoint.href).toBe('http://127.0.0.1:5000/');
   });
 
-  it('a RunPod bucket without RUNPOD_S3_* credentials fails with 503 naming the variables to set', async () => {
+  /** A configuration problem: clients get a short 409 that no retry changes, the operator the fix in the log. */
+  function expectMisconfigured(error: S3Error, bucket: string, fix: RegExp): void {
+    expect(error).toMatchObject({ code: 'InvalidBucketState', status: 409 });
+    expect(error.message).toContain(`"${bucket}"`);
+    expect(error.message).not.toMatch(/KEYGATE_|RUNPOD_|keygate buckets/);
+    const entry = logged.find('bucket not servable: configuration').at(-1);
+    expect(entry?.fields.bucket).toBe(bucket);
+    expect(String(entry?.fields.fix)).toMatch(fix);
+  }
+
+  it('a RunPod bucket without RUNPOD_S3_* credentials: the log names the variables to set', async () => {
     const resolver = resolverWith({ config: config(), registry: registry([{ name: 'models', datacenter: 'EU-RO-1' }]), discovery: null });
-    const error = await s3ErrorOf(resolver.resolve('models'));
-    expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
-    expect(error.message).toMatch(/set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY/);
+    expectMisconfigured(await s3ErrorOf(resolver.resolve('models')), 'models', /set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY/);
   });
 
   it('a datacenter that is not a datacenter id fails with the known list as a hint', async () => {
     const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: registry([{ name: 'models', datacenter: 'moon base' }]), discovery: null });
-    const error = await s3ErrorOf(resolver.resolve('models'));
-    expect(error.status).toBe(503);
-    expect(error.message).toMatch(/"moon base".*EU-RO-1.*keygate buckets add models --datacenter/);
+    expectMisconfigured(await s3ErrorOf(resolver.resolve('models')), 'models', /"moon base".*EU-RO-1.*keygate buckets add models --datacenter/);
   });
 
   it('an endpoint+region record uses the default upstream credentials, else the RunPod ones, else says what to set', async () => {
@@ -122,8 +128,7 @@ describe('resolve: registered buckets', () => {
     expect(withRunpod!.credentials.accessKeyId).toBe('user_runpod');
 
     const error = await s3ErrorOf(resolverWith({ config: config(), registry: registry([record]), discovery: null }).resolve('r2'));
-    expect(error.status).toBe(503);
-    expect(error.message).toMatch(/KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY/);
+    expectMisconfigured(error, 'r2', /KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY/);
   });
 
   it('an endpoint record pointing at a RunPod S3 host is treated as RunPod', async () => {
@@ -140,7 +145,7 @@ describe('resolve: registered buckets', () => {
     const target = await resolverWith({ config: config(DEFAULT_UPSTREAM_ENV), registry: records, discovery: null }).resolve('alias');
     expect(target).toMatchObject({ kind: 's3', bucket: 'real-name', region: 'eu-central-1', credentials: { accessKeyId: 'default-key' } });
     const error = await s3ErrorOf(resolverWith({ config: config(RUNPOD_ENV), registry: records, discovery: null }).resolve('alias'));
-    expect(error.message).toMatch(/KEYGATE_UPSTREAM_ENDPOINT/);
+    expectMisconfigured(error, 'alias', /KEYGATE_UPSTREAM_ENDPOINT/);
   });
 });
 
@@ -210,8 +215,13 @@ describe('resolve: unregistered buckets', () => {
         discovery: new RunpodVolumeDiscovery({ restUrl: rest.url, apiKey: 'bad', log: () => {} }),
       });
       const error = await s3ErrorOf(resolver.resolve('v2vol'));
-      expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
-      expect(error.message).toMatch(/Cannot tell which RunPod datacenter holds bucket "v2vol".*RUNPOD_API_KEY.*keygate buckets add v2vol --datacenter/);
+      // Transient: 503 with Retry-After, which clients retry; the reason is for the operator.
+      expect(error).toMatchObject({ code: 'ServiceUnavailable', status: 503, headers: { 'retry-after': '30' } });
+      expect(error.message).toMatch(/cannot tell where bucket "v2vol" is stored/);
+      expect(error.message).not.toMatch(/RUNPOD_API_KEY/);
+      const entry = logged.find('volume discovery unavailable').at(-1);
+      expect(String(entry?.fields.reason)).toMatch(/RUNPOD_API_KEY/);
+      expect(String(entry?.fields.fix)).toMatch(/keygate buckets add v2vol --datacenter/);
     });
   });
 });
