@@ -1,4 +1,4 @@
-/** Usage text for each command group. Verbs and flags follow DESIGN.md's CLI contract. */
+/** Usage text for each command group (README's command reference shows the same verbs and flags). */
 
 export const MAIN_USAGE = `keygate: S3 gateway with scoped, revocable access keys
 

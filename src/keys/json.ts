@@ -1,6 +1,6 @@
 /**
  * The JSON shapes of access keys, shared by `keygate keys … --json` and the admin API so scripts can
- * use either interchangeably. Field order is part of the contract (DESIGN.md).
+ * use either interchangeably. Field order is part of the contract other tooling relies on: keep it.
  */
 import type { Config } from '../config.js';
 import type { AccessKey, AccessKeyWithSecret, Permission } from './model.js';

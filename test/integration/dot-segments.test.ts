@@ -46,7 +46,7 @@ describe('object keys with dot segments through the gateway', () => {
       KEYGATE_ACCESS_LOG: 'off',
     });
     await gateway.addBucket({ name: VOLUME, datacenter: 'EU-RO-1' });
-    // Per-bucket keys cannot have `delete` (see DESIGN), so DeleteObjects is exercised on the RunPod bucket.
+    // Per-bucket keys cannot have `delete` (presets only), so DeleteObjects is exercised on the RunPod bucket.
     scoped = await gateway.createKey({ name: 'scoped', bucket: SCOPED_BUCKET, preset: 'read-write' });
     workspace = await gateway.createKey({ name: 'workspace', permissions: ['read', 'write', 'delete'] });
     port = Number(new URL(gateway.url).port);
