@@ -159,27 +159,39 @@ function tooMuchPreData(): S3Error {
 function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: number): FormReader {
   let parser: busboy.Busboy;
   try {
+    // busboy takes an empty boundary parameter (boundary="") and then finds no parts at all.
+    if (!/;\s*boundary=(?:"[^"]+"|[^\s;"]+)/i.test(req.headers['content-type'] ?? '')) throw new Error('the Content-Type has no boundary parameter');
     parser = busboy({
       headers: req.headers,
+      // Field bytes as they are (latin1 maps bytes 1:1); fieldBytes() recovers them (a file sent as
+      // a plain field must be stored byte for byte).
+      defCharset: 'latin1',
+      // A little over the form's own limits, which readForm enforces itself (busboy's are off by
+      // one at their boundaries, and it does not check multipart field names at all).
       limits: {
-        fieldNameSize: FORM_LIMITS.fieldNameBytes,
-        fieldSize: FORM_LIMITS.fieldValueBytes,
-        fields: FORM_LIMITS.fields,
+        fieldSize: FORM_LIMITS.fieldValueBytes + 1,
+        fields: FORM_LIMITS.fields + 1,
         // Parts sent as files but named other than "file" are read as fields (AWS does the same).
-        files: FORM_LIMITS.fields + 1,
-        parts: FORM_LIMITS.fields + 1,
+        files: FORM_LIMITS.fields + 2,
+        parts: FORM_LIMITS.fields + 2,
         headerPairs: 20,
       },
     });
   } catch (error) {
     const failure = malformed(`${(error as Error).message}; send the form as multipart/form-data with a boundary.`);
-    return { head: Promise.reject(failure), done: Promise.reject(failure), close: () => undefined };
+    const rejected = Promise.reject(failure);
+    // Whoever awaits it sees the failure; it must not count as unhandled meanwhile.
+    rejected.catch(() => undefined);
+    return { head: rejected as Promise<FormHead>, done: rejected as Promise<void>, close: () => undefined };
   }
 
   const fields = new Map<string, string>();
+  let fieldCount = 0;
   let preDataBytes = 0;
   let file: FormFile | null = null;
   let settled = false;
+  /** Parts sent as files under field names, still being read: the real file waits for them. */
+  const pendingFields: Array<Promise<void>> = [];
   let resolveHead!: (head: FormHead) => void;
   let rejectHead!: (error: Error) => void;
   let resolveDone!: () => void;
@@ -214,8 +226,23 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
     parser.on('error', () => undefined);
     parser.destroy();
   };
+  /** Runs a parser event handler; whatever it throws refuses the form instead of escaping. */
+  const guarded =
+    <A extends unknown[]>(handler: (...args: A) => void) =>
+    (...args: A): void => {
+      try {
+        handler(...args);
+      } catch (error) {
+        fail(error instanceof S3Error ? error : malformed(`${(error as Error).message ?? String(error)}.`));
+      }
+    };
+  // (Fields after the file are not offered here; pending file-part fields that began before it are.)
   const addField = (rawName: string, value: string) => {
-    preDataBytes += rawName.length + value.length;
+    if (settled) return;
+    if (Buffer.byteLength(rawName) > FORM_LIMITS.fieldNameBytes || Buffer.byteLength(value) > FORM_LIMITS.fieldValueBytes || ++fieldCount > FORM_LIMITS.fields) {
+      return fail(tooMuchPreData());
+    }
+    preDataBytes += Buffer.byteLength(rawName) + Buffer.byteLength(value);
     if (preDataBytes > FORM_LIMITS.preDataBytes) return fail(tooMuchPreData());
     const name = rawName.toLowerCase();
     if (fields.has(name)) {
@@ -226,29 +253,54 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
   const startFile = (stream: Readable, filename: string) => {
     clearTimeout(deadline);
     file = { stream, filename };
-    resolveHead({ fields, file });
+    // Fields sent as file parts before it may still be arriving through their streams.
+    void Promise.all(pendingFields).then(() => {
+      if (!settled) resolveHead({ fields, file });
+    });
+  };
+  const requireName = (name: string | undefined): string => {
+    if (name === undefined || name === '') throw malformed('every part needs a name (Content-Disposition: form-data; name="…").');
+    return name;
   };
 
-  parser.on('field', (rawName, value, info) => {
-    if (file !== null || settled) return; // S3 ignores fields after the file.
-    if (info.nameTruncated || info.valueTruncated) return fail(tooMuchPreData());
-    if (rawName.toLowerCase() === 'file') return startFile(Readable.from([Buffer.from(value, 'utf8')]), '');
-    addField(rawName, value);
-  });
-  parser.on('file', (rawName, stream, info) => {
-    // Every part's stream has an error listener before anything can destroy it: a destroyed parser
-    // errors its open part, and an unheard 'error' event would end the process.
-    stream.on('error', () => undefined);
-    if (file !== null || settled) {
-      stream.resume();
-      return;
-    }
-    if (rawName.toLowerCase() === 'file') return startFile(stream, info.filename ?? '');
-    readFilePartAsField(stream, (value) => addField(rawName, value), () => fail(tooMuchPreData()));
-  });
-  parser.on('fieldsLimit', () => fail(tooMuchPreData()));
-  parser.on('filesLimit', () => fail(tooMuchPreData()));
-  parser.on('partsLimit', () => fail(tooMuchPreData()));
+  parser.on(
+    'field',
+    guarded((rawName: string | undefined, value: string | undefined, info: busboy.FieldInfo) => {
+      if (file !== null || settled) return; // S3 ignores fields after the file.
+      const name = requireName(rawName);
+      if (info.valueTruncated) return fail(tooMuchPreData());
+      if (value === undefined) throw malformed(`the part "${name}" declares a character set keygate cannot read; send form fields as UTF-8.`);
+      const bytes = fieldBytes(value);
+      if (name.toLowerCase() === 'file') return startFile(Readable.from([bytes]), '');
+      addField(name, bytes.toString('utf8'));
+    }),
+  );
+  parser.on(
+    'file',
+    guarded((rawName: string | undefined, stream: Readable, info: busboy.FileInfo) => {
+      // Every part's stream has an error listener before anything can destroy it: a destroyed parser
+      // errors its open part, and an unheard 'error' event would end the process.
+      stream.on('error', () => undefined);
+      if (file !== null || settled) {
+        stream.resume();
+        return;
+      }
+      const name = requireName(rawName);
+      if (name.toLowerCase() === 'file') return startFile(stream, info.filename ?? '');
+      if (fieldCount + pendingFields.length >= FORM_LIMITS.fields) {
+        stream.resume();
+        return fail(tooMuchPreData());
+      }
+      pendingFields.push(readFilePartAsField(stream, (value) => addField(name, value), () => fail(tooMuchPreData())));
+    }),
+  );
+  // Limits reached after the file only cut off parts S3 ignores anyway.
+  const overLimit = () => {
+    if (file === null) fail(tooMuchPreData());
+  };
+  parser.on('fieldsLimit', overLimit);
+  parser.on('filesLimit', overLimit);
+  parser.on('partsLimit', overLimit);
   parser.on('error', (error: Error) => fail(malformed(error.message)));
   parser.on('close', () => {
     clearTimeout(deadline);
@@ -274,23 +326,37 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
   };
 }
 
-/** A part sent as a file but named like a field: its content, capped like a field's value. */
-function readFilePartAsField(stream: Readable, onValue: (value: string) => void, onTooLarge: () => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let refused = false;
-  stream.on('data', (chunk: Buffer) => {
-    if (refused) return;
-    size += chunk.length;
-    if (size > FORM_LIMITS.fieldValueBytes) {
-      refused = true;
-      onTooLarge();
-      return;
-    }
-    chunks.push(chunk);
-  });
-  stream.on('end', () => {
-    if (!refused) onValue(Buffer.concat(chunks).toString('utf8'));
+/**
+ * A field's bytes as sent. Parts without a charset come decoded as latin1 (one character per
+ * byte: reversible); a part that declared UTF-8 or another charset comes as that text, kept as its
+ * UTF-8 bytes.
+ */
+function fieldBytes(value: string): Buffer {
+  // eslint-disable-next-line no-control-regex
+  return /[^\u0000-\u00ff]/.test(value) ? Buffer.from(value, 'utf8') : Buffer.from(value, 'latin1');
+}
+
+/** A part sent as a file but named like a field: its content (as UTF-8 text), capped like a field's value. */
+function readFilePartAsField(stream: Readable, onValue: (value: string) => void, onTooLarge: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > FORM_LIMITS.fieldValueBytes) {
+        refused = true;
+        onTooLarge();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.on('end', () => {
+      if (!refused) onValue(Buffer.concat(chunks).toString('utf8'));
+      resolve();
+    });
+    stream.on('close', () => resolve());
   });
 }
 
