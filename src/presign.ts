@@ -130,7 +130,7 @@ function parseByteSize(value: string | number): number {
 export function issuePresignedUrl(keys: KeyRepository, config: Config, input: PresignInput, now: Date = new Date()): PresignedUrl {
   const method = (input.method ?? 'GET').toUpperCase();
   if (!(PRESIGN_METHODS as readonly string[]).includes(method)) {
-    throw new PresignError(`Method "${input.method}" cannot be presigned; use one of ${PRESIGN_METHODS.join(', ')}.`);
+    throw new PresignError(`Method "${input.method}" cannot be presigned; use one of ${PRESIGN_METHODS.join(', ')}, or POST for a browser upload form.`);
   }
   const seconds = presignLifetime(input.expiresIn);
   const { bucket, key: objectKey } = parseTarget(input.target);
@@ -180,7 +180,7 @@ function presignLifetime(value: string | number | undefined): number {
     throw new PresignError((error as Error).message);
   }
   if (seconds > MAX_PRESIGN_EXPIRES_SECONDS) {
-    throw new PresignError(`Presigned URLs live at most 7 days (${MAX_PRESIGN_EXPIRES_SECONDS} s); use --expires-in 7d or less.`);
+    throw new PresignError(`Presigned URLs live at most 7 days (${MAX_PRESIGN_EXPIRES_SECONDS} s); ask for 7d or less.`);
   }
   return seconds;
 }

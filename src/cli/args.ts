@@ -7,18 +7,25 @@ export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 export interface ParsedCommand {
   values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   positionals: string[];
-  help: boolean;
 }
 
+/** `--help` (or `-h`) was on the command line: its usage is printed and nothing else is done. */
+export class HelpRequested extends Error {
+  constructor(readonly helpCommand: string) {
+    super(`help requested: ${helpCommand}`);
+    this.name = 'HelpRequested';
+  }
+}
+
+/**
+ * Parses a command's arguments. `--help` anywhere wins over everything else, before any other
+ * argument is looked at, so no command can run (or half-run) when asked for help.
+ */
 export function parseCommand(args: string[], options: OptionSpec, helpCommand: string): ParsedCommand {
+  if (args.includes('--help') || args.includes('-h')) throw new HelpRequested(helpCommand);
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      options: { ...options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
-    return { values, positionals, help: values.help === true };
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values, positionals };
   } catch (error) {
     // parseArgs appends advice about `--` that does not fit keygate's commands.
     const message = error instanceof Error ? error.message.replace(/ To specify a positional argument.*$/s, '') : String(error);

@@ -51,7 +51,6 @@ function addBucket(args: string[], io: CliIo): number {
     },
     HELP,
   );
-  if (parsed.help) return printHelp(io);
   const [name] = expectPositionals(parsed.positionals, ['NAME'], HELP) as [string];
   return withStore(io, (store, config) => {
     let bucket: BucketRecord;
@@ -79,7 +78,6 @@ function addBucket(args: string[], io: CliIo): number {
 
 function listBuckets(args: string[], io: CliIo): number {
   const parsed = parseCommand(args, { json: { type: 'boolean' } }, HELP);
-  if (parsed.help) return printHelp(io);
   expectPositionals(parsed.positionals, [], HELP);
   return withStore(io, (store) => {
     const buckets = store.buckets.list();
@@ -101,7 +99,6 @@ function listBuckets(args: string[], io: CliIo): number {
 
 function removeBucket(args: string[], io: CliIo): number {
   const parsed = parseCommand(args, {}, HELP);
-  if (parsed.help) return printHelp(io);
   const [name] = expectPositionals(parsed.positionals, ['NAME'], HELP) as [string];
   return withStore(io, (store) => {
     if (!store.buckets.remove(name)) {
@@ -120,24 +117,9 @@ function removeBucket(args: string[], io: CliIo): number {
 }
 
 const CORS_HELP = 'keygate buckets cors --help';
-const CORS_USAGE = `Usage:
-  keygate buckets cors NAME [--json]              show the bucket's CORS rules
-  keygate buckets cors NAME --file rules.json     replace them
-  keygate buckets cors NAME --clear               remove them (cross-origin browser requests are refused)
-
-rules.json is a list of rules, e.g.
-  [{"allowedOrigins": ["https://app.example.com"], "allowedMethods": ["GET", "PUT", "POST"],
-    "allowedHeaders": ["*"], "exposeHeaders": ["ETag"], "maxAgeSeconds": 3000}]
-or S3's CORSConfiguration JSON ({"CORSRules": [{"AllowedOrigins": [...], ...}]}).
-Changes apply to the server's next request. See docs/browser-uploads.md.
-`;
 
 function bucketCors(args: string[], io: CliIo): number {
   const parsed = parseCommand(args, { file: { type: 'string' }, clear: { type: 'boolean' }, json: { type: 'boolean' } }, CORS_HELP);
-  if (parsed.help) {
-    io.stdout(CORS_USAGE);
-    return EXIT_OK;
-  }
   const [name] = expectPositionals(parsed.positionals, ['NAME'], CORS_HELP) as [string];
   const file = stringOption(parsed, 'file');
   const clear = flag(parsed, 'clear');

@@ -6,7 +6,7 @@ Usage:
   keygate serve                        start the S3 gateway and the admin API
   keygate keys create|list|show|delete manage access keys       (keygate keys --help)
   keygate buckets add|list|remove|sync|cors manage the bucket registry (keygate buckets --help)
-  keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 3600]
+  keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 600]
   keygate presign ACCESS_KEY_ID s3://BUCKET/KEY-PREFIX --method POST [--max-size 25m] [--expires-in 600]
                                        a browser upload form (JSON: url, fields)
 
@@ -48,3 +48,36 @@ export const SERVE_USAGE = `Usage:
 Starts the S3 listener (KEYGATE_HOST:KEYGATE_PORT) and the admin API
 (KEYGATE_ADMIN_HOST:KEYGATE_ADMIN_PORT). Stop with Ctrl-C or SIGTERM.
 `;
+
+export const CORS_USAGE = `Usage:
+  keygate buckets cors NAME [--json]              show the bucket's CORS rules
+  keygate buckets cors NAME --file rules.json     replace them
+  keygate buckets cors NAME --clear               remove them (cross-origin browser requests are refused)
+
+rules.json is a list of rules, e.g.
+  [{"allowedOrigins": ["https://app.example.com"], "allowedMethods": ["GET", "PUT", "POST"],
+    "allowedHeaders": ["*"], "exposeHeaders": ["ETag"], "maxAgeSeconds": 3000}]
+or S3's CORSConfiguration JSON ({"CORSRules": [{"AllowedOrigins": [...], ...}]}).
+Changes apply to the server's next request. See docs/browser-uploads.md.
+`;
+
+export const PRESIGN_USAGE =
+  'Usage: keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 600]\n' +
+  '       keygate presign ACCESS_KEY_ID s3://BUCKET/KEY-PREFIX --method POST [--max-size 25m] [--expires-in 600]\n' +
+  'Prints a presigned URL made with the key\'s secret (default 10 minutes, at most 7 days).\n' +
+  'With --method POST it prints a browser upload form as JSON, {"url", "fields", "expiresAt"}: post the fields,\n' +
+  'then the file as the field "file", to url as multipart/form-data. Any key under KEY-PREFIX is allowed;\n' +
+  'fields.key defaults to KEY-PREFIX${filename}. See docs/browser-uploads.md.\n';
+
+/**
+ * The usage text each help command shows (`keygate keys --help`, …): `--help` anywhere on a command
+ * line prints it and does nothing else (args.ts).
+ */
+export const USAGE_BY_HELP_COMMAND: Readonly<Record<string, string>> = {
+  'keygate --help': MAIN_USAGE,
+  'keygate keys --help': KEYS_USAGE,
+  'keygate buckets --help': BUCKETS_USAGE,
+  'keygate buckets cors --help': CORS_USAGE,
+  'keygate serve --help': SERVE_USAGE,
+  'keygate presign --help': PRESIGN_USAGE,
+};

@@ -49,7 +49,6 @@ function createKey(args: string[], io: CliIo): number {
     },
     help,
   );
-  if (parsed.help) return printHelp(io);
   expectPositionals(parsed.positionals, [], help);
   const name = stringOption(parsed, 'name');
   if (name === undefined) throw new UsageError('Missing --name; name the key after who or what uses it, e.g. --name ci-uploader.', help);
@@ -83,7 +82,6 @@ function createKey(args: string[], io: CliIo): number {
 function listKeys(args: string[], io: CliIo): number {
   const help = 'keygate keys --help';
   const parsed = parseCommand(args, { bucket: { type: 'string' }, json: { type: 'boolean' } }, help);
-  if (parsed.help) return printHelp(io);
   expectPositionals(parsed.positionals, [], help);
   const bucket = stringOption(parsed, 'bucket');
   return withStore(io, (store, config) => {
@@ -120,7 +118,6 @@ function listKeys(args: string[], io: CliIo): number {
 function showKey(args: string[], io: CliIo): number {
   const help = 'keygate keys --help';
   const parsed = parseCommand(args, { json: { type: 'boolean' } }, help);
-  if (parsed.help) return printHelp(io);
   const [id] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID'], help) as [string];
   assertAccessKeyId(id, help);
   return withStore(io, (store, config) => {
@@ -153,7 +150,6 @@ function showKey(args: string[], io: CliIo): number {
 function deleteKey(args: string[], io: CliIo): number {
   const help = 'keygate keys --help';
   const parsed = parseCommand(args, {}, help);
-  if (parsed.help) return printHelp(io);
   const [id] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID'], help) as [string];
   assertAccessKeyId(id, help);
   return withStore(io, (store) => {

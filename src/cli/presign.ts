@@ -9,20 +9,8 @@ import type { CliIo } from './io.js';
 import { withStore } from './store.js';
 
 const HELP = 'keygate presign --help';
-const USAGE =
-  'Usage: keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 600]\n' +
-  '       keygate presign ACCESS_KEY_ID s3://BUCKET/KEY-PREFIX --method POST [--max-size 25m] [--expires-in 600]\n' +
-  'Prints a presigned URL made with the key\'s secret (default 10 minutes, at most 7 days).\n' +
-  'With --method POST it prints a browser upload form as JSON, {"url", "fields", "expiresAt"}: post the fields,\n' +
-  'then the file as the field "file", to url as multipart/form-data. Any key under KEY-PREFIX is allowed;\n' +
-  'fields.key defaults to KEY-PREFIX${filename}. See docs/browser-uploads.md.\n';
-
 export async function runPresign(args: string[], io: CliIo): Promise<number> {
   const parsed = parseCommand(args, { method: { type: 'string' }, 'expires-in': { type: 'string' }, 'max-size': { type: 'string' } }, HELP);
-  if (parsed.help) {
-    io.stdout(USAGE);
-    return EXIT_OK;
-  }
   const [accessKeyId, target] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID', 's3://BUCKET/KEY'], HELP) as [string, string];
   const method = stringOption(parsed, 'method');
   const maxSize = stringOption(parsed, 'max-size');
@@ -39,7 +27,8 @@ export async function runPresign(args: string[], io: CliIo): Promise<number> {
       io.stdout(`${presigned.url}\n`);
       return EXIT_OK;
     } catch (error) {
-      if (error instanceof PresignError) throw new CommandFailure(error.message);
+      // A key that does not exist is a failed command; anything else is the command line's fault.
+      if (error instanceof PresignError) throw error.problem === 'not_found' ? new CommandFailure(error.message) : new UsageError(error.message, HELP);
       throw error;
     }
   });

@@ -9,7 +9,8 @@ import { DataDirError } from '../data-dir.js';
 import { ListenError } from '../server.js';
 import { runBuckets } from './buckets.js';
 import { CommandFailure, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
-import { MAIN_USAGE } from './help.js';
+import { HelpRequested } from './args.js';
+import { MAIN_USAGE, USAGE_BY_HELP_COMMAND } from './help.js';
 import { processIo, type CliIo } from './io.js';
 import { runKeys } from './keys.js';
 import { runPresign } from './presign.js';
@@ -58,6 +59,10 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
 }
 
 function report(error: unknown, io: CliIo): number {
+  if (error instanceof HelpRequested) {
+    io.stdout(USAGE_BY_HELP_COMMAND[error.helpCommand] ?? MAIN_USAGE);
+    return EXIT_OK;
+  }
   if (error instanceof UsageError) {
     io.stderr(`keygate: ${error.message}\nRun \`${error.helpCommand}\` for usage.\n`);
     return EXIT_USAGE;

@@ -9,10 +9,6 @@ import type { CliIo } from './io.js';
 
 export async function runServe(args: string[], io: CliIo): Promise<number> {
   const parsed = parseCommand(args, {}, 'keygate serve --help');
-  if (parsed.help) {
-    io.stdout(SERVE_USAGE);
-    return EXIT_OK;
-  }
   expectPositionals(parsed.positionals, [], 'keygate serve --help');
   const config = loadConfig(io.env);
   tuneHeapForStreaming();

@@ -201,9 +201,14 @@ describe('process-level behavior', () => {
     const unknown = await keygate('presign', `rs_ak_live_${'0'.repeat(40)}`, 's3://bucket-one/k');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/No access key/);
+    // Usage errors exit 2 and point at the help, like every other command's.
     const badTarget = await keygate('presign', `rs_ak_live_${'0'.repeat(40)}`, 'bucket-one/k');
-    expect(badTarget.code).toBe(1);
+    expect(badTarget.code).toBe(2);
     expect(badTarget.stderr).toMatch(/s3:\/\/BUCKET\/KEY/);
+    expect(badTarget.stderr).toMatch(/Run `keygate presign --help` for usage/);
+    const badMethod = await keygate('presign', `rs_ak_live_${'0'.repeat(40)}`, 's3://bucket-one/k', '--method', 'PATCH');
+    expect(badMethod.code).toBe(2);
+    expect(badMethod.stderr).toMatch(/GET, PUT, HEAD, DELETE, or POST/);
     const missing = await keygate('presign');
     expect(missing.code).toBe(2);
   });
