@@ -10,10 +10,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { loadConfig } from './config.js';
-import { startServer } from './server.js';
+import { boto3Snippet, environmentBlock } from './keys/snippets.js';
+import { ListenError, startServer } from './server.js';
 import { openStore } from './store/db.js';
 
 const BUCKETS = ['demo-bucket', 'private-bucket'];
+/** Around the boto3 snippet, so a reader (or a test) finds where it begins and ends. */
+const BOTO3_BEGIN = '# ---- boto3 ----';
+const BOTO3_END = '# ---- end ----';
 
 interface S3rver {
   run(): Promise<{ port: number }>;
@@ -23,6 +27,16 @@ interface S3rver {
 
 async function main(): Promise<void> {
   const workDir = mkdtempSync(path.join(tmpdir(), 'keygate-demo-'));
+  try {
+    await runDemo(workDir);
+  } catch (error) {
+    // Nothing of a demo that did not start stays behind (its data dir holds a master key).
+    rmSync(workDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function runDemo(workDir: string): Promise<void> {
   const S3rverClass = createRequire(import.meta.url)('s3rver') as new (options: Record<string, unknown>) => S3rver;
   const upstreamServer = new S3rverClass({
     address: '127.0.0.1',
@@ -47,9 +61,23 @@ async function main(): Promise<void> {
     KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: 'S3RVER',
     // s3rver stores aws-chunked bodies raw, so the gateway must not forward trailing checksums to it.
     KEYGATE_UPSTREAM_TRAILING_CHECKSUMS: '0',
+    // The access log goes to a file, not between the lines printed below.
+    KEYGATE_ACCESS_LOG: path.join(workDir, 'access.log'),
   });
   const store = openStore(config);
-  const server = await startServer(config, { store });
+  let server;
+  try {
+    server = await startServer(config, { store, announce: () => undefined });
+  } catch (error) {
+    store.close();
+    const closed = upstreamServer.close();
+    upstreamServer.httpServer?.closeAllConnections();
+    await closed;
+    if (error instanceof ListenError) {
+      throw new Error(`port ${config.port} (S3) or ${config.adminPort} (admin) is taken; run with other ports, e.g. KEYGATE_PORT=19000 KEYGATE_ADMIN_PORT=19001 npm run demo`);
+    }
+    throw error;
+  }
 
   const writer = store.keys.create({ name: 'demo-writer', bucket: 'demo-bucket', preset: 'read-write' });
   const admin = store.keys.create({ name: 'demo-workspace', permissions: ['read', 'write', 'delete'] });
@@ -89,14 +117,18 @@ async function main(): Promise<void> {
       `  LIST private-bucket    -> ${denied}`,
       '',
       'Try it with aws-cli (per-bucket read-write key):',
-      `  export AWS_ACCESS_KEY_ID=${writer.accessKeyId}`,
-      `  export AWS_SECRET_ACCESS_KEY=${writer.secretAccessKey}`,
-      `  export AWS_DEFAULT_REGION=${config.region}`,
-      `  aws --endpoint-url ${config.publicUrl} s3 ls s3://demo-bucket/`,
-      `  echo hi | aws --endpoint-url ${config.publicUrl} s3 cp - s3://demo-bucket/from-cli.txt`,
-      `  aws --endpoint-url ${config.publicUrl} s3 cp s3://demo-bucket/from-cli.txt -`,
-      `  aws --endpoint-url ${config.publicUrl} s3 rm s3://demo-bucket/from-cli.txt     # AccessDenied: read-write cannot delete`,
-      `  aws --endpoint-url ${config.publicUrl} s3 ls s3://private-bucket/              # AccessDenied: other bucket`,
+      ...environmentBlock(writer, config).map((text) => `  ${text}`),
+      `  aws s3 ls s3://demo-bucket/`,
+      `  echo hi | aws s3 cp - s3://demo-bucket/from-cli.txt`,
+      `  aws s3 cp s3://demo-bucket/from-cli.txt -`,
+      `  aws s3 rm s3://demo-bucket/from-cli.txt     # AccessDenied: read-write cannot delete`,
+      `  aws s3 ls s3://private-bucket/              # AccessDenied: other bucket`,
+      `  (aws-cli before 2.13 ignores AWS_ENDPOINT_URL: add --endpoint-url ${config.publicUrl})`,
+      '',
+      'Or with boto3 (paste into a file and run it with python3):',
+      BOTO3_BEGIN,
+      ...boto3Snippet(writer, config),
+      BOTO3_END,
       '',
       'Workspace-wide key (read, write, delete on every bucket):',
       `  AWS_ACCESS_KEY_ID=${admin.accessKeyId} AWS_SECRET_ACCESS_KEY=${admin.secretAccessKey} aws --endpoint-url ${config.publicUrl} s3 ls`,
@@ -105,6 +137,7 @@ async function main(): Promise<void> {
       `  KEYGATE_DATA_DIR=${config.dataDir} npm run keygate -- keys list`,
       `  KEYGATE_DATA_DIR=${config.dataDir} npm run keygate -- keys delete ${writer.accessKeyId}   # revoked on the next request`,
       '',
+      `Access log: ${path.join(workDir, 'access.log')}`,
       'Press Ctrl-C to stop (the demo data is deleted).',
       line,
       '',

@@ -15,13 +15,3 @@ export function formatDate(date: Date | null, none = '-'): string {
   if (date === null) return none;
   return date.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
 }
-
-/** Quotes a value for POSIX shells when it contains anything beyond a safe set. */
-export function shellQuote(value: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-/** A Python string literal. */
-export function pythonString(value: string): string {
-  return JSON.stringify(value);
-}

@@ -6,7 +6,8 @@ import { isExpired, type AccessKey, type AccessKeyWithSecret } from '../keys/mod
 import { KeyValidationError } from '../keys/validate.js';
 import { expectPositionals, flag, parseCommand, stringOption, stringOptions } from './args.js';
 import { CommandFailure, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
-import { formatDate, formatTable, pythonString, shellQuote } from './format.js';
+import { formatDate, formatTable } from './format.js';
+import { boto3Snippet, environmentBlock } from '../keys/snippets.js';
 import { KEYS_USAGE } from './help.js';
 import type { CliIo } from './io.js';
 import { withStore } from './store.js';
@@ -161,9 +162,7 @@ function deleteKey(args: string[], io: CliIo): number {
 }
 
 function describeCreatedKey(key: AccessKeyWithSecret, config: Config): string {
-  const bucketValue = key.bucket ?? 'YOUR_BUCKET';
   const scope = key.bucket === null ? `workspace-wide, ${key.permissions.join(',')}` : `bucket ${key.bucket}, ${key.permissions.join(',')}`;
-  const boto3Config = config.domain === null;
   const lines = [
     `Created access key "${key.name}" (${scope}${key.expiresAt ? `, expires ${formatDate(key.expiresAt)}` : ''}).`,
     '',
@@ -174,27 +173,11 @@ function describeCreatedKey(key: AccessKeyWithSecret, config: Config): string {
     '',
     'The secret access key is shown only this once and cannot be retrieved later. Store it now.',
     '',
-    'Environment:',
-    `  export S3_ENDPOINT_URL=${shellQuote(config.publicUrl)}`,
-    `  export S3_ACCESS_KEY_ID=${key.accessKeyId}`,
-    `  export S3_SECRET_ACCESS_KEY=${key.secretAccessKey}`,
-    `  export S3_REGION=${shellQuote(config.region)}`,
-    `  export S3_BUCKET=${shellQuote(bucketValue)}${key.bucket === null ? '  # any bucket this key may use' : ''}`,
+    '# Environment for aws-cli (>= 2.13) and the AWS SDKs (boto3 >= 1.31); older aws-cli: add --endpoint-url',
+    ...environmentBlock(key, config),
     '',
-    'boto3:',
-    '  import boto3',
-    ...(boto3Config ? ['  from botocore.config import Config'] : []),
-    '',
-    '  s3 = boto3.client(',
-    '      "s3",',
-    `      endpoint_url=${pythonString(config.publicUrl)},`,
-    `      aws_access_key_id=${pythonString(key.accessKeyId)},`,
-    `      aws_secret_access_key=${pythonString(key.secretAccessKey)},`,
-    `      region_name=${pythonString(config.region)},`,
-    // Without KEYGATE_DOMAIN the gateway only understands path-style addressing.
-    ...(boto3Config ? ['      config=Config(s3={"addressing_style": "path"}),'] : []),
-    '  )',
-    `  print(s3.list_objects_v2(Bucket=${pythonString(bucketValue)}).get("KeyCount"))`,
+    '# boto3',
+    ...boto3Snippet(key, config),
     '',
   ];
   return lines.join('\n');

@@ -59,22 +59,25 @@ describe('keys create', () => {
     expect(out).toMatch(/shown only this once/);
     expect(out).toContain(`Endpoint           ${PUBLIC_URL}`);
     expect(out).toContain('Region             us-east-1');
+    // The variables aws-cli and the AWS SDKs read as they are, each line as it would be pasted.
     for (const line of [
-      `export S3_ENDPOINT_URL=${PUBLIC_URL}`,
-      `export S3_ACCESS_KEY_ID=${id}`,
-      `export S3_SECRET_ACCESS_KEY=${secret}`,
-      'export S3_REGION=us-east-1',
-      'export S3_BUCKET=abc123xyz9',
+      `export AWS_ACCESS_KEY_ID=${id}`,
+      `export AWS_SECRET_ACCESS_KEY=${secret}`,
+      `export AWS_ENDPOINT_URL=${PUBLIC_URL}`,
+      'export AWS_REGION=us-east-1',
+      'export AWS_DEFAULT_REGION=us-east-1',
       'import boto3',
-      `endpoint_url="${PUBLIC_URL}"`,
-      `aws_access_key_id="${id}"`,
-      `aws_secret_access_key="${secret}"`,
-      'region_name="us-east-1"',
-      'addressing_style": "path"',
-      'Bucket="abc123xyz9"',
+      's3 = boto3.client(',
+      `    endpoint_url="${PUBLIC_URL}",`,
+      `    aws_access_key_id="${id}",`,
+      `    aws_secret_access_key="${secret}",`,
+      '    region_name="us-east-1",',
+      '    config=Config(s3={"addressing_style": "path"}),',
+      'print(s3.list_objects_v2(Bucket="abc123xyz9").get("KeyCount"))',
     ]) {
-      expect(out).toContain(line);
+      expect(out.split('\n')).toContain(line);
     }
+    expect(out).not.toMatch(/S3_ENDPOINT_URL|S3_ACCESS_KEY_ID/);
   });
 
   // The full table of usage errors runs in-process (test/cli/run.test.ts); these prove the exit code reaches the shell.

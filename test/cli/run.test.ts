@@ -97,9 +97,9 @@ describe('in-process results', () => {
     expect(shown.stdout).toMatch(/Expires\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \(expired\)/);
   });
 
-  it('uses a placeholder bucket in the env block for workspace keys', async () => {
+  it('uses a placeholder bucket in the boto3 snippet for workspace keys', async () => {
     const result = await run(['keys', 'create', '--name', 'ws', '--preset', 'read-only']);
-    expect(result.stdout).toContain('export S3_BUCKET=YOUR_BUCKET  # any bucket this key may use');
+    expect(result.stdout).toContain('print(s3.list_objects_v2(Bucket="YOUR_BUCKET").get("KeyCount"))');
   });
 
   it('omits the path-style boto3 config when virtual-host addressing is enabled', async () => {
