@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # keygate: S3 gateway with scoped keys. Build: docker build -t keygate .
 # Run:   docker run -p 9000:9000 -p 127.0.0.1:9001:9001 -v keygate-data:/data \
+#          -e KEYGATE_PUBLIC_URL=https://s3.example.com \
 #          -e RUNPOD_S3_ACCESS_KEY=... -e RUNPOD_S3_SECRET_KEY=... keygate
+# (README, "Docker": the admin token is in `docker logs`; run the CLI with `docker exec`.)
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
@@ -34,6 +36,7 @@ RUN mkdir -p /data && chown node:node /data && ln -s /app/dist/cli/main.js /usr/
 USER node
 VOLUME ["/data"]
 EXPOSE 9000 9001
+# The port the gateway listens on, whatever KEYGATE_PORT says.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:9000/_health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.KEYGATE_PORT||'9000')+'/_health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "dist/cli/main.js", "serve"]

@@ -4,7 +4,7 @@
  * because the CLI and a running server may race to create them on a fresh install.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export function ensureDataDir(dataDir: string): void {
@@ -12,7 +12,37 @@ export function ensureDataDir(dataDir: string): void {
     // The mode only applies when the directory is created; an operator-made directory keeps its mode.
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (error) {
+    const explained = explainAccessError(dataDir, error);
+    if (explained !== error) throw explained;
     throw new DataDirError(dataDir, `cannot be created (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
+
+const ACCESS_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'SQLITE_READONLY', 'SQLITE_CANTOPEN']);
+
+/**
+ * A permission problem in the data directory, said so an operator can fix it: which path, which
+ * user this process runs as, who owns the directory, and the command (the usual case is a Docker
+ * bind mount owned by the host's user while the image runs as uid 1000). Other errors are returned
+ * unchanged.
+ */
+export function explainAccessError(dataDir: string, error: unknown): unknown {
+  const { code, path: failedPath } = (error ?? {}) as NodeJS.ErrnoException;
+  if (code === undefined || !ACCESS_CODES.has(code)) return error;
+  const uid = process.getuid?.();
+  const gid = process.getgid?.();
+  const owner = ownerOf(dataDir) ?? ownerOf(path.dirname(dataDir));
+  const who = uid === undefined ? 'this process' : `this process (uid ${uid})`;
+  const owned = owner === undefined ? '' : `; it belongs to uid ${owner}`;
+  const fix = uid === undefined ? 'make it writable for the user keygate runs as' : `e.g. \`chown -R ${uid}:${gid} ${dataDir}\` (for a Docker bind mount, run that on the host)`;
+  return new DataDirError(dataDir, `is not writable by ${who} (${code}${failedPath ? ` on ${failedPath}` : ''}${owned}); ${fix}`);
+}
+
+function ownerOf(file: string): number | undefined {
+  try {
+    return statSync(file).uid;
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,11 +5,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
-import { Hono } from 'hono';
 import type { Config } from './config.js';
 import { createAdminApp } from './http/admin.js';
 import { prepareAdminToken } from './http/admin-token.js';
-import { createMetricsApp } from './http/metrics.js';
 import { answerClientError } from './http/respond.js';
 import { attachExpectContinue, createS3Listener, type S3RequestRecord } from './http/s3.js';
 import { openAccessLog } from './observability/access-log.js';
@@ -59,8 +57,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
   try {
     const adminToken = prepareAdminToken(config, { announce });
     const metrics = createGatewayMetrics({ countKeys: () => store.keys.list().length });
-    // /metrics first: the admin app's catch-all auth middleware would otherwise answer it.
-    const adminApp = new Hono().route('/', createMetricsApp(metrics, adminToken)).route('/', createAdminApp({ config, store, adminToken }));
+    const adminApp = createAdminApp({ config, store, adminToken, metrics });
     adminServer.on('request', getRequestListener(adminApp.fetch));
 
     // One pool of keep-alive connections per upstream origin, for every request of this server.

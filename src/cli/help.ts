@@ -23,7 +23,8 @@ export const KEYS_USAGE = `Usage:
   keygate keys delete ACCESS_KEY_ID
 
 Workspace keys (no --bucket) take any of read, write, delete, admin, or a preset.
-Per-bucket keys take only --preset read-only or --preset read-write.
+Per-bucket keys take --preset read-only or --preset read-write; --perm read and
+--perm read,write are the same two presets (anything else is refused).
 --expires-in accepts 30d, 12h, 15m, 3600s or plain seconds (at most 10 years).
 Deleting a key revokes it on the server's next request.
 `;

@@ -3,6 +3,7 @@
  * bearer token. Shapes match the CLI's --json output. Every failure is JSON
  * `{"error": <code>, "detail": <what to do>}`.
  */
+import type { GatewayMetrics } from '../observability/metrics.js';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Config } from '../config.js';
@@ -24,6 +25,8 @@ export interface AdminAppDeps {
   store: Store;
   /** The token itself, or a verifier (e.g. from the stored hash, see prepareAdminToken). */
   adminToken: string | AdminTokenVerifier;
+  /** Served at GET /metrics (Prometheus text format), behind the same token. */
+  metrics?: GatewayMetrics;
 }
 
 type ErrorCode = 'unauthorized' | 'invalid_request' | 'not_found' | 'conflict' | 'payload_too_large' | 'internal_error';
@@ -61,6 +64,12 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   );
 
   app.get('/openapi.json', (c) => c.json(ADMIN_OPENAPI));
+
+  const metrics = deps.metrics;
+  if (metrics !== undefined) {
+    // Prometheus sends the token with `authorization: { credentials: <token> }` in a scrape config.
+    app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
+  }
 
   app.post('/v1/keys', async (c) => {
     // Field types are checked by the key rules themselves (validateKeyInput), which the CLI shares.

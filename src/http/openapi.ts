@@ -31,6 +31,18 @@ export const ADMIN_OPENAPI = {
         responses: { '200': { description: 'The admin API is up.', content: json({ type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] }) } },
       },
     },
+    '/metrics': {
+      get: {
+        operationId: 'metrics',
+        summary: 'Prometheus metrics',
+        description:
+          'Request counts, durations and bytes by S3 operation, rate-limited requests, the number of keys, and the process (CPU, memory, event loop delay). Prometheus text format.',
+        responses: {
+          '200': { description: 'Prometheus text exposition format.', content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } } },
+          '401': UNAUTHORIZED,
+        },
+      },
+    },
     '/openapi.json': {
       get: {
         operationId: 'openapi',

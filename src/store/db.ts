@@ -4,7 +4,7 @@
  * writers wait for each other instead of failing, and every key lookup reads the database afresh so
  * a revocation by any process counts on the very next request.
  */
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -14,7 +14,7 @@ import { eq } from 'drizzle-orm';
 import { ConfigError, type Config } from '../config.js';
 import { deriveKey, loadMasterKey, masterKeyPath } from '../crypto/master-key.js';
 import { SealError, sealSecret, unsealSecret } from '../crypto/seal.js';
-import { ensureDataDir } from '../data-dir.js';
+import { ensureDataDir, explainAccessError } from '../data-dir.js';
 import { BucketRepository } from './buckets.js';
 import { KeyRepository } from './keys.js';
 import * as schema from './schema.js';
@@ -41,8 +41,17 @@ export function databasePath(dataDir: string): string {
 }
 
 export function openStore(config: Config): Store {
+  try {
+    return openStoreIn(config);
+  } catch (error) {
+    throw explainAccessError(config.dataDir, error);
+  }
+}
+
+function openStoreIn(config: Config): Store {
   ensureDataDir(config.dataDir);
   const file = databasePath(config.dataDir);
+  warnIfDatabaseLost(config.dataDir, file);
   createPrivateFile(file);
   const sqlite = new Database(file);
   try {
@@ -67,6 +76,22 @@ export function openStore(config: Config): Store {
     sqlite.close();
     throw error;
   }
+}
+
+/**
+ * An empty or missing database next to a master key that was already generated is no fresh
+ * install: the database was probably lost or truncated (a failed copy, a full disk). keygate goes
+ * on with an empty key store, but says so (every key would answer InvalidAccessKeyId).
+ */
+function warnIfDatabaseLost(dataDir: string, file: string): void {
+  if (!existsSync(masterKeyPath(dataDir))) return;
+  const size = existsSync(file) ? statSync(file).size : null;
+  if (size !== null && size > 0) return;
+  process.stderr.write(
+    `keygate: warning: ${file} is ${size === null ? 'missing' : 'empty (0 bytes)'} but ${masterKeyPath(dataDir)} exists: ` +
+      'this looks like a lost or truncated key store, not a new one. Restore keygate.db from a backup if keys existed; ' +
+      'keygate continues with an empty key store.\n',
+  );
 }
 
 /**

@@ -107,7 +107,7 @@ export class UpstreamResolver {
 
     if (this.discovery) {
       try {
-        for (const volume of await this.discovery.list()) add({ name: volume.id, createdAt: null });
+        for (const volume of await this.discovery.list()) add({ name: volume.id, createdAt: volume.createdAt });
       } catch {
         // Discovery logs its own failures; registered buckets are still worth listing.
       }

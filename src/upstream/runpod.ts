@@ -69,6 +69,11 @@ export interface RunpodVolume {
   sizeGb: number | null;
   /** Upper-case datacenter id. */
   datacenter: string;
+  /**
+   * When the volume was created, if RunPod's answer says (createdAt / created_at / creationDate);
+   * otherwise when this gateway first listed it.
+   */
+  createdAt: Date;
 }
 
 export interface VolumeDiscovery {
@@ -122,6 +127,8 @@ export class RunpodVolumeDiscovery implements VolumeDiscovery {
   private readonly log: (entry: Record<string, unknown>) => void;
   private readonly now: () => number;
   private volumes: RunpodVolume[] | null = null;
+  /** When each volume id was first listed, for volumes whose creation time RunPod does not give. */
+  private readonly firstListed = new Map<string, Date>();
   private fetchedAt = -Infinity;
   private attemptedAt = -Infinity;
   private lastError: VolumeDiscoveryError | null = null;
@@ -156,7 +163,7 @@ export class RunpodVolumeDiscovery implements VolumeDiscovery {
   }
 
   /** One uncached listing; throws VolumeDiscoveryError (for `keygate buckets sync`, which wants to see failures). */
-  async fetchVolumes(): Promise<RunpodVolume[]> {
+  async fetchVolumes(): Promise<ListedVolume[]> {
     let response: Dispatcher.ResponseData;
     try {
       response = await request(this.listUrl, {
@@ -205,7 +212,13 @@ export class RunpodVolumeDiscovery implements VolumeDiscovery {
     this.attemptedAt = this.now();
     this.inFlight = this.fetchVolumes()
       .then(
-        (volumes) => {
+        (listed) => {
+          const seen = new Date(this.now());
+          const volumes = listed.map((volume) => {
+            if (volume.createdAt !== null) return { ...volume, createdAt: volume.createdAt };
+            if (!this.firstListed.has(volume.id)) this.firstListed.set(volume.id, seen);
+            return { ...volume, createdAt: this.firstListed.get(volume.id)! };
+          });
           this.volumes = volumes;
           this.fetchedAt = this.now();
           if (this.lastError) this.log({ msg: 'RunPod volume discovery recovered', volumes: volumes.length });
@@ -237,7 +250,10 @@ function matchVolume(volumes: RunpodVolume[], volumeId: string): RunpodVolume | 
 }
 
 /** Accepts v2 `{"networkVolumes":[…]}` and v1 `[…]`; each item needs an id and a datacenter. */
-export function parseVolumes(body: unknown, source: string): RunpodVolume[] {
+/** A volume as RunPod's answer describes it (its creation time only when the answer has one). */
+export type ListedVolume = Omit<RunpodVolume, 'createdAt'> & { createdAt: Date | null };
+
+export function parseVolumes(body: unknown, source: string): ListedVolume[] {
   const items = Array.isArray(body)
     ? body
     : isRecord(body) && Array.isArray(body.networkVolumes)
@@ -246,7 +262,7 @@ export function parseVolumes(body: unknown, source: string): RunpodVolume[] {
   if (items === null) {
     throw new VolumeDiscoveryError(`Unexpected response from ${source}: expected a list of network volumes.`);
   }
-  const volumes: RunpodVolume[] = [];
+  const volumes: ListedVolume[] = [];
   for (const item of items) {
     if (!isRecord(item) || typeof item.id !== 'string' || item.id === '') continue;
     const datacenter = datacenterField(item);
@@ -256,9 +272,19 @@ export function parseVolumes(body: unknown, source: string): RunpodVolume[] {
       name: typeof item.name === 'string' ? item.name : item.id,
       sizeGb: typeof item.size === 'number' ? item.size : null,
       datacenter: normalizeDatacenter(datacenter),
+      createdAt: dateField(item),
     });
   }
   return volumes;
+}
+
+function dateField(item: Record<string, unknown>): Date | null {
+  for (const value of [item.createdAt, item.created_at, item.creationDate]) {
+    if (typeof value !== 'string' && typeof value !== 'number') continue;
+    const date = new Date(value);
+    if (!Number.isNaN(date.getTime())) return date;
+  }
+  return null;
 }
 
 function datacenterField(item: Record<string, unknown>): string | null {

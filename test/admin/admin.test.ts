@@ -255,6 +255,7 @@ describe('routing and documentation', () => {
     expect(operations.sort()).toEqual(
       [
         'GET /health',
+        'GET /metrics',
         'GET /openapi.json',
         'POST /v1/keys',
         'GET /v1/keys',
@@ -285,6 +286,14 @@ describe('startServer', () => {
       expect(lines.join('')).toContain(`listening on ${server.adminUrl}`);
       expect(await (await fetch(`${server.adminUrl}/health`)).json()).toEqual({ status: 'ok' });
       expect((await fetch(`${server.adminUrl}/v1/keys`)).status).toBe(401);
+      // The listener serves one app: unknown routes get the JSON error shape, /metrics the token too.
+      const unknown = await fetch(`${server.adminUrl}/v1/nope`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(unknown.status).toBe(404);
+      expect(await unknown.json()).toMatchObject({ error: 'not_found' });
+      expect((await fetch(`${server.adminUrl}/metrics`)).status).toBe(401);
+      const metrics = await fetch(`${server.adminUrl}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^# HELP keygate_s3_requests_total /m);
       const created = await fetch(`${server.adminUrl}/v1/keys`, {
         method: 'POST',
         headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { run } from '../helpers/clients.js';
 import path from 'node:path';
 import { CLI_ENTRY, REPO_ROOT, TEST_MASTER_KEY_HEX, freePort, makeTempDirs, runCliProcess } from '../helpers/keygate-cli.js';
 
@@ -266,6 +267,35 @@ describe('process-level behavior', () => {
     const result = await runCliProcess(['keys', 'list'], { ...env, KEYGATE_MASTER_KEY: '99'.repeat(32) });
     expect(result.code).toBe(78);
     expect(result.stderr).toMatch(/KEYGATE_MASTER_KEY: does not match/);
+  });
+
+  // Needs root to act as another user (CI runs as root); the usual case is a Docker bind mount
+  // owned by the host's user while the image runs as uid 1000.
+  it.skipIf(process.getuid?.() !== 0)('a data dir another user owns: says which path, which user, and the chown that fixes it', async () => {
+    const dir = dirs.make();
+    chmodSync(dir, 0o700);
+    const result = await run('runuser', ['-u', 'nobody', '--', process.execPath, '--import', 'tsx', CLI_ENTRY, 'keys', 'list'], {
+      HOME: '/tmp',
+      KEYGATE_DATA_DIR: dir,
+      KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`Data directory ${dir} is not writable by this process (uid 65534)`);
+    expect(result.stderr).toContain('it belongs to uid 0');
+    expect(result.stderr).toContain(`chown -R 65534:65534 ${dir}`);
+    expectNoStackTrace(result.stderr);
+  });
+
+  it('warns when keygate.db is empty next to an existing master key (a lost store, not a new one)', async () => {
+    const dir = dirs.make();
+    writeFileSync(path.join(dir, 'master.key'), `${TEST_MASTER_KEY_HEX}\n`, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'keygate.db'), '');
+    const result = await runCliProcess(['keys', 'list'], { KEYGATE_DATA_DIR: dir });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/warning: .*keygate\.db is empty \(0 bytes\) but .*master\.key exists/);
+    // A fresh install (no master key yet) says nothing.
+    const fresh = await runCliProcess(['keys', 'list'], { KEYGATE_DATA_DIR: dirs.make() });
+    expect(fresh.stderr).not.toMatch(/warning/);
   });
 
   it('an unusable data dir exits 1 naming KEYGATE_DATA_DIR', async () => {

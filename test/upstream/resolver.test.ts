@@ -36,7 +36,7 @@ function registry(records: Array<Partial<BucketRecordLike> & { name: string }> =
 }
 
 function staticDiscovery(volumes: Array<{ id: string; datacenter: string }>): VolumeDiscovery {
-  const all = volumes.map((v) => ({ ...v, name: v.id, sizeGb: 10 }));
+  const all = volumes.map((v) => ({ ...v, name: v.id, sizeGb: 10, createdAt: new Date('2026-01-02T03:04:05Z') }));
   return { find: async (id) => all.find((v) => v.id === id) ?? null, list: async () => all };
 }
 
@@ -253,7 +253,7 @@ describe('listBuckets', () => {
     const buckets = await resolver.listBuckets();
     expect(buckets.map((b) => b.name).sort()).toEqual(['registered', 'shared', 'upstream-one', 'volume1']);
     expect(buckets.find((b) => b.name === 'shared')!.createdAt).toEqual(new Date('2025-01-02T03:04:05Z'));
-    expect(buckets.find((b) => b.name === 'volume1')!.createdAt).toBeNull();
+    expect(buckets.find((b) => b.name === 'volume1')!.createdAt).toEqual(new Date('2026-01-02T03:04:05Z'));
     expect(buckets.find((b) => b.name === 'upstream-one')!.createdAt).toBeInstanceOf(Date);
   });
 

@@ -39,9 +39,9 @@ describe('volume list parsing', () => {
   it('reads the v2 and v1 shapes and skips unusable items', () => {
     expect(
       parseVolumes({ networkVolumes: [{ id: 'v2vol', name: 'models', size: 50, dataCenter: 'eu-ro-1', type: 'STANDARD' }, { name: 'no id' }] }, 'x'),
-    ).toEqual([{ id: 'v2vol', name: 'models', sizeGb: 50, datacenter: 'EU-RO-1' }]);
-    expect(parseVolumes([{ id: 'v1vol', name: 'data', size: 10, dataCenterId: 'US-KS-2' }, { id: 'nodc' }], 'x')).toEqual([
-      { id: 'v1vol', name: 'data', sizeGb: 10, datacenter: 'US-KS-2' },
+    ).toEqual([{ id: 'v2vol', name: 'models', sizeGb: 50, datacenter: 'EU-RO-1', createdAt: null }]);
+    expect(parseVolumes([{ id: 'v1vol', name: 'data', size: 10, dataCenterId: 'US-KS-2', createdAt: '2025-06-01T10:00:00Z' }, { id: 'nodc' }], 'x')).toEqual([
+      { id: 'v1vol', name: 'data', sizeGb: 10, datacenter: 'US-KS-2', createdAt: new Date('2025-06-01T10:00:00Z') },
     ]);
     expect(parseVolumes({ networkVolumes: [{ id: 'obj', dataCenter: { id: 'EU-CZ-1', name: 'Czechia' } }] }, 'x')[0]?.datacenter).toBe('EU-CZ-1');
     expect(() => parseVolumes({ error: 'nope' }, 'src')).toThrow(VolumeDiscoveryError);
@@ -77,16 +77,19 @@ describe('RunpodVolumeDiscovery against a local REST server', () => {
     const rest = await restServer(() => [200, V2_BODY]);
     const time = clock();
     const discovery = new RunpodVolumeDiscovery({ restUrl: `${rest.url}/v2/`, apiKey: 'rp-key', now: time.now, cacheTtlMs: 60_000, minRefreshIntervalMs: 1000 });
-    expect(await discovery.find('abc123')).toEqual({ id: 'abc123', name: 'models', sizeGb: 100, datacenter: 'EU-RO-1' });
+    // RunPod gives no creation time here: the volume dates from when the gateway first listed it (never 1970).
+    expect(await discovery.find('abc123')).toEqual({ id: 'abc123', name: 'models', sizeGb: 100, datacenter: 'EU-RO-1', createdAt: new Date(time.now()) });
     expect(await discovery.find('ABC123')).toMatchObject({ id: 'abc123' });
     expect(await discovery.list()).toHaveLength(1);
     expect(rest.requests).toHaveLength(1);
     expect(rest.requests[0]).toMatchObject({ method: 'GET', url: '/v2/network-volumes' });
     expect(rest.requests[0]!.headers.authorization).toBe('Bearer rp-key');
 
+    const firstListed = (await discovery.list())[0]!.createdAt;
     time.advance(60_000);
-    await discovery.list();
+    const relisted = await discovery.list();
     expect(rest.requests).toHaveLength(2);
+    expect(relisted[0]!.createdAt).toEqual(firstListed);
   });
 
   it('uses GET /networkvolumes and the array shape when the base URL ends in /v1', async () => {
