@@ -187,4 +187,3 @@ export function resetPeakRss(pid: number): boolean {
     return false;
   }
 }
-

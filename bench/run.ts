@@ -69,7 +69,13 @@ function authzRow(): BenchRow {
     authorize(key, classify('PUT', address, headers));
   });
   const name = 'address parse + classify + authorize (UploadPart)';
-  return { name, value: us, unit: 'µs/op', detail: `${Math.round(1000 / us)}k ops/s`, markdown: `| ${name} | ${us.toFixed(2)} µs/op | ${Math.round(1000 / us)}k ops/s |` };
+  return {
+    name,
+    value: us,
+    unit: 'µs/op',
+    detail: `${Math.round(1000 / us)}k ops/s`,
+    markdown: `| ${name} | ${us.toFixed(2)} µs/op | ${Math.round(1000 / us)}k ops/s |`,
+  };
 }
 
 const percent = (ratio: number) => `${(ratio * 100).toFixed(0)}%`;
@@ -77,17 +83,16 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 const verdict = (ok: boolean, judged: boolean) => (!judged ? 'not judged (--quick)' : ok ? '**PASS**' : '**FAIL**');
 
 function smallTable(small: SmallResult[]): string[] {
-  const lines = [
-    `| request | target | req/s | p50 | p99 | added p50 / p99 vs direct | target's own CPU per request |`,
-    '|---|---|---|---|---|---|---|',
-  ];
+  const lines = [`| request | target | req/s | p50 | p99 | added p50 / p99 vs direct | target's own CPU per request |`, '|---|---|---|---|---|---|---|'];
   for (const r of small) {
     const direct = small.find((d) => d.method === r.method && d.target === 'direct')!.median;
     const m = r.median;
     const added = r.target === 'direct' ? '—' : `+${(m.p50Ms - direct.p50Ms).toFixed(2)} / +${(m.p99Ms - direct.p99Ms).toFixed(2)} ms`;
     const cpu = r.cpuMsPerRequest === null ? '—' : `${(r.cpuMsPerRequest * 1000).toFixed(0)} µs`;
     const spread = r.rounds.map((x) => x.requestsPerSecond.toFixed(0)).join(' / ');
-    lines.push(`| ${r.method} ${SMALL_OBJECT_BYTES / 1024} KiB | ${r.target} | ${m.requestsPerSecond.toFixed(0)} (rounds ${spread}) | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms | ${added} | ${cpu} |`);
+    lines.push(
+      `| ${r.method} ${SMALL_OBJECT_BYTES / 1024} KiB | ${r.target} | ${m.requestsPerSecond.toFixed(0)} (rounds ${spread}) | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms | ${added} | ${cpu} |`,
+    );
   }
   return lines;
 }
@@ -95,7 +100,9 @@ function smallTable(small: SmallResult[]): string[] {
 function largeTable(large: LargeResult[], size: number): string[] {
   const lines = ['| transfer | target | throughput | rounds |', '|---|---|---|---|'];
   for (const r of large) {
-    lines.push(`| ${r.operation} ${(size / 2 ** 30 >= 1 ? `${size / 2 ** 30} GiB` : `${size / 2 ** 20} MiB`)} | ${r.target} | ${r.megabytesPerSecond.toFixed(0)} MB/s | ${r.rounds.map((x) => `${x.seconds.toFixed(2)} s`).join(', ')} |`);
+    lines.push(
+      `| ${r.operation} ${size / 2 ** 30 >= 1 ? `${size / 2 ** 30} GiB` : `${size / 2 ** 20} MiB`} | ${r.target} | ${r.megabytesPerSecond.toFixed(0)} MB/s | ${r.rounds.map((x) => `${x.seconds.toFixed(2)} s`).join(', ')} |`,
+    );
   }
   return lines;
 }
@@ -107,7 +114,9 @@ function goalsTable(system: SystemResults, judged: boolean): string[] {
     const nginx = system.small.find((r) => r.method === method && r.target === 'nginx');
     if (!gateway || !nginx) continue;
     const ratio = gateway.median.requestsPerSecond / nginx.median.requestsPerSecond;
-    lines.push(`| small ${method} throughput, gateway / nginx | ≥ ${percent(TARGETS.smallVsNginx)} | ${percent(ratio)} (${gateway.median.requestsPerSecond.toFixed(0)} / ${nginx.median.requestsPerSecond.toFixed(0)} req/s) | ${verdict(ratio >= TARGETS.smallVsNginx, judged)} |`);
+    lines.push(
+      `| small ${method} throughput, gateway / nginx | ≥ ${percent(TARGETS.smallVsNginx)} | ${percent(ratio)} (${gateway.median.requestsPerSecond.toFixed(0)} / ${nginx.median.requestsPerSecond.toFixed(0)} req/s) | ${verdict(ratio >= TARGETS.smallVsNginx, judged)} |`,
+    );
   }
   for (const operation of ['PUT', 'GET'] as const) {
     const gateway = system.large.find((r) => r.operation === operation && r.target === 'gateway');
@@ -116,12 +125,18 @@ function goalsTable(system: SystemResults, judged: boolean): string[] {
     const ratio = gateway.megabytesPerSecond / direct.megabytesPerSecond;
     const nginx = system.large.find((r) => r.operation === operation && r.target === 'nginx');
     const reference = nginx ? `; reference: nginx / direct ${percent(nginx.megabytesPerSecond / direct.megabytesPerSecond)}` : '';
-    lines.push(`| large ${operation} throughput, gateway / direct | ≥ ${percent(TARGETS.largeVsDirect)} | ${percent(ratio)} (${gateway.megabytesPerSecond.toFixed(0)} / ${direct.megabytesPerSecond.toFixed(0)} MB/s${reference}) | ${verdict(ratio >= TARGETS.largeVsDirect, judged)} |`);
+    lines.push(
+      `| large ${operation} throughput, gateway / direct | ≥ ${percent(TARGETS.largeVsDirect)} | ${percent(ratio)} (${gateway.megabytesPerSecond.toFixed(0)} / ${direct.megabytesPerSecond.toFixed(0)} MB/s${reference}) | ${verdict(ratio >= TARGETS.largeVsDirect, judged)} |`,
+    );
   }
   if (system.large.length > 0 && system.largePeakRss !== null) {
-    lines.push(`| gateway peak RSS (VmHWM) during large transfers | < ${mb(TARGETS.peakRssBytes)} | ${mb(system.largePeakRss)} | ${verdict(system.largePeakRss < TARGETS.peakRssBytes, judged)} |`);
+    lines.push(
+      `| gateway peak RSS (VmHWM) during large transfers | < ${mb(TARGETS.peakRssBytes)} | ${mb(system.largePeakRss)} | ${verdict(system.largePeakRss < TARGETS.peakRssBytes, judged)} |`,
+    );
   }
-  lines.push(`| gateway peak RSS (VmHWM) over the whole run | < ${mb(TARGETS.peakRssBytes)} | ${mb(system.runPeakRss)} (idle after small requests: ${mb(system.gatewayIdleRss)}) | ${verdict(system.runPeakRss < TARGETS.peakRssBytes, judged)} |`);
+  lines.push(
+    `| gateway peak RSS (VmHWM) over the whole run | < ${mb(TARGETS.peakRssBytes)} | ${mb(system.runPeakRss)} (idle after small requests: ${mb(system.gatewayIdleRss)}) | ${verdict(system.runPeakRss < TARGETS.peakRssBytes, judged)} |`,
+  );
   return lines;
 }
 
@@ -146,7 +161,10 @@ async function main(): Promise<void> {
 
   if (options.phases.has('small') || options.phases.has('large')) {
     log('building dist/ (npm run build) so the gateway runs as it ships…');
-    execFileSync(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, stdio: 'inherit' });
+    execFileSync(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+      cwd: REPO_ROOT,
+      stdio: 'inherit',
+    });
     system = await runSystemBench({
       concurrency: 32,
       roundSeconds: options.seconds,
@@ -194,11 +212,21 @@ async function main(): Promise<void> {
   if (options.phases.has('micro')) {
     // After the processes are gone, so the micro benchmarks have the cores to themselves.
     const rows = [...(await runSigv4Bench()), ...runStoreBench(), authzRow()];
-    sections.push('## Gateway work per request (in-process microbenchmarks)', '', '| measurement | result | detail |', '|---|---|---|', ...rows.map((row) => row.markdown), '');
+    sections.push(
+      '## Gateway work per request (in-process microbenchmarks)',
+      '',
+      '| measurement | result | detail |',
+      '|---|---|---|',
+      ...rows.map((row) => row.markdown),
+      '',
+    );
   }
 
   // Other work on the machine takes cores from the processes measured: say how busy it was.
-  sections.push(`Load average (1 min) before the run: ${loadAtStart.toFixed(2)}, at its end: ${loadavg()[0]!.toFixed(2)} (includes the bench's own three or four busy processes) on ${cpus().length} cores. A start value well above 0.5 means other work shared the cores: req/s figures are then noisy, the CPU-per-request column less so.`, '');
+  sections.push(
+    `Load average (1 min) before the run: ${loadAtStart.toFixed(2)}, at its end: ${loadavg()[0]!.toFixed(2)} (includes the bench's own three or four busy processes) on ${cpus().length} cores. A start value well above 0.5 means other work shared the cores: req/s figures are then noisy, the CPU-per-request column less so.`,
+    '',
+  );
   const report = sections.join('\n');
   mkdirSync(path.join(REPO_ROOT, '.bench'), { recursive: true });
   writeFileSync(path.join(REPO_ROOT, '.bench/report.md'), report);

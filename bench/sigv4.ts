@@ -49,7 +49,12 @@ function headerSignedGet(now: Date, rawPath: string, rawQuery = ''): SignedReque
     method: 'GET',
     rawPath,
     rawQuery,
-    headers: { host: HOST, 'x-amz-user-agent': 'aws-sdk-js/3.0', 'amz-sdk-invocation-id': '4a8b3f9e-2d1c-4f6a-9b8e-7c6d5e4f3a2b', 'amz-sdk-request': 'attempt=1; max=3' },
+    headers: {
+      host: HOST,
+      'x-amz-user-agent': 'aws-sdk-js/3.0',
+      'amz-sdk-invocation-id': '4a8b3f9e-2d1c-4f6a-9b8e-7c6d5e4f3a2b',
+      'amz-sdk-request': 'attempt=1; max=3',
+    },
     accessKeyId: KEY_ID,
     secretAccessKey: SECRET,
     region: 'auto',
@@ -62,7 +67,11 @@ async function payloadThroughput(name: string, payload: PayloadMode, trailer: st
   const size = 16 * 1024 * 1024;
   const data = Buffer.alloc(size, 7);
   const signing = { signingKey: Buffer.alloc(32, 1), amzDate: '20250301T120000Z', scope: '20250301/auto/s3/aws4_request', seedSignature: 'a'.repeat(64) };
-  const body = encodeAwsChunked(data, { chunkSize: 64 * 1024, signing: signed ? signing : undefined, trailers: trailer ? { [trailer]: await checksumOf(trailer, data) } : undefined });
+  const body = encodeAwsChunked(data, {
+    chunkSize: 64 * 1024,
+    signing: signed ? signing : undefined,
+    trailers: trailer ? { [trailer]: await checksumOf(trailer, data) } : undefined,
+  });
   const verified: VerifiedRequest<null> = {
     key: null,
     accessKeyId: KEY_ID,
@@ -100,7 +109,11 @@ async function checksumOf(trailer: string, data: Buffer): Promise<string> {
 
 export async function runSigv4Bench(): Promise<BenchRow[]> {
   const now = new Date();
-  const options: VerifyOptions<string> = { lookup: (id) => (id === KEY_ID ? { secretAccessKey: SECRET, key: 'key' } : undefined), regions: ['auto', 'us-east-1'], now };
+  const options: VerifyOptions<string> = {
+    lookup: (id) => (id === KEY_ID ? { secretAccessKey: SECRET, key: 'key' } : undefined),
+    regions: ['auto', 'us-east-1'],
+    now,
+  };
   const rows: BenchRow[] = [];
 
   const plain = headerSignedGet(now, '/bucket/photos/2025/03/holiday-0042.jpg');
@@ -116,12 +129,25 @@ export async function runSigv4Bench(): Promise<BenchRow[]> {
   const awkwardUs = timePerOp(() => verifyRequest(awkward, options));
   rows.push(row('sigv4 header auth verify, non-canonical key encoding', awkwardUs, 'µs/op', `${Math.round(1000 / awkwardUs)}k ops/s`));
 
-  const url = new URL(presignUrl({ method: 'GET', url: new URL(`http://${HOST}/bucket/photos/holiday.jpg`), accessKeyId: KEY_ID, secretAccessKey: SECRET, region: 'auto', expiresInSeconds: 3600, now }));
+  const url = new URL(
+    presignUrl({
+      method: 'GET',
+      url: new URL(`http://${HOST}/bucket/photos/holiday.jpg`),
+      accessKeyId: KEY_ID,
+      secretAccessKey: SECRET,
+      region: 'auto',
+      expiresInSeconds: 3600,
+      now,
+    }),
+  );
   const presigned: SignedRequest = { method: 'GET', rawPath: url.pathname, rawQuery: url.search.slice(1), headers: { host: HOST, 'user-agent': 'curl/8' } };
   const presignedUs = timePerOp(() => verifyRequest(presigned, options));
   rows.push(row('sigv4 presigned URL verify', presignedUs, 'µs/op', `${Math.round(1000 / presignedUs)}k ops/s`));
 
-  const wrong: SignedRequest = { ...plain, headers: { ...plain.headers, authorization: String(plain.headers['authorization']).replace(/Signature=\w/, 'Signature=0') } };
+  const wrong: SignedRequest = {
+    ...plain,
+    headers: { ...plain.headers, authorization: String(plain.headers['authorization']).replace(/Signature=\w/, 'Signature=0') },
+  };
   const wrongUs = timePerOp(() => {
     try {
       verifyRequest(wrong, options);

@@ -18,7 +18,9 @@ function row(name: string, us: number, detail: string): BenchRow {
 export function runStoreBench(): BenchRow[] {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'keygate-bench-store-'));
   const masterKey = Buffer.alloc(32, 0x42);
-  const store = openStore(loadConfig({ KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: masterKey.toString('hex'), KEYGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789abcdef' }));
+  const store = openStore(
+    loadConfig({ KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: masterKey.toString('hex'), KEYGATE_ADMIN_TOKEN: 'bench-admin-token-0123456789abcdef' }),
+  );
   try {
     store.buckets.add({ name: 'photos' });
     const key = store.keys.create({ name: 'bench', bucket: 'photos', preset: 'read-write' });
@@ -33,7 +35,13 @@ export function runStoreBench(): BenchRow[] {
       unsealSecret(masterKey, key.accessKeyId, sealed);
     });
     rows.push(row('  for comparison: key query + AES-GCM unseal on every request', uncached, 'what the lookup cost before the cache'));
-    rows.push(row('bucket lookup for routing (row reused while data_version is unchanged)', timePerOp(() => store.buckets.get('photos')), 'one PRAGMA data_version per request'));
+    rows.push(
+      row(
+        'bucket lookup for routing (row reused while data_version is unchanged)',
+        timePerOp(() => store.buckets.get('photos')),
+        'one PRAGMA data_version per request',
+      ),
+    );
     return rows;
   } finally {
     store.close();

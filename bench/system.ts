@@ -121,7 +121,9 @@ function pidOf(targets: Targets, target: TargetName): number | null {
 }
 
 async function createUpstreamBucket(upstream: Upstream): Promise<void> {
-  const url = new URL(presignUrl({ method: 'PUT', url: new URL(`${upstream.url}/${BUCKET}`), ...S3RVER_CREDENTIALS, region: UPSTREAM_REGION, expiresInSeconds: 600 }));
+  const url = new URL(
+    presignUrl({ method: 'PUT', url: new URL(`${upstream.url}/${BUCKET}`), ...S3RVER_CREDENTIALS, region: UPSTREAM_REGION, expiresInSeconds: 600 }),
+  );
   const response = await fetch(url, { method: 'PUT' });
   if (response.status !== 200) throw new Error(`creating bucket ${BUCKET} on s3rver failed: ${response.status} ${await response.text()}`);
 }
@@ -177,7 +179,13 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
     const rounds = new Map<TargetName, LoadResult[]>(TARGETS.map((t) => [t, []]));
     const cpu = new Map<TargetName, { seconds: number; requests: number }>(TARGETS.map((t) => [t, { seconds: 0, requests: 0 }]));
     const paths = new Map<TargetName, string[]>(
-      TARGETS.map((t) => [t, keys.map((key) => { const url = urlFor(targets, t, method, key); return url.pathname + url.search; })]),
+      TARGETS.map((t) => [
+        t,
+        keys.map((key) => {
+          const url = urlFor(targets, t, method, key);
+          return url.pathname + url.search;
+        }),
+      ]),
     );
     for (let round = 0; round < options.rounds; round++) {
       // Rotate the order so no target always runs first (or right after the same neighbour).
@@ -202,7 +210,9 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
         }
         if (result.errors > 0) throw new Error(`${method} via ${target}: ${result.errors} of ${result.requests} requests failed; first: ${result.firstError}`);
         rounds.get(target)!.push(result);
-        options.log(`  ${method} ${target.padEnd(7)} round ${round + 1}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`);
+        options.log(
+          `  ${method} ${target.padEnd(7)} round ${round + 1}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`,
+        );
       }
     }
     for (const target of TARGETS) {

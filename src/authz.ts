@@ -24,7 +24,10 @@ export function authorize(key: KeyScope, operation: AuthorizedShape, now: Date =
   for (const requirement of operation.requirements) {
     for (const permission of requirement.permissions) {
       if (!hasPermission(key, permission)) {
-        throw new S3Error('AccessDenied', `Access Denied: ${requirement.header} (${requirement.purpose}) needs the "${permission}" permission, which this key lacks.`);
+        throw new S3Error(
+          'AccessDenied',
+          `Access Denied: ${requirement.header} (${requirement.purpose}) needs the "${permission}" permission, which this key lacks.`,
+        );
       }
     }
   }

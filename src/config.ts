@@ -136,10 +136,7 @@ export function loadConfig(env: Env = process.env): Config {
     runpodCredentials: parseRunpodCredentials(get),
     runpodApiKey: get('RUNPOD_API_KEY') ?? null,
     runpodEndpoints: parseRunpodEndpoints(get('KEYGATE_RUNPOD_ENDPOINTS')),
-    runpodRestUrl: parseUrl('KEYGATE_RUNPOD_REST_URL', get('KEYGATE_RUNPOD_REST_URL') ?? DEFAULT_RUNPOD_REST_URL).href.replace(
-      /\/+$/,
-      '',
-    ),
+    runpodRestUrl: parseUrl('KEYGATE_RUNPOD_REST_URL', get('KEYGATE_RUNPOD_REST_URL') ?? DEFAULT_RUNPOD_REST_URL).href.replace(/\/+$/, ''),
     upstreamTrailingChecksums: parseBoolean('KEYGATE_UPSTREAM_TRAILING_CHECKSUMS', get('KEYGATE_UPSTREAM_TRAILING_CHECKSUMS') ?? '1'),
     debugSignatures: parseBoolean('KEYGATE_DEBUG_SIGNATURES', get('KEYGATE_DEBUG_SIGNATURES')),
     rateLimit: parseRateLimit(get('KEYGATE_RATE_LIMIT'), get('KEYGATE_RATE_LIMIT_BURST')),
@@ -180,7 +177,10 @@ function parseAccessLog(value: string | undefined): AccessLogTarget {
   if (value === undefined || value.toLowerCase() === 'stdout') return { kind: 'stdout' };
   if (/^(off|0|false|no|none)$/i.test(value)) return { kind: 'off' };
   if (!path.isAbsolute(value) && !value.startsWith('.')) {
-    throw new ConfigError('KEYGATE_ACCESS_LOG', `"${value}" is not understood; use "stdout" (default), "off", or a file path like /var/log/keygate/access.log.`);
+    throw new ConfigError(
+      'KEYGATE_ACCESS_LOG',
+      `"${value}" is not understood; use "stdout" (default), "off", or a file path like /var/log/keygate/access.log.`,
+    );
   }
   return { kind: 'file', path: path.resolve(value) };
 }
@@ -221,10 +221,7 @@ export function parseMasterKey(value: string | undefined): Buffer | null {
     const bytes = Buffer.from(value, 'base64');
     if (bytes.length === 32) return bytes;
   }
-  throw new ConfigError(
-    'KEYGATE_MASTER_KEY',
-    'must be 32 bytes as 64 hex characters or base64; generate one with `openssl rand -hex 32`.',
-  );
+  throw new ConfigError('KEYGATE_MASTER_KEY', 'must be 32 bytes as 64 hex characters or base64; generate one with `openssl rand -hex 32`.');
 }
 
 function parseAdminToken(value: string | undefined): string | null {
@@ -236,11 +233,7 @@ function parseAdminToken(value: string | undefined): string | null {
 }
 
 function parseDefaultUpstream(get: (name: string) => string | undefined): DefaultUpstream | null {
-  const names = [
-    'KEYGATE_UPSTREAM_ENDPOINT',
-    'KEYGATE_UPSTREAM_ACCESS_KEY_ID',
-    'KEYGATE_UPSTREAM_SECRET_ACCESS_KEY',
-  ] as const;
+  const names = ['KEYGATE_UPSTREAM_ENDPOINT', 'KEYGATE_UPSTREAM_ACCESS_KEY_ID', 'KEYGATE_UPSTREAM_SECRET_ACCESS_KEY'] as const;
   const present = names.filter((n) => get(n) !== undefined);
   if (present.length === 0) return null;
   const missing = names.find((n) => get(n) === undefined);

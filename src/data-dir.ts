@@ -34,7 +34,10 @@ export function explainAccessError(dataDir: string, error: unknown): unknown {
   const owner = ownerOf(dataDir) ?? ownerOf(path.dirname(dataDir));
   const who = uid === undefined ? 'this process' : `this process (uid ${uid})`;
   const owned = owner === undefined ? '' : `; it belongs to uid ${owner}`;
-  const fix = uid === undefined ? 'make it writable for the user keygate runs as' : `e.g. \`chown -R ${uid}:${gid} ${dataDir}\` (for a Docker bind mount, run that on the host)`;
+  const fix =
+    uid === undefined
+      ? 'make it writable for the user keygate runs as'
+      : `e.g. \`chown -R ${uid}:${gid} ${dataDir}\` (for a Docker bind mount, run that on the host)`;
   return new DataDirError(dataDir, `is not writable by ${who} (${code}${failedPath ? ` on ${failedPath}` : ''}${owned}); ${fix}`);
 }
 

@@ -74,7 +74,9 @@ async function runDemo(workDir: string): Promise<void> {
     upstreamServer.httpServer?.closeAllConnections();
     await closed;
     if (error instanceof ListenError) {
-      throw new Error(`port ${config.port} (S3) or ${config.adminPort} (admin) is taken; run with other ports, e.g. KEYGATE_PORT=19000 KEYGATE_ADMIN_PORT=19001 npm run demo`);
+      throw new Error(
+        `port ${config.port} (S3) or ${config.adminPort} (admin) is taken; run with other ports, e.g. KEYGATE_PORT=19000 KEYGATE_ADMIN_PORT=19001 npm run demo`,
+      );
     }
     throw error;
   }

@@ -46,15 +46,12 @@ const CATALOG = {
   NotImplemented: [501, 'A header or query you provided implies functionality that is not implemented.'],
   RequestHeaderSectionTooLarge: [400, 'Your request header section exceeds the maximum allowed size.'],
   PreconditionFailed: [412, 'At least one of the preconditions you specified did not hold.'],
-  RequestTimeTooSkewed: [403, 'The difference between the request time and the server\'s time is too large.'],
+  RequestTimeTooSkewed: [403, "The difference between the request time and the server's time is too large."],
   RequestTimeout: [400, 'Your socket connection to the server was not read from or written to within the timeout period.'],
   ServiceUnavailable: [503, 'Service is unable to handle request.'],
   SlowDown: [503, 'Please reduce your request rate.'],
-  SignatureDoesNotMatch: [
-    403,
-    'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
-  ],
-  XAmzContentSHA256Mismatch: [400, 'The provided \'x-amz-content-sha256\' header does not match what was computed.'],
+  SignatureDoesNotMatch: [403, 'The request signature we calculated does not match the signature you provided. Check your key and signing method.'],
+  XAmzContentSHA256Mismatch: [400, "The provided 'x-amz-content-sha256' header does not match what was computed."],
   // Gateway-side upstream failures; S3 has no codes for these, so we use the conventional gateway ones.
   BadGateway: [502, 'The upstream storage service returned an invalid response.'],
   GatewayTimeout: [504, 'The upstream storage service did not respond in time.'],

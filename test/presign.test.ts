@@ -42,11 +42,19 @@ describe('presigned URL targets', () => {
 
   it('issues a URL that performs exactly the operation asked for, on that object', () => {
     const { config, store, key } = setUp();
-    for (const [method, operation] of [['GET', 'GetObject'], ['PUT', 'PutObject'], ['HEAD', 'HeadObject']] as const) {
+    for (const [method, operation] of [
+      ['GET', 'GetObject'],
+      ['PUT', 'PutObject'],
+      ['HEAD', 'HeadObject'],
+    ] as const) {
       // A key that contains "?" and "#" stays one key: they are percent-encoded in the path.
       const { url } = issuePresignedUrl(store.keys, config, { accessKeyId: key.accessKeyId, target: 's3://mine-bucket/dir/own.txt?list-type=2#x', method });
       const parsed = new URL(url);
-      const query = parsed.search.slice(1).split('&').filter((pair) => !pair.startsWith('X-Amz-')).join('&');
+      const query = parsed.search
+        .slice(1)
+        .split('&')
+        .filter((pair) => !pair.startsWith('X-Amz-'))
+        .join('&');
       const classified = classify(method, parseAddress(`${parsed.pathname}${query ? `?${query}` : ''}`, undefined, null), {});
       expect(classified.name).toBe(operation);
       expect(classified.bucket).toBe('mine-bucket');

@@ -43,7 +43,10 @@ export function corsRulesProblem(rules: unknown): string | null {
         return `${which}: "${method}" is not an allowed method; use ${CORS_METHODS.join(', ')} (upper case).`;
       }
     }
-    for (const [field, values] of [['allowedOrigins', r.allowedOrigins], ['allowedHeaders', r.allowedHeaders]] as const) {
+    for (const [field, values] of [
+      ['allowedOrigins', r.allowedOrigins],
+      ['allowedHeaders', r.allowedHeaders],
+    ] as const) {
       for (const value of (values as string[] | undefined) ?? []) {
         if (value === '' || /\s/.test(value)) return `${which}: ${field} entries must be non-empty and without spaces ("${value}").`;
         if (/[^\x21-\x7e]/.test(value)) {

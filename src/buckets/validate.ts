@@ -92,9 +92,7 @@ export function validateAddBucketInput(input: AddBucketInput): BucketSpec {
     throw new BucketValidationError(`"${region}" is not a region name; use e.g. "us-east-1".`);
   }
   if (!UPSTREAM_BUCKET.test(upstreamBucket)) {
-    throw new BucketValidationError(
-      `Upstream bucket "${upstreamBucket}" may only contain letters, digits, dots, hyphens and underscores (1-255 characters).`,
-    );
+    throw new BucketValidationError(`Upstream bucket "${upstreamBucket}" may only contain letters, digits, dots, hyphens and underscores (1-255 characters).`);
   }
 
   return {

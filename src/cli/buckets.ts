@@ -151,7 +151,9 @@ function readCorsFile(file: string): CorsRule[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new CommandFailure(`Cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give the path of a JSON file of CORS rules.`);
+    throw new CommandFailure(
+      `Cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); give the path of a JSON file of CORS rules.`,
+    );
   }
   let document: unknown;
   try {
@@ -202,7 +204,10 @@ function cliWording(message: string): string {
   return message
     .replace(/^Give either a RunPod datacenter or an endpoint with a region, not both/, 'Give either --datacenter or --endpoint with --region, not both')
     .replace(/^An endpoint needs its signing region too; add a region, e\.g\. "us-east-1"\./, '--endpoint needs --region too; add e.g. --region us-east-1.')
-    .replace(/^A region is only used together with an endpoint; add the endpoint URL, or use a datacenter instead\./, '--region is only used with --endpoint; add --endpoint URL, or use --datacenter instead.');
+    .replace(
+      /^A region is only used together with an endpoint; add the endpoint URL, or use a datacenter instead\./,
+      '--region is only used with --endpoint; add --endpoint URL, or use --datacenter instead.',
+    );
 }
 
 function printHelp(io: CliIo): number {

@@ -13,5 +13,8 @@ export function formatTable(headers: string[], rows: string[][]): string {
 /** `2026-01-31 12:00:00Z`: ISO 8601 in UTC without milliseconds, easy to read and sort. */
 export function formatDate(date: Date | null, none = '-'): string {
   if (date === null) return none;
-  return date.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+  return date
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, 'Z');
 }

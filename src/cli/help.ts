@@ -65,7 +65,7 @@ Changes apply to the server's next request. See docs/browser-uploads.md.
 export const PRESIGN_USAGE =
   'Usage: keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 600]\n' +
   '       keygate presign ACCESS_KEY_ID s3://BUCKET/KEY-PREFIX --method POST [--max-size 25m] [--expires-in 600]\n' +
-  'Prints a presigned URL made with the key\'s secret (default 10 minutes, at most 7 days).\n' +
+  "Prints a presigned URL made with the key's secret (default 10 minutes, at most 7 days).\n" +
   'With --method POST it prints a browser upload form as JSON, {"url", "fields", "expiresAt"}: post the fields,\n' +
   'then the file as the field "file", to url as multipart/form-data. Any key under KEY-PREFIX is allowed;\n' +
   'fields.key defaults to KEY-PREFIX${filename}. See docs/browser-uploads.md.\n';

@@ -88,7 +88,13 @@ function listKeys(args: string[], io: CliIo): number {
   return withStore(io, (store, config) => {
     const keys = store.keys.list(bucket === undefined ? {} : { bucket });
     if (flag(parsed, 'json')) {
-      io.stdout(`${JSON.stringify(keys.map((key) => keyToJson(key, config)), null, 2)}\n`);
+      io.stdout(
+        `${JSON.stringify(
+          keys.map((key) => keyToJson(key, config)),
+          null,
+          2,
+        )}\n`,
+      );
     } else if (keys.length === 0) {
       io.stdout(
         bucket === undefined
@@ -184,12 +190,7 @@ function describeCreatedKey(key: AccessKeyWithSecret, config: Config): string {
 }
 
 /** A heads-up (stderr) when the server would not know where a bucket key's bucket lives. */
-function warnIfUnroutable(
-  bucket: string | null,
-  getBucket: (name: string) => unknown,
-  config: Config,
-  io: CliIo,
-): void {
+function warnIfUnroutable(bucket: string | null, getBucket: (name: string) => unknown, config: Config, io: CliIo): void {
   if (bucket === null || getBucket(bucket) !== null) return;
   if (config.defaultUpstream !== null || config.runpodApiKey !== null) return;
   io.stderr(

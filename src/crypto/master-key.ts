@@ -50,10 +50,7 @@ export function loadMasterKey(config: Pick<Config, 'masterKey' | 'dataDir'>, opt
 function parseMasterKeyFile(file: string, contents: string): Buffer {
   const hex = contents.trim();
   if (!/^[0-9a-f]{64}$/i.test(hex)) {
-    throw new ConfigError(
-      'KEYGATE_MASTER_KEY',
-      `is not set and ${file} does not hold a 32-byte key as 64 hex characters; restore the file from your backup.`,
-    );
+    throw new ConfigError('KEYGATE_MASTER_KEY', `is not set and ${file} does not hold a 32-byte key as 64 hex characters; restore the file from your backup.`);
   }
   return Buffer.from(hex, 'hex');
 }

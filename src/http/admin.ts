@@ -163,9 +163,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
       return error.problem === 'not_found' ? fail(c, 404, 'not_found', error.message) : fail(c, 400, 'invalid_request', error.message);
     }
     if (error instanceof BucketValidationError) {
-      return error.problem === 'conflict'
-        ? fail(c, 409, 'conflict', error.message)
-        : fail(c, 400, 'invalid_request', error.message);
+      return error.problem === 'conflict' ? fail(c, 409, 'conflict', error.message) : fail(c, 400, 'invalid_request', error.message);
     }
     // Log the failure without request bodies (they can carry names a user considers private).
     console.error(JSON.stringify({ level: 'error', msg: 'admin API error', method: c.req.method, path: c.req.path, error: String(error) }));

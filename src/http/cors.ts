@@ -38,7 +38,7 @@ export function answerPreflight(source: CorsRuleSource, req: IncomingMessage, re
     throw new S3Error('BadRequest', `Invalid Access-Control-Request-Method: ${requestMethod ?? 'null'}. Preflights name one of ${CORS_METHODS.join(', ')}.`);
   }
   const details = { Method: requestMethod, ResourceType: resourceType };
-  const rules = address.bucket === null ? null : source.get(address.bucket)?.cors ?? null;
+  const rules = address.bucket === null ? null : (source.get(address.bucket)?.cors ?? null);
   if (rules === null || rules.length === 0) {
     throw new S3Error('AccessForbidden', NOT_ENABLED, { details, headers: { vary: CORS_VARY } });
   }

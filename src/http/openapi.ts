@@ -18,8 +18,7 @@ export const ADMIN_OPENAPI = {
     title: 'keygate admin API',
     version: '1',
     description:
-      'Manage scoped S3 access keys and the bucket registry of a keygate gateway. ' +
-      'Every route except /health needs `Authorization: Bearer <admin token>`.',
+      'Manage scoped S3 access keys and the bucket registry of a keygate gateway. ' + 'Every route except /health needs `Authorization: Bearer <admin token>`.',
   },
   security: [{ bearerAuth: [] }],
   paths: {
@@ -28,7 +27,9 @@ export const ADMIN_OPENAPI = {
         operationId: 'health',
         summary: 'Liveness check',
         security: [],
-        responses: { '200': { description: 'The admin API is up.', content: json({ type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] }) } },
+        responses: {
+          '200': { description: 'The admin API is up.', content: json({ type: 'object', properties: { status: { const: 'ok' } }, required: ['status'] }) },
+        },
       },
     },
     '/metrics': {
@@ -120,7 +121,11 @@ export const ADMIN_OPENAPI = {
       get: {
         operationId: 'getBucketCors',
         summary: 'Show a bucket’s CORS rules',
-        responses: { '200': { description: 'The rules (empty when none are set).', content: json(ref('BucketCors')) }, '401': UNAUTHORIZED, '404': errorResponse('The bucket is not registered.') },
+        responses: {
+          '200': { description: 'The rules (empty when none are set).', content: json(ref('BucketCors')) },
+          '401': UNAUTHORIZED,
+          '404': errorResponse('The bucket is not registered.'),
+        },
       },
       put: {
         operationId: 'setBucketCors',
@@ -131,7 +136,13 @@ export const ADMIN_OPENAPI = {
           'rules, `{"rules": [...]}`, or S3’s CORSConfiguration JSON `{"CORSRules": [{"AllowedOrigins": [...], ...}]}`.',
         requestBody: {
           required: true,
-          content: json({ oneOf: [{ type: 'array', items: ref('CorsRule') }, { type: 'object', required: ['rules'], properties: { rules: { type: 'array', items: ref('CorsRule') } } }, { type: 'object', required: ['CORSRules'], properties: { CORSRules: { type: 'array', items: { type: 'object' } } } }] }),
+          content: json({
+            oneOf: [
+              { type: 'array', items: ref('CorsRule') },
+              { type: 'object', required: ['rules'], properties: { rules: { type: 'array', items: ref('CorsRule') } } },
+              { type: 'object', required: ['CORSRules'], properties: { CORSRules: { type: 'array', items: { type: 'object' } } } },
+            ],
+          }),
         },
         responses: {
           '200': { description: 'Stored.', content: json(ref('BucketCors')) },
@@ -153,9 +164,9 @@ export const ADMIN_OPENAPI = {
         operationId: 'presign',
         summary: 'Issue a presigned URL (or browser upload form) for a stored key',
         description:
-          'Signed with the key\'s own secret and verified by the gateway. Only issued for operations the key may perform. ' +
+          "Signed with the key's own secret and verified by the gateway. Only issued for operations the key may perform. " +
           'With method POST the answer also carries `fields`: a SigV4 POST policy form for browser uploads (S3 POST Object) of any key ' +
-          'under the target\'s key prefix; post the fields, then the file as the field `file`, to `url` as multipart/form-data.',
+          "under the target's key prefix; post the fields, then the file as the field `file`, to `url` as multipart/form-data.",
         requestBody: {
           required: true,
           content: json({
@@ -164,10 +175,26 @@ export const ADMIN_OPENAPI = {
             additionalProperties: false,
             properties: {
               accessKeyId: { type: 'string' },
-              target: { type: 'string', examples: ['s3://my-bucket/path/to/object.bin'], description: 'For POST: s3://BUCKET/KEY-PREFIX (s3://BUCKET/ for any key).' },
+              target: {
+                type: 'string',
+                examples: ['s3://my-bucket/path/to/object.bin'],
+                description: 'For POST: s3://BUCKET/KEY-PREFIX (s3://BUCKET/ for any key).',
+              },
               method: { type: 'string', enum: ['GET', 'PUT', 'HEAD', 'DELETE', 'POST'], default: 'GET' },
-              maxSize: { oneOf: [{ type: 'string', examples: ['25m', '2g'] }, { type: 'integer', minimum: 1 }], description: 'POST only: largest file the form accepts, in bytes or with k/m/g (binary) units.' },
-              expiresIn: { oneOf: [{ type: 'string', examples: ['15m', '7d'] }, { type: 'integer', minimum: 1, maximum: 604800 }], default: 600 },
+              maxSize: {
+                oneOf: [
+                  { type: 'string', examples: ['25m', '2g'] },
+                  { type: 'integer', minimum: 1 },
+                ],
+                description: 'POST only: largest file the form accepts, in bytes or with k/m/g (binary) units.',
+              },
+              expiresIn: {
+                oneOf: [
+                  { type: 'string', examples: ['15m', '7d'] },
+                  { type: 'integer', minimum: 1, maximum: 604800 },
+                ],
+                default: 600,
+              },
             },
           }),
         },
@@ -180,7 +207,11 @@ export const ADMIN_OPENAPI = {
                 url: { type: 'string' },
                 method: { type: 'string' },
                 expiresAt: { type: 'string', format: 'date-time' },
-                fields: { type: 'object', additionalProperties: { type: 'string' }, description: 'POST only: the form fields (key, policy, x-amz-*), in order.' },
+                fields: {
+                  type: 'object',
+                  additionalProperties: { type: 'string' },
+                  description: 'POST only: the form fields (key, policy, x-amz-*), in order.',
+                },
               },
             }),
           },
@@ -219,7 +250,12 @@ export const ADMIN_OPENAPI = {
           permissions: { type: 'array', items: ref('Permission'), minItems: 1, description: 'Mutually exclusive with preset.' },
           preset: { type: 'string', enum: Object.keys(PRESETS) },
           expiresIn: {
-            ...nullable({ oneOf: [{ type: 'string', pattern: '^[0-9]+[smhd]?$' }, { type: 'integer', minimum: 1 }] }),
+            ...nullable({
+              oneOf: [
+                { type: 'string', pattern: '^[0-9]+[smhd]?$' },
+                { type: 'integer', minimum: 1 },
+              ],
+            }),
             description: 'Lifetime: 30d, 12h, 15m, 3600s or seconds; at most 10 years.',
           },
         },
@@ -272,9 +308,18 @@ export const ADMIN_OPENAPI = {
         required: ['allowedOrigins', 'allowedMethods'],
         properties: {
           id: { type: 'string' },
-          allowedOrigins: { type: 'array', minItems: 1, items: { type: 'string' }, description: 'Origins such as https://app.example.com; "*" alone, or one "*" inside an entry (https://*.example.com).' },
+          allowedOrigins: {
+            type: 'array',
+            minItems: 1,
+            items: { type: 'string' },
+            description: 'Origins such as https://app.example.com; "*" alone, or one "*" inside an entry (https://*.example.com).',
+          },
           allowedMethods: { type: 'array', minItems: 1, items: { type: 'string', enum: ['GET', 'PUT', 'POST', 'DELETE', 'HEAD'] } },
-          allowedHeaders: { type: 'array', items: { type: 'string' }, description: 'Request headers a preflight may ask for (case-insensitive, one "*" wildcard per entry).' },
+          allowedHeaders: {
+            type: 'array',
+            items: { type: 'string' },
+            description: 'Request headers a preflight may ask for (case-insensitive, one "*" wildcard per entry).',
+          },
           exposeHeaders: { type: 'array', items: { type: 'string' }, description: 'Response headers browser code may read, e.g. ETag.' },
           maxAgeSeconds: { type: 'integer', minimum: 0 },
         },

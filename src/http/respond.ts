@@ -85,7 +85,14 @@ export interface SendErrorOptions {
  * leaking internals. When the client may still be sending a body we did not read, see
  * refuseWhileBodyPending.
  */
-export function sendError(req: IncomingMessage, res: ServerResponse, error: unknown, requestId: string, resource: string, options: SendErrorOptions = {}): void {
+export function sendError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: unknown,
+  requestId: string,
+  resource: string,
+  options: SendErrorOptions = {},
+): void {
   const s3Error = isS3Error(error) ? error : new S3Error('InternalError', undefined, { cause: error });
   if (!isS3Error(error)) logToStderr('error', 'unexpected error', { requestId, error: describe(error) });
   if (res.headersSent) {
@@ -129,7 +136,15 @@ const LINGER_TOTAL_MS = 30_000;
 /** Responses whose complete answer is written while the rest of their request body is discarded: how to end them. */
 const lingering = new WeakMap<object, () => void>();
 
-function refuseWhileBodyPending(req: IncomingMessage, res: ServerResponse, status: number, xml: string, headers: Record<string, string>, release: () => void, lingerMs: number): void {
+function refuseWhileBodyPending(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  xml: string,
+  headers: Record<string, string>,
+  release: () => void,
+  lingerMs: number,
+): void {
   const declared = declaredBodyLength(req);
   if (declared !== null && declared > LINGER_BYTES) {
     release();
@@ -270,12 +285,18 @@ const CLIENT_ERROR_LINGER_MS = 5_000;
 export function clientErrorAsS3Error(code: string | undefined, reason?: string): S3Error {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
-      return new S3Error('RequestHeaderSectionTooLarge', 'The request headers are larger than the gateway accepts (16 KiB in total); send fewer or shorter headers.');
+      return new S3Error(
+        'RequestHeaderSectionTooLarge',
+        'The request headers are larger than the gateway accepts (16 KiB in total); send fewer or shorter headers.',
+      );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'ERR_HTTP_HEADERS_TIMEOUT':
       return new S3Error('RequestTimeout', 'The request was not received completely within the time the gateway allows; retry it.');
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':
-      return new S3Error('InvalidRequest', 'The request repeats Content-Length or combines it with Transfer-Encoding; send exactly one Content-Length, or Transfer-Encoding: chunked alone.');
+      return new S3Error(
+        'InvalidRequest',
+        'The request repeats Content-Length or combines it with Transfer-Encoding; send exactly one Content-Length, or Transfer-Encoding: chunked alone.',
+      );
     case 'HPE_INVALID_CONTENT_LENGTH':
       return new S3Error('InvalidArgument', 'Content-Length must appear once and be a non-negative integer.');
     case 'HPE_INVALID_TRANSFER_ENCODING':

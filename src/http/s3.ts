@@ -221,7 +221,9 @@ class S3Pipeline {
   private async authenticateForm(req: GatewayRequest, res: ServerResponse, address: S3Address, signal: AbortSignal): Promise<AuthenticatedRequest> {
     const release = this.unauthenticated.tryEnter();
     if (release === null) {
-      throw new S3Error('SlowDown', 'The gateway is reading too many unauthenticated form uploads at once; retry shortly.', { headers: { 'retry-after': '1' } });
+      throw new S3Error('SlowDown', 'The gateway is reading too many unauthenticated form uploads at once; retry shortly.', {
+        headers: { 'retry-after': '1' },
+      });
     }
     // The form authenticates itself (POST policy); its fields are in the body, so there is nothing to check before 100 Continue.
     if (req[EXPECTS_CONTINUE]) res.writeContinue();
@@ -256,7 +258,13 @@ class S3Pipeline {
    * checksums, length). PUT and POST always run through the verifier, even when empty: a signed
    * payload hash or an aws-chunked final-chunk signature still has to be checked.
    */
-  private async openSignedBody(req: IncomingMessage, method: string, verified: VerifiedRequest<AccessKey>, plan: OperationPlan, bodyLength: number | null): Promise<UpstreamBody | null> {
+  private async openSignedBody(
+    req: IncomingMessage,
+    method: string,
+    verified: VerifiedRequest<AccessKey>,
+    plan: OperationPlan,
+    bodyLength: number | null,
+  ): Promise<UpstreamBody | null> {
     const hasBody = method === 'PUT' || method === 'POST' || (bodyLength ?? 0) > 0;
     if (!hasBody) {
       req.resume();
@@ -332,7 +340,10 @@ function declaredBodyLength(req: IncomingMessage, verified: VerifiedRequest<Acce
     return Number(header);
   }
   if (req.headers['transfer-encoding'] !== undefined) {
-    throw new S3Error('MissingContentLength', 'Send Content-Length (or aws-chunked with x-amz-decoded-content-length); S3 does not accept plain chunked uploads.');
+    throw new S3Error(
+      'MissingContentLength',
+      'Send Content-Length (or aws-chunked with x-amz-decoded-content-length); S3 does not accept plain chunked uploads.',
+    );
   }
   return null;
 }

@@ -131,10 +131,7 @@ function requestedPermissions(input: CreateKeyInput): Permission[] {
     return [...PRESETS[preset]];
   }
   if (!hasPermissions) {
-    throw new KeyValidationError(
-      'permissions',
-      `Say what the key may do: permissions (any of ${PERMISSIONS.join(', ')}) or a preset (${PRESET_NAMES}).`,
-    );
+    throw new KeyValidationError('permissions', `Say what the key may do: permissions (any of ${PERMISSIONS.join(', ')}) or a preset (${PRESET_NAMES}).`);
   }
   if (!Array.isArray(input.permissions) || input.permissions.some((p) => typeof p !== 'string')) {
     throw new KeyValidationError('permissions', `Permissions must be a list of names from: ${PERMISSIONS.join(', ')}.`);
@@ -167,9 +164,7 @@ function bucketKeyPermissions(permissions: Permission[]): Permission[] {
       'Per-bucket keys cannot delete; use preset read-only or read-write, or drop the bucket for a workspace key with delete.',
     );
   }
-  const matching = Object.values(PRESETS).find(
-    (preset) => preset.length === permissions.length && preset.every((p) => permissions.includes(p)),
-  );
+  const matching = Object.values(PRESETS).find((preset) => preset.length === permissions.length && preset.every((p) => permissions.includes(p)));
   if (!matching) {
     throw new KeyValidationError(
       'permissions',

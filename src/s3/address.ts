@@ -92,7 +92,9 @@ export function parseQuery(rawQuery: string): Array<[string, string]> {
     const name = decode((eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
     const value = eq === -1 ? '' : part.slice(eq + 1);
     if (seen.has(name)) {
-      throw new S3Error('InvalidArgument', `The query parameter "${name}" appears more than once; send each parameter once.`, { details: { ArgumentName: name } });
+      throw new S3Error('InvalidArgument', `The query parameter "${name}" appears more than once; send each parameter once.`, {
+        details: { ArgumentName: name },
+      });
     }
     seen.add(name);
     pairs.push([name, decode(value.replace(/\+/g, ' '))]);

@@ -152,7 +152,14 @@ function chooseBucketOperation(method: string, has: (name: string) => boolean, h
 const SUBRESOURCES: ReadonlySet<string> = new Set([
   ...BUCKET_CONFIG_SUBRESOURCES,
   ...UNSUPPORTED_SUBRESOURCES,
-  'object-lock', 'retention', 'legal-hold', 'uploads', 'delete', 'location', 'versions', 'attributes',
+  'object-lock',
+  'retention',
+  'legal-hold',
+  'uploads',
+  'delete',
+  'location',
+  'versions',
+  'attributes',
 ]);
 
 function hasSubresource(has: (name: string) => boolean): boolean {

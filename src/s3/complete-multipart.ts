@@ -36,7 +36,10 @@ export function completedParts(document: XmlBody): CompletedPart[] {
   const parts = document.entries.map(readPart);
   for (let index = 1; index < parts.length; index++) {
     if (parts[index]!.partNumber <= parts[index - 1]!.partNumber) {
-      throw new S3Error('InvalidPartOrder', `Part ${parts[index]!.partNumber} follows part ${parts[index - 1]!.partNumber}: list each part once, in ascending PartNumber order.`);
+      throw new S3Error(
+        'InvalidPartOrder',
+        `Part ${parts[index]!.partNumber} follows part ${parts[index - 1]!.partNumber}: list each part once, in ascending PartNumber order.`,
+      );
     }
   }
   return parts;

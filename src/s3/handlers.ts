@@ -222,7 +222,10 @@ async function putObjectAcl(deps: HandlerDeps, operation: S3Operation, target: U
     return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx, { headers, body: null }));
   }
   if (!ctx.key.permissions.includes('admin')) {
-    throw new S3Error('AccessDenied', 'Access Denied: granting access to an object through its ACL needs the "admin" permission, which this key lacks; objects stay private.');
+    throw new S3Error(
+      'AccessDenied',
+      'Access Denied: granting access to an object through its ACL needs the "admin" permission, which this key lacks; objects stay private.',
+    );
   }
   // The document exactly as the client sent it (its checksums describe these bytes).
   const forwarded: UpstreamBody | null = ctx.body === null ? null : { ...ctx.body, stream: Readable.from([body]), trailerChecksum: null };

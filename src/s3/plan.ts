@@ -58,7 +58,10 @@ export async function resolveBucket(deps: PlanDeps, bucket: string, creating = f
 function assertCapable(target: UpstreamTarget, capability: Capability | undefined, operation: S3Operation, header?: string): void {
   if (capability === undefined || target.capabilities[capability]) return;
   const what = header === undefined ? operation.name : `${operation.name} with ${header}`;
-  throw new S3Error('NotImplemented', `${what} is not supported for bucket "${operation.bucket}": its storage (${describeKind(target)}) has no ${CAPABILITY_NAMES[capability]}.`);
+  throw new S3Error(
+    'NotImplemented',
+    `${what} is not supported for bucket "${operation.bucket}": its storage (${describeKind(target)}) has no ${CAPABILITY_NAMES[capability]}.`,
+  );
 }
 
 function bodyLimit(operation: S3Operation, target: UpstreamTarget): number {
@@ -81,12 +84,14 @@ function withinLimit(operation: S3Operation, bodyLength: number | null, limit: n
   const body = operation.spec.body.kind;
   if (body === 'object') {
     const advice =
-      operation.name === 'PutObject'
-        ? 'use a multipart upload (aws-cli and boto3 do this automatically above their multipart threshold)'
-        : 'use smaller parts';
-    throw new S3Error('EntityTooLarge', `This bucket's storage accepts at most ${limit} bytes per ${operation.name === 'PutObject' ? 'object upload' : 'part'}; ${advice}.`, {
-      details: { ProposedSize: bodyLength, MaxSizeAllowed: limit },
-    });
+      operation.name === 'PutObject' ? 'use a multipart upload (aws-cli and boto3 do this automatically above their multipart threshold)' : 'use smaller parts';
+    throw new S3Error(
+      'EntityTooLarge',
+      `This bucket's storage accepts at most ${limit} bytes per ${operation.name === 'PutObject' ? 'object upload' : 'part'}; ${advice}.`,
+      {
+        details: { ProposedSize: bodyLength, MaxSizeAllowed: limit },
+      },
+    );
   }
   throw new S3Error('MaxMessageLengthExceeded', `The body of ${operation.name} is limited to ${limit} bytes.`);
 }

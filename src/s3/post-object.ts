@@ -45,9 +45,23 @@ export const FORM_LIMITS = {
 
 /** Fields the gateway reads itself; every other field is offered to the PostObject entry as a request header. */
 const NOT_HEADERS = new Set([
-  'key', 'bucket', 'policy', 'file', 'success_action_status', 'success_action_redirect', 'redirect', 'tagging',
-  'x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'x-amz-signature', 'x-amz-security-token', 'content-md5', 'content-length',
-  'awsaccesskeyid', 'signature',
+  'key',
+  'bucket',
+  'policy',
+  'file',
+  'success_action_status',
+  'success_action_redirect',
+  'redirect',
+  'tagging',
+  'x-amz-algorithm',
+  'x-amz-credential',
+  'x-amz-date',
+  'x-amz-signature',
+  'x-amz-security-token',
+  'content-md5',
+  'content-length',
+  'awsaccesskeyid',
+  'signature',
 ]);
 
 export interface PostFormOptions {
@@ -209,7 +223,9 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
   done.catch(() => undefined);
 
   const deadline = setTimeout(() => {
-    fail(new S3Error('RequestTimeout', `The form's fields before the file did not arrive within ${fieldsDeadlineMs} ms; send the form at once, the file last.`));
+    fail(
+      new S3Error('RequestTimeout', `The form's fields before the file did not arrive within ${fieldsDeadlineMs} ms; send the form at once, the file last.`),
+    );
   }, fieldsDeadlineMs);
   deadline.unref();
 
@@ -239,14 +255,20 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
   // (Fields after the file are not offered here; pending file-part fields that began before it are.)
   const addField = (rawName: string, value: string) => {
     if (settled) return;
-    if (Buffer.byteLength(rawName) > FORM_LIMITS.fieldNameBytes || Buffer.byteLength(value) > FORM_LIMITS.fieldValueBytes || ++fieldCount > FORM_LIMITS.fields) {
+    if (
+      Buffer.byteLength(rawName) > FORM_LIMITS.fieldNameBytes ||
+      Buffer.byteLength(value) > FORM_LIMITS.fieldValueBytes ||
+      ++fieldCount > FORM_LIMITS.fields
+    ) {
       return fail(tooMuchPreData());
     }
     preDataBytes += Buffer.byteLength(rawName) + Buffer.byteLength(value);
     if (preDataBytes > FORM_LIMITS.preDataBytes) return fail(tooMuchPreData());
     const name = rawName.toLowerCase();
     if (fields.has(name)) {
-      return fail(new S3Error('InvalidArgument', `The form field "${rawName}" appears more than once; send each field once.`, { details: { ArgumentName: rawName } }));
+      return fail(
+        new S3Error('InvalidArgument', `The form field "${rawName}" appears more than once; send each field once.`, { details: { ArgumentName: rawName } }),
+      );
     }
     fields.set(name, value);
   };
@@ -291,7 +313,13 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
         stream.resume();
         return fail(tooMuchPreData());
       }
-      pendingFields.push(readFilePartAsField(stream, (value) => addField(name, value), () => fail(tooMuchPreData())));
+      pendingFields.push(
+        readFilePartAsField(
+          stream,
+          (value) => addField(name, value),
+          () => fail(tooMuchPreData()),
+        ),
+      );
     }),
   );
   // Limits reached after the file only cut off parts S3 ignores anyway.
@@ -368,9 +396,13 @@ type AcceptedFields = Omit<AuthenticatedForm, 'spool' | 'dispose'>;
 function acceptFields(options: PostFormOptions, bucket: string, formFields: Map<string, string>, filename: string): AcceptedFields {
   const fields = new Map(formFields);
   if ((fields.has('awsaccesskeyid') || fields.has('signature')) && !fields.has('x-amz-algorithm')) {
-    throw new S3Error('InvalidArgument', 'This form is signed with Signature Version 2 (AWSAccessKeyId, signature), which keygate does not accept; sign it with Signature Version 4 (x-amz-algorithm AWS4-HMAC-SHA256, x-amz-credential, x-amz-date, x-amz-signature).', {
-      details: { ArgumentName: 'x-amz-algorithm' },
-    });
+    throw new S3Error(
+      'InvalidArgument',
+      'This form is signed with Signature Version 2 (AWSAccessKeyId, signature), which keygate does not accept; sign it with Signature Version 4 (x-amz-algorithm AWS4-HMAC-SHA256, x-amz-credential, x-amz-date, x-amz-signature).',
+      {
+        details: { ArgumentName: 'x-amz-algorithm' },
+      },
+    );
   }
   const formBucket = fields.get('bucket');
   if (formBucket !== undefined && formBucket !== bucket) {
@@ -395,9 +427,13 @@ function acceptFields(options: PostFormOptions, bucket: string, formFields: Map<
 
   const keyTemplate = fields.get('key');
   if (keyTemplate === undefined) {
-    throw new S3Error('InvalidArgument', "Bucket POST must contain a field named 'key'. If it is specified, please check the order of the fields (the file must come last).", {
-      details: { ArgumentName: 'key' },
-    });
+    throw new S3Error(
+      'InvalidArgument',
+      "Bucket POST must contain a field named 'key'. If it is specified, please check the order of the fields (the file must come last).",
+      {
+        details: { ArgumentName: 'key' },
+      },
+    );
   }
   const objectKey = keyTemplate.replaceAll('${filename}', filename);
   if (objectKey === '') throw new S3Error('InvalidArgument', 'User key must have a length greater than 0.', { details: { ArgumentName: 'key' } });
@@ -425,10 +461,14 @@ function fieldsAsHeaders(fields: Map<string, string>): Record<string, string> {
   for (const [name, value] of fields) {
     if (NOT_HEADERS.has(name) || name.startsWith('x-ignore-')) continue;
     if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) {
-      throw new S3Error('InvalidArgument', `The form field name "${name}" cannot become an object header; use letters, digits and "-".`, { details: { ArgumentName: name } });
+      throw new S3Error('InvalidArgument', `The form field name "${name}" cannot become an object header; use letters, digits and "-".`, {
+        details: { ArgumentName: name },
+      });
     }
     if (/[^\t\x20-\x7e\x80-\xff]/.test(value)) {
-      throw new S3Error('InvalidArgument', `The form field "${name}" contains characters not allowed in a header value (e.g. line breaks).`, { details: { ArgumentName: name } });
+      throw new S3Error('InvalidArgument', `The form field "${name}" contains characters not allowed in a header value (e.g. line breaks).`, {
+        details: { ArgumentName: name },
+      });
     }
     // S3's form field for the ACL is "acl"; as a header it is x-amz-acl.
     headers[name === 'acl' ? 'x-amz-acl' : name] = value;
@@ -478,9 +518,13 @@ class SizeLimiter extends Transform {
     if (this.range !== null && this.size > this.range.max) return callback(contentLengthProblem(this.range, this.size)!);
     if (this.size > this.maxBytes) {
       return callback(
-        new S3Error('EntityTooLarge', `This bucket's storage accepts at most ${this.maxBytes} bytes per object upload; a form upload cannot be split, so use a multipart upload for larger files.`, {
-          details: { ProposedSize: this.size, MaxSizeAllowed: this.maxBytes },
-        }),
+        new S3Error(
+          'EntityTooLarge',
+          `This bucket's storage accepts at most ${this.maxBytes} bytes per object upload; a form upload cannot be split, so use a multipart upload for larger files.`,
+          {
+            details: { ProposedSize: this.size, MaxSizeAllowed: this.maxBytes },
+          },
+        ),
       );
     }
     this.md5.update(chunk);
@@ -510,7 +554,12 @@ async function spoolFile(stream: Readable, spoolPath: string, range: ContentLeng
  * The form's answer once the PutObject it became succeeded: a redirect, 201 with a PostResponse
  * document, or 200/204. Failures (any non-2xx reply) stay as they are.
  */
-export function postObjectReply(stored: Reply, form: Pick<AuthenticatedForm, 'objectKey' | 'successStatus' | 'redirect'>, bucket: string, publicUrl: string): Reply {
+export function postObjectReply(
+  stored: Reply,
+  form: Pick<AuthenticatedForm, 'objectKey' | 'successStatus' | 'redirect'>,
+  bucket: string,
+  publicUrl: string,
+): Reply {
   if (stored.status >= 300) return stored;
   if (stored.kind === 'stream') stored.body.resume();
   const upstreamHeaders = stored.headers ?? {};

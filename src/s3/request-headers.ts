@@ -91,7 +91,12 @@ export const HEADERS = {
    */
   serverSideEncryption: group(
     'encryption with a KMS key',
-    ['x-amz-server-side-encryption', 'x-amz-server-side-encryption-aws-kms-key-id', 'x-amz-server-side-encryption-context', 'x-amz-server-side-encryption-bucket-key-enabled'],
+    [
+      'x-amz-server-side-encryption',
+      'x-amz-server-side-encryption-aws-kms-key-id',
+      'x-amz-server-side-encryption-context',
+      'x-amz-server-side-encryption-bucket-key-enabled',
+    ],
     { needs: ['admin'], freeWhen: (name, value) => name === 'x-amz-server-side-encryption' && value.trim().toUpperCase() === 'AES256' },
   ),
   copyConditions: group('copy source conditions', [
@@ -115,11 +120,11 @@ export const HEADERS = {
     dropWhen: (_name, value) => value.trim().toLowerCase() !== 'true',
   }),
   /** ACL grants: can open an object or bucket to anyone, so `admin` (a private ACL is dropped). */
-  acl: group(
-    'ACL',
-    ['x-amz-acl', 'x-amz-grant-full-control', 'x-amz-grant-read', 'x-amz-grant-read-acp', 'x-amz-grant-write', 'x-amz-grant-write-acp'],
-    { needs: ['admin'], capability: 'acl', dropWhen: (name, value) => name === 'x-amz-acl' && PRIVATE_ACLS.has(value.trim().toLowerCase()) },
-  ),
+  acl: group('ACL', ['x-amz-acl', 'x-amz-grant-full-control', 'x-amz-grant-read', 'x-amz-grant-read-acp', 'x-amz-grant-write', 'x-amz-grant-write-acp'], {
+    needs: ['admin'],
+    capability: 'acl',
+    dropWhen: (name, value) => name === 'x-amz-acl' && PRIVATE_ACLS.has(value.trim().toLowerCase()),
+  }),
   bucketCreation: group('bucket creation settings', ['x-amz-bucket-object-lock-enabled', 'x-amz-object-ownership']),
 } as const satisfies Record<string, HeaderGroup>;
 

@@ -56,9 +56,7 @@ export interface DeleteErrorEntry {
 
 /** DeleteObjects result; in quiet mode only errors are listed. */
 export function deleteResultXml(deleted: DeletedEntry[], errors: DeleteErrorEntry[], quiet: boolean): string {
-  const deletedXml = quiet
-    ? ''
-    : deleted.map((entry) => `<Deleted>${element('Key', entry.key)}${element('VersionId', entry.versionId)}</Deleted>`).join('');
+  const deletedXml = quiet ? '' : deleted.map((entry) => `<Deleted>${element('Key', entry.key)}${element('VersionId', entry.versionId)}</Deleted>`).join('');
   const errorsXml = errors
     .map(
       (entry) =>

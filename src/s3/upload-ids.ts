@@ -101,9 +101,13 @@ export class UploadIdBinding {
 }
 
 function noSuchUpload(uploadId: string): S3Error {
-  return new S3Error('NoSuchUpload', 'The specified multipart upload does not exist for this bucket and key; the upload ID may be invalid, or the upload may have been aborted or completed.', {
-    details: { UploadId: uploadId },
-  });
+  return new S3Error(
+    'NoSuchUpload',
+    'The specified multipart upload does not exist for this bucket and key; the upload ID may be invalid, or the upload may have been aborted or completed.',
+    {
+      details: { UploadId: uploadId },
+    },
+  );
 }
 
 /** S3's encoding-type=url form: percent-encoding, with "+" for spaces. */

@@ -44,7 +44,8 @@ export interface XmlBody {
 /** Characters XML 1.0 cannot carry (as such or as a character reference). */
 const NOT_XML_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const XML_NAME = /^[A-Za-z_:][-A-Za-z0-9._:]*$/;
-const XML_DECLARATION_BODY = /^version\s*=\s*(["'])1\.[0-9]+\1(?:\s+encoding\s*=\s*(["'])[A-Za-z][A-Za-z0-9._-]*\2)?(?:\s+standalone\s*=\s*(["'])(?:yes|no)\3)?\s*$/;
+const XML_DECLARATION_BODY =
+  /^version\s*=\s*(["'])1\.[0-9]+\1(?:\s+encoding\s*=\s*(["'])[A-Za-z][A-Za-z0-9._-]*\2)?(?:\s+standalone\s*=\s*(["'])(?:yes|no)\3)?\s*$/;
 /**
  * The reader takes a body in slices of this size and lets the event loop run between two slices
  * (sax needs a few ms for 8 KiB before V8 has optimized it): so one body never holds the
@@ -61,7 +62,8 @@ function explainSaxError(message: string): string {
     return `${message.replace(/\.$/, '')}: a malformed tag or a stray "<"; escape a literal "<" as "&lt;".`;
   }
   if (/outside of root/i.test(message)) return 'the body has text after (or before) its root element.';
-  if (/Unclosed|Unexpected end/i.test(message)) return `${message.replace(/\.$/, '')}: the document ends early (an unclosed element, comment or CDATA section).`;
+  if (/Unclosed|Unexpected end/i.test(message))
+    return `${message.replace(/\.$/, '')}: the document ends early (an unclosed element, comment or CDATA section).`;
   return `${message.replace(/\.$/, '')}.`;
 }
 

@@ -33,7 +33,10 @@ export function textOf(content: string, name: string): string | undefined {
 export function rewriteWithin(content: string, rewrites: ElementRewrites): string {
   const names = Object.keys(rewrites);
   if (names.length === 0) return content;
-  return content.replace(new RegExp(`<(${names.join('|')})>([^<]*)</\\1>`, 'g'), (_, name: string, inner: string) => `<${name}>${rewrites[name]!(inner)}</${name}>`);
+  return content.replace(
+    new RegExp(`<(${names.join('|')})>([^<]*)</\\1>`, 'g'),
+    (_, name: string, inner: string) => `<${name}>${rewrites[name]!(inner)}</${name}>`,
+  );
 }
 
 /** The longest element content captured; longer ones fail the answer (no S3 record comes close). */

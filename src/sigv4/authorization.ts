@@ -76,7 +76,10 @@ export function parseSignedHeaders(value: string, source: CredentialSource): rea
     if (!SIGNED_HEADER_NAME.test(name)) {
       throw source === 'header'
         ? malformed(source, `SignedHeaders contains an invalid header name "${name}"; list lower-case header names separated by ';'.`)
-        : new S3Error('AuthorizationQueryParametersError', `X-Amz-SignedHeaders contains an invalid header name "${name}"; list lower-case header names separated by ';'.`);
+        : new S3Error(
+            'AuthorizationQueryParametersError',
+            `X-Amz-SignedHeaders contains an invalid header name "${name}"; list lower-case header names separated by ';'.`,
+          );
     }
     if (seen.has(name)) {
       throw source === 'header'
@@ -112,10 +115,7 @@ export function validateCredentialScope(
   }
   const requestDate = expected.amzDate.slice(0, 8);
   if (credential.date !== requestDate) {
-    throw malformed(
-      source,
-      `Invalid credential date "${credential.date}". This date is not the same as X-Amz-Date: "${requestDate}".`,
-    );
+    throw malformed(source, `Invalid credential date "${credential.date}". This date is not the same as X-Amz-Date: "${requestDate}".`);
   }
 }
 
@@ -249,9 +249,7 @@ export function parsePresignedParameters(params: readonly RawQueryParam[], scan:
   if (expiresSeconds < 1 || expiresSeconds > MAX_PRESIGN_EXPIRES_SECONDS) {
     throw new S3Error(
       'AuthorizationQueryParametersError',
-      expiresSeconds < 1
-        ? 'X-Amz-Expires must be at least 1 second.'
-        : 'X-Amz-Expires must be less than a week (in seconds) that is; 604800',
+      expiresSeconds < 1 ? 'X-Amz-Expires must be at least 1 second.' : 'X-Amz-Expires must be less than a week (in seconds) that is; 604800',
       { details: { ArgumentName: 'X-Amz-Expires', ArgumentValue: expires } },
     );
   }

@@ -173,14 +173,21 @@ export class PayloadVerifier extends Transform {
 
   private setUpDeclaredDigests(headers: SignedRequest['headers'], checksumHeaders: 'verify' | 'ignore'): void {
     if (this.declaredTrailers.size > 0 && !this.allowsTrailers) {
-      throw new S3Error('InvalidRequest', 'x-amz-trailer is only allowed with STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER payloads.');
+      throw new S3Error(
+        'InvalidRequest',
+        'x-amz-trailer is only allowed with STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER payloads.',
+      );
     }
     for (const name of this.declaredTrailers) {
       const algorithm = checksumAlgorithmOfHeader(name);
       if (algorithm === undefined) {
-        throw new S3Error('InvalidRequest', `Unsupported trailing header "${name}" in x-amz-trailer; only x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256} can be sent as trailers.`, {
-          details: { ArgumentName: 'x-amz-trailer', ArgumentValue: name },
-        });
+        throw new S3Error(
+          'InvalidRequest',
+          `Unsupported trailing header "${name}" in x-amz-trailer; only x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256} can be sent as trailers.`,
+          {
+            details: { ArgumentName: 'x-amz-trailer', ArgumentValue: name },
+          },
+        );
       }
       this.runningChecksum(algorithm);
     }
@@ -201,7 +208,8 @@ export class PayloadVerifier extends Transform {
     const contentMd5 = headerValue(headers, 'content-md5');
     if (contentMd5 !== undefined) {
       const expected = decodeDigest('md5', contentMd5.trim());
-      if (expected === undefined) throw new S3Error('InvalidDigest', 'The Content-MD5 you specified is not valid: send the base64 of the 16-byte MD5 digest of the body.');
+      if (expected === undefined)
+        throw new S3Error('InvalidDigest', 'The Content-MD5 you specified is not valid: send the base64 of the 16-byte MD5 digest of the body.');
       this.runningChecksum('md5');
       this.expectedDigests.push({ name: 'content-md5', algorithm: 'md5', expected, source: 'content-md5' });
     }
@@ -214,10 +222,14 @@ export class PayloadVerifier extends Transform {
   private onChunkStart(header: ChunkHeader): void {
     this.chunkCount++;
     if (this.previousChunk !== null && this.previousChunk.size < MIN_CHUNK_BYTES) {
-      throw new S3Error('InvalidChunkSizeError', `Only the last chunk is allowed to have a size less than ${MIN_CHUNK_BYTES} bytes; send chunks of at least 8 KiB (64 KiB or more is better).`, {
-        status: 403,
-        details: { Chunk: this.previousChunk.index, BadChunkSize: this.previousChunk.size },
-      });
+      throw new S3Error(
+        'InvalidChunkSizeError',
+        `Only the last chunk is allowed to have a size less than ${MIN_CHUNK_BYTES} bytes; send chunks of at least 8 KiB (64 KiB or more is better).`,
+        {
+          status: 403,
+          details: { Chunk: this.previousChunk.index, BadChunkSize: this.previousChunk.size },
+        },
+      );
     }
     this.previousChunk = { size: header.size, index: this.chunkCount };
     if (this.expectedLength !== null && this.decoded + header.size > this.expectedLength) {
@@ -314,7 +326,8 @@ export class PayloadVerifier extends Transform {
         });
       }
       const expected = decodeDigest(algorithm, value);
-      if (expected === undefined) throw new S3Error('InvalidRequest', `Value for ${name} trailing header is invalid: expected the base64 ${algorithm} digest of the body.`);
+      if (expected === undefined)
+        throw new S3Error('InvalidRequest', `Value for ${name} trailing header is invalid: expected the base64 ${algorithm} digest of the body.`);
       this.expectedDigests.push({ name, algorithm, expected, source: 'trailer' });
       this.checksums[name] = value;
     }

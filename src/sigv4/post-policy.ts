@@ -132,9 +132,13 @@ export interface VerifiedPostForm<K> {
 }
 
 function missingField(name: string): S3Error {
-  return new S3Error('InvalidArgument', `Bucket POST must contain a field named '${name}'. If it is specified, please check the order of the fields (the file must come last).`, {
-    details: { ArgumentName: name },
-  });
+  return new S3Error(
+    'InvalidArgument',
+    `Bucket POST must contain a field named '${name}'. If it is specified, please check the order of the fields (the file must come last).`,
+    {
+      details: { ArgumentName: name },
+    },
+  );
 }
 
 /**
@@ -192,7 +196,8 @@ export function checkPostPolicy(policy: PostPolicy, fields: ReadonlyMap<string, 
   for (const condition of policy.conditions) {
     if (condition.kind === 'content-length-range') {
       // Several ranges all have to hold: their intersection.
-      range = range === null ? { min: condition.min, max: condition.max } : { min: Math.max(range.min, condition.min), max: Math.min(range.max, condition.max) };
+      range =
+        range === null ? { min: condition.min, max: condition.max } : { min: Math.max(range.min, condition.min), max: Math.min(range.max, condition.max) };
       continue;
     }
     covered.add(condition.field);

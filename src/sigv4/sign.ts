@@ -2,7 +2,15 @@
  * The signing side: presigned URLs keygate issues, header signing (benchmarks, tests, tools), and the
  * aws-chunked chunk/trailer signatures shared with the streaming verifier.
  */
-import { buildCanonicalRequest, buildStringToSign, canonicalHeadersBlock, canonicalQueryString, credentialScope, sha256Hex, splitRawQuery } from './canonical.js';
+import {
+  buildCanonicalRequest,
+  buildStringToSign,
+  canonicalHeadersBlock,
+  canonicalQueryString,
+  credentialScope,
+  sha256Hex,
+  splitRawQuery,
+} from './canonical.js';
 import { formatAmzDate } from './dates.js';
 import { deriveSigningKey, hmacSha256 } from './signing-key.js';
 import { AWS4_HMAC_SHA256, EMPTY_SHA256, MAX_PRESIGN_EXPIRES_SECONDS, UNSIGNED_PAYLOAD } from './types.js';
@@ -156,7 +164,7 @@ export interface AwsChunkedEncodeOptions {
 
 /** Encodes a body the way SDKs send aws-chunked uploads. Used by tests and benchmarks. */
 export function encodeAwsChunked(data: Uint8Array, options: AwsChunkedEncodeOptions = {}): Buffer {
-  const sizes = typeof options.chunkSize === 'number' ? [options.chunkSize] : options.chunkSize ?? [65536];
+  const sizes = typeof options.chunkSize === 'number' ? [options.chunkSize] : (options.chunkSize ?? [65536]);
   const parts: Buffer[] = [];
   let previous = options.signing?.seedSignature ?? '';
   let offset = 0;

@@ -33,7 +33,10 @@ export class ChunkSignatureChain {
   beginChunk(signature: string | undefined): void {
     this.chunkNumber++;
     if (signature === undefined || signature === '') {
-      throw new S3Error('SignatureDoesNotMatch', `Chunk ${this.chunkNumber} has no chunk-signature; STREAMING-AWS4-HMAC-SHA256-PAYLOAD requires one on every chunk.`);
+      throw new S3Error(
+        'SignatureDoesNotMatch',
+        `Chunk ${this.chunkNumber} has no chunk-signature; STREAMING-AWS4-HMAC-SHA256-PAYLOAD requires one on every chunk.`,
+      );
     }
     this.expected = SIGNATURE_HEX.test(signature) ? Buffer.from(signature, 'hex') : Buffer.alloc(0);
     this.hash = createHash('sha256');
@@ -48,7 +51,10 @@ export class ChunkSignatureChain {
     const stringToSign = chunkStringToSign(this.ctx.amzDate, this.ctx.scope, this.previous, this.hash!.digest('hex'));
     const actual = hmacSha256(this.ctx.signingKey, stringToSign);
     if (!equal(this.expected!, actual)) {
-      throw this.mismatch(`The signature of chunk ${this.chunkNumber} does not match its data; the body was altered or signed with a different key.`, stringToSign);
+      throw this.mismatch(
+        `The signature of chunk ${this.chunkNumber} does not match its data; the body was altered or signed with a different key.`,
+        stringToSign,
+      );
     }
     this.previous = actual.toString('hex');
     this.hash = undefined;
@@ -57,7 +63,10 @@ export class ChunkSignatureChain {
   /** Checks the trailer signature over the canonical trailer block. */
   verifyTrailer(trailers: Iterable<readonly [string, string]>, signature: string | undefined): void {
     if (signature === undefined) {
-      throw new S3Error('SignatureDoesNotMatch', 'The trailing headers are not signed: STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER requires x-amz-trailer-signature.');
+      throw new S3Error(
+        'SignatureDoesNotMatch',
+        'The trailing headers are not signed: STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER requires x-amz-trailer-signature.',
+      );
     }
     const stringToSign = trailerStringToSign(this.ctx.amzDate, this.ctx.scope, this.previous, sha256Hex(canonicalTrailers(trailers)));
     const actual = hmacSha256(this.ctx.signingKey, stringToSign);

@@ -50,7 +50,10 @@ export function verifyRequest<K>(req: SignedRequest, options: VerifyOptions<K>):
     return verifyPresigned(req, params, scan, options);
   }
   if (authorization === undefined) {
-    throw new S3Error('AccessDenied', 'Access Denied. Anonymous requests are not allowed: sign the request with a keygate access key (or use a presigned URL).');
+    throw new S3Error(
+      'AccessDenied',
+      'Access Denied. Anonymous requests are not allowed: sign the request with a keygate access key (or use a presigned URL).',
+    );
   }
   return verifyHeaderAuth(req, params, authorization, options);
 }
@@ -111,7 +114,7 @@ function verifyPresigned<K>(
   const service = options.service ?? 's3';
   const requestTime = parseAmzDate(presigned.amzDate);
   if (requestTime === undefined) {
-    throw new S3Error('AuthorizationQueryParametersError', 'X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"', {
+    throw new S3Error('AuthorizationQueryParametersError', "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"", {
       details: { ArgumentName: 'X-Amz-Date', ArgumentValue: presigned.amzDate },
     });
   }
@@ -252,7 +255,9 @@ function signatureMatches(provided: Buffer | undefined, expected: Buffer): boole
 
 /** S3's *Bytes detail form: each byte as two hex digits, space separated. */
 function hexBytes(text: string): string {
-  return Buffer.from(text, 'utf8').toString('hex').replace(/(..)(?!$)/g, '$1 ');
+  return Buffer.from(text, 'utf8')
+    .toString('hex')
+    .replace(/(..)(?!$)/g, '$1 ');
 }
 
 /**
@@ -298,7 +303,13 @@ export function parsePayloadMode(value: string): PayloadMode {
 
 function streamingHeaders(headers: SignedRequest['headers'], payload: PayloadMode): { decodedContentLength: number | null; trailerHeaders: string[] } {
   const trailer = singleHeader(headers, 'x-amz-trailer');
-  const trailerHeaders = trailer === undefined ? [] : trailer.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '');
+  const trailerHeaders =
+    trailer === undefined
+      ? []
+      : trailer
+          .split(',')
+          .map((t) => t.trim().toLowerCase())
+          .filter((t) => t !== '');
   if (payload.kind === 'signed' || payload.kind === 'unsigned') return { decodedContentLength: null, trailerHeaders };
   const declared = singleHeader(headers, 'x-amz-decoded-content-length');
   if (declared === undefined) {
@@ -316,9 +327,13 @@ function assertWithinSkew<K>(requestTime: Date, requestTimeAsSent: string, optio
   const now = options.now ?? new Date();
   const maxSkewMs = (options.maxSkewSeconds ?? DEFAULT_MAX_SKEW_SECONDS) * 1000;
   if (Math.abs(now.getTime() - requestTime.getTime()) > maxSkewMs) {
-    throw new S3Error('RequestTimeTooSkewed', "The difference between the request time and the server's time is too large. Sync the client's clock (e.g. with NTP) and retry.", {
-      details: { RequestTime: requestTimeAsSent, ServerTime: formatIsoSeconds(now), MaxAllowedSkewMilliseconds: maxSkewMs },
-    });
+    throw new S3Error(
+      'RequestTimeTooSkewed',
+      "The difference between the request time and the server's time is too large. Sync the client's clock (e.g. with NTP) and retry.",
+      {
+        details: { RequestTime: requestTimeAsSent, ServerTime: formatIsoSeconds(now), MaxAllowedSkewMilliseconds: maxSkewMs },
+      },
+    );
   }
 }
 

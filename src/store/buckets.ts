@@ -33,7 +33,11 @@ export class BucketRepository {
   private readonly rowCache: FreshnessCache<BucketRow>;
 
   constructor(private readonly db: KeygateDatabase) {
-    this.findByName = db.select().from(buckets).where(eq(buckets.name, sql.placeholder('name'))).prepare();
+    this.findByName = db
+      .select()
+      .from(buckets)
+      .where(eq(buckets.name, sql.placeholder('name')))
+      .prepare();
     this.changes = new ChangeDetector(db.$client);
     this.rowCache = new FreshnessCache(this.changes, MAX_CACHED_BUCKETS);
   }

@@ -52,8 +52,18 @@ const GATEWAY_CREDENTIAL_CODES = new Set([
 /** Error document fields worth passing on: they describe the client's own request. */
 const PASSED_DETAILS = [
   // (Not UploadId: clients know upload ids in the gateway's form, not the upstream's.)
-  'ArgumentName', 'ArgumentValue', 'Key', 'PartNumber', 'ETag', 'Condition', 'ActualObjectSize',
-  'RangeRequested', 'MaxSizeAllowed', 'MinSizeAllowed', 'ProposedSize', 'VersionId',
+  'ArgumentName',
+  'ArgumentValue',
+  'Key',
+  'PartNumber',
+  'ETag',
+  'Condition',
+  'ActualObjectSize',
+  'RangeRequested',
+  'MaxSizeAllowed',
+  'MinSizeAllowed',
+  'ProposedSize',
+  'VersionId',
 ] as const;
 
 const S3_CODE = /^[A-Za-z][A-Za-z0-9.]{0,63}$/;
@@ -103,7 +113,13 @@ export function networkFailure(error: unknown): S3Error {
  * An upstream answer that is not a success (status >= 300, 304 aside), with its S3 error document
  * when it had one. A HEAD answer never has one: its status is all there is, so it is kept as is.
  */
-export function upstreamAnswerFailure(status: number, document: UpstreamErrorDocument | null, target: UpstreamTarget, retryAfter: string | undefined, method: string): S3Error {
+export function upstreamAnswerFailure(
+  status: number,
+  document: UpstreamErrorDocument | null,
+  target: UpstreamTarget,
+  retryAfter: string | undefined,
+  method: string,
+): S3Error {
   const headers: Record<string, string> = retryAfter ? { 'retry-after': retryAfter } : {};
   const special = statusFailure(status, target, headers);
   if (special) return special;
@@ -113,10 +129,16 @@ export function upstreamAnswerFailure(status: number, document: UpstreamErrorDoc
     return statusOnlyFailure(status, headers);
   }
   if (GATEWAY_CREDENTIAL_CODES.has(code)) {
-    return new S3Error('BadGateway', `The storage service refused the gateway's own request (${code}); the operator should check the gateway's upstream credentials and clock (its log has the details).`, { headers });
+    return new S3Error(
+      'BadGateway',
+      `The storage service refused the gateway's own request (${code}); the operator should check the gateway's upstream credentials and clock (its log has the details).`,
+      { headers },
+    );
   }
   if (status < 400) {
-    return new S3Error('BadGateway', `The storage service redirected the request (${code}); the operator should check the bucket's endpoint and region.`, { headers });
+    return new S3Error('BadGateway', `The storage service redirected the request (${code}); the operator should check the bucket's endpoint and region.`, {
+      headers,
+    });
   }
   const known = catalogEntry(code);
   const message = known?.message ?? `The storage service answered ${code}.`;
@@ -146,7 +168,9 @@ export function readErrorDocument(body: string): UpstreamErrorDocument | null {
 function statusFailure(status: number, target: UpstreamTarget, headers: Record<string, string>): S3Error | null {
   switch (status) {
     case 524:
-      return new S3Error('GatewayTimeout', 'The storage service timed out processing the request (HTTP 524); retry, or use smaller parts for large uploads.', { headers });
+      return new S3Error('GatewayTimeout', 'The storage service timed out processing the request (HTTP 524); retry, or use smaller parts for large uploads.', {
+        headers,
+      });
     case 507:
       return new S3Error(
         'InsufficientStorage',
@@ -192,7 +216,11 @@ function statusOnlyFailure(status: number, headers: Record<string, string>): S3E
     416: 'InvalidRange',
   };
   if (status < 400) {
-    return new S3Error('BadGateway', `The storage service redirected the request (HTTP ${status}); the operator should check the bucket's endpoint and region.`, { headers });
+    return new S3Error(
+      'BadGateway',
+      `The storage service redirected the request (HTTP ${status}); the operator should check the bucket's endpoint and region.`,
+      { headers },
+    );
   }
   const code = byStatus[status] ?? (status >= 500 ? 'InternalError' : 'InvalidRequest');
   return S3Error.withCode(code, status, catalogEntry(code)?.message ?? `The storage service refused the request (HTTP ${status}).`, { headers });

@@ -199,7 +199,12 @@ export class UpstreamForwarder {
           await this.pause(this.backoffMs(attempt), signal);
           continue;
         }
-        this.log('warn', 'upstream unreachable', { requestId: request.requestId, upstream: describeUpstream(target), method, error: networkErrorCode(error) ?? String(error) });
+        this.log('warn', 'upstream unreachable', {
+          requestId: request.requestId,
+          upstream: describeUpstream(target),
+          method,
+          error: networkErrorCode(error) ?? String(error),
+        });
         throw networkFailure(error);
       }
 

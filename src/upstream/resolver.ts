@@ -139,8 +139,11 @@ export class UpstreamResolver {
       };
     }
     if (this.config.defaultUpstream) return this.defaultUpstreamTarget(record.upstreamBucket);
-    throw this.misconfigured(record.name, `Bucket "${record.name}" is registered without a datacenter or endpoint and no default upstream is configured; ` +
-        `re-add it with \`keygate buckets add ${record.name} --datacenter <DC>\` (or --endpoint/--region), or set KEYGATE_UPSTREAM_ENDPOINT.`);
+    throw this.misconfigured(
+      record.name,
+      `Bucket "${record.name}" is registered without a datacenter or endpoint and no default upstream is configured; ` +
+        `re-add it with \`keygate buckets add ${record.name} --datacenter <DC>\` (or --endpoint/--region), or set KEYGATE_UPSTREAM_ENDPOINT.`,
+    );
   }
 
   private defaultUpstreamTarget(upstreamBucket: string): UpstreamTarget {
@@ -164,17 +167,21 @@ export class UpstreamResolver {
     regionOverride: string | null,
   ): UpstreamTarget {
     const id = normalizeDatacenter(datacenter);
-    const endpoint = endpointOverride
-      ? parseRecordEndpoint({ name: bucket, endpoint: endpointOverride })
-      : runpodEndpoint(id, this.config.runpodEndpoints);
+    const endpoint = endpointOverride ? parseRecordEndpoint({ name: bucket, endpoint: endpointOverride }) : runpodEndpoint(id, this.config.runpodEndpoints);
     if (typeof endpoint === 'string') throw this.misconfigured(bucket, endpoint);
     if (endpoint === null) {
-      throw this.misconfigured(bucket, `Bucket "${bucket}" points at RunPod datacenter "${datacenter}", which is not a datacenter id (${datacenterHint()}); ` +
-          `fix it with \`keygate buckets add ${bucket} --datacenter <DC>\` or map it in KEYGATE_RUNPOD_ENDPOINTS.`);
+      throw this.misconfigured(
+        bucket,
+        `Bucket "${bucket}" points at RunPod datacenter "${datacenter}", which is not a datacenter id (${datacenterHint()}); ` +
+          `fix it with \`keygate buckets add ${bucket} --datacenter <DC>\` or map it in KEYGATE_RUNPOD_ENDPOINTS.`,
+      );
     }
     if (!this.config.runpodCredentials) {
-      throw this.misconfigured(bucket, `Bucket "${bucket}" is a RunPod network volume in ${id}, but the gateway has no RunPod S3 credentials; ` +
-          'set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY (RunPod console -> Settings -> S3 API Keys) and restart.');
+      throw this.misconfigured(
+        bucket,
+        `Bucket "${bucket}" is a RunPod network volume in ${id}, but the gateway has no RunPod S3 credentials; ` +
+          'set RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY (RunPod console -> Settings -> S3 API Keys) and restart.',
+      );
     }
     return {
       kind: 'runpod',
@@ -192,8 +199,11 @@ export class UpstreamResolver {
     const upstream = this.config.defaultUpstream;
     if (upstream) return { accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey };
     if (this.config.runpodCredentials) return { ...this.config.runpodCredentials };
-    throw this.misconfigured(bucket, `Bucket "${bucket}" has its own endpoint but the gateway has no credentials for it; ` +
-        'set KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY (with KEYGATE_UPSTREAM_ENDPOINT) and restart.');
+    throw this.misconfigured(
+      bucket,
+      `Bucket "${bucket}" has its own endpoint but the gateway has no credentials for it; ` +
+        'set KEYGATE_UPSTREAM_ACCESS_KEY_ID and KEYGATE_UPSTREAM_SECRET_ACCESS_KEY (with KEYGATE_UPSTREAM_ENDPOINT) and restart.',
+    );
   }
 
   /**
@@ -227,7 +237,9 @@ export class UpstreamResolver {
         error: error instanceof S3Error ? `${error.code}: ${error.message}` : String(error),
         fix: 'check KEYGATE_UPSTREAM_ACCESS_KEY_ID / KEYGATE_UPSTREAM_SECRET_ACCESS_KEY and that the key may list buckets',
       });
-      throw new S3Error('ServiceUnavailable', "The gateway could not list the default storage's buckets; the operator's log has the details.", { cause: error });
+      throw new S3Error('ServiceUnavailable', "The gateway could not list the default storage's buckets; the operator's log has the details.", {
+        cause: error,
+      });
     }
     return listBucketsFromXml(xml);
   }

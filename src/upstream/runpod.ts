@@ -187,9 +187,7 @@ export class RunpodVolumeDiscovery implements VolumeDiscovery {
       );
     }
     if (response.statusCode !== 200) {
-      throw new VolumeDiscoveryError(
-        `The RunPod REST API answered HTTP ${response.statusCode} to GET ${this.listUrl}: ${text.slice(0, 200)}`,
-      );
+      throw new VolumeDiscoveryError(`The RunPod REST API answered HTTP ${response.statusCode} to GET ${this.listUrl}: ${text.slice(0, 200)}`);
     }
     let parsed: unknown;
     try {
@@ -254,11 +252,7 @@ function matchVolume(volumes: RunpodVolume[], volumeId: string): RunpodVolume | 
 export type ListedVolume = Omit<RunpodVolume, 'createdAt'> & { createdAt: Date | null };
 
 export function parseVolumes(body: unknown, source: string): ListedVolume[] {
-  const items = Array.isArray(body)
-    ? body
-    : isRecord(body) && Array.isArray(body.networkVolumes)
-      ? body.networkVolumes
-      : null;
+  const items = Array.isArray(body) ? body : isRecord(body) && Array.isArray(body.networkVolumes) ? body.networkVolumes : null;
   if (items === null) {
     throw new VolumeDiscoveryError(`Unexpected response from ${source}: expected a list of network volumes.`);
   }

@@ -107,7 +107,9 @@ describe('keys list / show / delete', () => {
     expect(JSON.parse((await run('keys', 'list', '--json')).stdout)).toEqual([]);
 
     const a = JSON.parse((await run('keys', 'create', '--name', 'alpha', '--preset', 'read-only', '--json')).stdout);
-    const b = JSON.parse((await run('keys', 'create', '--name', 'beta', '--bucket', 'my-data', '--preset', 'read-write', '--expires-in', '12h', '--json')).stdout);
+    const b = JSON.parse(
+      (await run('keys', 'create', '--name', 'beta', '--bucket', 'my-data', '--preset', 'read-write', '--expires-in', '12h', '--json')).stdout,
+    );
 
     const table = await run('keys', 'list');
     expect(table.code).toBe(0);
@@ -159,7 +161,9 @@ describe('buckets', () => {
     expect(added.code).toBe(0);
     expect(added.stdout).toMatch(/Registered bucket abc123xyz9 -> RunPod EU-RO-1/);
     expect(added.stderr).toMatch(/RUNPOD_S3_ACCESS_KEY/);
-    expect((await run('buckets', 'add', 'minio-data', '--endpoint', 'http://127.0.0.1:9000', '--region', 'us-east-1', '--upstream-bucket', 'real')).code).toBe(0);
+    expect((await run('buckets', 'add', 'minio-data', '--endpoint', 'http://127.0.0.1:9000', '--region', 'us-east-1', '--upstream-bucket', 'real')).code).toBe(
+      0,
+    );
 
     const duplicate = await run('buckets', 'add', 'abc123xyz9', '--datacenter', 'US-KS-2');
     expect(duplicate.code).toBe(1);
@@ -190,7 +194,12 @@ describe('buckets', () => {
 
 describe('process-level behavior', () => {
   it('prints usage: no arguments exits 2, --help exits 0', async () => {
-    const [none, help, keysHelp, bucketsHelp] = await Promise.all([keygate(), keygate('--help'), keygate('keys', '--help'), keygate('buckets', 'add', '--help')]);
+    const [none, help, keysHelp, bucketsHelp] = await Promise.all([
+      keygate(),
+      keygate('--help'),
+      keygate('keys', '--help'),
+      keygate('buckets', 'add', '--help'),
+    ]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/Usage:/);
     expect(help.code).toBe(0);
@@ -224,10 +233,12 @@ describe('process-level behavior', () => {
         return;
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end(
-        JSON.stringify({ networkVolumes: [
-          { id: 'vol1abcdef', name: 'models', size: 50, dataCenter: 'EU-RO-1', type: 'NETWORK' },
-          { id: 'vol2ghijkl', name: 'data', size: 10, dataCenter: 'US-KS-2', type: 'NETWORK' },
-        ] }),
+        JSON.stringify({
+          networkVolumes: [
+            { id: 'vol1abcdef', name: 'models', size: 50, dataCenter: 'EU-RO-1', type: 'NETWORK' },
+            { id: 'vol2ghijkl', name: 'data', size: 10, dataCenter: 'US-KS-2', type: 'NETWORK' },
+          ],
+        }),
       );
     });
     await new Promise<void>((resolve) => rest.listen(0, '127.0.0.1', () => resolve()));
@@ -238,10 +249,12 @@ describe('process-level behavior', () => {
       expect(first.code, first.stderr).toBe(0);
       expect(first.stdout).toMatch(/2 buckets added/);
       const listed = JSON.parse((await keygate('buckets', 'list', '--json')).stdout) as Array<{ name: string; datacenter: string | null }>;
-      expect(listed).toEqual(expect.arrayContaining([
-        expect.objectContaining({ name: 'vol1abcdef', datacenter: 'EU-RO-1' }),
-        expect.objectContaining({ name: 'vol2ghijkl', datacenter: 'US-KS-2' }),
-      ]));
+      expect(listed).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ name: 'vol1abcdef', datacenter: 'EU-RO-1' }),
+          expect.objectContaining({ name: 'vol2ghijkl', datacenter: 'US-KS-2' }),
+        ]),
+      );
       const again = await keygateWith(env, 'buckets', 'sync');
       expect(again.stdout).toMatch(/0 buckets added, 2 already registered/);
       const missingKey = await keygate('buckets', 'sync');
@@ -312,7 +325,12 @@ describe('serve', () => {
   it('generates and prints the admin token once, serves the admin API, stops on SIGTERM', async () => {
     const dataDir = dirs.make();
     const adminPort = await freePort();
-    const serveEnv = { KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(await freePort()) };
+    const serveEnv = {
+      KEYGATE_DATA_DIR: dataDir,
+      KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX,
+      KEYGATE_ADMIN_PORT: String(adminPort),
+      KEYGATE_PORT: String(await freePort()),
+    };
     const first = await runServe(serveEnv, adminPort);
     const token = /^ {2}([A-Za-z0-9_-]{43})$/m.exec(first.stdout)?.[1];
     expect(token).toBeDefined();
@@ -347,7 +365,10 @@ describe('serve', () => {
       blocker.close();
     }
     const adminPort = await freePort();
-    const started = await runServe({ KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(await freePort()) }, adminPort);
+    const started = await runServe(
+      { KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(await freePort()) },
+      adminPort,
+    );
     expect(started.stdout).toMatch(/Generated an admin API token/);
     expect(started.authorized).toBe(200);
   });
@@ -355,11 +376,23 @@ describe('serve', () => {
   it('derives the default public URL from KEYGATE_PORT, says it is a default, and warns when no upstream is configured', async () => {
     const adminPort = await freePort();
     const port = await freePort();
-    const started = await runServe({ KEYGATE_DATA_DIR: dirs.make(), KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(port) }, adminPort);
+    const started = await runServe(
+      { KEYGATE_DATA_DIR: dirs.make(), KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(port) },
+      adminPort,
+    );
     expect(started.stdout).toContain(`public URL http://localhost:${port} (the default: clients on other hosts or behind a proxy need KEYGATE_PUBLIC_URL)`);
     expect(started.stdout).toMatch(/warning: no upstream is configured/);
     const explicit = await runServe(
-      { KEYGATE_DATA_DIR: dirs.make(), KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_ADMIN_PORT: String(adminPort), KEYGATE_PORT: String(port), KEYGATE_PUBLIC_URL: 'https://s3.example.com', KEYGATE_UPSTREAM_ENDPOINT: 'http://127.0.0.1:1', KEYGATE_UPSTREAM_ACCESS_KEY_ID: 'a', KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: 'b' },
+      {
+        KEYGATE_DATA_DIR: dirs.make(),
+        KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX,
+        KEYGATE_ADMIN_PORT: String(adminPort),
+        KEYGATE_PORT: String(port),
+        KEYGATE_PUBLIC_URL: 'https://s3.example.com',
+        KEYGATE_UPSTREAM_ENDPOINT: 'http://127.0.0.1:1',
+        KEYGATE_UPSTREAM_ACCESS_KEY_ID: 'a',
+        KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: 'b',
+      },
       adminPort,
     );
     expect(explicit.stdout).toMatch(/^public URL https:\/\/s3\.example\.com$/m);
@@ -384,7 +417,10 @@ async function runServe(serveEnv: Record<string, string>, adminPort: number, kno
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`serve exited early:\n${stdout}\n${stderr}`);
-      const ok = await fetch(`${base}/health`).then((r) => r.ok, () => false);
+      const ok = await fetch(`${base}/health`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`serve did not start:\n${stdout}\n${stderr}`);
       await new Promise((r) => setTimeout(r, 100));

@@ -111,9 +111,7 @@ describe('in-process results', () => {
   it('reports configuration errors with exit 78', async () => {
     const result = await run(['keys', 'list'], { KEYGATE_KEY_TAG: 'NOPE' });
     expect(result.code).toBe(78);
-    expect(result.stderr).toBe(
-      'keygate: configuration error: KEYGATE_KEY_TAG: "NOPE" must be 1-16 lowercase letters or digits, e.g. "live" or "test".\n',
-    );
+    expect(result.stderr).toBe('keygate: configuration error: KEYGATE_KEY_TAG: "NOPE" must be 1-16 lowercase letters or digits, e.g. "live" or "test".\n');
   });
 
   it('prints the version', async () => {

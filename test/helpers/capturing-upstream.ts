@@ -132,21 +132,38 @@ function answer(request: CapturedRequest, res: http.ServerResponse, buckets: str
   const key = xmlText(decodeComponent(segments.slice(2).join('/')));
   switch (request.method) {
     case 'HEAD':
-      res.writeHead(200, { etag: '"0123456789abcdef0123456789abcdef"', 'content-length': '0', 'last-modified': new Date(0).toUTCString(), 'x-amz-request-id': `UP${request.seq}` });
+      res.writeHead(200, {
+        etag: '"0123456789abcdef0123456789abcdef"',
+        'content-length': '0',
+        'last-modified': new Date(0).toUTCString(),
+        'x-amz-request-id': `UP${request.seq}`,
+      });
       res.end();
       return;
     case 'GET':
       if (request.rawPath === '/' || request.rawPath === '') {
         const listed = buckets.map((name) => `<Bucket><Name>${xmlText(name)}</Name><CreationDate>2024-01-01T00:00:00.000Z</CreationDate></Bucket>`).join('');
-        return xml(200, `<ListAllMyBucketsResult><Owner><ID>upstream-owner</ID><DisplayName>upstream</DisplayName></Owner><Buckets>${listed}</Buckets></ListAllMyBucketsResult>`);
+        return xml(
+          200,
+          `<ListAllMyBucketsResult><Owner><ID>upstream-owner</ID><DisplayName>upstream</DisplayName></Owner><Buckets>${listed}</Buckets></ListAllMyBucketsResult>`,
+        );
       }
-      return xml(200, `<ListBucketResult><Name>${bucket}</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Owner><ID>upstream-owner</ID><DisplayName>upstream</DisplayName></Owner></ListBucketResult>`);
+      return xml(
+        200,
+        `<ListBucketResult><Name>${bucket}</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Owner><ID>upstream-owner</ID><DisplayName>upstream</DisplayName></Owner></ListBucketResult>`,
+      );
     case 'POST':
       if (names.has('uploads')) {
-        return xml(200, `<InitiateMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key}</Key><UploadId>upload-${request.seq}</UploadId></InitiateMultipartUploadResult>`);
+        return xml(
+          200,
+          `<InitiateMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key}</Key><UploadId>upload-${request.seq}</UploadId></InitiateMultipartUploadResult>`,
+        );
       }
       if (names.has('uploadId')) {
-        return xml(200, `<CompleteMultipartUploadResult><Location>http://upstream/${bucket}/${key}</Location><Bucket>${bucket}</Bucket><Key>${key}</Key><ETag>"complete-etag-2"</ETag></CompleteMultipartUploadResult>`);
+        return xml(
+          200,
+          `<CompleteMultipartUploadResult><Location>http://upstream/${bucket}/${key}</Location><Bucket>${bucket}</Bucket><Key>${key}</Key><ETag>"complete-etag-2"</ETag></CompleteMultipartUploadResult>`,
+        );
       }
       return xml(200, '<Result/>');
     case 'PUT':

@@ -204,8 +204,7 @@ export async function startMoto(options: MotoOptions = {}): Promise<TestUpstream
       ...credentials,
       directory: null,
       capabilityOverrides: {},
-      request: (method, requestPath, requestOptions) =>
-        signedRequest({ endpoint, region: MOTO_REGION, ...credentials }, method, requestPath, requestOptions),
+      request: (method, requestPath, requestOptions) => signedRequest({ endpoint, region: MOTO_REGION, ...credentials }, method, requestPath, requestOptions),
       createBucket: (name) => createBucketOrThrow(upstream, name),
       stop,
     };

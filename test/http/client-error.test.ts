@@ -61,7 +61,11 @@ describe('answerClientError', () => {
     ['a garbage request line', 'InvalidRequest', 'HELLO WORLD\r\n\r\n'],
     ['a space in the path', 'InvalidRequest', 'GET /a b HTTP/1.1\r\nHost: x\r\n\r\n'],
     ['an unknown HTTP version', 'InvalidRequest', 'GET / HTTP/9.1\r\nHost: x\r\n\r\n'],
-    ['Content-Length with Transfer-Encoding', 'InvalidRequest', 'PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+    [
+      'Content-Length with Transfer-Encoding',
+      'InvalidRequest',
+      'PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
     ['a non-numeric Content-Length', 'InvalidArgument', 'PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
     ['two different Content-Lengths', 'InvalidRequest', 'PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'],
     ['a header without a colon', 'InvalidRequest', 'GET /b/k HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n'],

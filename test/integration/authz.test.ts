@@ -37,7 +37,11 @@ interface Probe {
 const PROBES: Probe[] = [
   { name: 'HeadBucket', needs: ['read'], run: (s3, Bucket) => s3.send(new HeadBucketCommand({ Bucket })) },
   { name: 'ListObjectsV2', needs: ['read'], run: (s3, Bucket) => s3.send(new ListObjectsV2Command({ Bucket })) },
-  { name: 'GetObject', needs: ['read'], run: (s3, Bucket) => s3.send(new GetObjectCommand({ Bucket, Key: 'seed.txt' })).then((r) => r.Body!.transformToString()) },
+  {
+    name: 'GetObject',
+    needs: ['read'],
+    run: (s3, Bucket) => s3.send(new GetObjectCommand({ Bucket, Key: 'seed.txt' })).then((r) => r.Body!.transformToString()),
+  },
   { name: 'HeadObject', needs: ['read'], run: (s3, Bucket) => s3.send(new HeadObjectCommand({ Bucket, Key: 'seed.txt' })) },
   { name: 'PutObject', needs: ['write'], run: (s3, Bucket, tag) => s3.send(new PutObjectCommand({ Bucket, Key: `put-${tag}.txt`, Body: 'x' })) },
   {
@@ -56,7 +60,10 @@ const PROBES: Probe[] = [
     name: 'CreateBucket+DeleteBucket',
     needs: ['admin'],
     run: async (s3, _bucket, tag) => {
-      const Bucket = `made-${tag}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 60);
+      const Bucket = `made-${tag}`
+        .toLowerCase()
+        .replace(/[^a-z0-9-]/g, '-')
+        .slice(0, 60);
       await s3.send(new CreateBucketCommand({ Bucket }));
       await s3.send(new DeleteBucketCommand({ Bucket }));
     },
@@ -75,7 +82,8 @@ async function outcome(promise: Promise<unknown>): Promise<string> {
   } catch (error) {
     const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
     // HEAD errors have no body, so the SDK can only name them by status.
-    if (e.name === 'AccessDenied' || (e.$metadata?.httpStatusCode === 403 && /^(Forbidden|403|Unknown|UnknownError)$/.test(e.name ?? ''))) return 'AccessDenied';
+    if (e.name === 'AccessDenied' || (e.$metadata?.httpStatusCode === 403 && /^(Forbidden|403|Unknown|UnknownError)$/.test(e.name ?? '')))
+      return 'AccessDenied';
     return `error:${e.name}`;
   }
 }

@@ -90,7 +90,16 @@ describe('browser uploads from another origin', () => {
     // launch() starts from a fresh temporary profile each time.
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     context = await browser.newContext();
     page = await context.newPage();
@@ -119,7 +128,10 @@ describe('browser uploads from another origin', () => {
     expect(issued.status).toBe(200);
     const preflightsBefore = accessLog().filter((r) => r.method === 'OPTIONS').length;
 
-    const result = await page.evaluate(([url, base64]) => (globalThis as any).uploadWithPut(url, base64), [issued.json.url as string, bytes.toString('base64')] as const);
+    const result = await page.evaluate(([url, base64]) => (globalThis as any).uploadWithPut(url, base64), [
+      issued.json.url as string,
+      bytes.toString('base64'),
+    ] as const);
     expect(result.status, result.text).toBe(200);
     expect(result.etag).toBe(`"${md5Hex(bytes)}"`);
 
@@ -143,7 +155,11 @@ describe('browser uploads from another origin', () => {
     });
     s3.destroy();
 
-    const result = await page.evaluate(([postUrl, postFields, base64]) => (globalThis as any).uploadWithPost(postUrl, postFields, base64, 'photo.jpg'), [url, fields, bytes.toString('base64')] as const);
+    const result = await page.evaluate(([postUrl, postFields, base64]) => (globalThis as any).uploadWithPost(postUrl, postFields, base64, 'photo.jpg'), [
+      url,
+      fields,
+      bytes.toString('base64'),
+    ] as const);
     expect(result.status, result.text).toBe(204);
     expect(result.etag).toBe(`"${md5Hex(bytes)}"`);
     expect(result.location).toBe(`${gateway.url}/${BUCKET}/post/photo.jpg`);
@@ -156,7 +172,10 @@ describe('browser uploads from another origin', () => {
   it('is blocked by the browser when no CORS rule allows the page', async () => {
     const issued = await gateway.admin('POST', '/v1/presign', { accessKeyId: key.accessKeyId, target: `s3://${NO_CORS_BUCKET}/blocked.bin`, method: 'PUT' });
     expect(issued.status).toBe(200);
-    const result = await page.evaluate((url) => (globalThis as any).tryFetch(url, { method: 'PUT', body: 'blocked', headers: { 'Content-Type': 'application/octet-stream' } }), issued.json.url as string);
+    const result = await page.evaluate(
+      (url) => (globalThis as any).tryFetch(url, { method: 'PUT', body: 'blocked', headers: { 'Content-Type': 'application/octet-stream' } }),
+      issued.json.url as string,
+    );
     expect(result.ok).toBe(false);
     expect(result.error).toMatch(/TypeError/);
     // The preflight failed, so the browser never sent the PUT.

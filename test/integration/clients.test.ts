@@ -53,7 +53,16 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
     });
 
     const boto3 = (python: string, prefix: string) =>
-      runOk(python, [BOTO3_SCENARIO, credentials.endpoint, credentials.region, credentials.accessKeyId, credentials.secretAccessKey, BUCKET, prefix, ...(upstreamKind === 's3rver' ? ['no-double-slash', 'no-list-parts'] : [])]);
+      runOk(python, [
+        BOTO3_SCENARIO,
+        credentials.endpoint,
+        credentials.region,
+        credentials.accessKeyId,
+        credentials.secretAccessKey,
+        BUCKET,
+        prefix,
+        ...(upstreamKind === 's3rver' ? ['no-double-slash', 'no-list-parts'] : []),
+      ]);
 
     it('boto3 (pyenv, recent) runs the whole scenario', async () => {
       expect(await boto3(PYENV_PYTHON, 'boto3-pyenv/')).toContain('OK boto3');

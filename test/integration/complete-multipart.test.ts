@@ -57,7 +57,9 @@ describe('CompleteMultipartUpload through the gateway', () => {
     const parts: CompletedPart[] = [];
     for (const [index, Body] of [data.subarray(0, PART_SIZE), data.subarray(PART_SIZE)].entries()) {
       const PartNumber = index + 1;
-      const uploaded = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: objectKey, UploadId: uploadId, PartNumber, Body, ChecksumAlgorithm: 'CRC32' }));
+      const uploaded = await s3.send(
+        new UploadPartCommand({ Bucket: BUCKET, Key: objectKey, UploadId: uploadId, PartNumber, Body, ChecksumAlgorithm: 'CRC32' }),
+      );
       parts.push({ PartNumber, ETag: uploaded.ETag!, ChecksumCRC32: uploaded.ChecksumCRC32 });
     }
     return { uploadId, parts, data };
@@ -77,7 +79,10 @@ describe('CompleteMultipartUpload through the gateway', () => {
     return (
       '<?xml version="1.0" encoding="UTF-8"?>\r\n<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\r\n' +
       parts
-        .map((part) => `  <Part>\r\n    <PartNumber>${part.PartNumber}</PartNumber>\r\n    <ETag>${part.ETag!.replaceAll('"', '&quot;')}</ETag>\r\n    <ChecksumCRC32>${part.ChecksumCRC32}</ChecksumCRC32>\r\n  </Part>\r\n`)
+        .map(
+          (part) =>
+            `  <Part>\r\n    <PartNumber>${part.PartNumber}</PartNumber>\r\n    <ETag>${part.ETag!.replaceAll('"', '&quot;')}</ETag>\r\n    <ChecksumCRC32>${part.ChecksumCRC32}</ChecksumCRC32>\r\n  </Part>\r\n`,
+        )
         .join('') +
       '</CompleteMultipartUpload>\r\n'
     );
@@ -100,7 +105,11 @@ describe('CompleteMultipartUpload through the gateway', () => {
       { what: 'no parts', code: 'MalformedXML', body: Buffer.from('<CompleteMultipartUpload></CompleteMultipartUpload>') },
       { what: 'not XML', code: 'MalformedXML', body: Buffer.from('{"Parts": [1, 2]}') },
       { what: 'empty body', code: 'MalformedXML', body: Buffer.alloc(0) },
-      { what: 'a body over the 2 MiB cap', code: 'MaxMessageLengthExceeded', body: Buffer.from(completeBody(parts).replace('</CompleteMultipartUpload>', `${' '.repeat(2 * 1024 * 1024)}</CompleteMultipartUpload>`)) },
+      {
+        what: 'a body over the 2 MiB cap',
+        code: 'MaxMessageLengthExceeded',
+        body: Buffer.from(completeBody(parts).replace('</CompleteMultipartUpload>', `${' '.repeat(2 * 1024 * 1024)}</CompleteMultipartUpload>`)),
+      },
     ];
     for (const { what, code, body } of cases) {
       const response = await sendComplete(objectKey, uploadId, body);
@@ -114,7 +123,9 @@ describe('CompleteMultipartUpload through the gateway', () => {
 
     const listed = await s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: objectKey, UploadId: uploadId }));
     expect(listed.Parts?.map((part) => part.PartNumber)).toEqual([1, 2]);
-    const completed = await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+    const completed = await s3.send(
+      new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+    );
     expect(completed.ETag).toMatch(/-2"$/);
     const stored = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: objectKey }))).Body!.transformToByteArray());
     expect(stored.equals(data)).toBe(true);

@@ -21,7 +21,13 @@ const DOMAIN = 's3.keygate.test';
 
 const RULES = {
   CORSRules: [
-    { AllowedOrigins: [APP], AllowedMethods: ['PUT', 'POST', 'GET'], AllowedHeaders: ['content-type', 'x-amz-*'], ExposeHeaders: ['ETag', 'x-amz-request-id'], MaxAgeSeconds: 600 },
+    {
+      AllowedOrigins: [APP],
+      AllowedMethods: ['PUT', 'POST', 'GET'],
+      AllowedHeaders: ['content-type', 'x-amz-*'],
+      ExposeHeaders: ['ETag', 'x-amz-request-id'],
+      MaxAgeSeconds: 600,
+    },
     { AllowedOrigins: ['*'], AllowedMethods: ['GET', 'HEAD'] },
   ],
 };

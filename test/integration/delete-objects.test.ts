@@ -14,7 +14,8 @@ import { signedRequest, startMoto, type TestUpstream } from '../helpers/upstream
 
 const BUCKET = 'fanout-bucket';
 const xml = new XMLParser({ parseTagValue: false, isArray: (name) => name === 'Deleted' || name === 'Error' });
-const S3_INTERNAL_ERROR = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>';
+const S3_INTERNAL_ERROR =
+  '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>';
 
 interface DeleteResult {
   Deleted?: Array<{ Key: string }>;
@@ -70,7 +71,9 @@ describe('DeleteObjects fan-out when the upstream fails', () => {
 
   it("retries a key that keeps failing exactly as often as the forwarder's policy says, reports it and deletes the rest", async () => {
     await seed('keep-a', 'broken-b', 'keep-c');
-    proxy.setRule(({ method, url }) => (method === 'DELETE' && url.startsWith(`/${BUCKET}/broken-b`) ? { kind: 'status', status: 500, body: S3_INTERNAL_ERROR } : null));
+    proxy.setRule(({ method, url }) =>
+      method === 'DELETE' && url.startsWith(`/${BUCKET}/broken-b`) ? { kind: 'status', status: 500, body: S3_INTERNAL_ERROR } : null,
+    );
 
     const result = await deleteObjects(['keep-a', 'broken-b', 'keep-c']);
     expect(result.Deleted?.map((entry) => entry.Key).sort()).toEqual(['keep-a', 'keep-c']);
@@ -84,7 +87,9 @@ describe('DeleteObjects fan-out when the upstream fails', () => {
   it('reports an upstream that answers without an S3 error document as BadGateway, after the same number of attempts', async () => {
     await seed('html-d');
     proxy.setRule(({ method, url }) =>
-      method === 'DELETE' && url.startsWith(`/${BUCKET}/html-d`) ? { kind: 'status', status: 502, body: '<html>bad gateway</html>', headers: { 'content-type': 'text/html' } } : null,
+      method === 'DELETE' && url.startsWith(`/${BUCKET}/html-d`)
+        ? { kind: 'status', status: 502, body: '<html>bad gateway</html>', headers: { 'content-type': 'text/html' } }
+        : null,
     );
 
     const result = await deleteObjects(['html-d']);

@@ -8,7 +8,10 @@ import { expect, it } from 'vitest';
 import { PYENV_PYTHON, run } from '../helpers/clients.js';
 import { REPO_ROOT, freePort } from '../helpers/gateway.js';
 
-const demoDirs = () => readdirSync(tmpdir()).filter((name) => name.startsWith('keygate-demo-')).sort();
+const demoDirs = () =>
+  readdirSync(tmpdir())
+    .filter((name) => name.startsWith('keygate-demo-'))
+    .sort();
 
 it('the demo starts an embedded upstream and gateway and shows them working', async () => {
   const [port, adminPort] = [await freePort(), await freePort()];

@@ -50,7 +50,11 @@ describe('object keys with dot segments through the gateway', () => {
     scoped = await gateway.createKey({ name: 'scoped', bucket: SCOPED_BUCKET, preset: 'read-write' });
     workspace = await gateway.createKey({ name: 'workspace', permissions: ['read', 'write', 'delete'] });
     port = Number(new URL(gateway.url).port);
-    for (const [bucket, objectKey] of [[OTHER_BUCKET, 'x'], [SCOPED_BUCKET, 'b'], [VOLUME, 'b']]) {
+    for (const [bucket, objectKey] of [
+      [OTHER_BUCKET, 'x'],
+      [SCOPED_BUCKET, 'b'],
+      [VOLUME, 'b'],
+    ]) {
       expect((await moto.request('PUT', `/${bucket}/${objectKey}`, { body: 'seed' })).status).toBe(200);
     }
   });
@@ -100,7 +104,11 @@ describe('object keys with dot segments through the gateway', () => {
     expectRefused(await send(scoped, 'PUT', `/${SCOPED_BUCKET}/%2E%2E/${OTHER_BUCKET}/x`, { body: Buffer.from('overwritten') }), scopedReason);
     expectRefused(await send(scoped, 'GET', `/${SCOPED_BUCKET}/a/./b`), scopedReason);
     expectRefused(await send(scoped, 'POST', `/${SCOPED_BUCKET}/a/../b?uploads`), scopedReason);
-    expectRefused(await send(scoped, 'PUT', `/${SCOPED_BUCKET}/copy`, { headers: { 'x-amz-copy-source': `/${SCOPED_BUCKET}/../${OTHER_BUCKET}/x` } }), scopedReason, 'x-amz-copy-source');
+    expectRefused(
+      await send(scoped, 'PUT', `/${SCOPED_BUCKET}/copy`, { headers: { 'x-amz-copy-source': `/${SCOPED_BUCKET}/../${OTHER_BUCKET}/x` } }),
+      scopedReason,
+      'x-amz-copy-source',
+    );
 
     expect(await upstreamBody(OTHER_BUCKET, 'x')).toBe('seed');
     expect(await upstreamBody(SCOPED_BUCKET, 'b')).toBe('seed');
@@ -150,8 +158,13 @@ describe('object keys with dot segments through the gateway', () => {
 
   it('reports DeleteObjects entries with dot segments on a RunPod bucket as per-key errors and deletes the others', async () => {
     expect((await moto.request('PUT', `/${VOLUME}/doomed`, { body: 'x' })).status).toBe(200);
-    const xml = Buffer.from(`<Delete><Object><Key>../${OTHER_BUCKET}/x</Key></Object><Object><Key>./b</Key></Object><Object><Key>doomed</Key></Object></Delete>`);
-    const response = await send(workspace, 'POST', `/${VOLUME}?delete`, { body: xml, headers: { 'content-md5': createHash('md5').update(xml).digest('base64') } });
+    const xml = Buffer.from(
+      `<Delete><Object><Key>../${OTHER_BUCKET}/x</Key></Object><Object><Key>./b</Key></Object><Object><Key>doomed</Key></Object></Delete>`,
+    );
+    const response = await send(workspace, 'POST', `/${VOLUME}?delete`, {
+      body: xml,
+      headers: { 'content-md5': createHash('md5').update(xml).digest('base64') },
+    });
     expect(response.status, response.body).toBe(200);
     expect(response.body).toContain('<Deleted><Key>doomed</Key></Deleted>');
     expect(response.body).toMatch(/<Error><Key>\.\.\/other-bucket\/x<\/Key><Code>InvalidArgument<\/Code><Message>[^<]*RunPod/);

@@ -66,7 +66,7 @@ describe('fault injection through a real gateway', () => {
     port = Number(new URL(gateway.url).port);
     // Warm up (store, signing-key cache, one pooled connection each way), then let idle sockets close.
     expect((await send('PUT', `/${DIRECT}/warm`, { body: Buffer.from('warm') })).status).toBe(200);
-    const warm = await send("PUT", `/${FAULTY}/warm`, { body: Buffer.from("warm") });
+    const warm = await send('PUT', `/${FAULTY}/warm`, { body: Buffer.from('warm') });
     expect(warm.status, warm.body.toString()).toBe(200);
     await eventually(() => proxy.openConnections() === 0, 10_000);
     baselineFds = openFdCount(gateway.pid);
@@ -149,7 +149,11 @@ describe('fault injection through a real gateway', () => {
 
   describe('upstream down (connection refused)', () => {
     it('answers BadGateway promptly, retrying a GET but not a PUT', async () => {
-      for (const [method, body] of [['GET', undefined], ['HEAD', undefined], ['PUT', Buffer.from('payload')]] as const) {
+      for (const [method, body] of [
+        ['GET', undefined],
+        ['HEAD', undefined],
+        ['PUT', Buffer.from('payload')],
+      ] as const) {
         const started = Date.now();
         const result = await send(method, `/${DOWN}/object`, { body });
         expect(result.status, method).toBe(502);

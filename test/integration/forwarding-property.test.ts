@@ -114,10 +114,27 @@ const OUTSIDE_NAMES = [
 ];
 const VOCABULARY = [...new Set([...GROUP_NAMES, ...OUTSIDE_NAMES])];
 /** Never sent upstream, whatever the operation. */
-const NEVER_FORWARDED = ['x-amz-expected-bucket-owner', 'x-amz-source-expected-bucket-owner', 'cookie', 'proxy-authorization', 'x-forwarded-for', 'x-amz-security-token', 'keep-alive'];
+const NEVER_FORWARDED = [
+  'x-amz-expected-bucket-owner',
+  'x-amz-source-expected-bucket-owner',
+  'cookie',
+  'proxy-authorization',
+  'x-forwarded-for',
+  'x-amz-security-token',
+  'keep-alive',
+];
 
 /** The forwarder's own headers (framing, signature, user agent) and undici's connection header. */
-const FORWARDER_HEADERS = new Set(['host', 'x-amz-date', 'authorization', 'x-amz-content-sha256', 'content-length', 'user-agent', 'x-amz-decoded-content-length', 'x-amz-trailer']);
+const FORWARDER_HEADERS = new Set([
+  'host',
+  'x-amz-date',
+  'authorization',
+  'x-amz-content-sha256',
+  'content-length',
+  'user-agent',
+  'x-amz-decoded-content-length',
+  'x-amz-trailer',
+]);
 const CONNECTION_HEADERS = new Set(['connection']);
 
 const CHECKSUM_ALGORITHM_OF: Record<string, Algorithm> = {
@@ -207,7 +224,12 @@ const POWERS: Array<{ names: string[]; triggers: (name: string, value: string) =
   { names: ['x-amz-object-lock-mode', 'x-amz-object-lock-retain-until-date', 'x-amz-object-lock-legal-hold'], triggers: () => true, needs: ['admin'] },
   { names: ['x-amz-bypass-governance-retention'], triggers: (_name, value) => value.trim().toLowerCase() === 'true', needs: ['admin', 'delete'] },
   {
-    names: ['x-amz-server-side-encryption', 'x-amz-server-side-encryption-aws-kms-key-id', 'x-amz-server-side-encryption-context', 'x-amz-server-side-encryption-bucket-key-enabled'],
+    names: [
+      'x-amz-server-side-encryption',
+      'x-amz-server-side-encryption-aws-kms-key-id',
+      'x-amz-server-side-encryption-context',
+      'x-amz-server-side-encryption-bucket-key-enabled',
+    ],
     triggers: (name, value) => !(name === 'x-amz-server-side-encryption' && value.trim().toUpperCase() === 'AES256'),
     needs: ['admin'],
   },
@@ -223,7 +245,10 @@ function isDefaultValue(name: string, value: string): boolean {
 function withoutAwsChunked(value: string): string {
   const tokens = value.split(',');
   if (!tokens.some((token) => token.trim().toLowerCase() === 'aws-chunked')) return value;
-  return tokens.map((token) => token.trim()).filter((token) => token !== '' && token.toLowerCase() !== 'aws-chunked').join(',');
+  return tokens
+    .map((token) => token.trim())
+    .filter((token) => token !== '' && token.toLowerCase() !== 'aws-chunked')
+    .join(',');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,11 +337,20 @@ const QUERY_VOCABULARY = [...new Set(Object.values(OPERATIONS).flatMap((entry) =
   (name) => !['uploadId', 'partNumber', 'list-type'].includes(name),
 );
 const queryValue = fc.oneof(fc.constant(''), printable, fc.constantFrom('../', 'a/b', '10', 'url', 'true'));
-const extraQueryArb = fc.tuple(
-  fc.uniqueArray(fc.constantFrom(...QUERY_VOCABULARY), { maxLength: 5 }),
-  fc.uniqueArray(fc.stringMatching(/^[a-z0-9]{1,6}$/).map((suffix) => `zz-junk-${suffix}`), { maxLength: 2 }),
-  // A listing resumes at an upload-id-marker the gateway issued (if it binds upload ids): never made up.
-).chain(([names, junk]) => fc.tuple(...[...names, ...junk].map((name) => (name === 'upload-id-marker' ? fc.constant('') : queryValue).map((value): [string, string] => [name, value]))));
+const extraQueryArb = fc
+  .tuple(
+    fc.uniqueArray(fc.constantFrom(...QUERY_VOCABULARY), { maxLength: 5 }),
+    fc.uniqueArray(
+      fc.stringMatching(/^[a-z0-9]{1,6}$/).map((suffix) => `zz-junk-${suffix}`),
+      { maxLength: 2 },
+    ),
+    // A listing resumes at an upload-id-marker the gateway issued (if it binds upload ids): never made up.
+  )
+  .chain(([names, junk]) =>
+    fc.tuple(
+      ...[...names, ...junk].map((name) => (name === 'upload-id-marker' ? fc.constant('') : queryValue).map((value): [string, string] => [name, value])),
+    ),
+  );
 
 const OBJECT_KEYS = ['obj.txt', 'dir/sub/file.bin', 'with space+plus&amp', 'ünïcödé.txt', "a(b)!*'.txt", '~tilde_-.', 'a/./b/../c.txt'];
 const VERSION_IDS = ['v1', '3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY'];
@@ -359,7 +393,10 @@ const FORM_VOCABULARY = [...VOCABULARY, 'acl'];
 const formCaseArb: fc.Arbitrary<FormCase> = fc.record({
   keyTemplate: fc.constantFrom('post/${filename}', 'post/plain.txt', 'dir/with space.bin'),
   fields: extraHeadersArb(FORM_VOCABULARY, false),
-  httpHeaders: extraHeadersArb(VOCABULARY.filter((name) => name !== 'content-type'), true),
+  httpHeaders: extraHeadersArb(
+    VOCABULARY.filter((name) => name !== 'content-type'),
+    true,
+  ),
   repeatBucket: fc.boolean(),
 });
 
@@ -370,7 +407,11 @@ function caseArb(op: OperationName): fc.Arbitrary<Case> {
     keyIndex: fc.integer({ min: 0, max: KEY_PROFILES.length - 1 }),
     bucket: fc.constantFrom(MINE, OTHER),
     objectKey: fc.constantFrom(...OBJECT_KEYS),
-    source: fc.record({ bucket: fc.constantFrom(MINE, OTHER), key: fc.constantFrom(...OBJECT_KEYS), versionId: fc.option(fc.constantFrom(...VERSION_IDS), { nil: null }) }),
+    source: fc.record({
+      bucket: fc.constantFrom(MINE, OTHER),
+      key: fc.constantFrom(...OBJECT_KEYS),
+      versionId: fc.option(fc.constantFrom(...VERSION_IDS), { nil: null }),
+    }),
     configSubresource: fc.constantFrom(...BUCKET_CONFIG_SUBRESOURCES),
     headers: extraHeadersArb(vocabulary, true),
     query: extraQueryArb,
@@ -433,13 +474,33 @@ function aclDocument(kind: AclBody): Buffer {
 const aclGrantsOthers = (kind: AclBody) => kind.endsWith('public');
 
 /** Method, path, base query (sub-resource markers first) and body of an operation's request. */
-function baseRequest(c: Case, uploadId: string): { method: string; objectKey: string | null; bucket: string | null; query: Array<[string, string]>; body: Buffer | null; copySource: string | null } {
-  const object = (method: string, query: Array<[string, string]> = [], body: Buffer | null = null) => ({ method, bucket: c.bucket, objectKey: c.objectKey, query, body, copySource: null as string | null });
-  const bucketLevel = (method: string, query: Array<[string, string]> = [], body: Buffer | null = null) => ({ method, bucket: c.bucket, objectKey: null, query, body, copySource: null as string | null });
+function baseRequest(
+  c: Case,
+  uploadId: string,
+): { method: string; objectKey: string | null; bucket: string | null; query: Array<[string, string]>; body: Buffer | null; copySource: string | null } {
+  const object = (method: string, query: Array<[string, string]> = [], body: Buffer | null = null) => ({
+    method,
+    bucket: c.bucket,
+    objectKey: c.objectKey,
+    query,
+    body,
+    copySource: null as string | null,
+  });
+  const bucketLevel = (method: string, query: Array<[string, string]> = [], body: Buffer | null = null) => ({
+    method,
+    bucket: c.bucket,
+    objectKey: null,
+    query,
+    body,
+    copySource: null as string | null,
+  });
   const payload = Buffer.from(c.payload);
   const copySource = `/${c.source.bucket}/${c.source.key.split('/').map(rfc3986).join('/')}${c.source.versionId === null ? '' : `?versionId=${rfc3986(c.source.versionId)}`}`;
   const document = (xml: string) => Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>${xml}`);
-  const upload: Array<[string, string]> = [['partNumber', '1'], ['uploadId', uploadId]];
+  const upload: Array<[string, string]> = [
+    ['partNumber', '1'],
+    ['uploadId', uploadId],
+  ];
   switch (c.op) {
     case 'ListBuckets':
       return { method: 'GET', bucket: null, objectKey: null, query: [], body: null, copySource: null };
@@ -456,7 +517,13 @@ function baseRequest(c: Case, uploadId: string): { method: string; objectKey: st
     case 'ListMultipartUploads':
       return bucketLevel('GET', [['uploads', '']]);
     case 'CreateBucket':
-      return bucketLevel('PUT', [], c.createBucketBody ? document('<CreateBucketConfiguration><LocationConstraint>us-west-2</LocationConstraint></CreateBucketConfiguration>') : Buffer.alloc(0));
+      return bucketLevel(
+        'PUT',
+        [],
+        c.createBucketBody
+          ? document('<CreateBucketConfiguration><LocationConstraint>us-west-2</LocationConstraint></CreateBucketConfiguration>')
+          : Buffer.alloc(0),
+      );
     case 'DeleteBucket':
       return bucketLevel('DELETE');
     case 'GetBucketConfiguration':
@@ -468,9 +535,18 @@ function baseRequest(c: Case, uploadId: string): { method: string; objectKey: st
     case 'GetObjectLockConfiguration':
       return bucketLevel('GET', [['object-lock', '']]);
     case 'PutObjectLockConfiguration':
-      return bucketLevel('PUT', [['object-lock', '']], document('<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>'));
+      return bucketLevel(
+        'PUT',
+        [['object-lock', '']],
+        document('<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>'),
+      );
     case 'DeleteObjects': {
-      const entries = c.deletes.map((entry) => `<Object><Key>${xmlEscape(entry.key)}</Key>${entry.versionId === null ? '' : `<VersionId>${xmlEscape(entry.versionId)}</VersionId>`}</Object>`).join('');
+      const entries = c.deletes
+        .map(
+          (entry) =>
+            `<Object><Key>${xmlEscape(entry.key)}</Key>${entry.versionId === null ? '' : `<VersionId>${xmlEscape(entry.versionId)}</VersionId>`}</Object>`,
+        )
+        .join('');
       return bucketLevel('POST', [['delete', '']], document(`<Delete><Quiet>false</Quiet>${entries}</Delete>`));
     }
     case 'PostObject':
@@ -502,7 +578,11 @@ function baseRequest(c: Case, uploadId: string): { method: string; objectKey: st
     case 'PutObjectAcl':
       return object('PUT', [['acl', '']], aclDocument(c.aclBody));
     case 'PutObjectRetention':
-      return object('PUT', [['retention', '']], document('<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2030-01-01T00:00:00Z</RetainUntilDate></Retention>'));
+      return object(
+        'PUT',
+        [['retention', '']],
+        document('<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2030-01-01T00:00:00Z</RetainUntilDate></Retention>'),
+      );
     case 'PutObjectLegalHold':
       return object('PUT', [['legal-hold', '']], document('<LegalHold><Status>ON</Status></LegalHold>'));
     case 'CreateMultipartUpload':
@@ -512,7 +592,11 @@ function baseRequest(c: Case, uploadId: string): { method: string; objectKey: st
     case 'UploadPartCopy':
       return { ...object('PUT', upload, Buffer.alloc(0)), copySource };
     case 'CompleteMultipartUpload':
-      return object('POST', [['uploadId', uploadId]], document('<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"0123456789abcdef0123456789abcdef"</ETag></Part></CompleteMultipartUpload>'));
+      return object(
+        'POST',
+        [['uploadId', uploadId]],
+        document('<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"0123456789abcdef0123456789abcdef"</ETag></Part></CompleteMultipartUpload>'),
+      );
     case 'AbortMultipartUpload':
       return object('DELETE', [['uploadId', uploadId]]);
     case 'DeleteObject':
@@ -527,7 +611,9 @@ function encodeQuery(query: Array<[string, string]>, bare: ReadonlySet<string>):
 const titleCase = (name: string) => name.replace(/(^|-)([a-z])/g, (_m, dash: string, letter: string) => dash + letter.toUpperCase());
 
 async function resolveValues(headers: Array<[string, HeaderValue]>, body: Buffer): Promise<Array<[string, string]>> {
-  return Promise.all(headers.map(async ([name, value]): Promise<[string, string]> => [name, 'literal' in value ? value.literal : await digest(value.digestOf, body)]));
+  return Promise.all(
+    headers.map(async ([name, value]): Promise<[string, string]> => [name, 'literal' in value ? value.literal : await digest(value.digestOf, body)]),
+  );
 }
 
 /** What one client request is, for sending and for judging what the upstream got. */
@@ -716,7 +802,8 @@ function expectedRefusal(p: Prepared): { reason: string; beforeBody: boolean } |
       if (missing.length > 0) return { reason: `${name}: ${value} needs ${missing.join('+')}`, beforeBody: true };
     }
   }
-  if (p.copySource !== null && !mayUse(profile, p.copySource.bucket)) return { reason: `copy source bucket ${p.copySource.bucket} is outside the key's scope`, beforeBody: true };
+  if (p.copySource !== null && !mayUse(profile, p.copySource.bucket))
+    return { reason: `copy source bucket ${p.copySource.bucket} is outside the key's scope`, beforeBody: true };
   if (c.op === 'PutObjectAcl' && aclGrantsOthers(c.aclBody) && !has(profile, 'admin')) {
     return { reason: 'the ACL document grants access to others', beforeBody: false };
   }
@@ -823,7 +910,10 @@ async function checkCapture(p: Prepared, capture: CapturedRequest): Promise<void
 
   // (6) and the path: the request's own bucket (and object), never another.
   if (p.profile.bucket !== null) {
-    expect(capture.rawPath === '/' || capture.rawPath === `/${p.profile.bucket}` || capture.rawPath.startsWith(`/${p.profile.bucket}/`), `${where}: a per-bucket key's request addresses another bucket`).toBe(true);
+    expect(
+      capture.rawPath === '/' || capture.rawPath === `/${p.profile.bucket}` || capture.rawPath.startsWith(`/${p.profile.bucket}/`),
+      `${where}: a per-bucket key's request addresses another bucket`,
+    ).toBe(true);
   }
 
   let allowedQuery: ReadonlySet<string>;
@@ -852,9 +942,15 @@ async function checkCapture(p: Prepared, capture: CapturedRequest): Promise<void
       expect(capture.method, where).toBe(entry.upstreamMethod ?? p.method);
       const expectedPath = `/${p.bucket}${p.objectKey === null ? '' : `/${encodeKeyPath(p.objectKey)}`}`;
       expect(capture.rawPath, where).toBe(expectedPath);
-      const marker = entry.subresource ?? (['GetBucketConfiguration', 'PutBucketConfiguration', 'DeleteBucketConfiguration'].includes(op) ? p.c.configSubresource : undefined);
+      const marker =
+        entry.subresource ??
+        (['GetBucketConfiguration', 'PutBucketConfiguration', 'DeleteBucketConfiguration'].includes(op) ? p.c.configSubresource : undefined);
       allowedQuery = new Set([...(marker === undefined ? [] : [marker]), ...entry.query]);
-      if (marker !== undefined) expect(capture.query.map(([name]) => name), `${where}: the sub-resource`).toContain(marker);
+      if (marker !== undefined)
+        expect(
+          capture.query.map(([name]) => name),
+          `${where}: the sub-resource`,
+        ).toContain(marker);
       groupsOf = (name) => inGroups(op, name);
       expectedHeaders = forwardable(op, p.clientHeaders);
       break;
@@ -929,7 +1025,8 @@ async function checkCapture(p: Prepared, capture: CapturedRequest): Promise<void
     }
     let expectedBody: Buffer;
     if (role !== 'forward' || entry.body.kind === 'none') expectedBody = Buffer.alloc(0);
-    else if (op === 'PostObject') expectedBody = p.file!; // (5)
+    else if (op === 'PostObject')
+      expectedBody = p.file!; // (5)
     else if (privateAcl) expectedBody = Buffer.alloc(0);
     else expectedBody = p.body;
     expect(sent.equals(expectedBody), `${where}: the body sent upstream (${sent.length} bytes) is not the ${expectedBody.length} bytes expected`).toBe(true);
@@ -978,7 +1075,9 @@ describe('the operations table, end to end: only what an entry allows reaches th
     for (const profile of KEY_PROFILES) {
       keys.push(
         await gateway.createKey(
-          profile.bucket === null ? { name: profile.label, permissions: profile.permissions } : { name: profile.label, bucket: profile.bucket, preset: 'read-write' },
+          profile.bucket === null
+            ? { name: profile.label, permissions: profile.permissions }
+            : { name: profile.label, bucket: profile.bucket, preset: 'read-write' },
         ),
       );
     }
@@ -1001,8 +1100,15 @@ describe('the operations table, end to end: only what an entry allows reaches th
     contexts.set(tag, context);
     const target = `/${bucket}/${encodeKeyPath(objectKey)}?uploads`;
     const key = keys[ADMIN_KEY]!;
-    const signed = signedHeaders({ accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey, region: REGION }, host, 'POST', target, { body: Buffer.alloc(0) });
-    const response = await exchange(port, { method: 'POST', target, headers: [...Object.entries(signed).map(([n, v]): [string, string] => [n, String(v)]), ['User-Agent', tag], ['Connection', 'close']], body: Buffer.alloc(0) });
+    const signed = signedHeaders({ accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey, region: REGION }, host, 'POST', target, {
+      body: Buffer.alloc(0),
+    });
+    const response = await exchange(port, {
+      method: 'POST',
+      target,
+      headers: [...Object.entries(signed).map(([n, v]): [string, string] => [n, String(v)]), ['User-Agent', tag], ['Connection', 'close']],
+      body: Buffer.alloc(0),
+    });
     const clientId = /<UploadId>([^<]+)<\/UploadId>/.exec(response.body)?.[1];
     expect(response.status, `starting an upload: ${response.body}`).toBe(200);
     expect(context.captures, 'starting an upload').toHaveLength(1);
@@ -1041,12 +1147,18 @@ describe('the operations table, end to end: only what an entry allows reaches th
     if (refusal !== null) {
       entry.refused++;
       // (4) Nothing upstream, and AccessDenied (a refusal after the body was read may be the body's own problem).
-      expect(context.captures.map((capture) => `${capture.method} ${capture.rawPath}?${capture.rawQuery}`), `${where}: ${refusal.reason}, yet the upstream got`).toEqual([]);
+      expect(
+        context.captures.map((capture) => `${capture.method} ${capture.rawPath}?${capture.rawQuery}`),
+        `${where}: ${refusal.reason}, yet the upstream got`,
+      ).toEqual([]);
       // Refused by authorization: before anything else of the request is looked at. Refused by the
       // ACL handler: after the checks of the key, the copy source and the body.
       if (refusal.beforeBody || invalidInput(prepared) === null) {
         // A HEAD answer has no body: its status is all there is.
-        expect([response.status, prepared.method === 'HEAD' ? 'AccessDenied' : errorCode(response)], `${where}: ${refusal.reason}: ${response.body}`).toEqual([403, 'AccessDenied']);
+        expect([response.status, prepared.method === 'HEAD' ? 'AccessDenied' : errorCode(response)], `${where}: ${refusal.reason}: ${response.body}`).toEqual([
+          403,
+          'AccessDenied',
+        ]);
       } else {
         expect(response.status, `${where}: ${refusal.reason}: ${response.body}`).toBeGreaterThanOrEqual(400);
       }
@@ -1095,7 +1207,10 @@ describe('the operations table, end to end: only what an entry allows reaches th
       ...baseCase('PutObjectAcl'),
       keyIndex: 0,
       aclBody: 'owner-only',
-      headers: [['x-amz-sdk-checksum-algorithm', { literal: 'CRC32' }], ['x-amz-checksum-crc32', { digestOf: 'crc32' }]],
+      headers: [
+        ['x-amz-sdk-checksum-algorithm', { literal: 'CRC32' }],
+        ['x-amz-checksum-crc32', { digestOf: 'crc32' }],
+      ],
     });
   });
 
@@ -1118,7 +1233,10 @@ describe('the operations table, end to end: only what an entry allows reaches th
     expect(orphans).toEqual([]);
     const lines = [...stats.entries()]
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([op, s]) => `${op.padEnd(28)} sent ${String(s.sent).padStart(3)} forwarded ${String(s.forwarded).padStart(3)} (with a trailer ${String(s.trailers).padStart(3)}) refused-by-model ${String(s.refused).padStart(3)}  ${[...s.statuses.entries()].map(([k, n]) => `${k}×${n}`).join(', ')}`);
+      .map(
+        ([op, s]) =>
+          `${op.padEnd(28)} sent ${String(s.sent).padStart(3)} forwarded ${String(s.forwarded).padStart(3)} (with a trailer ${String(s.trailers).padStart(3)}) refused-by-model ${String(s.refused).padStart(3)}  ${[...s.statuses.entries()].map(([k, n]) => `${k}×${n}`).join(', ')}`,
+      );
     console.log(`forwarding property: ${NUM_RUNS} runs in ${Date.now() - started} ms\n${lines.join('\n')}`);
   });
 

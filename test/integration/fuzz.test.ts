@@ -124,7 +124,14 @@ describe('bad input fuzzing through a real gateway', () => {
       { host, method, path: target, service: 's3', region: REGION, signQuery: true, doNotEncodePath: true },
       { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
     );
-    return { method, target: result.path!, headers: [['Host', host], ['Connection', 'close']] };
+    return {
+      method,
+      target: result.path!,
+      headers: [
+        ['Host', host],
+        ['Connection', 'close'],
+      ],
+    };
   }
 
   function signingContext(request: RawRequest) {
@@ -286,7 +293,12 @@ describe('bad input fuzzing through a real gateway', () => {
     }
     const deleteBody = Buffer.from(`<Delete><Object><Key>valid-put</Key></Object></Delete>`);
     const deleted = await exchange(
-      signed({ method: 'POST', target: `/${BUCKET}?delete`, body: deleteBody, headers: { 'content-md5': createHash('md5').update(deleteBody).digest('base64') } }),
+      signed({
+        method: 'POST',
+        target: `/${BUCKET}?delete`,
+        body: deleteBody,
+        headers: { 'content-md5': createHash('md5').update(deleteBody).digest('base64') },
+      }),
     );
     expect(deleted.status, deleted.body).toBe(200);
     expect(deleted.body).toContain('<Deleted><Key>valid-put</Key></Deleted>');
@@ -299,8 +311,15 @@ describe('bad input fuzzing through a real gateway', () => {
       fc.record({ kind: fc.constant('flip-signature' as const), at: fc.nat() }),
       fc.record({ kind: fc.constant('drop-part' as const), part: fc.constantFrom('Credential', 'SignedHeaders', 'Signature') }),
       fc.record({ kind: fc.constant('algorithm' as const), name: fc.constantFrom('AWS4-HMAC-SHA1', 'AWS4-ECDSA-P256-SHA256', 'AWS', 'aws4-hmac-sha256', '') }),
-      fc.record({ kind: fc.constant('scope' as const), index: fc.integer({ min: 1, max: 4 }), value: fc.constantFrom('', 'x', '20000101', 'eu-west-9', 'sts', 'aws4_requests') }),
-      fc.record({ kind: fc.constant('signed-headers' as const), value: fc.constantFrom('', 'x-amz-date', 'host', 'HOST;x-amz-date', 'host;host;x-amz-date', 'host;x-amz-date;x-missing') }),
+      fc.record({
+        kind: fc.constant('scope' as const),
+        index: fc.integer({ min: 1, max: 4 }),
+        value: fc.constantFrom('', 'x', '20000101', 'eu-west-9', 'sts', 'aws4_requests'),
+      }),
+      fc.record({
+        kind: fc.constant('signed-headers' as const),
+        value: fc.constantFrom('', 'x-amz-date', 'host', 'HOST;x-amz-date', 'host;host;x-amz-date', 'host;x-amz-date;x-missing'),
+      }),
       fc.record({ kind: fc.constant('unknown-key' as const), variant: fc.constantFrom('shortened', 'extended', 'changed', 'other-tag') }),
       fc.record({ kind: fc.constant('duplicate' as const), second: fc.constantFrom('same', 'other') }),
     );
@@ -318,10 +337,18 @@ describe('bad input fuzzing through a real gateway', () => {
             request = withHeader(base, 'Authorization', auth.slice(0, m.at % auth.length).trimEnd());
             break;
           case 'flip-signature':
-            request = withHeader(base, 'Authorization', auth.replace(/Signature=([0-9a-f]{64})/, (_s, sig: string) => `Signature=${flipHex(sig, m.at)}`));
+            request = withHeader(
+              base,
+              'Authorization',
+              auth.replace(/Signature=([0-9a-f]{64})/, (_s, sig: string) => `Signature=${flipHex(sig, m.at)}`),
+            );
             break;
           case 'drop-part':
-            request = withHeader(base, 'Authorization', auth.replace(new RegExp(`,?\\s*${m.part}=[^,]*`), '').replace(/AWS4-HMAC-SHA256\s*,\s*/, 'AWS4-HMAC-SHA256 '));
+            request = withHeader(
+              base,
+              'Authorization',
+              auth.replace(new RegExp(`,?\\s*${m.part}=[^,]*`), '').replace(/AWS4-HMAC-SHA256\s*,\s*/, 'AWS4-HMAC-SHA256 '),
+            );
             break;
           case 'algorithm':
             request = withHeader(base, 'Authorization', auth.replace('AWS4-HMAC-SHA256', m.name));
@@ -343,12 +370,20 @@ describe('bad input fuzzing through a real gateway', () => {
             break;
           case 'unknown-key': {
             const id = key.accessKeyId;
-            const unknown = { shortened: id.slice(0, -1), extended: `${id}0`, changed: flipHex(id, id.length - 1), 'other-tag': id.replace('_live_', '_test_') }[m.variant];
+            const unknown = {
+              shortened: id.slice(0, -1),
+              extended: `${id}0`,
+              changed: flipHex(id, id.length - 1),
+              'other-tag': id.replace('_live_', '_test_'),
+            }[m.variant];
             request = withHeader(base, 'Authorization', auth.replace(id, unknown));
             break;
           }
           case 'duplicate':
-            request = { ...base, headers: [...base.headers, ['Authorization', m.second === 'same' ? auth : auth.replace(/Signature=[0-9a-f]{64}/, `Signature=${'0'.repeat(64)}`)]] };
+            request = {
+              ...base,
+              headers: [...base.headers, ['Authorization', m.second === 'same' ? auth : auth.replace(/Signature=[0-9a-f]{64}/, `Signature=${'0'.repeat(64)}`)]],
+            };
             break;
         }
         await refused(request, `${method} with ${JSON.stringify(m)}`);
@@ -389,11 +424,20 @@ describe('bad input fuzzing through a real gateway', () => {
   it('refuses bad x-amz-content-sha256 values and payloads that do not match them', async () => {
     const mutation = fc.oneof(
       // Signed as sent, but not a payload mode S3 knows.
-      fc.record({ kind: fc.constant('unknown-mode' as const), value: fc.oneof(printable.filter((s) => !/^[0-9a-f]{64}$/.test(s) && s !== 'UNSIGNED-PAYLOAD'), fc.constantFrom('STREAMING-AWS4-HMAC-SHA256', 'unsigned-payload', 'STREAMING-UNSIGNED-PAYLOAD')) }),
+      fc.record({
+        kind: fc.constant('unknown-mode' as const),
+        value: fc.oneof(
+          printable.filter((s) => !/^[0-9a-f]{64}$/.test(s) && s !== 'UNSIGNED-PAYLOAD'),
+          fc.constantFrom('STREAMING-AWS4-HMAC-SHA256', 'unsigned-payload', 'STREAMING-UNSIGNED-PAYLOAD'),
+        ),
+      }),
       // A well-formed hash of other bytes than the body.
       fc.record({ kind: fc.constant('other-hash' as const), body: fc.string({ minLength: 1, maxLength: 200 }), other: fc.string({ maxLength: 200 }) }),
       // Streaming modes without an aws-chunked body.
-      fc.record({ kind: fc.constant('streaming-plain-body' as const), mode: fc.constantFrom('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER') }),
+      fc.record({
+        kind: fc.constant('streaming-plain-body' as const),
+        mode: fc.constantFrom('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER'),
+      }),
       fc.record({ kind: fc.constant('missing' as const) }),
     );
     await fc.assert(
@@ -406,7 +450,13 @@ describe('bad input fuzzing through a real gateway', () => {
           const other = m.other === m.body ? `${m.other}!` : m.other;
           request = signed({ method: 'PUT', target, body: Buffer.from(m.body), payloadHash: sha256Hex(other) });
         } else if (m.kind === 'streaming-plain-body') {
-          request = signed({ method: 'PUT', target, body: Buffer.from('plain body, no chunks'), payloadHash: m.mode, headers: { 'x-amz-decoded-content-length': '21' } });
+          request = signed({
+            method: 'PUT',
+            target,
+            body: Buffer.from('plain body, no chunks'),
+            payloadHash: m.mode,
+            headers: { 'x-amz-decoded-content-length': '21' },
+          });
         } else {
           request = withHeader(signed({ method: 'PUT', target, body: Buffer.from('abc') }), 'x-amz-content-sha256', null);
         }
@@ -452,7 +502,10 @@ describe('bad input fuzzing through a real gateway', () => {
             break;
           case 'plain-chunked-upload':
             // HTTP chunked without aws-chunked: S3 needs the length up front.
-            request = { ...withHeader(withHeader(base, 'Content-Length', null), 'Transfer-Encoding', 'chunked'), body: Buffer.from('a\r\n0123456789\r\n0\r\n\r\n') };
+            request = {
+              ...withHeader(withHeader(base, 'Content-Length', null), 'Transfer-Encoding', 'chunked'),
+              body: Buffer.from('a\r\n0123456789\r\n0\r\n\r\n'),
+            };
             break;
           default:
             // The signed hash covers 10 bytes; the gateway reads 9 (the rest would be the next request).
@@ -482,14 +535,36 @@ describe('bad input fuzzing through a real gateway', () => {
     const presignParams = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'] as const;
     const mutation = fc.oneof(
       fc.record({ kind: fc.constant('duplicate-param' as const), param: fc.constantFrom(...presignParams), same: fc.boolean() }),
-      fc.record({ kind: fc.constant('garbage-param' as const), param: fc.constantFrom(...presignParams), value: fc.oneof(printable, fc.constantFrom('-1', '0', '604801', '1e3', '', 'AWS4-HMAC-SHA1', '20991231T000000Z', 'host%3Brange')) }),
+      fc.record({
+        kind: fc.constant('garbage-param' as const),
+        param: fc.constantFrom(...presignParams),
+        value: fc.oneof(printable, fc.constantFrom('-1', '0', '604801', '1e3', '', 'AWS4-HMAC-SHA1', '20991231T000000Z', 'host%3Brange')),
+      }),
       fc.record({ kind: fc.constant('drop-param' as const), param: fc.constantFrom(...presignParams) }),
       fc.record({ kind: fc.constant('presign-and-header' as const) }),
-      fc.record({ kind: fc.constant('bad-encoding' as const), where: fc.constantFrom('name', 'value'), bad: fc.constantFrom('%', '%Z', '%ZZ', '%C3%28', '%E0%A4', '%FF', '%ED%A0%80', '%%41') }),
+      fc.record({
+        kind: fc.constant('bad-encoding' as const),
+        where: fc.constantFrom('name', 'value'),
+        bad: fc.constantFrom('%', '%Z', '%ZZ', '%C3%28', '%E0%A4', '%FF', '%ED%A0%80', '%%41'),
+      }),
       fc.record({
         kind: fc.constant('subresource' as const),
         method: fc.constantFrom('GET', 'PUT', 'DELETE', 'POST'),
-        name: fc.constantFrom('restore', 'select', 'select-type=2', 'torrent', 'retention', 'legal-hold', 'renameObject', 'session', 'uploads', 'location', 'versions', 'policy', 'cors'),
+        name: fc.constantFrom(
+          'restore',
+          'select',
+          'select-type=2',
+          'torrent',
+          'retention',
+          'legal-hold',
+          'renameObject',
+          'session',
+          'uploads',
+          'location',
+          'versions',
+          'policy',
+          'cors',
+        ),
       }),
     );
     await fc.assert(
@@ -522,10 +597,14 @@ describe('bad input fuzzing through a real gateway', () => {
           request = { ...base, target: `${path}?${pairs.join('&')}` };
           if (m.kind === 'presign-and-header') {
             const headerSigned = signed({ method: 'GET', target });
-            request = { ...request, headers: [...request.headers, ['Authorization', header(headerSigned, 'authorization')!], ['X-Amz-Date', header(headerSigned, 'x-amz-date')!]] };
+            request = {
+              ...request,
+              headers: [...request.headers, ['Authorization', header(headerSigned, 'authorization')!], ['X-Amz-Date', header(headerSigned, 'x-amz-date')!]],
+            };
           }
         }
-        const notImplemented = m.kind === 'subresource' && ['restore', 'select', 'select-type', 'torrent', 'renameObject', 'session'].includes(m.name.split('=')[0]!);
+        const notImplemented =
+          m.kind === 'subresource' && ['restore', 'select', 'select-type', 'torrent', 'renameObject', 'session'].includes(m.name.split('=')[0]!);
         await refused(request, JSON.stringify(m), { notImplemented });
       }),
       { ...FUZZ, numRuns: 600 },
@@ -535,11 +614,29 @@ describe('bad input fuzzing through a real gateway', () => {
   it('refuses bad paths and hosts: a path other than the signed one, bad encodings, overlong keys, invalid bucket names', async () => {
     const letters = fc.stringMatching(/^[a-z0-9]{1,12}$/);
     const badBucket = fc.oneof(
-      fc.constantFrom('ab', 'a'.repeat(64), 'Upper-Case', 'under_score', '-leading', 'trailing-', 'two..dots', 'dot.-dash', '192.168.1.7', 'xn--punycode', 'sthree-x', 'name--x-s3'),
+      fc.constantFrom(
+        'ab',
+        'a'.repeat(64),
+        'Upper-Case',
+        'under_score',
+        '-leading',
+        'trailing-',
+        'two..dots',
+        'dot.-dash',
+        '192.168.1.7',
+        'xn--punycode',
+        'sthree-x',
+        'name--x-s3',
+      ),
       fc.stringMatching(/^[a-z0-9]{64,80}$/),
     );
     const mutation = fc.oneof(
-      fc.record({ kind: fc.constant('other-path' as const), segments: fc.array(letters, { minLength: 1, maxLength: 4 }), insert: fc.constantFrom('..', '.', '', '%00', '%2E%2E', 'x'), at: fc.nat() }),
+      fc.record({
+        kind: fc.constant('other-path' as const),
+        segments: fc.array(letters, { minLength: 1, maxLength: 4 }),
+        insert: fc.constantFrom('..', '.', '', '%00', '%2E%2E', 'x'),
+        at: fc.nat(),
+      }),
       fc.record({ kind: fc.constant('bad-encoding' as const), bad: fc.constantFrom('%', '%G1', '%C3%28', '%FF%FE', '%E2%82', '%ED%A0%80') }),
       fc.record({ kind: fc.constant('overlong-key' as const), length: fc.integer({ min: 1025, max: 4000 }) }),
       fc.record({ kind: fc.constant('bad-bucket' as const), bucket: badBucket }),
@@ -578,8 +675,15 @@ describe('bad input fuzzing through a real gateway', () => {
       Array.from({ length: 8 }, (_, i) => `<!ENTITY ${String.fromCharCode(98 + i)} "${`&${String.fromCharCode(97 + i)};`.repeat(10)}">`).join('') +
       `]>`;
     return fc.oneof(
-      fc.record({ kind: fc.constant('truncated' as const), at: fc.nat() }).map(({ at }) => ({ label: `truncated at ${at % valid.length}`, body: valid.slice(0, at % valid.length) })),
-      fc.record({ at: fc.nat(), char: fc.constantFrom('<', '&') }).map(({ at, char }) => ({ label: `'${char}' inserted at ${at % valid.length}`, body: valid.slice(0, at % valid.length) + char + valid.slice(at % valid.length) })),
+      fc
+        .record({ kind: fc.constant('truncated' as const), at: fc.nat() })
+        .map(({ at }) => ({ label: `truncated at ${at % valid.length}`, body: valid.slice(0, at % valid.length) })),
+      fc
+        .record({ at: fc.nat(), char: fc.constantFrom('<', '&') })
+        .map(({ at, char }) => ({
+          label: `'${char}' inserted at ${at % valid.length}`,
+          body: valid.slice(0, at % valid.length) + char + valid.slice(at % valid.length),
+        })),
       fc.constantFrom(
         { label: 'wrong root', body: valid.replaceAll(root, 'Wrong') },
         { label: 'lower-case root', body: valid.replaceAll(root, root.toLowerCase()) },
@@ -608,7 +712,12 @@ describe('bad input fuzzing through a real gateway', () => {
     );
     const property = fc.asyncProperty(fc.oneof(malformedXml(valid, 'Delete'), structural), async ({ label, body }) => {
       const bytes = Buffer.from(body);
-      const request = signed({ method: 'POST', target: `/${BUCKET}?delete`, body: bytes, headers: { 'content-md5': createHash('md5').update(bytes).digest('base64') } });
+      const request = signed({
+        method: 'POST',
+        target: `/${BUCKET}?delete`,
+        body: bytes,
+        headers: { 'content-md5': createHash('md5').update(bytes).digest('base64') },
+      });
       await refused(request, label);
     });
     // The case a clean CI run once failed on ("over 2 MiB": the gateway closed the connection before
@@ -625,14 +734,19 @@ describe('bad input fuzzing through a real gateway', () => {
     const objectKey = `${BAD_PREFIX}multipart`;
     const created = await exchange(signed({ method: 'POST', target: `/${BUCKET}/${objectKey}?uploads` }));
     const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(created.body)![1]!;
-    const part = await exchange(signed({ method: 'PUT', target: `/${BUCKET}/${objectKey}?partNumber=1&uploadId=${encodeURIComponent(uploadId)}`, body: Buffer.from('part one') }));
+    const part = await exchange(
+      signed({ method: 'PUT', target: `/${BUCKET}/${objectKey}?partNumber=1&uploadId=${encodeURIComponent(uploadId)}`, body: Buffer.from('part one') }),
+    );
     const etag = part.headers.etag!;
     const valid = `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>${etag.replaceAll('"', '&quot;')}</ETag></Part></CompleteMultipartUpload>`;
     const structural = fc.constantFrom(
       { label: 'no parts', body: '<CompleteMultipartUpload></CompleteMultipartUpload>' },
       { label: 'non-numeric part number', body: valid.replace('<PartNumber>1<', '<PartNumber>one<') },
       { label: 'part number 0', body: valid.replace('<PartNumber>1<', '<PartNumber>0<') },
-      { label: 'parts out of order', body: valid.replace('</CompleteMultipartUpload>', `<Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>`) },
+      {
+        label: 'parts out of order',
+        body: valid.replace('</CompleteMultipartUpload>', `<Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>`),
+      },
     );
     // The sentinel goes into element text, where an inserted '<' or '&' breaks the document (inside a
     // comment both are well-formed XML). Its ETag no longer matches the part, so a corrupted body the
@@ -653,7 +767,11 @@ describe('bad input fuzzing through a real gateway', () => {
 
   it('refuses corrupted aws-chunked framing, chunk signatures and trailers, and stores nothing', async () => {
     const corruption = fc.oneof(
-      fc.record({ kind: fc.constant('size-garbage' as const), frame: fc.nat(), size: fc.constantFrom('zz', '-1', '', ' 10', '0x10', 'ffffffffffffffffff', '1 0') }),
+      fc.record({
+        kind: fc.constant('size-garbage' as const),
+        frame: fc.nat(),
+        size: fc.constantFrom('zz', '-1', '', ' 10', '0x10', 'ffffffffffffffffff', '1 0'),
+      }),
       fc.record({ kind: fc.constant('size-off-by' as const), frame: fc.nat(), delta: fc.integer({ min: -3, max: 3 }).filter((d) => d !== 0) }),
       fc.record({ kind: fc.constant('flip-chunk-signature' as const), frame: fc.nat(), at: fc.nat() }),
       fc.record({ kind: fc.constant('drop-chunk-signature' as const), frame: fc.nat() }),

@@ -45,7 +45,11 @@ describe('gateway in front of a RunPod datacenter', () => {
   });
 
   /** A request signed with the key, sent raw so every header (Host, Expect) is under the test's control. */
-  function send(method: string, path: string, options: { host?: string; headers?: Record<string, string>; body?: Buffer | null; secret?: string } = {}): Promise<RawResponse> {
+  function send(
+    method: string,
+    path: string,
+    options: { host?: string; headers?: Record<string, string>; body?: Buffer | null; secret?: string } = {},
+  ): Promise<RawResponse> {
     const host = options.host ?? `127.0.0.1:${port}`;
     const signed = aws4.sign(
       { host, method, path, service: 's3', region: key.region, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...options.headers }, signQuery: false },
@@ -86,7 +90,10 @@ describe('gateway in front of a RunPod datacenter', () => {
     expect(buckets.body).toContain(`<Name>${VOLUME}</Name>`);
     await send('PUT', `/${VOLUME}/a.txt`, { body: Buffer.from('a'), headers: { 'content-length': '1' } });
     const xml = `<Delete><Object><Key>a.txt</Key></Object><Object><Key>dir/hello.txt</Key></Object></Delete>`;
-    const deleted = await send('POST', `/${VOLUME}?delete`, { body: Buffer.from(xml), headers: { 'content-length': String(xml.length), 'content-type': 'application/xml' } });
+    const deleted = await send('POST', `/${VOLUME}?delete`, {
+      body: Buffer.from(xml),
+      headers: { 'content-length': String(xml.length), 'content-type': 'application/xml' },
+    });
     expect(deleted.status).toBe(200);
     expect(deleted.body).toContain('<Deleted><Key>a.txt</Key></Deleted>');
     expect(deleted.body).toContain('<Deleted><Key>dir/hello.txt</Key></Deleted>');

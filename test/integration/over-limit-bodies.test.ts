@@ -31,7 +31,10 @@ describe('over-limit and refused bodies get their S3 error, not a reset', () => 
     reader = await gateway.createKey({ name: 'reader', bucket: BUCKET, preset: 'read-only' });
     port = Number(new URL(gateway.url).port);
     const host = `127.0.0.1:${port}`;
-    const created = await fetch(`${gateway.url}/${BUCKET}/object?uploads`, { method: 'POST', headers: signedHeaders(writer, host, 'POST', `/${BUCKET}/object?uploads`) });
+    const created = await fetch(`${gateway.url}/${BUCKET}/object?uploads`, {
+      method: 'POST',
+      headers: signedHeaders(writer, host, 'POST', `/${BUCKET}/object?uploads`),
+    });
     uploadId = encodeURIComponent(/<UploadId>([^<]+)<\/UploadId>/.exec(await created.text())![1]!);
   });
 
@@ -118,9 +121,15 @@ describe('over-limit and refused bodies get their S3 error, not a reset', () => 
     // request's bytes are parsed as a request (not as the rest of a body).
     const first = request(writer, 'POST', `/${BUCKET}?delete`, overTwoMiB, {}, 'keep-alive');
     const host = `127.0.0.1:${port}`;
-    const second: RawRequest = { method: 'GET', target: '/_health', headers: [['Host', host], ['Connection', 'close']] };
+    const second: RawRequest = {
+      method: 'GET',
+      target: '/_health',
+      headers: [
+        ['Host', host],
+        ['Connection', 'close'],
+      ],
+    };
     const raw = await receiveAll(port, Buffer.concat([serializeRequest(first), serializeRequest(second)]));
     expect(raw).toMatch(/^HTTP\/1\.1 400 [^\r]*\r\n[\s\S]*MaxMessageLengthExceeded[\s\S]*HTTP\/1\.1 200 [\s\S]*"status":"ok"/);
   });
 });
-

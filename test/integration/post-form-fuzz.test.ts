@@ -139,7 +139,10 @@ interface Framing {
 }
 
 function formRequest(bucket: string, body: Buffer, contentType: string, framing: Framing = {}): RawRequest {
-  const headers: Array<[string, string]> = [['Host', '127.0.0.1'], ['Content-Type', contentType]];
+  const headers: Array<[string, string]> = [
+    ['Host', '127.0.0.1'],
+    ['Content-Type', contentType],
+  ];
   if (framing.chunked) headers.push(['Transfer-Encoding', 'chunked']);
   const contentLength = framing.contentLength === undefined ? (framing.chunked ? null : body.length) : framing.contentLength;
   if (contentLength !== null) headers.push(['Content-Length', String(contentLength)]);
@@ -161,7 +164,7 @@ function chunkedFraming(body: Buffer, chunkSize: number, options: { extension?: 
 
 function toggleCase(text: string, mask: number): string {
   let bit = 0;
-  return [...text].map((char) => (/[a-z]/i.test(char) ? ((mask >> bit++ % 30) & 1 ? char.toUpperCase() : char.toLowerCase()) : char)).join('');
+  return [...text].map((char) => (/[a-z]/i.test(char) ? ((mask >> (bit++ % 30)) & 1 ? char.toUpperCase() : char.toLowerCase()) : char)).join('');
 }
 
 function invertCase(text: string): string {
@@ -169,7 +172,11 @@ function invertCase(text: string): string {
 }
 
 const text = (value: string) => Buffer.from(value, 'utf8');
-const field = (name: string, value: string | Buffer, extra: Partial<Part> = {}): Part => ({ name, value: Buffer.isBuffer(value) ? value : text(value), ...extra });
+const field = (name: string, value: string | Buffer, extra: Partial<Part> = {}): Part => ({
+  name,
+  value: Buffer.isBuffer(value) ? value : text(value),
+  ...extra,
+});
 
 // -------------------------------------------------------------------------------------------------
 // What a case must do
@@ -178,7 +185,15 @@ type Outcome =
   /** Refused: a 4xx S3 error from the gateway (status and code when they are certain), nothing stored. */
   | { kind: 'refused'; status?: number; code?: string; message?: RegExp }
   /** Stored: exactly `bytes` under `key`, nothing else under the case's prefix. */
-  | { kind: 'stored'; key: string; bytes: Buffer; status?: number; headers?: Record<string, string | undefined>; meta?: string[]; answer?: (response: RawResponse, context: string) => void }
+  | {
+      kind: 'stored';
+      key: string;
+      bytes: Buffer;
+      status?: number;
+      headers?: Record<string, string | undefined>;
+      meta?: string[];
+      answer?: (response: RawResponse, context: string) => void;
+    }
   /** Either of the two; when stored, exactly `bytes` (under `key` if known) and nothing else. */
   | { kind: 'either'; key?: string; bytes: Buffer; headers?: Record<string, string | undefined>; meta?: string[] };
 
@@ -318,7 +333,13 @@ describe('POST Object form fuzzing through a real gateway', () => {
   }
 
   /** The case for a form's parts, encoded (and framed) as given. */
-  function formCase(label: string, form: BaseForm, parts: Part[], outcome: Outcome, options: { encoding?: Partial<Encoding>; framing?: Framing; bucket?: string } = {}): Case {
+  function formCase(
+    label: string,
+    form: BaseForm,
+    parts: Part[],
+    outcome: Outcome,
+    options: { encoding?: Partial<Encoding>; framing?: Framing; bucket?: string } = {},
+  ): Case {
     const encoding: Encoding = { boundary: form.boundary, ...options.encoding };
     const { body } = encodeForm(parts, encoding);
     const bucket = options.bucket ?? BUCKET;
@@ -402,10 +423,15 @@ describe('POST Object form fuzzing through a real gateway', () => {
     legitimate.add(`${bucket}/${key}`);
     const stored = await moto.request('GET', `/${bucket}/${encodeKey(key)}`);
     expect(stored.status, `${key}: ${context}`).toBe(200);
-    expect(stored.body.equals(outcome.bytes), `stored bytes ${stored.body.subarray(0, 48).toString('hex')}… (${stored.body.length}) differ from the file's ${outcome.bytes.subarray(0, 48).toString('hex')}… (${outcome.bytes.length}): ${context}`).toBe(true);
+    expect(
+      stored.body.equals(outcome.bytes),
+      `stored bytes ${stored.body.subarray(0, 48).toString('hex')}… (${stored.body.length}) differ from the file's ${outcome.bytes.subarray(0, 48).toString('hex')}… (${outcome.bytes.length}): ${context}`,
+    ).toBe(true);
     const headers = outcome.headers ?? BASE_OBJECT_HEADERS;
     for (const [name, value] of Object.entries(headers)) expect(stored.headers[name], `${name}: ${context}`).toBe(value);
-    const meta = Object.keys(stored.headers).filter((name) => name.startsWith('x-amz-meta-')).sort();
+    const meta = Object.keys(stored.headers)
+      .filter((name) => name.startsWith('x-amz-meta-'))
+      .sort();
     expect(meta, `metadata: ${context}`).toEqual([...(outcome.meta ?? BASE_META)].sort());
     expect(stored.headers['content-encoding'], context).toBeUndefined();
   }
@@ -428,8 +454,17 @@ describe('POST Object form fuzzing through a real gateway', () => {
       const batchable = keys.filter((k) => !/[\x00-\x1f]/.test(k));
       for (let at = 0; at < batchable.length; at += 1000) {
         const escape = (key: string) => key.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-        const body = Buffer.from(`<Delete><Quiet>true</Quiet>${batchable.slice(at, at + 1000).map((key) => `<Object><Key>${escape(key)}</Key></Object>`).join('')}</Delete>`);
-        const deleted = await moto.request('POST', `/${bucket}`, { query: 'delete', body, headers: { 'content-md5': createHash('md5').update(body).digest('base64'), 'content-type': 'application/xml' } });
+        const body = Buffer.from(
+          `<Delete><Quiet>true</Quiet>${batchable
+            .slice(at, at + 1000)
+            .map((key) => `<Object><Key>${escape(key)}</Key></Object>`)
+            .join('')}</Delete>`,
+        );
+        const deleted = await moto.request('POST', `/${bucket}`, {
+          query: 'delete',
+          body,
+          headers: { 'content-md5': createHash('md5').update(body).digest('base64'), 'content-type': 'application/xml' },
+        });
         expect(deleted.status, deleted.body.toString()).toBe(200);
       }
     }
@@ -472,8 +507,7 @@ describe('POST Object form fuzzing through a real gateway', () => {
     if (outcome.kind === 'stored') {
       expect(response.status, context).toBe(outcome.status ?? 204);
       outcome.answer?.(response, context);
-    }
-    else expect(SUCCESS_STATUSES, context).toContain(response.status);
+    } else expect(SUCCESS_STATUSES, context).toContain(response.status);
     // A redirect's Location is built from form input: it must not carry anything injected.
     for (const value of Object.values(response.headers)) expect(value, context).not.toMatch(/[\r\n]/);
     expect(response.headers['set-cookie'], context).toBeUndefined();
@@ -520,7 +554,11 @@ describe('POST Object form fuzzing through a real gateway', () => {
     { name: 'x-amz-bypass-governance-retention', value: 'true', covered: 'stored' },
     { name: 'x-amz-expected-bucket-owner', value: '123456789012', covered: 'stored' },
     // Framing and auth headers of the upstream request are the gateway's own.
-    { name: 'authorization', value: 'AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20300101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00', covered: 'stored' },
+    {
+      name: 'authorization',
+      value: 'AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20300101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00',
+      covered: 'stored',
+    },
     { name: 'host', value: 'evil.example', covered: 'stored' },
     { name: 'content-length', value: '1', covered: 'stored' },
     { name: 'transfer-encoding', value: 'chunked', covered: 'stored' },
@@ -580,7 +618,7 @@ describe('POST Object form fuzzing through a real gateway', () => {
     };
   }
 
-  const ODD_NAME_CHARS = ' !#$%&\'()*+,./:;<=>?@[]^_`{|}~éü中\u00a0';
+  const ODD_NAME_CHARS = " !#$%&'()*+,./:;<=>?@[]^_`{|}~éü中\u00a0";
   const oddName = fc
     .tuple(asciiText('abcxyz-', { maxLength: 6 }), asciiText(ODD_NAME_CHARS, { minLength: 1, maxLength: 8 }), asciiText('abc-', { maxLength: 4 }))
     .map(([a, b, c]) => a + b + c);
@@ -609,22 +647,53 @@ describe('POST Object form fuzzing through a real gateway', () => {
           { minLength: 1, maxLength: 6 },
         ),
       }),
-      fc.record({ kind: fc.constant('odd-name' as const), prefix: fc.constantFrom('', 'x-ignore-', 'X-Ignore-'), name: oddName, at: fc.nat(), asFile: fc.boolean() }),
-      fc.record({ kind: fc.constant('wild-name' as const), name: fc.constantFrom('a"b', 'a\\"b', 'x-ignore-\\', 'x-amz-meta-a\tb', 'x-ignore-\u0000', '"', 'key"; name="x'), at: fc.nat() }),
       fc.record({
-        kind: fc.constant('nameless' as const),
-        disposition: fc.constantFrom<string | null>('form-data; name=""', 'form-data', 'form-data; filename="x.bin"', 'form-data; name=""; filename="x.bin"', 'form-data; name=', null, 'attachment; name="x-amz-meta-evil"', 'form-data; NAME="x-ignore-upper"'),
+        kind: fc.constant('odd-name' as const),
+        prefix: fc.constantFrom('', 'x-ignore-', 'X-Ignore-'),
+        name: oddName,
         at: fc.nat(),
         asFile: fc.boolean(),
       }),
-      fc.record({ kind: fc.constant('long-name' as const), length: fc.integer({ min: LIMITS.fieldNameBytes + 1, max: 20_000 }), prefix: fc.constantFrom('', 'x-ignore-', 'x-amz-meta-') }),
+      fc.record({
+        kind: fc.constant('wild-name' as const),
+        name: fc.constantFrom('a"b', 'a\\"b', 'x-ignore-\\', 'x-amz-meta-a\tb', 'x-ignore-\u0000', '"', 'key"; name="x'),
+        at: fc.nat(),
+      }),
+      fc.record({
+        kind: fc.constant('nameless' as const),
+        disposition: fc.constantFrom<string | null>(
+          'form-data; name=""',
+          'form-data',
+          'form-data; filename="x.bin"',
+          'form-data; name=""; filename="x.bin"',
+          'form-data; name=',
+          null,
+          'attachment; name="x-amz-meta-evil"',
+          'form-data; NAME="x-ignore-upper"',
+        ),
+        at: fc.nat(),
+        asFile: fc.boolean(),
+      }),
+      fc.record({
+        kind: fc.constant('long-name' as const),
+        length: fc.integer({ min: LIMITS.fieldNameBytes + 1, max: 20_000 }),
+        prefix: fc.constantFrom('', 'x-ignore-', 'x-amz-meta-'),
+      }),
       fc.record({ kind: fc.constant('internal' as const), which: fc.nat({ max: INTERNAL_FIELDS.length - 1 }), covered: fc.boolean() }),
       fc.record({ kind: fc.constant('bucket-field' as const), value: fc.constantFrom(BUCKET, OTHER_BUCKET, BUCKET.toUpperCase(), `${BUCKET} `, '') }),
       fc.record({ kind: fc.constant('dot-key' as const), which: fc.nat({ max: DOT_KEYS.length - 1 }) }),
       fc.record({
         kind: fc.constant('success' as const),
         status: fc.constantFrom<string | null>(null, '200', '201', '204', '303', '', 'abc', ' 201'),
-        redirect: fc.constantFrom<string | null>(null, 'https://app.example/done?from=form', 'http://app.example/', 'javascript:alert(1)', '/relative', 'http://', 'ftp://app.example/'),
+        redirect: fc.constantFrom<string | null>(
+          null,
+          'https://app.example/done?from=form',
+          'http://app.example/',
+          'javascript:alert(1)',
+          '/relative',
+          'http://',
+          'ftp://app.example/',
+        ),
         keySuffix: fc.constantFrom('plain.bin', `a&b<c>"d'e`, ']]>', 'sp ace+plus', '%41%2F', 'ü/中'),
       }),
     );
@@ -688,7 +757,12 @@ describe('POST Object form fuzzing through a real gateway', () => {
             break;
           case 'nameless':
             // A part without a (usable) name: ignored or refused, never fatal.
-            fields.splice(m.at % (fields.length + 1), 0, { name: null, value: text('nameless'), disposition: m.disposition, headers: m.asFile ? ['Content-Type: application/octet-stream'] : [] });
+            fields.splice(m.at % (fields.length + 1), 0, {
+              name: null,
+              value: text('nameless'),
+              disposition: m.disposition,
+              headers: m.asFile ? ['Content-Type: application/octet-stream'] : [],
+            });
             parts = [...fields, form.file];
             outcome = { kind: 'either', key: form.key, bytes: file };
             break;
@@ -717,7 +791,10 @@ describe('POST Object form fuzzing through a real gateway', () => {
             break;
           case 'success': {
             // The form's own answer: success_action_redirect (a usable http(s) URL) wins, then success_action_status, else 204.
-            const extra = [...(m.status === null ? [] : [field('success_action_status', m.status)]), ...(m.redirect === null ? [] : [field('success_action_redirect', m.redirect)])];
+            const extra = [
+              ...(m.status === null ? [] : [field('success_action_status', m.status)]),
+              ...(m.redirect === null ? [] : [field('success_action_redirect', m.redirect)]),
+            ];
             form = baseForm(file, {
               key: (prefix) => `${prefix}${m.keySuffix}`,
               extra,
@@ -748,7 +825,13 @@ describe('POST Object form fuzzing through a real gateway', () => {
     for (const disposition of ['form-data; name=""', 'form-data', 'form-data; filename="x.bin"', 'form-data; name=""; filename="x.bin"']) {
       const form = baseForm(Buffer.from('nameless'));
       const nameless: Part = { name: null, value: text('v'), disposition };
-      await judge(formCase(`a part with Content-Disposition: ${disposition}`, form, [nameless, ...form.fields, form.file], { kind: 'either', key: form.key, bytes: form.file.value }));
+      await judge(
+        formCase(`a part with Content-Disposition: ${disposition}`, form, [nameless, ...form.fields, form.file], {
+          kind: 'either',
+          key: form.key,
+          bytes: form.file.value,
+        }),
+      );
     }
     await expectGatewayUpAndUpstreamClean();
   });
@@ -756,7 +839,15 @@ describe('POST Object form fuzzing through a real gateway', () => {
   it('a form whose Content-Type has no usable boundary is refused (400 MalformedPOSTRequest), and the gateway survives it', async () => {
     for (const contentType of ['multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; charset=utf-8']) {
       const form = baseForm(Buffer.from('no boundary'));
-      await judge(formCase(`Content-Type: ${contentType}`, form, [...form.fields, form.file], { kind: 'refused', status: 400, code: 'MalformedPOSTRequest' }, { encoding: { contentType } }));
+      await judge(
+        formCase(
+          `Content-Type: ${contentType}`,
+          form,
+          [...form.fields, form.file],
+          { kind: 'refused', status: 400, code: 'MalformedPOSTRequest' },
+          { encoding: { contentType } },
+        ),
+      );
     }
     await expectGatewayUpAndUpstreamClean();
   });
@@ -765,7 +856,13 @@ describe('POST Object form fuzzing through a real gateway', () => {
     for (const charset of ['iso-8859-2', 'shift_jis', 'utf-16be']) {
       const form = baseForm(Buffer.from('charset'));
       const declared = field('x-ignore-note', 'plain ASCII', { headers: [`Content-Type: text/plain; charset=${charset}`] });
-      await judge(formCase(`a field with Content-Type: text/plain; charset=${charset}`, form, [...form.fields, declared, form.file], { kind: 'either', key: form.key, bytes: form.file.value }));
+      await judge(
+        formCase(`a field with Content-Type: text/plain; charset=${charset}`, form, [...form.fields, declared, form.file], {
+          kind: 'either',
+          key: form.key,
+          bytes: form.file.value,
+        }),
+      );
     }
     await expectGatewayUpAndUpstreamClean();
   });
@@ -785,17 +882,40 @@ describe('POST Object form fuzzing through a real gateway', () => {
         padding: fc.option(fc.integer({ min: 1, max: 8_000 }), { nil: undefined }),
       }),
       fc.record({ kind: fc.constant('octet-stream-field' as const), index: fc.nat() }),
-      fc.record({ kind: fc.constant('huge-as-file' as const), size: fc.integer({ min: LIMITS.fieldValueBytes + 1, max: 96 * 1024 }), name: fc.constantFrom('x-ignore-blob', 'key', 'policy', 'x-amz-meta-origin') }),
-      fc.record({ kind: fc.constant('huge-field' as const), size: fc.integer({ min: LIMITS.fieldValueBytes + 1, max: 96 * 1024 }), name: fc.constantFrom('x-ignore-blob', 'Content-Type') }),
-      fc.record({ kind: fc.constant('many-parts' as const), fields: fc.oneof(fc.integer({ min: 1, max: 160 }), fc.integer({ min: LIMITS.fields - 10, max: LIMITS.fields + 5 })), asFiles: fc.boolean() }),
+      fc.record({
+        kind: fc.constant('huge-as-file' as const),
+        size: fc.integer({ min: LIMITS.fieldValueBytes + 1, max: 96 * 1024 }),
+        name: fc.constantFrom('x-ignore-blob', 'key', 'policy', 'x-amz-meta-origin'),
+      }),
+      fc.record({
+        kind: fc.constant('huge-field' as const),
+        size: fc.integer({ min: LIMITS.fieldValueBytes + 1, max: 96 * 1024 }),
+        name: fc.constantFrom('x-ignore-blob', 'Content-Type'),
+      }),
+      fc.record({
+        kind: fc.constant('many-parts' as const),
+        fields: fc.oneof(fc.integer({ min: 1, max: 160 }), fc.integer({ min: LIMITS.fields - 10, max: LIMITS.fields + 5 })),
+        asFiles: fc.boolean(),
+      }),
       fc.record({ kind: fc.constant('zero-byte' as const), allowEmpty: fc.boolean() }),
       fc.record({ kind: fc.constant('size-vs-range' as const), max: fc.integer({ min: 1, max: 3000 }), size: fc.integer({ min: 0, max: 6000 }) }),
       fc.record({
         kind: fc.constant('file-part-headers' as const),
-        headers: fc.subarray(['Content-Type: text/plain; charset=utf-16le', 'Content-Type: multipart/mixed; boundary=inner', 'Content-Type: ;;;', 'Content-Transfer-Encoding: base64', 'Content-Length: 1', 'X-Extra: yes', 'Content-Type: text/html; charset=iso-8859-1']),
+        headers: fc.subarray([
+          'Content-Type: text/plain; charset=utf-16le',
+          'Content-Type: multipart/mixed; boundary=inner',
+          'Content-Type: ;;;',
+          'Content-Transfer-Encoding: base64',
+          'Content-Length: 1',
+          'X-Extra: yes',
+          'Content-Type: text/html; charset=iso-8859-1',
+        ]),
       }),
       fc.record({ kind: fc.constant('file-as-text-field' as const), charset: fc.constantFrom(null, 'utf-8', 'iso-8859-1') }),
-      fc.record({ kind: fc.constant('filename-template' as const), filename: fc.constantFrom('photo.jpg', '', '..', '.', '../x', 'a/../..', 'C:\\dir\\..', 'dir/photo.jpg', 'a b+c%20d.txt', 'ü中.txt', '%2e%2e') }),
+      fc.record({
+        kind: fc.constant('filename-template' as const),
+        filename: fc.constantFrom('photo.jpg', '', '..', '.', '../x', 'a/../..', 'C:\\dir\\..', 'dir/photo.jpg', 'a b+c%20d.txt', 'ü中.txt', '%2e%2e'),
+      }),
     );
     await fc.assert(
       fc.asyncProperty(mutation, fileBytes, async (m, file) => {
@@ -810,7 +930,7 @@ describe('POST Object form fuzzing through a real gateway', () => {
             const asFile = (part: Part): Part => ({ ...part, filename: m.filename, headers: m.withType ? ['Content-Type: application/octet-stream'] : [] });
             const note = m.padding === undefined ? [] : [field('x-amz-meta-note', 'n'.repeat(m.padding))];
             form = baseForm(file, { extra: note, extraConditions: note.length === 0 ? [] : [['starts-with', '$x-amz-meta-note', '']] });
-            parts = [...form.fields.map((part, i) => ((m.mask >> i % 8) & 1 || part.name === 'x-amz-meta-note' ? asFile(part) : part)), form.file];
+            parts = [...form.fields.map((part, i) => ((m.mask >> (i % 8)) & 1 || part.name === 'x-amz-meta-note' ? asFile(part) : part)), form.file];
             outcome = { kind: 'stored', key: form.key, bytes: file, ...(note.length === 0 ? {} : { meta: ['x-amz-meta-origin', 'x-amz-meta-note'] }) };
             if (m.pieceBytes !== undefined) exchangeOptions = { pieceBytes: m.pieceBytes, pauseMs: 0 };
             break;
@@ -905,7 +1025,11 @@ describe('POST Object form fuzzing through a real gateway', () => {
     }
     for (const size of [LIMITS.fieldValueBytes - 1, LIMITS.fieldValueBytes, LIMITS.fieldValueBytes + 1]) {
       await check(`a ${size}-byte field value`, (form) => [...form.fields, field('x-ignore-big', 'v'.repeat(size)), form.file], size <= LIMITS.fieldValueBytes);
-      await check(`a ${size}-byte field sent as a file part`, (form) => [...form.fields, field('x-ignore-big', 'v'.repeat(size), { filename: 'big.txt' }), form.file], size <= LIMITS.fieldValueBytes);
+      await check(
+        `a ${size}-byte field sent as a file part`,
+        (form) => [...form.fields, field('x-ignore-big', 'v'.repeat(size), { filename: 'big.txt' }), form.file],
+        size <= LIMITS.fieldValueBytes,
+      );
     }
     for (const length of [LIMITS.fieldNameBytes, LIMITS.fieldNameBytes + 1, 4096]) {
       const name = `x-ignore-${'n'.repeat(length - 'x-ignore-'.length)}`;
@@ -913,7 +1037,11 @@ describe('POST Object form fuzzing through a real gateway', () => {
     }
     for (const delta of [0, 1]) {
       // Pre-file data counts each field's name and value; pad to exactly the limit, then one more byte.
-      await check(`${LIMITS.preDataBytes + delta} bytes of fields before the file`, (form) => [...form.fields, ...padding(form, LIMITS.preDataBytes + delta), form.file], delta === 0);
+      await check(
+        `${LIMITS.preDataBytes + delta} bytes of fields before the file`,
+        (form) => [...form.fields, ...padding(form, LIMITS.preDataBytes + delta), form.file],
+        delta === 0,
+      );
     }
     expect(gatewayAlive()).toBe(true);
     expect(mismatches).toEqual([]);
@@ -928,19 +1056,70 @@ describe('POST Object form fuzzing through a real gateway', () => {
 
   it('encodings: boundaries in the content, missing final boundary, LF-only lines, preamble/epilogue, Content-Type parameters, part charsets and transfer encodings, non-UTF-8 and CR/LF in values', async () => {
     const mutation = fc.oneof(
-      fc.record({ kind: fc.constant('boundary-in-content' as const), variant: fc.constantFrom('no-crlf', 'dashes-only', 'closing-inside', 'delimiter-inside'), at: fc.nat() }),
-      fc.record({ kind: fc.constant('missing-final' as const), closing: fc.constantFrom('none' as const, 'no-dashes' as const, 'one-dash' as const, 'no-crlf-before' as const) }),
+      fc.record({
+        kind: fc.constant('boundary-in-content' as const),
+        variant: fc.constantFrom('no-crlf', 'dashes-only', 'closing-inside', 'delimiter-inside'),
+        at: fc.nat(),
+      }),
+      fc.record({
+        kind: fc.constant('missing-final' as const),
+        closing: fc.constantFrom('none' as const, 'no-dashes' as const, 'one-dash' as const, 'no-crlf-before' as const),
+      }),
       fc.record({ kind: fc.constant('lf-only' as const), scope: fc.constantFrom('everywhere', 'part-headers', 'delimiters') }),
-      fc.record({ kind: fc.constant('preamble' as const), garbage: asciiText('abcdef XYZ0189.;:!\r\n\t', { minLength: 1, maxLength: 200 }), crlf: fc.boolean() }),
+      fc.record({
+        kind: fc.constant('preamble' as const),
+        garbage: asciiText('abcdef XYZ0189.;:!\r\n\t', { minLength: 1, maxLength: 200 }),
+        crlf: fc.boolean(),
+      }),
       fc.record({ kind: fc.constant('epilogue' as const), garbage: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
-      fc.record({ kind: fc.constant('no-boundary' as const), contentType: fc.constantFrom('multipart/form-data', 'multipart/form-data;', 'multipart/form-data; boundary=', 'multipart/form-data; boundary=""', 'multipart/form-data; charset=utf-8', 'multipart/form-data; boundary=wrong-boundary', 'multipart/form-data; boundary', 'multipart/form-data-x; boundary=x') }),
-      fc.record({ kind: fc.constant('not-a-form' as const), contentType: fc.constantFrom('multipart/mixed', 'application/x-www-form-urlencoded', 'text/plain', 'application/octet-stream'), withBoundary: fc.boolean() }),
-      fc.record({ kind: fc.constant('content-type-params' as const), quoted: fc.boolean(), charset: fc.constantFrom(null, 'utf-8', 'UTF-8', 'iso-8859-1', 'x-unknown'), charsetFirst: fc.boolean(), typeCase: fc.nat(), paramCase: fc.boolean(), spaces: fc.constantFrom('', ' ', '  ', '\t') }),
-      fc.record({ kind: fc.constant('boundary-needs-quotes' as const), boundary: fc.constantFrom('a b', 'x:y', 'q?=r', "'()+_,-./:=?", 'a'.repeat(70), 'b'.repeat(200)), quoted: fc.boolean() }),
+      fc.record({
+        kind: fc.constant('no-boundary' as const),
+        contentType: fc.constantFrom(
+          'multipart/form-data',
+          'multipart/form-data;',
+          'multipart/form-data; boundary=',
+          'multipart/form-data; boundary=""',
+          'multipart/form-data; charset=utf-8',
+          'multipart/form-data; boundary=wrong-boundary',
+          'multipart/form-data; boundary',
+          'multipart/form-data-x; boundary=x',
+        ),
+      }),
+      fc.record({
+        kind: fc.constant('not-a-form' as const),
+        contentType: fc.constantFrom('multipart/mixed', 'application/x-www-form-urlencoded', 'text/plain', 'application/octet-stream'),
+        withBoundary: fc.boolean(),
+      }),
+      fc.record({
+        kind: fc.constant('content-type-params' as const),
+        quoted: fc.boolean(),
+        charset: fc.constantFrom(null, 'utf-8', 'UTF-8', 'iso-8859-1', 'x-unknown'),
+        charsetFirst: fc.boolean(),
+        typeCase: fc.nat(),
+        paramCase: fc.boolean(),
+        spaces: fc.constantFrom('', ' ', '  ', '\t'),
+      }),
+      fc.record({
+        kind: fc.constant('boundary-needs-quotes' as const),
+        boundary: fc.constantFrom('a b', 'x:y', 'q?=r', "'()+_,-./:=?", 'a'.repeat(70), 'b'.repeat(200)),
+        quoted: fc.boolean(),
+      }),
       fc.record({ kind: fc.constant('part-charset' as const), index: fc.nat(), charset: fc.constantFrom(...ASCII_CHARSETS, 'utf-16le', ...OTHER_CHARSETS) }),
-      fc.record({ kind: fc.constant('transfer-encoding' as const), index: fc.nat(), encoding: fc.constantFrom('7bit', '8bit', 'binary', 'base64', 'quoted-printable', 'x-gzip') }),
-      fc.record({ kind: fc.constant('non-utf8' as const), target: fc.constantFrom('x-ignore', 'meta-origin', 'content-type', 'key', 'meta-covered'), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }).map((bytes) => [...bytes].map((b) => 0x80 | b)) }),
-      fc.record({ kind: fc.constant('crlf-injection' as const), target: fc.constantFrom('content-type', 'meta-covered', 'cache-control', 'key', 'redirect'), payload: fc.constantFrom('\r\nx-amz-acl: public-read', '\nSet-Cookie: a=b', '\r', '\r\n\r\nHTTP/1.1 200 OK', '\u0000') }),
+      fc.record({
+        kind: fc.constant('transfer-encoding' as const),
+        index: fc.nat(),
+        encoding: fc.constantFrom('7bit', '8bit', 'binary', 'base64', 'quoted-printable', 'x-gzip'),
+      }),
+      fc.record({
+        kind: fc.constant('non-utf8' as const),
+        target: fc.constantFrom('x-ignore', 'meta-origin', 'content-type', 'key', 'meta-covered'),
+        bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }).map((bytes) => [...bytes].map((b) => 0x80 | b)),
+      }),
+      fc.record({
+        kind: fc.constant('crlf-injection' as const),
+        target: fc.constantFrom('content-type', 'meta-covered', 'cache-control', 'key', 'redirect'),
+        payload: fc.constantFrom('\r\nx-amz-acl: public-read', '\nSet-Cookie: a=b', '\r', '\r\n\r\nHTTP/1.1 200 OK', '\u0000'),
+      }),
     );
     await fc.assert(
       fc.asyncProperty(mutation, fileBytes, async (m, file) => {
@@ -976,7 +1155,8 @@ describe('POST Object form fuzzing through a real gateway', () => {
             outcome = { kind: 'refused', status: 400, code: 'MalformedPOSTRequest' };
             break;
           case 'lf-only':
-            encoding = m.scope === 'everywhere' ? { headerEol: '\n', delimiterEol: '\n' } : m.scope === 'part-headers' ? { headerEol: '\n' } : { delimiterEol: '\n' };
+            encoding =
+              m.scope === 'everywhere' ? { headerEol: '\n', delimiterEol: '\n' } : m.scope === 'part-headers' ? { headerEol: '\n' } : { delimiterEol: '\n' };
             outcome = m.scope === 'part-headers' ? { kind: 'either', key: form.key, bytes: file } : { kind: 'refused' };
             break;
           case 'preamble': {
@@ -1014,7 +1194,10 @@ describe('POST Object form fuzzing through a real gateway', () => {
           }
           case 'part-charset': {
             const index = m.index % form.fields.length;
-            parts = [...form.fields.map((part, i) => (i === index ? { ...part, headers: [`Content-Type: text/plain; charset=${m.charset}`] } : part)), form.file];
+            parts = [
+              ...form.fields.map((part, i) => (i === index ? { ...part, headers: [`Content-Type: text/plain; charset=${m.charset}`] } : part)),
+              form.file,
+            ];
             // ASCII values read the same in every ASCII-compatible charset.
             outcome = ASCII_CHARSETS.includes(m.charset) ? storedBase(form) : { kind: 'either', key: form.key, bytes: file };
             break;
@@ -1065,7 +1248,10 @@ describe('POST Object form fuzzing through a real gateway', () => {
               form.fields[0] = field('key', injected(`${form.prefix}a`));
               outcome = { kind: 'either', bytes: file };
             } else {
-              form = baseForm(file, { extra: [field('success_action_redirect', injected('https://app.example/done'))], extraConditions: [['starts-with', '$success_action_redirect', '']] });
+              form = baseForm(file, {
+                extra: [field('success_action_redirect', injected('https://app.example/done'))],
+                extraConditions: [['starts-with', '$success_action_redirect', '']],
+              });
               outcome = { kind: 'either', key: form.key, bytes: file };
             }
             parts = [...form.fields, form.file];
@@ -1084,10 +1270,30 @@ describe('POST Object form fuzzing through a real gateway', () => {
 
   it('sizes and framing: over 64 KiB before the file, Content-Length shorter than the body, chunked bodies', async () => {
     const mutation = fc.oneof(
-      fc.record({ kind: fc.constant('pre-data' as const), total: fc.oneof(fc.integer({ min: LIMITS.preDataBytes - 64, max: LIMITS.preDataBytes + 64 }), fc.integer({ min: 40_000, max: 200_000 })) }),
+      fc.record({
+        kind: fc.constant('pre-data' as const),
+        total: fc.oneof(fc.integer({ min: LIMITS.preDataBytes - 64, max: LIMITS.preDataBytes + 64 }), fc.integer({ min: 40_000, max: 200_000 })),
+      }),
       fc.record({ kind: fc.constant('shorter' as const), cut: fc.nat(), nearEnd: fc.boolean() }),
-      fc.record({ kind: fc.constant('target' as const), target: fc.constantFrom('/', `/${BUCKET}/`, `/${BUCKET}/some/key`, `/${BUCKET}?delete`, `/${BUCKET}?uploads`, `/${BUCKET}?acl`, `//${BUCKET}`, `/${BUCKET}?x-id=PutObject`) }),
-      fc.record({ kind: fc.constant('chunked' as const), chunkSize: fc.integer({ min: 1, max: 4096 }), variant: fc.constantFrom('plain', 'extension', 'trailer', 'bad-size', 'with-content-length') , badAt: fc.nat() }),
+      fc.record({
+        kind: fc.constant('target' as const),
+        target: fc.constantFrom(
+          '/',
+          `/${BUCKET}/`,
+          `/${BUCKET}/some/key`,
+          `/${BUCKET}?delete`,
+          `/${BUCKET}?uploads`,
+          `/${BUCKET}?acl`,
+          `//${BUCKET}`,
+          `/${BUCKET}?x-id=PutObject`,
+        ),
+      }),
+      fc.record({
+        kind: fc.constant('chunked' as const),
+        chunkSize: fc.integer({ min: 1, max: 4096 }),
+        variant: fc.constantFrom('plain', 'extension', 'trailer', 'bad-size', 'with-content-length'),
+        badAt: fc.nat(),
+      }),
     );
     await fc.assert(
       fc.asyncProperty(mutation, fileBytes, async (m, file) => {
@@ -1099,7 +1305,10 @@ describe('POST Object form fuzzing through a real gateway', () => {
           case 'pre-data': {
             const pads = padding(form, m.total);
             parts = [...form.fields, ...pads, form.file];
-            outcome = preDataOf([...form.fields, ...pads]) <= LIMITS.preDataBytes ? storedBase(form) : { kind: 'refused', status: 400, code: 'MaxPostPreDataLengthExceededError' };
+            outcome =
+              preDataOf([...form.fields, ...pads]) <= LIMITS.preDataBytes
+                ? storedBase(form)
+                : { kind: 'refused', status: 400, code: 'MaxPostPreDataLengthExceededError' };
             request = formCase('', form, parts, outcome).request;
             break;
           }
@@ -1129,7 +1338,10 @@ describe('POST Object form fuzzing through a real gateway', () => {
             });
             // A form needs no Content-Length (the gateway spools the file): a chunked one works; broken framing does not.
             outcome = m.variant === 'bad-size' || m.variant === 'with-content-length' ? { kind: 'refused' } : storedBase(form);
-            request = formRequest(BUCKET, framed, `multipart/form-data; boundary=${form.boundary}`, { chunked: true, contentLength: m.variant === 'with-content-length' ? framed.length : null });
+            request = formRequest(BUCKET, framed, `multipart/form-data; boundary=${form.boundary}`, {
+              chunked: true,
+              contentLength: m.variant === 'with-content-length' ? framed.length : null,
+            });
             break;
           }
         }
@@ -1149,7 +1361,9 @@ describe('POST Object form fuzzing through a real gateway', () => {
         const encoded = encodeForm([...form.fields, form.file], { boundary: form.boundary });
         // Half cut within the fields (before the file starts), half sent whole.
         const sent = index % 2 === 0 ? cut % encoded.fileContentStart : encoded.body.length;
-        const request = formRequest(BUCKET, encoded.body.subarray(0, sent), `multipart/form-data; boundary=${form.boundary}`, { contentLength: encoded.body.length + extra });
+        const request = formRequest(BUCKET, encoded.body.subarray(0, sent), `multipart/form-data; boundary=${form.boundary}`, {
+          contentLength: encoded.body.length + extra,
+        });
         const started = Date.now();
         const beforeFile = sent < encoded.fileContentStart;
         // Before the file: the deadline must answer; a whole signed form: watched for a while, then the client gives up.
@@ -1196,36 +1410,56 @@ describe('POST Object form fuzzing through a real gateway', () => {
 
   it('a form refused before its file leaves the connection usable: the next form on it is answered, the refused body never parsed as a request', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('uncovered', 'bad-signature', 'expired', 'deleted-key', 'read-only'), fc.integer({ min: 0, max: 300_000 }), fileBytes, async (refusal, size, file) => {
-        // A large file of '-' and CR LF bytes that is never read as a form, followed by a valid form.
-        const unread = Buffer.alloc(size, '--\r\n');
-        const first =
-          refusal === 'expired' ? baseForm(unread, { expiration: new Date(Date.now() - 60_000), range: null })
-          : refusal === 'deleted-key' ? baseForm(unread, { signer: deleted, range: null })
-          : refusal === 'read-only' ? baseForm(unread, { signer: reader, range: null })
-          : baseForm(unread, { range: null });
-        if (refusal === 'uncovered') first.fields.splice(1, 0, field('x-amz-meta-uncovered', 'yes'));
-        if (refusal === 'bad-signature') first.fields = first.fields.map((part) => (part.name === 'x-amz-signature' ? field('x-amz-signature', '0'.repeat(64)) : part));
-        const second = baseForm(file);
-        const firstRequest = formRequest(BUCKET, encodeForm([...first.fields, first.file], { boundary: first.boundary }).body, `multipart/form-data; boundary=${first.boundary}`);
-        const keepAlive = { ...firstRequest, headers: firstRequest.headers.filter(([name]) => name !== 'Connection') };
-        const secondRequest = formRequest(BUCKET, encodeForm([...second.fields, second.file], { boundary: second.boundary }).body, `multipart/form-data; boundary=${second.boundary}`);
-        const raw = Buffer.from(await receiveAll(port, Buffer.concat([serializeRequest(keepAlive), serializeRequest(secondRequest)]), REQUEST_TIMEOUT_MS), 'latin1');
-        const responses = parseResponses(raw);
-        const context = `${refusal}, ${size} unread bytes -> ${responses.map((r) => `${r.status} ${r.body.slice(0, 200)}`).join(' | ')} (${raw.length} bytes)`;
-        await expectServing(context);
-        expect(responses.length, context).toBeGreaterThanOrEqual(1);
-        expectS3Error(responses[0]!, context, { status: 403 });
-        await expectNothingStored(BUCKET, first.prefix, context);
-        // The gateway may close after the refusal (the client then retries); if it answers the next form, correctly.
-        expect(responses.length, context).toBeLessThanOrEqual(2);
-        if (responses.length === 2) {
-          expect(responses[1]!.status, context).toBe(204);
-          await expectStoredExactly(BUCKET, second.prefix, storedBase(second) as Extract<Outcome, { kind: 'stored' }>, context);
-        } else {
-          await expectNothingStored(BUCKET, second.prefix, context);
-        }
-      }),
+      fc.asyncProperty(
+        fc.constantFrom('uncovered', 'bad-signature', 'expired', 'deleted-key', 'read-only'),
+        fc.integer({ min: 0, max: 300_000 }),
+        fileBytes,
+        async (refusal, size, file) => {
+          // A large file of '-' and CR LF bytes that is never read as a form, followed by a valid form.
+          const unread = Buffer.alloc(size, '--\r\n');
+          const first =
+            refusal === 'expired'
+              ? baseForm(unread, { expiration: new Date(Date.now() - 60_000), range: null })
+              : refusal === 'deleted-key'
+                ? baseForm(unread, { signer: deleted, range: null })
+                : refusal === 'read-only'
+                  ? baseForm(unread, { signer: reader, range: null })
+                  : baseForm(unread, { range: null });
+          if (refusal === 'uncovered') first.fields.splice(1, 0, field('x-amz-meta-uncovered', 'yes'));
+          if (refusal === 'bad-signature')
+            first.fields = first.fields.map((part) => (part.name === 'x-amz-signature' ? field('x-amz-signature', '0'.repeat(64)) : part));
+          const second = baseForm(file);
+          const firstRequest = formRequest(
+            BUCKET,
+            encodeForm([...first.fields, first.file], { boundary: first.boundary }).body,
+            `multipart/form-data; boundary=${first.boundary}`,
+          );
+          const keepAlive = { ...firstRequest, headers: firstRequest.headers.filter(([name]) => name !== 'Connection') };
+          const secondRequest = formRequest(
+            BUCKET,
+            encodeForm([...second.fields, second.file], { boundary: second.boundary }).body,
+            `multipart/form-data; boundary=${second.boundary}`,
+          );
+          const raw = Buffer.from(
+            await receiveAll(port, Buffer.concat([serializeRequest(keepAlive), serializeRequest(secondRequest)]), REQUEST_TIMEOUT_MS),
+            'latin1',
+          );
+          const responses = parseResponses(raw);
+          const context = `${refusal}, ${size} unread bytes -> ${responses.map((r) => `${r.status} ${r.body.slice(0, 200)}`).join(' | ')} (${raw.length} bytes)`;
+          await expectServing(context);
+          expect(responses.length, context).toBeGreaterThanOrEqual(1);
+          expectS3Error(responses[0]!, context, { status: 403 });
+          await expectNothingStored(BUCKET, first.prefix, context);
+          // The gateway may close after the refusal (the client then retries); if it answers the next form, correctly.
+          expect(responses.length, context).toBeLessThanOrEqual(2);
+          if (responses.length === 2) {
+            expect(responses[1]!.status, context).toBe(204);
+            await expectStoredExactly(BUCKET, second.prefix, storedBase(second) as Extract<Outcome, { kind: 'stored' }>, context);
+          } else {
+            await expectNothingStored(BUCKET, second.prefix, context);
+          }
+        },
+      ),
       { ...FUZZ, numRuns: 20 },
     );
     await expectGatewayUpAndUpstreamClean();
@@ -1242,13 +1476,35 @@ describe('POST Object form fuzzing through a real gateway', () => {
       fc.record({ kind: fc.constant('writer-on-other-bucket' as const) }),
       fc.record({ kind: fc.constant('read-only-key' as const) }),
       fc.record({ kind: fc.constant('expired' as const), secondsAgo: fc.integer({ min: 1, max: 10 * 365 * 86_400 }) }),
-      fc.record({ kind: fc.constant('uncovered' as const), name: fc.constantFrom('x-amz-meta-extra', 'Cache-Control', 'success_action_status', 'tagging', 'x-amz-storage-class', 'Content-Disposition', 'expires'), value: asciiText('abc123 =/', { maxLength: 20 }) }),
+      fc.record({
+        kind: fc.constant('uncovered' as const),
+        name: fc.constantFrom('x-amz-meta-extra', 'Cache-Control', 'success_action_status', 'tagging', 'x-amz-storage-class', 'Content-Disposition', 'expires'),
+        value: asciiText('abc123 =/', { maxLength: 20 }),
+      }),
       fc.record({ kind: fc.constant('condition-failed' as const), which: fc.constantFrom('key-prefix', 'meta-value', 'content-type-prefix') }),
-      fc.record({ kind: fc.constant('sigv2' as const), fields: fc.subarray(['AWSAccessKeyId', 'signature', 'policy']).filter((f) => f.includes('AWSAccessKeyId') || f.includes('signature')), keepV4: fc.subarray(['x-amz-credential', 'x-amz-date', 'x-amz-signature']) }),
+      fc.record({
+        kind: fc.constant('sigv2' as const),
+        fields: fc.subarray(['AWSAccessKeyId', 'signature', 'policy']).filter((f) => f.includes('AWSAccessKeyId') || f.includes('signature')),
+        keepV4: fc.subarray(['x-amz-credential', 'x-amz-date', 'x-amz-signature']),
+      }),
       fc.record({ kind: fc.constant('missing' as const), drop: fc.subarray(AUTH_FIELDS, { minLength: 1 }) }),
       fc.record({
         kind: fc.constant('corrupt' as const),
-        target: fc.constantFrom('signature-flip', 'signature-short', 'signature-upper', 'credential-region', 'credential-service', 'credential-date', 'credential-garbage', 'date-garbage', 'algorithm-lower', 'algorithm-v2', 'policy-tampered', 'policy-not-base64', 'policy-whitespace'),
+        target: fc.constantFrom(
+          'signature-flip',
+          'signature-short',
+          'signature-upper',
+          'credential-region',
+          'credential-service',
+          'credential-date',
+          'credential-garbage',
+          'date-garbage',
+          'algorithm-lower',
+          'algorithm-v2',
+          'policy-tampered',
+          'policy-not-base64',
+          'policy-whitespace',
+        ),
         at: fc.nat(),
       }),
     );
@@ -1357,14 +1613,20 @@ describe('POST Object form fuzzing through a real gateway', () => {
                 // Signed, so the signature holds and the policy itself is what is wrong.
                 const broken = ['{not json', '!!!!', Buffer.from('[]').toString('base64'), Buffer.from('{"conditions":[]}').toString('base64')][at % 4]!;
                 const auth = signPolicyText(writer, broken);
-                form.fields = [...form.fields.filter((part) => !AUTH_FIELDS.includes(part.name!)), ...Object.entries(auth).map(([name, value]) => field(name, value))];
+                form.fields = [
+                  ...form.fields.filter((part) => !AUTH_FIELDS.includes(part.name!)),
+                  ...Object.entries(auth).map(([name, value]) => field(name, value)),
+                ];
                 break;
               }
               case 'policy-whitespace': {
                 // Whitespace in the base64 policy: signed as sent, so it verifies; decoding ignores it.
                 const spaced = valueOf('policy').replace(/(.{16})/g, '$1\n');
                 const auth = signPolicyText(writer, spaced);
-                form.fields = [...form.fields.filter((part) => !AUTH_FIELDS.includes(part.name!)), ...Object.entries(auth).map(([name, value]) => field(name, value))];
+                form.fields = [
+                  ...form.fields.filter((part) => !AUTH_FIELDS.includes(part.name!)),
+                  ...Object.entries(auth).map(([name, value]) => field(name, value)),
+                ];
                 outcome = storedBase(form);
                 break;
               }
@@ -1406,7 +1668,12 @@ describe('slow unauthenticated forms against KEYGATE_UNAUTHENTICATED_TIMEOUT_MS=
   beforeAll(async () => {
     moto = await startMoto({ validateSignatures: true });
     await moto.createBucket(SLOW_BUCKET);
-    gateway = await startGateway({ ...upstreamEnv(moto), KEYGATE_ACCESS_LOG: 'off', KEYGATE_UNAUTHENTICATED_TIMEOUT_MS: '1000', KEYGATE_UNAUTHENTICATED_MAX_REQUESTS: '5' });
+    gateway = await startGateway({
+      ...upstreamEnv(moto),
+      KEYGATE_ACCESS_LOG: 'off',
+      KEYGATE_UNAUTHENTICATED_TIMEOUT_MS: '1000',
+      KEYGATE_UNAUTHENTICATED_MAX_REQUESTS: '5',
+    });
     port = Number(new URL(gateway.url).port);
     writer = await gateway.createKey({ name: 'slow-writer', bucket: SLOW_BUCKET, preset: 'read-write' });
   });
@@ -1427,7 +1694,13 @@ describe('slow unauthenticated forms against KEYGATE_UNAUTHENTICATED_TIMEOUT_MS=
       return formRequest(SLOW_BUCKET, body, `multipart/form-data; boundary=${boundary}`);
     };
     // Unsigned forms that would take over a minute to arrive at one byte per 200 ms.
-    const slowForm = request([['key', 'slow/never.bin'], ['x-amz-meta-padding', 'p'.repeat(200)]], Buffer.from('never stored'));
+    const slowForm = request(
+      [
+        ['key', 'slow/never.bin'],
+        ['x-amz-meta-padding', 'p'.repeat(200)],
+      ],
+      Buffer.from('never stored'),
+    );
     const slow = Array.from({ length: 20 }, async () => {
       const started = Date.now();
       const response = await exchange(port, slowForm, { pieceBytes: 1, pauseMs: 200, timeoutMs: 8_000 });

@@ -52,7 +52,11 @@ describe('POST Object through keygate', () => {
     await upstream?.stop();
   });
 
-  async function post(bucket: string, fields: Record<string, string>, file: { name: string; content: string | Buffer; type?: string } | null): Promise<PostResult> {
+  async function post(
+    bucket: string,
+    fields: Record<string, string>,
+    file: { name: string; content: string | Buffer; type?: string } | null,
+  ): Promise<PostResult> {
     const form = new FormData();
     for (const [name, value] of Object.entries(fields)) form.append(name, value);
     if (file) form.append('file', new Blob([file.content], { type: file.type ?? 'application/octet-stream' }), file.name);
@@ -75,7 +79,13 @@ describe('POST Object through keygate', () => {
   }
 
   /** A valid form for `key` under uploads/, 1 byte to 1 KiB. */
-  function standardForm(key: string, signer: CreatedKey = writer, bucket = BUCKET, extra: Record<string, string> = {}, extraConditions: unknown[] = []): Record<string, string> {
+  function standardForm(
+    key: string,
+    signer: CreatedKey = writer,
+    bucket = BUCKET,
+    extra: Record<string, string> = {},
+    extraConditions: unknown[] = [],
+  ): Record<string, string> {
     return {
       key,
       ...extra,
@@ -88,7 +98,10 @@ describe('POST Object through keygate', () => {
     const { url, fields } = await createPresignedPost(s3, {
       Bucket: BUCKET,
       Key: 'uploads/js/${filename}',
-      Conditions: [['content-length-range', 1, 1024 * 1024], ['starts-with', '$Content-Type', 'text/']],
+      Conditions: [
+        ['content-length-range', 1, 1024 * 1024],
+        ['starts-with', '$Content-Type', 'text/'],
+      ],
       Fields: { 'x-amz-meta-origin': 'js-sdk', 'Cache-Control': 'max-age=60' },
       Expires: 300,
     });
@@ -116,12 +129,19 @@ describe('POST Object through keygate', () => {
       'post = s3.generate_presigned_post(sys.argv[5], "uploads/py/${filename}", Fields={"success_action_status": "201"}, Conditions=[{"success_action_status": "201"}, ["content-length-range", 0, 4096]], ExpiresIn=300)',
       'print(json.dumps(post))',
     ].join('\n');
-    const issued = JSON.parse(await runOk(PYENV_PYTHON, ['-c', script, gateway.url, writer.region, writer.accessKeyId, writer.secretAccessKey, BUCKET])) as { url: string; fields: Record<string, string> };
+    const issued = JSON.parse(await runOk(PYENV_PYTHON, ['-c', script, gateway.url, writer.region, writer.accessKeyId, writer.secretAccessKey, BUCKET])) as {
+      url: string;
+      fields: Record<string, string>;
+    };
     expect(issued.url).toBe(`${gateway.url}/${BUCKET}`);
     const result = await post(BUCKET, issued.fields, { name: 'data.bin', content: Buffer.from([0, 1, 2, 255]) });
     expect(result.status, result.text).toBe(201);
-    const etag = `"${createHash('md5').update(Buffer.from([0, 1, 2, 255])).digest('hex')}"`;
-    expect(result.text).toContain(`<PostResponse><Location>${gateway.url}/${BUCKET}/uploads/py/data.bin</Location><Bucket>${BUCKET}</Bucket><Key>uploads/py/data.bin</Key><ETag>&quot;`);
+    const etag = `"${createHash('md5')
+      .update(Buffer.from([0, 1, 2, 255]))
+      .digest('hex')}"`;
+    expect(result.text).toContain(
+      `<PostResponse><Location>${gateway.url}/${BUCKET}/uploads/py/data.bin</Location><Bucket>${BUCKET}</Bucket><Key>uploads/py/data.bin</Key><ETag>&quot;`,
+    );
     expect(result.text).toContain(`${etag.slice(1, -1)}&quot;</ETag></PostResponse>`);
     expect(result.headers.get('content-type')).toBe('application/xml');
     const stored = await upstreamObject(BUCKET, 'uploads/py/data.bin');
@@ -129,7 +149,11 @@ describe('POST Object through keygate', () => {
   });
 
   it('answers success_action_status 200 with an empty 200, and success_action_redirect with a 303', async () => {
-    const ok = await post(BUCKET, standardForm('uploads/status-200.txt', writer, BUCKET, { success_action_status: '200' }, [{ success_action_status: '200' }]), { name: 'a.txt', content: 'two hundred' });
+    const ok = await post(
+      BUCKET,
+      standardForm('uploads/status-200.txt', writer, BUCKET, { success_action_status: '200' }, [{ success_action_status: '200' }]),
+      { name: 'a.txt', content: 'two hundred' },
+    );
     expect(ok.status).toBe(200);
     expect(ok.text).toBe('');
     expect((await upstreamObject(BUCKET, 'uploads/status-200.txt')).body.toString()).toBe('two hundred');
@@ -137,7 +161,9 @@ describe('POST Object through keygate', () => {
     const redirectTo = 'https://app.example.com/done?from=form';
     const redirected = await post(
       BUCKET,
-      standardForm('uploads/redirected ${filename}', writer, BUCKET, { success_action_redirect: redirectTo }, [['starts-with', '$success_action_redirect', 'https://app.example.com/']]),
+      standardForm('uploads/redirected ${filename}', writer, BUCKET, { success_action_redirect: redirectTo }, [
+        ['starts-with', '$success_action_redirect', 'https://app.example.com/'],
+      ]),
       { name: 'r.txt', content: 'redirected' },
     );
     expect(redirected.status).toBe(303);
@@ -170,7 +196,13 @@ describe('POST Object through keygate', () => {
   });
 
   it('uses forms issued by keygate: POST /v1/presign and keygate presign --method POST', async () => {
-    const issued = await gateway.admin('POST', '/v1/presign', { accessKeyId: writer.accessKeyId, target: `s3://${BUCKET}/issued/`, method: 'POST', maxSize: '1k', expiresIn: '5m' });
+    const issued = await gateway.admin('POST', '/v1/presign', {
+      accessKeyId: writer.accessKeyId,
+      target: `s3://${BUCKET}/issued/`,
+      method: 'POST',
+      maxSize: '1k',
+      expiresIn: '5m',
+    });
     expect(issued.status, JSON.stringify(issued.json)).toBe(200);
     expect(issued.json).toMatchObject({ url: `${gateway.url}/${BUCKET}`, method: 'POST' });
     expect(Object.keys(issued.json.fields)).toEqual(['key', 'x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'policy', 'x-amz-signature']);
@@ -181,10 +213,26 @@ describe('POST Object through keygate', () => {
     const object = await upstreamObject(BUCKET, 'issued/pic.png');
     expect(object.body.toString()).toBe('png bytes');
     expect(object.headers['content-type']).toBe('image/png');
-    await expectRejected(await post(BUCKET, issued.json.fields, { name: 'big.bin', content: Buffer.alloc(1025) }), 400, 'EntityTooLarge', BUCKET, 'issued/big.bin');
-    await expectRejected(await post(BUCKET, { ...issued.json.fields, key: 'elsewhere/pic.png' }, { name: 'pic.png', content: 'x' }), 403, 'AccessDenied', BUCKET, 'elsewhere/pic.png');
+    await expectRejected(
+      await post(BUCKET, issued.json.fields, { name: 'big.bin', content: Buffer.alloc(1025) }),
+      400,
+      'EntityTooLarge',
+      BUCKET,
+      'issued/big.bin',
+    );
+    await expectRejected(
+      await post(BUCKET, { ...issued.json.fields, key: 'elsewhere/pic.png' }, { name: 'pic.png', content: 'x' }),
+      403,
+      'AccessDenied',
+      BUCKET,
+      'elsewhere/pic.png',
+    );
 
-    const cli = await run(process.execPath, [path.join(REPO_ROOT, 'dist/cli/main.js'), 'presign', writer.accessKeyId, `s3://${BUCKET}/cli/`, '--method', 'POST'], gateway.env);
+    const cli = await run(
+      process.execPath,
+      [path.join(REPO_ROOT, 'dist/cli/main.js'), 'presign', writer.accessKeyId, `s3://${BUCKET}/cli/`, '--method', 'POST'],
+      gateway.env,
+    );
     expect(cli.code, cli.stderr).toBe(0);
     const form = JSON.parse(cli.stdout) as { url: string; fields: Record<string, string> };
     const chosenKey = await post(BUCKET, { ...form.fields, key: 'cli/chosen name.txt' }, { name: 'ignored.txt', content: 'from the cli form' });
@@ -196,7 +244,11 @@ describe('POST Object through keygate', () => {
     expect(readOnly.json.detail).toMatch(/may not upload/);
     const sizeOnPut = await gateway.admin('POST', '/v1/presign', { accessKeyId: writer.accessKeyId, target: `s3://${BUCKET}/x`, method: 'PUT', maxSize: 10 });
     expect(sizeOnPut.status).toBe(400);
-    const cliSizeOnGet = await run(process.execPath, [path.join(REPO_ROOT, 'dist/cli/main.js'), 'presign', writer.accessKeyId, `s3://${BUCKET}/x`, '--max-size', '10'], gateway.env);
+    const cliSizeOnGet = await run(
+      process.execPath,
+      [path.join(REPO_ROOT, 'dist/cli/main.js'), 'presign', writer.accessKeyId, `s3://${BUCKET}/x`, '--max-size', '10'],
+      gateway.env,
+    );
     expect(cliSizeOnGet.code).toBe(2);
   });
 
@@ -218,7 +270,10 @@ describe('POST Object through keygate', () => {
 
     it('an expired policy', async () => {
       const now = new Date();
-      const fields = { key: 'uploads/expired.txt', ...signPolicy(writer, [{ bucket: BUCKET }, ['starts-with', '$key', 'uploads/']], { expiration: new Date(now.getTime() - 1000), now }) };
+      const fields = {
+        key: 'uploads/expired.txt',
+        ...signPolicy(writer, [{ bucket: BUCKET }, ['starts-with', '$key', 'uploads/']], { expiration: new Date(now.getTime() - 1000), now }),
+      };
       const result = await post(BUCKET, fields, { name: 'x', content: 'x' });
       await expectRejected(result, 403, 'AccessDenied', BUCKET, 'uploads/expired.txt');
       expect(result.text).toContain('Invalid according to Policy: Policy expired');
@@ -295,7 +350,13 @@ describe('POST Object through keygate', () => {
     });
 
     it('an unsigned (anonymous) form', async () => {
-      await expectRejected(await post(BUCKET, { key: 'uploads/anonymous.txt' }, { name: 'x', content: 'x' }), 403, 'AccessDenied', BUCKET, 'uploads/anonymous.txt');
+      await expectRejected(
+        await post(BUCKET, { key: 'uploads/anonymous.txt' }, { name: 'x', content: 'x' }),
+        403,
+        'AccessDenied',
+        BUCKET,
+        'uploads/anonymous.txt',
+      );
     });
 
     it('a policy that is not base64 JSON', async () => {
@@ -320,7 +381,11 @@ describe('POST Object through keygate', () => {
         .join('');
       // The file part never ends: no closing boundary.
       const body = `${head}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.txt"\r\n\r\nunterminated`;
-      const response = await fetch(`${gateway.url}/${BUCKET}`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+      const response = await fetch(`${gateway.url}/${BUCKET}`, {
+        method: 'POST',
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        body,
+      });
       const text = await response.text();
       expect(response.status, text).toBe(400);
       expect(errorCode(text)).toBe('MalformedPOSTRequest');
@@ -430,7 +495,10 @@ describe('POST Object with a large file', () => {
 
   it('spools 200 MB with flat memory and stores every byte', async () => {
     const size = 200 * 1024 * 1024;
-    const fields = { key: 'uploads/${filename}', ...signPolicy(writer, [{ bucket: BUCKET }, ['starts-with', '$key', 'uploads/'], ['content-length-range', 0, size]]) };
+    const fields = {
+      key: 'uploads/${filename}',
+      ...signPolicy(writer, [{ bucket: BUCKET }, ['starts-with', '$key', 'uploads/'], ['content-length-range', 0, size]]),
+    };
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, gateway.rss())), 50);
     let result;

@@ -33,7 +33,12 @@ describe('presigned URLs through keygate', () => {
   const cli = (...args: string[]) => run(process.execPath, [path.join(REPO_ROOT, 'dist/cli/main.js'), 'presign', ...args], gateway.env);
 
   it('PUT via the admin API, GET via the CLI', async () => {
-    const issued = await gateway.admin('POST', '/v1/presign', { accessKeyId: key.accessKeyId, target: `s3://${BUCKET}/dir/up ✓+load.txt`, method: 'PUT', expiresIn: '15m' });
+    const issued = await gateway.admin('POST', '/v1/presign', {
+      accessKeyId: key.accessKeyId,
+      target: `s3://${BUCKET}/dir/up ✓+load.txt`,
+      method: 'PUT',
+      expiresIn: '15m',
+    });
     expect(issued.status).toBe(200);
     expect(issued.json.url).toMatch(new RegExp(`^${gateway.url}/${BUCKET}/dir/up%20%E2%9C%93%2Bload\\.txt\\?X-Amz-Algorithm=AWS4-HMAC-SHA256`));
     expect(Date.parse(issued.json.expiresAt) - Date.now()).toBeGreaterThan(14 * 60_000);

@@ -57,7 +57,12 @@ describe('scope boundary: regression tests for the attacker review', () => {
     await moto?.stop();
   });
 
-  async function send(key: CreatedKey, method: string, path: string, options: { headers?: Record<string, string>; body?: Buffer | string } = {}): Promise<Answer> {
+  async function send(
+    key: CreatedKey,
+    method: string,
+    path: string,
+    options: { headers?: Record<string, string>; body?: Buffer | string } = {},
+  ): Promise<Answer> {
     const url = new URL(gateway.url);
     const body = options.body === undefined ? undefined : Buffer.from(options.body);
     const headers = signedHeaders(key, url.host, method, path, { body, headers: options.headers });
@@ -86,11 +91,23 @@ describe('scope boundary: regression tests for the attacker review', () => {
   describe('finding 1: a form with file parts named like fields (no credentials needed)', () => {
     it('never stops the process, however the parts are sent', async () => {
       const variants: FormPart[][] = [
-        [{ name: 'key', value: 'x.txt', filename: 'key' }, { name: 'file', value: 'data', filename: 'f.txt' }],
-        [{ name: 'policy', value: 'e30=', filename: 'p' }, { name: 'key', value: 'x', filename: 'k' }],
-        [{ name: 'x-amz-signature', value: 'a'.repeat(40_000), filename: 's' }, { name: 'file', value: 'data', filename: 'f' }],
+        [
+          { name: 'key', value: 'x.txt', filename: 'key' },
+          { name: 'file', value: 'data', filename: 'f.txt' },
+        ],
+        [
+          { name: 'policy', value: 'e30=', filename: 'p' },
+          { name: 'key', value: 'x', filename: 'k' },
+        ],
+        [
+          { name: 'x-amz-signature', value: 'a'.repeat(40_000), filename: 's' },
+          { name: 'file', value: 'data', filename: 'f' },
+        ],
         [{ name: 'key', value: 'x', filename: 'k' }],
-        [{ name: 'file', value: 'first', filename: 'a' }, { name: 'file', value: 'second', filename: 'b' }],
+        [
+          { name: 'file', value: 'first', filename: 'a' },
+          { name: 'file', value: 'second', filename: 'b' },
+        ],
       ];
       for (const parts of variants) {
         const answer = await postForm(MINE, multipartForm(parts));
@@ -113,7 +130,10 @@ describe('scope boundary: regression tests for the attacker review', () => {
   // 2. ------------------------------------------------------------------------------------------
 
   describe('finding 2: a POST form cannot turn its PutObject into a copy from another bucket', () => {
-    for (const [who, bucketOf] of [['a per-bucket read-write key', () => mineReadWrite], ['a write-only workspace key', () => writeOnly]] as const) {
+    for (const [who, bucketOf] of [
+      ['a per-bucket read-write key', () => mineReadWrite],
+      ['a write-only workspace key', () => writeOnly],
+    ] as const) {
       it(`stores the form's own file, never the copy source's bytes (${who})`, async () => {
         const key = bucketOf();
         const objectKey = `stolen-${key.name}.txt`;
@@ -122,9 +142,18 @@ describe('scope boundary: regression tests for the attacker review', () => {
           'x-amz-copy-source': `${VICTIM}/secret.txt`,
           'x-amz-copy-source-range': 'bytes=0-9',
           'x-amz-metadata-directive': 'COPY',
-          ...signPolicy(key, [{ bucket: MINE }, ['starts-with', '$key', ''], ['starts-with', '$x-amz-copy-source', ''], ['starts-with', '$x-amz-copy-source-range', ''], ['starts-with', '$x-amz-metadata-directive', '']]),
+          ...signPolicy(key, [
+            { bucket: MINE },
+            ['starts-with', '$key', ''],
+            ['starts-with', '$x-amz-copy-source', ''],
+            ['starts-with', '$x-amz-copy-source-range', ''],
+            ['starts-with', '$x-amz-metadata-directive', ''],
+          ]),
         };
-        const parts: FormPart[] = [...Object.entries(fields).map(([name, value]) => ({ name, value })), { name: 'file', value: 'my own bytes', filename: 'f.txt' }];
+        const parts: FormPart[] = [
+          ...Object.entries(fields).map(([name, value]) => ({ name, value })),
+          { name: 'file', value: 'my own bytes', filename: 'f.txt' },
+        ];
         const answer = await postForm(MINE, multipartForm(parts));
         expect(answer.status, answer.text).toBe(204);
         const stored = await upstreamText(MINE, objectKey);
@@ -163,7 +192,11 @@ describe('scope boundary: regression tests for the attacker review', () => {
       const answer = await send(admin, 'PUT', `/${LOCKED}/governed.txt`, {
         body: 'kept',
         // S3 asks uploads with object lock headers for a Content-MD5 (or checksum).
-        headers: { 'x-amz-object-lock-mode': 'GOVERNANCE', 'x-amz-object-lock-retain-until-date': retainUntil(), 'content-md5': createHash('md5').update('kept').digest('base64') },
+        headers: {
+          'x-amz-object-lock-mode': 'GOVERNANCE',
+          'x-amz-object-lock-retain-until-date': retainUntil(),
+          'content-md5': createHash('md5').update('kept').digest('base64'),
+        },
       });
       expect(answer.status, answer.text).toBe(200);
       const stored = await moto.request('HEAD', `/${LOCKED}/governed.txt`);
@@ -177,7 +210,10 @@ describe('scope boundary: regression tests for the attacker review', () => {
         expect(answer.status, `${key.name}: ${answer.text}`).toBe(403);
       }
       const batch = '<Delete><Object><Key>governed.txt</Key></Object></Delete>';
-      const refused = await send(deleter, 'POST', `/${LOCKED}?delete`, { body: batch, headers: { ...bypass, 'content-md5': createHash('md5').update(batch).digest('base64') } });
+      const refused = await send(deleter, 'POST', `/${LOCKED}?delete`, {
+        body: batch,
+        headers: { ...bypass, 'content-md5': createHash('md5').update(batch).digest('base64') },
+      });
       expect(refused.status, refused.text).toBe(403);
       expect((await moto.request('HEAD', `/${LOCKED}/governed.txt`)).status).toBe(200);
     });
@@ -209,11 +245,17 @@ describe('scope boundary: regression tests for the attacker review', () => {
     it('refuses a public grant from a write key (body or header) and leaves the upstream ACL alone', async () => {
       await moto.request('PUT', `/${MINE}/acl-target.txt`, { body: 'acl' });
       const body = publicAcl(readWrite.accessKeyId);
-      const byBody = await send(readWrite, 'PUT', `/${MINE}/acl-target.txt?acl`, { body, headers: { 'content-md5': createHash('md5').update(body).digest('base64') } });
+      const byBody = await send(readWrite, 'PUT', `/${MINE}/acl-target.txt?acl`, {
+        body,
+        headers: { 'content-md5': createHash('md5').update(body).digest('base64') },
+      });
       expect(byBody.status, byBody.text).toBe(403);
       const byHeader = await send(readWrite, 'PUT', `/${MINE}/acl-target.txt?acl`, { headers: { 'x-amz-acl': 'public-read' } });
       expect(byHeader.status, byHeader.text).toBe(403);
-      const byPut = await send(readWrite, 'PUT', `/${MINE}/acl-put.txt`, { body: 'x', headers: { 'x-amz-grant-read': 'uri="http://acs.amazonaws.com/groups/global/AllUsers"' } });
+      const byPut = await send(readWrite, 'PUT', `/${MINE}/acl-put.txt`, {
+        body: 'x',
+        headers: { 'x-amz-grant-read': 'uri="http://acs.amazonaws.com/groups/global/AllUsers"' },
+      });
       expect(byPut.status, byPut.text).toBe(403);
       const acl = await moto.request('GET', `/${MINE}/acl-target.txt`, { query: 'acl' });
       expect(acl.body.toString()).not.toContain('AllUsers');
@@ -221,7 +263,10 @@ describe('scope boundary: regression tests for the attacker review', () => {
 
     it('accepts a private ACL from a write key (s3cmd copies ACLs), as the canned private ACL', async () => {
       const body = privateAcl(readWrite.accessKeyId);
-      const answer = await send(readWrite, 'PUT', `/${MINE}/acl-target.txt?acl`, { body, headers: { 'content-md5': createHash('md5').update(body).digest('base64') } });
+      const answer = await send(readWrite, 'PUT', `/${MINE}/acl-target.txt?acl`, {
+        body,
+        headers: { 'content-md5': createHash('md5').update(body).digest('base64') },
+      });
       expect(answer.status, answer.text).toBe(200);
       expect((await send(readWrite, 'PUT', `/${MINE}/acl-target.txt?acl`, { headers: { 'x-amz-acl': 'private' } })).status).toBe(200);
     });
@@ -383,7 +428,10 @@ describe('scope boundary: unauthenticated senders have a deadline and a cap (fin
     for (const outcome of outcomes) expect(outcome.closedAfterMs).toBeLessThan(DEADLINE_MS + 5_000);
     expect(Date.now() - started).toBeLessThan(DEADLINE_MS + 8_000);
     // The slots are free again: a new form is read (and refused for what it is, not for the cap).
-    const form = multipartForm([{ name: 'key', value: 'x' }, { name: 'file', value: 'x', filename: 'x' }]);
+    const form = multipartForm([
+      { name: 'key', value: 'x' },
+      { name: 'file', value: 'x', filename: 'x' },
+    ]);
     const response = await fetch(`${gateway.url}/${MINE}`, { method: 'POST', headers: { 'content-type': form.contentType }, body: form.body });
     expect(response.status).toBe(403);
   });

@@ -61,7 +61,12 @@ for (const upstreamKind of ['s3rver', 'moto'] as const) {
     it('streams a body of known length (aws-chunked with a trailing checksum)', async () => {
       const data = randomBytes(3 * 1024 * 1024 + 5);
       await s3.send(
-        new PutObjectCommand({ Bucket: BUCKET, Key: 'sdk/stream.bin', Body: Readable.from([data.subarray(0, 64 * 1024), data.subarray(64 * 1024)]), ContentLength: data.length }),
+        new PutObjectCommand({
+          Bucket: BUCKET,
+          Key: 'sdk/stream.bin',
+          Body: Readable.from([data.subarray(0, 64 * 1024), data.subarray(64 * 1024)]),
+          ContentLength: data.length,
+        }),
       );
       // (The SDK sends each piece of a stream as one aws-chunked chunk; S3 and keygate refuse
       // chunks under 8 KiB but the last, see the next test.)
@@ -74,7 +79,9 @@ for (const upstreamKind of ['s3rver', 'moto'] as const) {
     it('refuses a stream sent in pieces under 8 KiB as S3 does (InvalidChunkSizeError), and takes it with requestStreamBufferSize', async () => {
       const data = randomBytes(64 * 1024);
       const pieces = () => Readable.from(Array.from({ length: 64 }, (_, i) => data.subarray(i * 1024, (i + 1) * 1024)));
-      await expect(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'sdk/small-pieces.bin', Body: pieces(), ContentLength: data.length }))).rejects.toMatchObject({
+      await expect(
+        s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'sdk/small-pieces.bin', Body: pieces(), ContentLength: data.length })),
+      ).rejects.toMatchObject({
         name: 'InvalidChunkSizeError',
       });
       // The SDK's own remedy: buffer the stream into chunks of at least this size.
@@ -101,7 +108,11 @@ for (const upstreamKind of ['s3rver', 'moto'] as const) {
       });
       await upload.done();
       const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'sdk/multipart ✓.bin' }));
-      expect(createHash('sha256').update(await got.Body!.transformToByteArray()).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+      expect(
+        createHash('sha256')
+          .update(await got.Body!.transformToByteArray())
+          .digest('hex'),
+      ).toBe(createHash('sha256').update(data).digest('hex'));
     });
 
     it('copies, lists, deletes one and many', async () => {
@@ -113,7 +124,9 @@ for (const upstreamKind of ['s3rver', 'moto'] as const) {
       const keys = (listed.Contents ?? []).map((o) => o.Key!);
       expect(keys).toContain('sdk/copy.txt');
       await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'sdk/copy.txt' }));
-      const result = await s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys.filter((k) => k !== 'sdk/copy.txt').map((Key) => ({ Key })) } }));
+      const result = await s3.send(
+        new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys.filter((k) => k !== 'sdk/copy.txt').map((Key) => ({ Key })) } }),
+      );
       expect(result.Errors ?? []).toEqual([]);
       expect((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'sdk/' }))).KeyCount).toBe(0);
     });

@@ -78,7 +78,12 @@ for (const kind of ['moto', 's3rver'] as const) {
         expect(answer.text).toContain('<Code>NoSuchUpload</Code>');
       }
       // Nor is the upstream's own id, which clients never see.
-      const raw = await send(owner, 'PUT', `/bucket-a/shared.bin?partNumber=1&uploadId=${encodeURIComponent(Buffer.from(decodeURIComponent(uploadId).split('.')[0]!, 'base64url').toString())}`, part);
+      const raw = await send(
+        owner,
+        'PUT',
+        `/bucket-a/shared.bin?partNumber=1&uploadId=${encodeURIComponent(Buffer.from(decodeURIComponent(uploadId).split('.')[0]!, 'base64url').toString())}`,
+        part,
+      );
       expect(raw.status, raw.text).toBe(404);
 
       // The owner's upload is intact and completes with its own part.
@@ -139,7 +144,10 @@ describe('bound upload ids keep ListMultipartUploads paging working', () => {
       expect(new Set(listed.map((entry) => entry.uploadId)).size).toBe(3);
       if (encoding) {
         for (const entry of listed) {
-          const aborted = await send('DELETE', `/paged/${entry.key.split('/').map(encodeURIComponent).join('/')}?uploadId=${encodeURIComponent(entry.uploadId)}`);
+          const aborted = await send(
+            'DELETE',
+            `/paged/${entry.key.split('/').map(encodeURIComponent).join('/')}?uploadId=${encodeURIComponent(entry.uploadId)}`,
+          );
           expect(aborted.status, aborted.text).toBe(204);
         }
       }

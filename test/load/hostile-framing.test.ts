@@ -83,7 +83,12 @@ describe('hostile framing', () => {
     // Warm up both paths so the measured runs compare steady-state costs.
     await plainPut('warm.bin', 1024 * 1024);
     const oneByteChunks = (decoded: number) =>
-      put('one-byte.bin', awsChunked(200_000, 1), { 'content-encoding': 'aws-chunked', 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'x-amz-decoded-content-length': String(decoded) }, false);
+      put(
+        'one-byte.bin',
+        awsChunked(200_000, 1),
+        { 'content-encoding': 'aws-chunked', 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'x-amz-decoded-content-length': String(decoded) },
+        false,
+      );
     expect(await oneByteChunks(200_000)).toBe(403);
     const wire = awsChunked(200_000, 1).length;
     const plain = await gatewayCpuFor(() => plainPut('plain.bin', wire));
@@ -100,7 +105,11 @@ describe('hostile framing', () => {
 
   it('four concurrent 6 MB one-byte-chunk uploads leave /_health answering', async () => {
     const body = awsChunked(1_000_000, 1);
-    const headers = { 'content-encoding': 'aws-chunked', 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'x-amz-decoded-content-length': '1000000' };
+    const headers = {
+      'content-encoding': 'aws-chunked',
+      'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+      'x-amz-decoded-content-length': '1000000',
+    };
     let healthAnswers = 0;
     let busy = true;
     const probe = (async () => {
@@ -124,7 +133,11 @@ describe('hostile framing', () => {
   it('valid 8 KiB chunks cost about what a plain upload of the same bytes costs', async () => {
     const size = 8 * 1024 * 1024;
     const body = awsChunked(size / 8192, 8192);
-    const headers = { 'content-encoding': 'aws-chunked', 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'x-amz-decoded-content-length': String(size) };
+    const headers = {
+      'content-encoding': 'aws-chunked',
+      'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+      'x-amz-decoded-content-length': String(size),
+    };
     await put('warm-chunked.bin', body, headers, false);
     const plain = await gatewayCpuFor(async () => expect(await plainPut('plain-8m.bin', size)).toBe(200));
     const chunked = await gatewayCpuFor(async () => expect(await put('chunked-8k.bin', body, headers, false)).toBe(200));

@@ -49,7 +49,10 @@ describe('XML bodies and the event loop', () => {
   it('keeps the event loop free (max delay < 100 ms) during three concurrent 2 MB CompleteMultipartUpload bodies', async () => {
     // 10,000 parts (the most S3 allows), padded with comments to 2 MB. The last part is out of
     // order, so the body is read to its end and then refused (InvalidPartOrder) by the gateway.
-    const parts = Array.from({ length: 10_000 }, (_, i) => `<Part><PartNumber>${i === 9_999 ? 1 : i + 1}</PartNumber><ETag>"${'0'.repeat(32)}"</ETag></Part><!--${'.'.repeat(108)}-->`);
+    const parts = Array.from(
+      { length: 10_000 },
+      (_, i) => `<Part><PartNumber>${i === 9_999 ? 1 : i + 1}</PartNumber><ETag>"${'0'.repeat(32)}"</ETag></Part><!--${'.'.repeat(108)}-->`,
+    );
     const body = `<CompleteMultipartUpload>${parts.join('')}</CompleteMultipartUpload>`;
     expect(body.length).toBeGreaterThan(2_000_000);
     expect(body.length).toBeLessThan(2 * 1024 * 1024);

@@ -5,7 +5,11 @@ import { S3Error } from '../../src/errors.js';
 function limiter(requestsPerSecond: number, burst: number) {
   let now = 0;
   const limited: string[] = [];
-  const instance = new KeyRateLimiter({ requestsPerSecond, burst }, () => now, (id) => limited.push(id));
+  const instance = new KeyRateLimiter(
+    { requestsPerSecond, burst },
+    () => now,
+    (id) => limited.push(id),
+  );
   return {
     instance,
     limited,

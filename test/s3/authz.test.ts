@@ -74,8 +74,7 @@ function allowed(k: AccessKey, name: OperationName, bucket: string): boolean {
   }
 }
 
-const subsets = (): Permission[][] =>
-  Array.from({ length: 15 }, (_, i) => PERMISSIONS.filter((_, bit) => (i + 1) & (1 << bit)));
+const subsets = (): Permission[][] => Array.from({ length: 15 }, (_, i) => PERMISSIONS.filter((_, bit) => (i + 1) & (1 << bit)));
 
 describe('authorization matrix', () => {
   const names = Object.keys(OPERATIONS) as OperationName[];

@@ -43,7 +43,13 @@ describe('wildcards in origins and header names', () => {
 
 describe('matchCorsRule', () => {
   const rules: CorsRule[] = [
-    { allowedOrigins: ['https://app.example.com'], allowedMethods: ['PUT', 'POST'], allowedHeaders: ['content-type', 'x-amz-*'], exposeHeaders: ['ETag'], maxAgeSeconds: 600 },
+    {
+      allowedOrigins: ['https://app.example.com'],
+      allowedMethods: ['PUT', 'POST'],
+      allowedHeaders: ['content-type', 'x-amz-*'],
+      exposeHeaders: ['ETag'],
+      maxAgeSeconds: 600,
+    },
     { allowedOrigins: ['*'], allowedMethods: ['GET', 'HEAD'] },
   ];
 
@@ -92,8 +98,14 @@ describe('CORS rule documents', () => {
     expect(parseCorsDocument(keygate)).toEqual(keygate);
     expect(parseCorsDocument({ rules: keygate })).toEqual(keygate);
     expect(
-      parseCorsDocument({ CORSRules: [{ ID: 'web', AllowedOrigins: ['https://a.example'], AllowedMethods: ['PUT'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 60 }] }),
-    ).toEqual([{ id: 'web', allowedOrigins: ['https://a.example'], allowedMethods: ['PUT'], allowedHeaders: ['*'], exposeHeaders: ['ETag'], maxAgeSeconds: 60 }]);
+      parseCorsDocument({
+        CORSRules: [
+          { ID: 'web', AllowedOrigins: ['https://a.example'], AllowedMethods: ['PUT'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 60 },
+        ],
+      }),
+    ).toEqual([
+      { id: 'web', allowedOrigins: ['https://a.example'], allowedMethods: ['PUT'], allowedHeaders: ['*'], exposeHeaders: ['ETag'], maxAgeSeconds: 60 },
+    ]);
   });
 
   it.each([

@@ -102,13 +102,24 @@ describe('listing prefixes and markers', () => {
     expect(dotSegmentOfPrefix(prefix)).not.toBeNull();
   });
 
-  it.each(['', 'a/', '.', 'logs/.', 'logs/.env', '..hidden', 'a/..b', 'a/b./', '...', 'a//'])('lets the prefix %j list (a last "." starts dotfile names)', (prefix) => {
-    expect(dotSegmentOfPrefix(prefix)).toBeNull();
-  });
+  it.each(['', 'a/', '.', 'logs/.', 'logs/.env', '..hidden', 'a/..b', 'a/b./', '...', 'a//'])(
+    'lets the prefix %j list (a last "." starts dotfile names)',
+    (prefix) => {
+      expect(dotSegmentOfPrefix(prefix)).toBeNull();
+    },
+  );
 
   it('checks the prefix under both rules and names the parameter', () => {
     for (const rule of ['runpod-upstream', 'bucket-scoped-key'] as const) {
-      const error = s3ErrorOf(() => assertListingWithoutDotSegments([['list-type', '2'], ['prefix', 'a/../../']], rule));
+      const error = s3ErrorOf(() =>
+        assertListingWithoutDotSegments(
+          [
+            ['list-type', '2'],
+            ['prefix', 'a/../../'],
+          ],
+          rule,
+        ),
+      );
       expect(error.code).toBe('InvalidArgument');
       expect(error.details).toEqual({ ArgumentName: 'prefix', ArgumentValue: 'a/../../' });
       expect(error.message).toContain('without "." or ".." segments');
@@ -116,8 +127,21 @@ describe('listing prefixes and markers', () => {
   });
 
   it('checks where a RunPod listing starts: marker, start-after, key-marker, continuation-token', () => {
-    for (const [name, value] of [['marker', 'a/../b'], ['start-after', './x'], ['key-marker', '..'], ['continuation-token', '../../x']] as const) {
-      const error = s3ErrorOf(() => assertListingWithoutDotSegments([['list-type', '2'], [name, value]], 'runpod-upstream'));
+    for (const [name, value] of [
+      ['marker', 'a/../b'],
+      ['start-after', './x'],
+      ['key-marker', '..'],
+      ['continuation-token', '../../x'],
+    ] as const) {
+      const error = s3ErrorOf(() =>
+        assertListingWithoutDotSegments(
+          [
+            ['list-type', '2'],
+            [name, value],
+          ],
+          'runpod-upstream',
+        ),
+      );
       expect(error.details).toEqual({ ArgumentName: name, ArgumentValue: value });
       expect(error.message).toContain('RunPod');
     }
@@ -126,21 +150,55 @@ describe('listing prefixes and markers', () => {
   });
 
   it('lets per-bucket keys page past stored keys with dot segments on other upstreams (markers are compared as strings)', () => {
-    expect(() => assertListingWithoutDotSegments([['marker', 'a/./b'], ['key-marker', 'x/../y'], ['start-after', '..']], 'bucket-scoped-key')).not.toThrow();
+    expect(() =>
+      assertListingWithoutDotSegments(
+        [
+          ['marker', 'a/./b'],
+          ['key-marker', 'x/../y'],
+          ['start-after', '..'],
+        ],
+        'bucket-scoped-key',
+      ),
+    ).not.toThrow();
   });
 
   it('checks every value of a repeated parameter', () => {
-    expect(s3ErrorOf(() => assertListingWithoutDotSegments([['prefix', 'a/'], ['prefix', '../']], 'bucket-scoped-key')).details.ArgumentValue).toBe('../');
+    expect(
+      s3ErrorOf(() =>
+        assertListingWithoutDotSegments(
+          [
+            ['prefix', 'a/'],
+            ['prefix', '../'],
+          ],
+          'bucket-scoped-key',
+        ),
+      ).details.ArgumentValue,
+    ).toBe('../');
   });
 
   it('leaves other parameters alone (delimiter, upload-id-marker, version-id-marker are not key names)', () => {
-    expect(() => assertListingWithoutDotSegments([['delimiter', '..'], ['upload-id-marker', '..'], ['version-id-marker', '../x']], 'runpod-upstream')).not.toThrow();
+    expect(() =>
+      assertListingWithoutDotSegments(
+        [
+          ['delimiter', '..'],
+          ['upload-id-marker', '..'],
+          ['version-id-marker', '../x'],
+        ],
+        'runpod-upstream',
+      ),
+    ).not.toThrow();
   });
 });
 
 describe('authorize: per-bucket keys cannot name dot segments, on any upstream', () => {
   it.each(DOT_KEYS.filter((k) => k !== '.' && k !== '..'))('refuses %j for object operations of a per-bucket key', (objectKey) => {
-    for (const [method, suffix] of [['GET', ''], ['PUT', ''], ['DELETE', ''], ['POST', '?uploads'], ['PUT', '?partNumber=1&uploadId=u']] as const) {
+    for (const [method, suffix] of [
+      ['GET', ''],
+      ['PUT', ''],
+      ['DELETE', ''],
+      ['POST', '?uploads'],
+      ['PUT', '?partNumber=1&uploadId=u'],
+    ] as const) {
       const error = s3ErrorOf(() => authorize(key('bucket'), operation(method, path('mine', objectKey) + suffix)));
       expect(error.code, `${method} ${suffix}`).toBe('InvalidArgument');
     }
@@ -172,7 +230,13 @@ describe('authorize: per-bucket keys cannot name dot segments, on any upstream',
   });
 
   it('refuses listings whose prefix steps outside the bucket (decoded, any list operation), and lists dotfiles', () => {
-    for (const target of ['/mine?list-type=2&prefix=..%2Ftheirs%2F', '/mine?prefix=..', '/mine?list-type=2&prefix=%2e%2e%2F', '/mine?uploads&prefix=.%2Fa%2F', '/mine?versions&prefix=a%2F..%2F..%2F']) {
+    for (const target of [
+      '/mine?list-type=2&prefix=..%2Ftheirs%2F',
+      '/mine?prefix=..',
+      '/mine?list-type=2&prefix=%2e%2e%2F',
+      '/mine?uploads&prefix=.%2Fa%2F',
+      '/mine?versions&prefix=a%2F..%2F..%2F',
+    ]) {
       expect(s3ErrorOf(() => authorize(key('bucket'), operation('GET', target))).code, target).toBe('InvalidArgument');
     }
     expect(() => authorize(key('bucket'), operation('GET', '/mine?list-type=2&prefix=logs%2F.'))).not.toThrow();
@@ -204,7 +268,14 @@ describe('planOperation: RunPod buckets refuse dot segments for every key', () =
   };
 
   it.each(['../other-volume/x', 'a/./b', 'a/../../etc/passwd', '..'])('refuses %j on a RunPod bucket', async (objectKey) => {
-    for (const [method, suffix] of [['GET', ''], ['HEAD', ''], ['PUT', ''], ['DELETE', ''], ['POST', '?uploadId=u'], ['GET', '?uploadId=u']] as const) {
+    for (const [method, suffix] of [
+      ['GET', ''],
+      ['HEAD', ''],
+      ['PUT', ''],
+      ['DELETE', ''],
+      ['POST', '?uploadId=u'],
+      ['GET', '?uploadId=u'],
+    ] as const) {
       const error = await s3ErrorOfAsync(planOperation(deps, operation(method, path('volume', objectKey) + suffix), method === 'PUT' ? 1 : null));
       expect(error.code, `${method} ${suffix}`).toBe('InvalidArgument');
       expect(error.message).toContain('RunPod');
@@ -217,7 +288,14 @@ describe('planOperation: RunPod buckets refuse dot segments for every key', () =
   });
 
   it('refuses listing prefixes and markers with dot segments on a RunPod bucket, not on generic S3', async () => {
-    for (const target of ['/volume?list-type=2&prefix=..%2F', '/volume?list-type=2&prefix=a%2F..%2F..%2F', '/volume?list-type=2&start-after=..%2Fx', '/volume?uploads&key-marker=..', '/volume?marker=%2E%2E%2Fx', '/volume?list-type=2&continuation-token=..%2Fx']) {
+    for (const target of [
+      '/volume?list-type=2&prefix=..%2F',
+      '/volume?list-type=2&prefix=a%2F..%2F..%2F',
+      '/volume?list-type=2&start-after=..%2Fx',
+      '/volume?uploads&key-marker=..',
+      '/volume?marker=%2E%2E%2Fx',
+      '/volume?list-type=2&continuation-token=..%2Fx',
+    ]) {
       const error = await s3ErrorOfAsync(planOperation(deps, operation('GET', target), null));
       expect(error.code, target).toBe('InvalidArgument');
       expect(error.message).toContain('RunPod');

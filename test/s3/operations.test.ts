@@ -83,7 +83,12 @@ describe('classify', () => {
   });
 
   it('refuses a query parameter given twice instead of guessing which one counts', () => {
-    for (const target of ['/bkt?list-type=2&prefix=a&prefix=b', '/bkt/k?versionId=1&versionId=2', '/bkt?uploads&key-marker=a&key-marker=b', '/bkt/k?x-id=a&x-id=b']) {
+    for (const target of [
+      '/bkt?list-type=2&prefix=a&prefix=b',
+      '/bkt/k?versionId=1&versionId=2',
+      '/bkt?uploads&key-marker=a&key-marker=b',
+      '/bkt/k?x-id=a&x-id=b',
+    ]) {
       expect(() => op('GET', target), target).toThrowError(expect.objectContaining({ code: 'InvalidArgument', status: 400 }) as Error);
     }
   });

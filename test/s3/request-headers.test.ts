@@ -54,7 +54,7 @@ const CLIENT_HEADERS = {
 const PUT_OBJECT = OPERATIONS.PutObject.headers;
 
 describe('headers a PutObject sends upstream', () => {
-  it('keeps its own groups and drops signature, framing, connection, bucket-owner and other operations\' headers', () => {
+  it("keeps its own groups and drops signature, framing, connection, bucket-owner and other operations' headers", () => {
     const { headers, requirements } = forwardedHeaders(PUT_OBJECT, CLIENT_HEADERS);
     expect(Object.keys(headers).sort()).toEqual(
       [
@@ -125,9 +125,7 @@ describe('headers a PutObject sends upstream', () => {
     };
     const { headers, requirements } = forwardedHeaders(PUT_OBJECT, lock);
     expect(headers).toEqual(lock);
-    expect(requirements).toEqual(
-      Object.keys(lock).map((header) => ({ header, purpose: 'object lock', permissions: ['admin'], capability: 'objectLock' })),
-    );
+    expect(requirements).toEqual(Object.keys(lock).map((header) => ({ header, purpose: 'object lock', permissions: ['admin'], capability: 'objectLock' })));
   });
 
   it('keeps AES256 encryption without a requirement, while a KMS key needs admin', () => {
@@ -167,7 +165,14 @@ describe('headers of other operations', () => {
     const headers = OPERATIONS.DeleteObject.headers;
     expect(forwardedHeaders(headers, { 'x-amz-bypass-governance-retention': 'true' })).toEqual({
       headers: { 'x-amz-bypass-governance-retention': 'true' },
-      requirements: [{ header: 'x-amz-bypass-governance-retention', purpose: 'governance-mode retention bypass', permissions: ['admin', 'delete'], capability: 'objectLock' }],
+      requirements: [
+        {
+          header: 'x-amz-bypass-governance-retention',
+          purpose: 'governance-mode retention bypass',
+          permissions: ['admin', 'delete'],
+          capability: 'objectLock',
+        },
+      ],
     });
     expect(forwardedHeaders(headers, { 'x-amz-bypass-governance-retention': 'false' })).toEqual({ headers: {}, requirements: [] });
     expect(forwardedHeaders(OPERATIONS.DeleteObjects.headers, { 'x-amz-bypass-governance-retention': ' TRUE ' }).requirements).toHaveLength(1);
@@ -209,7 +214,7 @@ describe('headers of other operations', () => {
     expect(headers).not.toHaveProperty('range');
   });
 
-  it('CompleteMultipartUpload: the whole object\'s checksums and size, not body checksums', () => {
+  it("CompleteMultipartUpload: the whole object's checksums and size, not body checksums", () => {
     const { headers } = forwardedHeaders(OPERATIONS.CompleteMultipartUpload.headers, {
       'x-amz-checksum-crc32': 'AAAAAA==',
       'x-amz-checksum-type': 'FULL_OBJECT',
@@ -235,7 +240,11 @@ describe('headers of other operations', () => {
 
 describe('describeOperation', () => {
   it('carries the filtered headers, their requirements and the client User-Agent', () => {
-    const operation = describeOperation('PutObject', { bucket: 'bkt', key: 'k', query: [['x-id', 'PutObject']] }, { ...CLIENT_HEADERS, 'x-amz-acl': 'public-read' });
+    const operation = describeOperation(
+      'PutObject',
+      { bucket: 'bkt', key: 'k', query: [['x-id', 'PutObject']] },
+      { ...CLIENT_HEADERS, 'x-amz-acl': 'public-read' },
+    );
     expect(operation.headers).toEqual(forwardedHeaders(PUT_OBJECT, { ...CLIENT_HEADERS, 'x-amz-acl': 'public-read' }).headers);
     expect(operation.headers).not.toHaveProperty('user-agent');
     expect(operation.headers).not.toHaveProperty('authorization');

@@ -50,7 +50,11 @@ describe('parseXmlBody', () => {
     ['a NUL character reference', '<Delete><Object><Key>&#0;</Key></Object></Delete>', /not an XML reference|character XML does not allow/],
     ['a surrogate character reference', '<Delete><Object><Key>&#xD800;</Key></Object></Delete>', /not an XML reference|character XML does not allow/],
     ['an out-of-range character reference', '<Delete><Object><Key>&#99999999;</Key></Object></Delete>', /not an XML reference/],
-    ['an entity hidden behind a comment that looks like CDATA', '<!-- <![CDATA[ --><Delete><Object><Key>&x;</Key></Object></Delete><!-- ]]> -->', /not an XML reference/],
+    [
+      'an entity hidden behind a comment that looks like CDATA',
+      '<!-- <![CDATA[ --><Delete><Object><Key>&x;</Key></Object></Delete><!-- ]]> -->',
+      /not an XML reference/,
+    ],
     ['a raw control character', '<Delete><Object><Key>a\u0001b</Key></Object></Delete>', /control character/],
     ['two root elements', '<Delete><Object><Key>a</Key></Object></Delete><Delete/>', /exactly one root/],
     ['two different roots', '<Delete><Object><Key>a</Key></Object></Delete><Other/>', /exactly one root/],
@@ -121,7 +125,10 @@ describe('parseXmlBody', () => {
       }
       yield Buffer.from('</Delete>');
     }
-    await expect(readXmlBody(Readable.from(body()), DELETE_REQUEST_SHAPE)).rejects.toMatchObject({ code: 'MalformedXML', message: expect.stringContaining('at most 1000') });
+    await expect(readXmlBody(Readable.from(body()), DELETE_REQUEST_SHAPE)).rejects.toMatchObject({
+      code: 'MalformedXML',
+      message: expect.stringContaining('at most 1000'),
+    });
     expect(pulled).toBeLessThan(1100);
   });
 

@@ -30,7 +30,11 @@ interface SuiteCase {
 
 const CASES: SuiteCase[] = [
   { name: 'get-vanilla', target: '/', signature: '5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31' },
-  { name: 'get-vanilla-query-order-key-case', target: '/?Param2=value2&Param1=value1', signature: 'b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500' },
+  {
+    name: 'get-vanilla-query-order-key-case',
+    target: '/?Param2=value2&Param1=value1',
+    signature: 'b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500',
+  },
   { name: 'get-vanilla-empty-query-key', target: '/?Param1=value1', signature: 'a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb' },
   {
     name: 'get-vanilla-query-order-encoded',
@@ -39,15 +43,22 @@ const CASES: SuiteCase[] = [
   },
   {
     name: 'get-vanilla-query-unreserved',
-    target:
-      '/?-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz=-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz',
+    target: '/?-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz=-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz',
     signature: '9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197',
   },
   { name: 'get-vanilla-utf8-query', target: '/?%E1%88%B4=bar', signature: '2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04' },
-  { name: 'get-unreserved', target: '/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz', signature: '07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f' },
+  {
+    name: 'get-unreserved',
+    target: '/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz',
+    signature: '07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f',
+  },
   { name: 'get-utf8 (percent-encoded on the wire)', target: '/%E1%88%B4', signature: '8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85' },
   // Node hands raw UTF-8 request-line bytes over as latin1 chars; they are the same bytes.
-  { name: 'get-utf8 (raw UTF-8 bytes on the wire)', target: '/\u00e1\u0088\u00b4', signature: '8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85' },
+  {
+    name: 'get-utf8 (raw UTF-8 bytes on the wire)',
+    target: '/\u00e1\u0088\u00b4',
+    signature: '8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85',
+  },
   { name: 'get-space-unnormalized', target: '/example%20space/', signature: '652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741' },
   { name: 'get-slash-unnormalized', target: '//', signature: 'c88bcd3d312d75078c0cd961d6deae3f4c754924b01669efcfcb439fd5e5b76e' },
   { name: 'get-slashes-unnormalized', target: '//example//', signature: '87cca117541a147f6df867677d98a7d80dff226d2bfca9e4ffa899665623c7e5' },

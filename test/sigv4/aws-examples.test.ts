@@ -153,7 +153,12 @@ describe('GET Bucket lifecycle and ListObjects', () => {
 
   it('GET ?lifecycle (fea454ca…): a value-less parameter signs as "lifecycle="', () => {
     const signature = 'fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543';
-    const request = { method: 'GET', rawPath: '/', rawQuery: 'lifecycle', headers: { ...headers, authorization: authorization('host;x-amz-content-sha256;x-amz-date', signature) } };
+    const request = {
+      method: 'GET',
+      rawPath: '/',
+      rawQuery: 'lifecycle',
+      headers: { ...headers, authorization: authorization('host;x-amz-content-sha256;x-amz-date', signature) },
+    };
     expect(verifyRequest(request, awsExampleOptions).seedSignature).toBe(signature);
     expect(verifyRequest({ ...request, rawQuery: 'lifecycle=' }, awsExampleOptions).seedSignature).toBe(signature);
     expectS3Error(() => verifyRequest({ ...request, rawQuery: 'policy' }, awsExampleOptions), 'SignatureDoesNotMatch');
@@ -161,7 +166,12 @@ describe('GET Bucket lifecycle and ListObjects', () => {
 
   it('GET ?max-keys=2&prefix=J (34b48302…): order on the wire does not matter', () => {
     const signature = '34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7';
-    const request = { method: 'GET', rawPath: '/', rawQuery: 'max-keys=2&prefix=J', headers: { ...headers, authorization: authorization('host;x-amz-content-sha256;x-amz-date', signature) } };
+    const request = {
+      method: 'GET',
+      rawPath: '/',
+      rawQuery: 'max-keys=2&prefix=J',
+      headers: { ...headers, authorization: authorization('host;x-amz-content-sha256;x-amz-date', signature) },
+    };
     expect(verifyRequest(request, awsExampleOptions).seedSignature).toBe(signature);
     expect(verifyRequest({ ...request, rawQuery: 'prefix=J&max-keys=2' }, awsExampleOptions).seedSignature).toBe(signature);
     expectS3Error(() => verifyRequest({ ...request, rawQuery: 'max-keys=3&prefix=J' }, awsExampleOptions), 'SignatureDoesNotMatch');
@@ -177,12 +187,20 @@ describe('presigned GET Object (aeeed9bb…, X-Amz-Expires=86400)', () => {
 
   it('verifies as an UNSIGNED-PAYLOAD presigned request until it expires', () => {
     const verified = verifyRequest(request, { ...awsExampleOptions, now: new Date('2013-05-24T23:59:59Z') });
-    expect(verified).toMatchObject({ authType: 'presigned', payload: { kind: 'unsigned' }, seedSignature: 'aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404' });
+    expect(verified).toMatchObject({
+      authType: 'presigned',
+      payload: { kind: 'unsigned' },
+      seedSignature: 'aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404',
+    });
     expect(verified.presignExpiresAt?.toISOString()).toBe('2013-05-25T00:00:00.000Z');
   });
 
   it('answers 403 AccessDenied "Request has expired" after X-Amz-Date + X-Amz-Expires', () => {
-    const error = expectS3Error(() => verifyRequest(request, { ...awsExampleOptions, now: new Date('2013-05-25T00:00:01Z') }), 'AccessDenied', 'Request has expired');
+    const error = expectS3Error(
+      () => verifyRequest(request, { ...awsExampleOptions, now: new Date('2013-05-25T00:00:01Z') }),
+      'AccessDenied',
+      'Request has expired',
+    );
     expect(error.status).toBe(403);
     expect(error.details).toMatchObject({ 'X-Amz-Expires': 86400, Expires: '2013-05-25T00:00:00Z', ServerTime: '2013-05-25T00:00:01Z' });
   });
@@ -241,7 +259,11 @@ describe('chunked upload, STREAMING-AWS4-HMAC-SHA256-PAYLOAD (seed 4f232c43…)'
   it('decodes the body to the 66560 bytes of "a"', async () => {
     const verified = verifyRequest(request, awsExampleOptions);
     const encoded = body();
-    const run = await runVerifier(createPayloadVerifier(verified, request.headers), [encoded.subarray(0, 100), encoded.subarray(100, 65700), encoded.subarray(65700)]);
+    const run = await runVerifier(createPayloadVerifier(verified, request.headers), [
+      encoded.subarray(0, 100),
+      encoded.subarray(100, 65700),
+      encoded.subarray(65700),
+    ]);
     expect(run.error).toBeUndefined();
     expect(run.output.equals(data)).toBe(true);
   });
@@ -339,7 +361,9 @@ describe('chunked upload with a signed trailer, STREAMING-AWS4-HMAC-SHA256-PAYLO
     const final = chunkSignatures[2]!;
     const body = Buffer.concat([
       publishedBody().subarray(0, publishedBody().indexOf('x-amz-checksum-crc32c')),
-      Buffer.from(`x-amz-checksum-crc32c:${wrongChecksum}\r\nx-amz-trailer-signature:${signTrailer(verified, final, [['x-amz-checksum-crc32c', wrongChecksum]])}\r\n\r\n`),
+      Buffer.from(
+        `x-amz-checksum-crc32c:${wrongChecksum}\r\nx-amz-trailer-signature:${signTrailer(verified, final, [['x-amz-checksum-crc32c', wrongChecksum]])}\r\n\r\n`,
+      ),
     ]);
     const run = await runVerifier(createPayloadVerifier(verified, request.headers), [body]);
     expect(run.error?.code).toBe('BadDigest');

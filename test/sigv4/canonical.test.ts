@@ -93,7 +93,14 @@ describe('header canonicalization', () => {
   it('builds the headers block in SignedHeaders order', () => {
     expect(canonicalHeadersBlock({ host: 'h', 'x-amz-date': 'd' }, ['host', 'x-amz-date'])).toBe('host:h\nx-amz-date:d\n');
     expect(
-      buildCanonicalRequest({ method: 'GET', canonicalUri: '/', canonicalQuery: '', canonicalHeaders: 'host:h\n', signedHeaders: 'host', payloadHash: 'UNSIGNED-PAYLOAD' }),
+      buildCanonicalRequest({
+        method: 'GET',
+        canonicalUri: '/',
+        canonicalQuery: '',
+        canonicalHeaders: 'host:h\n',
+        signedHeaders: 'host',
+        payloadHash: 'UNSIGNED-PAYLOAD',
+      }),
     ).toBe('GET\n/\n\nhost:h\n\nhost\nUNSIGNED-PAYLOAD');
   });
 

@@ -73,7 +73,11 @@ interface Upload {
   body: Buffer;
 }
 
-async function upload(kind: StreamingKind, data: Buffer, init: { chunkSize?: number | number[]; algorithm?: ChecksumAlgorithm; trailerValue?: string } = {}): Promise<Upload> {
+async function upload(
+  kind: StreamingKind,
+  data: Buffer,
+  init: { chunkSize?: number | number[]; algorithm?: ChecksumAlgorithm; trailerValue?: string } = {},
+): Promise<Upload> {
   const algorithm = init.algorithm ?? 'crc32';
   const trailerName = `x-amz-checksum-${algorithm}`;
   const withTrailer = kind !== 'signed';
@@ -149,7 +153,13 @@ describe('aws-chunked round trips', () => {
         async (length, chunkSizes, cuts, algorithm) => {
           const data = randomData(length, length + 7);
           const u = await upload(kind, data, { chunkSize: chunkSizes, algorithm });
-          const result = await run(u, splitAt(u.body, cuts.map((c) => c % (u.body.length + 1))));
+          const result = await run(
+            u,
+            splitAt(
+              u.body,
+              cuts.map((c) => c % (u.body.length + 1)),
+            ),
+          );
           expect(result.error, result.error?.message).toBeUndefined();
           expect(result.output.equals(data)).toBe(true);
           if (kind !== 'signed') expect(result.verifier.checksums).toEqual({ [`x-amz-checksum-${algorithm}`]: await referenceChecksum(algorithm, data) });
@@ -163,7 +173,10 @@ describe('aws-chunked round trips', () => {
     const data = randomData(20_000);
     for (const kind of KINDS) {
       const u = await upload(kind, data, { chunkSize: 8192 });
-      const result = await run(u, [...u.body].map((b) => Buffer.from([b])));
+      const result = await run(
+        u,
+        [...u.body].map((b) => Buffer.from([b])),
+      );
       expect(result.error).toBeUndefined();
       expect(result.output.equals(data)).toBe(true);
     }
@@ -241,9 +254,20 @@ describe('tampering is detected and the final byte is never emitted', () => {
           fc.pre(candidates.length > 0);
           const offset = candidates[position % candidates.length]!;
           const body = Buffer.from(u.body);
-          const alphabet = where === 'data' ? 'abcdefghijklmnopqrstuvwxyz\x00\xff' : where === 'checksum' ? 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/' : '0123456789abcdef';
+          const alphabet =
+            where === 'data'
+              ? 'abcdefghijklmnopqrstuvwxyz\x00\xff'
+              : where === 'checksum'
+                ? 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+                : '0123456789abcdef';
           body[offset] = replaceChar(body[offset]!, alphabet, replacement);
-          const result = await run({ ...u, body }, splitAt(body, cuts.map((c) => c % (body.length + 1))));
+          const result = await run(
+            { ...u, body },
+            splitAt(
+              body,
+              cuts.map((c) => c % (body.length + 1)),
+            ),
+          );
           expect(result.error, `tampered ${where} byte at ${offset} was accepted`).toBeDefined();
           expect(result.output.length).toBeLessThan(data.length);
         },
@@ -286,7 +310,13 @@ describe('tampering is detected and the final byte is never emitted', () => {
     const first = signChunk(SIGNING, SIGNING.seedSignature, a);
     const second = signChunk(SIGNING, first, b);
     const final = signChunk(SIGNING, second, Buffer.alloc(0));
-    const body = Buffer.concat([Buffer.from(`2000;chunk-signature=${second}\r\n`), b, Buffer.from(`\r\n2000;chunk-signature=${first}\r\n`), a, Buffer.from(`\r\n0;chunk-signature=${final}\r\n\r\n`)]);
+    const body = Buffer.concat([
+      Buffer.from(`2000;chunk-signature=${second}\r\n`),
+      b,
+      Buffer.from(`\r\n2000;chunk-signature=${first}\r\n`),
+      a,
+      Buffer.from(`\r\n0;chunk-signature=${final}\r\n\r\n`),
+    ]);
     const result = await run({ verified: verifiedFor({ kind: 'streaming-signed', trailer: false }, 16_384), headers: {}, body });
     expect(result.error?.code).toBe('SignatureDoesNotMatch');
   });
@@ -388,7 +418,11 @@ describe('trailer declarations', () => {
   it('a trailer for another algorithm than announced -> InvalidRequest', async () => {
     const data = randomData(100);
     const u = await upload('unsigned-trailer', data, { algorithm: 'crc32c' });
-    const result = await run({ ...u, verified: { ...u.verified, trailerHeaders: ['x-amz-checksum-crc32'] }, headers: { ...u.headers, 'x-amz-trailer': 'x-amz-checksum-crc32' } });
+    const result = await run({
+      ...u,
+      verified: { ...u.verified, trailerHeaders: ['x-amz-checksum-crc32'] },
+      headers: { ...u.headers, 'x-amz-trailer': 'x-amz-checksum-crc32' },
+    });
     expect(result.error?.code).toBe('InvalidRequest');
   });
 
@@ -442,7 +476,10 @@ describe('single-part bodies (signed / unsigned payloads)', () => {
   it('signed payload: sha256 match passes, mismatch fails with both digests', async () => {
     const ok = await runVerifier(createPayloadVerifier(verifiedFor({ kind: 'signed', sha256 }, null), {}), [body]);
     expect(ok.error).toBeUndefined();
-    const bad = await runVerifier(createPayloadVerifier(verifiedFor({ kind: 'signed', sha256: 'f'.repeat(64) }, null), {}), [body.subarray(0, 6), body.subarray(6)]);
+    const bad = await runVerifier(createPayloadVerifier(verifiedFor({ kind: 'signed', sha256: 'f'.repeat(64) }, null), {}), [
+      body.subarray(0, 6),
+      body.subarray(6),
+    ]);
     expect(bad.error?.code).toBe('XAmzContentSHA256Mismatch');
     expect(bad.error?.details['S3ComputedContentSHA256']).toBe(sha256);
     expect(bad.output.length).toBeLessThan(12);
@@ -510,7 +547,11 @@ describe('chunk sizes and output blocks', () => {
   });
 
   it('accepts a last chunk of any size, and a single small chunk', async () => {
-    for (const [length, chunkSize] of [[8192 + 1, 8192], [5, 8192], [30_000, 8192]] as const) {
+    for (const [length, chunkSize] of [
+      [8192 + 1, 8192],
+      [5, 8192],
+      [30_000, 8192],
+    ] as const) {
       const data = randomData(length);
       const result = await run(await upload('signed', data, { chunkSize }));
       expect(result.error, `${length}/${chunkSize}`).toBeUndefined();

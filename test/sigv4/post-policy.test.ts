@@ -63,11 +63,16 @@ describe('checkPostPolicy', () => {
   });
 
   it('intersects several content-length-ranges', () => {
-    expect(checkPostPolicy(policy([...base, ['content-length-range', 1, 100], ['content-length-range', 10, 1000]]), fields(form), NOW)).toEqual({ min: 10, max: 100 });
+    expect(checkPostPolicy(policy([...base, ['content-length-range', 1, 100], ['content-length-range', 10, 1000]]), fields(form), NOW)).toEqual({
+      min: 10,
+      max: 100,
+    });
   });
 
   it('refuses an expired policy', () => {
-    expect(codeOf(() => checkPostPolicy(policy(base, '2030-05-01T11:59:59Z'), fields(form), NOW))).toMatch(/^AccessDenied Invalid according to Policy: Policy expired/);
+    expect(codeOf(() => checkPostPolicy(policy(base, '2030-05-01T11:59:59Z'), fields(form), NOW))).toMatch(
+      /^AccessDenied Invalid according to Policy: Policy expired/,
+    );
   });
 
   it('refuses failed conditions, quoting them', () => {
@@ -131,9 +136,15 @@ describe('verifyPostSignature', () => {
   it('refuses wrong signatures, unknown keys and wrong scopes', () => {
     expect(codeOf(() => verifyPostSignature(authFields({ signature: sign(encodedPolicy, 'other') }), options))).toMatch(/^SignatureDoesNotMatch/);
     expect(codeOf(() => verifyPostSignature(authFields({ signature: 'zz' }), options))).toMatch(/^SignatureDoesNotMatch/);
-    expect(codeOf(() => verifyPostSignature(authFields({ credential: 'rs_ak_nope/20300501/us-east-1/s3/aws4_request' }), options))).toMatch(/^InvalidAccessKeyId/);
-    expect(codeOf(() => verifyPostSignature(authFields({ credential: 'rs_ak_test_1/20300501/eu-west-1/s3/aws4_request' }), options))).toMatch(/region 'eu-west-1' is wrong/);
-    expect(codeOf(() => verifyPostSignature(authFields({ credential: 'rs_ak_test_1/20300502/us-east-1/s3/aws4_request' }), options))).toMatch(/credential date/);
+    expect(codeOf(() => verifyPostSignature(authFields({ credential: 'rs_ak_nope/20300501/us-east-1/s3/aws4_request' }), options))).toMatch(
+      /^InvalidAccessKeyId/,
+    );
+    expect(codeOf(() => verifyPostSignature(authFields({ credential: 'rs_ak_test_1/20300501/eu-west-1/s3/aws4_request' }), options))).toMatch(
+      /region 'eu-west-1' is wrong/,
+    );
+    expect(codeOf(() => verifyPostSignature(authFields({ credential: 'rs_ak_test_1/20300502/us-east-1/s3/aws4_request' }), options))).toMatch(
+      /credential date/,
+    );
     expect(codeOf(() => verifyPostSignature(authFields({ credential: 'rs_ak_test_1/20300501/us-east-1/s3' }), options))).toMatch(/mal-formed/);
   });
 

@@ -25,8 +25,52 @@ function sdkEscape(text: string): string {
 
 /** Pieces object keys and query values are drawn from: every character class clients encode differently. */
 const PIECES = [
-  'a', 'Z', '9', '-', '_', '.', '~', ' ', '  ', '+', '=', '&', '?', '#', '%', '%20', '%2F', '/', '//', '!', '$', "'", '(', ')', '*', ',',
-  ';', ':', '@', '[', ']', '"', '<', '^', '`', '{', '|', '\\', '..', 'é', 'ß', 'ሴ', '😀', '\u00a0', 'file.txt', 'dir/',
+  'a',
+  'Z',
+  '9',
+  '-',
+  '_',
+  '.',
+  '~',
+  ' ',
+  '  ',
+  '+',
+  '=',
+  '&',
+  '?',
+  '#',
+  '%',
+  '%20',
+  '%2F',
+  '/',
+  '//',
+  '!',
+  '$',
+  "'",
+  '(',
+  ')',
+  '*',
+  ',',
+  ';',
+  ':',
+  '@',
+  '[',
+  ']',
+  '"',
+  '<',
+  '^',
+  '`',
+  '{',
+  '|',
+  '\\',
+  '..',
+  'é',
+  'ß',
+  'ሴ',
+  '😀',
+  '\u00a0',
+  'file.txt',
+  'dir/',
 ];
 const text = (maxLength: number) => fc.array(fc.constantFrom(...PIECES), { minLength: 1, maxLength }).map((p) => p.join(''));
 const objectKey = text(12);
@@ -36,7 +80,13 @@ const metaValue = fc
   .map((v) => v.replace(/^[ \t]+|[ \t]+$/g, '') || 'v'); // Node trims header values
 const method = fc.constantFrom('GET', 'PUT', 'HEAD', 'DELETE', 'POST');
 
-async function smithySigned(m: string, key: string, params: [string, string][], meta: string, encode: (segment: string) => string = sdkEscape): Promise<SignedRequest> {
+async function smithySigned(
+  m: string,
+  key: string,
+  params: [string, string][],
+  meta: string,
+  encode: (segment: string) => string = sdkEscape,
+): Promise<SignedRequest> {
   const path = '/bucket/' + key.split('/').map(encode).join('/');
   const query: Record<string, string> = Object.fromEntries(params);
   const signed = await smithyS3Signer(KEY_ID, SECRET, 'auto').sign(
@@ -96,7 +146,15 @@ function tamperablePositions(value: string): number[] {
 
 function tamperAt(value: string, position: number): string {
   const c = value[position]!;
-  const replacement = /[0-9]/.test(c) ? String((Number(c) + 1) % 10) : c === 'q' || c === 'Q' ? String.fromCharCode(c.charCodeAt(0) + 1) : c === 'z' ? 'y' : c === 'Z' ? 'Y' : String.fromCharCode(c.charCodeAt(0) + 1);
+  const replacement = /[0-9]/.test(c)
+    ? String((Number(c) + 1) % 10)
+    : c === 'q' || c === 'Q'
+      ? String.fromCharCode(c.charCodeAt(0) + 1)
+      : c === 'z'
+        ? 'y'
+        : c === 'Z'
+          ? 'Y'
+          : String.fromCharCode(c.charCodeAt(0) + 1);
   return value.slice(0, position) + replacement + value.slice(position + 1);
 }
 
@@ -147,10 +205,14 @@ describe('requests signed by @smithy/signature-v4 (AWS SDK for JavaScript v3 S3 
         } else {
           const name = where === 'header' ? 'x-amz-meta-note' : where === 'host' ? 'host' : 'authorization';
           const value = String(req.headers[name]);
-          const positions = where === 'signature' ? [...value.matchAll(/[0-9a-f]/g)].map((mm) => mm.index!).filter((i) => i > value.indexOf('Signature=') + 9) : tamperablePositions(value);
+          const positions =
+            where === 'signature'
+              ? [...value.matchAll(/[0-9a-f]/g)].map((mm) => mm.index!).filter((i) => i > value.indexOf('Signature=') + 9)
+              : tamperablePositions(value);
           fc.pre(positions.length > 0);
           const position = positions[pick % positions.length]!;
-          const replaced = where === 'signature' ? value.slice(0, position) + (value[position] === '0' ? '1' : '0') + value.slice(position + 1) : tamperAt(value, position);
+          const replaced =
+            where === 'signature' ? value.slice(0, position) + (value[position] === '0' ? '1' : '0') + value.slice(position + 1) : tamperAt(value, position);
           tampered = { ...req, headers: { ...req.headers, [name]: replaced } };
         }
         const error = verifyError(tampered);
@@ -167,7 +229,15 @@ describe('requests signed by @smithy/signature-v4 (AWS SDK for JavaScript v3 S3 
         const path = '/bucket/' + key.split('/').map(sdkEscape).join('/');
         // What @aws-sdk/s3-request-presigner does: sign UNSIGNED-PAYLOAD via the (hoisted) header.
         const presigned = await smithyS3Signer(KEY_ID, SECRET, 'auto').presign(
-          { method: m, protocol: 'http:', hostname: 'localhost', port: 9000, path, query: Object.fromEntries(params), headers: { host: HOST, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } },
+          {
+            method: m,
+            protocol: 'http:',
+            hostname: 'localhost',
+            port: 9000,
+            path,
+            query: Object.fromEntries(params),
+            headers: { host: HOST, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+          },
           { signingDate: NOW, expiresIn },
         );
         const rawQuery = Object.entries(presigned.query as Record<string, string>)
@@ -218,17 +288,53 @@ describe('requests signed by aws4', () => {
 
 describe('robustness', () => {
   it('arbitrary requests only ever fail with an S3Error', () => {
-    const component = fc.oneof(fc.string(), fc.constantFrom('AWS4-HMAC-SHA256', 'Credential=', 'SignedHeaders=', 'Signature=', `${KEY_ID}/20250615/auto/s3/aws4_request`, 'host;x-amz-date', ',', ' ', '/', ';', '=', '%', '%zz', '0'.repeat(64)));
+    const component = fc.oneof(
+      fc.string(),
+      fc.constantFrom(
+        'AWS4-HMAC-SHA256',
+        'Credential=',
+        'SignedHeaders=',
+        'Signature=',
+        `${KEY_ID}/20250615/auto/s3/aws4_request`,
+        'host;x-amz-date',
+        ',',
+        ' ',
+        '/',
+        ';',
+        '=',
+        '%',
+        '%zz',
+        '0'.repeat(64),
+      ),
+    );
     const authorization = fc.array(component, { maxLength: 10 }).map((parts) => parts.join(''));
-    const queryPart = fc.oneof(fc.string(), fc.constantFrom('X-Amz-Algorithm=AWS4-HMAC-SHA256', `X-Amz-Credential=${KEY_ID}%2F20250615%2Fauto%2Fs3%2Faws4_request`, 'X-Amz-Date=20250615T083000Z', 'X-Amz-Expires=60', 'X-Amz-SignedHeaders=host', 'X-Amz-Signature=00', '&', '='));
-    const headerValue = fc.oneof(fc.string(), fc.constantFrom('20250615T083000Z', 'UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', '12', 'x-amz-checksum-crc32'));
+    const queryPart = fc.oneof(
+      fc.string(),
+      fc.constantFrom(
+        'X-Amz-Algorithm=AWS4-HMAC-SHA256',
+        `X-Amz-Credential=${KEY_ID}%2F20250615%2Fauto%2Fs3%2Faws4_request`,
+        'X-Amz-Date=20250615T083000Z',
+        'X-Amz-Expires=60',
+        'X-Amz-SignedHeaders=host',
+        'X-Amz-Signature=00',
+        '&',
+        '=',
+      ),
+    );
+    const headerValue = fc.oneof(
+      fc.string(),
+      fc.constantFrom('20250615T083000Z', 'UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', '12', 'x-amz-checksum-crc32'),
+    );
     fc.assert(
       fc.property(
         fc.string(),
         fc.string(),
         fc.array(queryPart, { maxLength: 8 }).map((p) => p.join('&')),
         fc.option(authorization, { nil: undefined }),
-        fc.dictionary(fc.constantFrom('x-amz-date', 'date', 'x-amz-content-sha256', 'x-amz-decoded-content-length', 'x-amz-trailer', 'x-amz-meta-a', 'host'), headerValue),
+        fc.dictionary(
+          fc.constantFrom('x-amz-date', 'date', 'x-amz-content-sha256', 'x-amz-decoded-content-length', 'x-amz-trailer', 'x-amz-meta-a', 'host'),
+          headerValue,
+        ),
         (m, rawPath, rawQuery, auth, headers) => {
           const error = verifyError({ method: m, rawPath, rawQuery, headers: { ...headers, authorization: auth } });
           expect(error).toBeInstanceOf(S3Error);

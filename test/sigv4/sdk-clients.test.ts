@@ -60,7 +60,9 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   if (req.method === 'GET' && url.includes('list-type=2')) {
     res
       .writeHead(200, { 'content-type': 'application/xml' })
-      .end('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bucket</Name><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>');
+      .end(
+        '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bucket</Name><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>',
+      );
   } else if (req.method === 'GET') {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '5', etag: '"5d41402abc4b2a76b9719d911017c592"' }).end('hello');
   } else {
@@ -98,24 +100,39 @@ describe('@aws-sdk/client-s3', () => {
     expect(Object.keys(last().checksums)).toEqual(['x-amz-checksum-crc32']);
   });
 
-  it.each<ChecksumAlgorithm | undefined>([undefined, 'CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'])('PutObject with a stream body (aws-chunked, trailing %s)', async (algorithm) => {
-    const data = Buffer.alloc(200_000);
-    for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
-    const pieces = [data.subarray(0, 70_000), data.subarray(70_000, 140_001), data.subarray(140_001)];
-    await client().send(
-      new PutObjectCommand({ Bucket: 'bucket', Key: AWKWARD_KEY, Body: Readable.from(pieces), ContentLength: data.length, ChecksumAlgorithm: algorithm }),
-    );
-    const request = last();
-    expect(request.payload.kind).toBe('streaming-unsigned-trailer');
-    expect(request.body.equals(data)).toBe(true);
-    const name = `x-amz-checksum-${(algorithm ?? 'CRC32').toLowerCase()}`;
-    expect(Object.keys(request.checksums)).toEqual([name]);
-  });
+  it.each<ChecksumAlgorithm | undefined>([undefined, 'CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'])(
+    'PutObject with a stream body (aws-chunked, trailing %s)',
+    async (algorithm) => {
+      const data = Buffer.alloc(200_000);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+      const pieces = [data.subarray(0, 70_000), data.subarray(70_000, 140_001), data.subarray(140_001)];
+      await client().send(
+        new PutObjectCommand({ Bucket: 'bucket', Key: AWKWARD_KEY, Body: Readable.from(pieces), ContentLength: data.length, ChecksumAlgorithm: algorithm }),
+      );
+      const request = last();
+      expect(request.payload.kind).toBe('streaming-unsigned-trailer');
+      expect(request.body.equals(data)).toBe(true);
+      const name = `x-amz-checksum-${(algorithm ?? 'CRC32').toLowerCase()}`;
+      expect(Object.keys(request.checksums)).toEqual([name]);
+    },
+  );
 
   it('a wrong secret or unknown key is refused with the S3 error the SDK understands', async () => {
-    const wrong = new S3Client({ endpoint, region: 'auto', forcePathStyle: true, credentials: { accessKeyId: KEY_ID, secretAccessKey: SECRET + 'x' }, maxAttempts: 1 });
+    const wrong = new S3Client({
+      endpoint,
+      region: 'auto',
+      forcePathStyle: true,
+      credentials: { accessKeyId: KEY_ID, secretAccessKey: SECRET + 'x' },
+      maxAttempts: 1,
+    });
     await expect(wrong.send(new PutObjectCommand({ Bucket: 'bucket', Key: 'k', Body: 'x' }))).rejects.toMatchObject({ name: 'SignatureDoesNotMatch' });
-    const unknown = new S3Client({ endpoint, region: 'auto', forcePathStyle: true, credentials: { accessKeyId: 'rs_ak_live_nobody', secretAccessKey: SECRET }, maxAttempts: 1 });
+    const unknown = new S3Client({
+      endpoint,
+      region: 'auto',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'rs_ak_live_nobody', secretAccessKey: SECRET },
+      maxAttempts: 1,
+    });
     await expect(unknown.send(new GetObjectCommand({ Bucket: 'bucket', Key: 'k' }))).rejects.toMatchObject({ name: 'InvalidAccessKeyId' });
   });
 
@@ -146,7 +163,8 @@ describe('@aws-sdk/client-s3', () => {
 });
 
 describe('minio-js', () => {
-  const minio = () => new Minio.Client({ endPoint: '127.0.0.1', port, useSSL: false, accessKey: KEY_ID, secretKey: SECRET, region: 'us-east-1', pathStyle: true });
+  const minio = () =>
+    new Minio.Client({ endPoint: '127.0.0.1', port, useSSL: false, accessKey: KEY_ID, secretKey: SECRET, region: 'us-east-1', pathStyle: true });
 
   it('putObject / getObject / presignedGetObject', async () => {
     const data = Buffer.from('minio says hi '.repeat(50));

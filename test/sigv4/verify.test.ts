@@ -18,7 +18,9 @@ const HOST = 'localhost:9000';
 
 const options: VerifyOptions<string> = { lookup: lookupFor({ [KEY_ID]: SECRET }), regions: ['auto', 'us-east-1'], now: NOW };
 
-function aws4Signed(init: { method?: string; path?: string; headers?: Record<string, string>; region?: string; date?: Date; secret?: string; keyId?: string } = {}): SignedRequest {
+function aws4Signed(
+  init: { method?: string; path?: string; headers?: Record<string, string>; region?: string; date?: Date; secret?: string; keyId?: string } = {},
+): SignedRequest {
   const request = {
     host: HOST,
     method: init.method ?? 'GET',
@@ -62,7 +64,17 @@ describe('valid requests', () => {
   it('accepts the Date header when x-amz-date is absent (signed as its ISO basic form)', () => {
     // Hand-rolled SigV4 so the Date fallback is checked against an implementation that is not ours.
     const date = 'Sat, 01 Mar 2025 12:00:00 GMT';
-    const canonical = ['GET', '/bucket/key.txt', '', `date:${date}`, `host:${HOST}`, 'x-amz-content-sha256:UNSIGNED-PAYLOAD', '', 'date;host;x-amz-content-sha256', 'UNSIGNED-PAYLOAD'].join('\n');
+    const canonical = [
+      'GET',
+      '/bucket/key.txt',
+      '',
+      `date:${date}`,
+      `host:${HOST}`,
+      'x-amz-content-sha256:UNSIGNED-PAYLOAD',
+      '',
+      'date;host;x-amz-content-sha256',
+      'UNSIGNED-PAYLOAD',
+    ].join('\n');
     const scope = '20250301/auto/s3/aws4_request';
     const stringToSign = ['AWS4-HMAC-SHA256', '20250301T120000Z', scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
     const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
@@ -83,11 +95,23 @@ describe('valid requests', () => {
   });
 
   it('accepts an unsigned x-amz-content-sha256 header (it is the last line of the canonical request)', () => {
-    const headers = signRequest({ method: 'GET', rawPath: '/bucket/key.txt', headers: { host: HOST }, accessKeyId: KEY_ID, secretAccessKey: SECRET, region: 'auto', now: NOW, signedHeaders: ['host', 'x-amz-date'] });
+    const headers = signRequest({
+      method: 'GET',
+      rawPath: '/bucket/key.txt',
+      headers: { host: HOST },
+      accessKeyId: KEY_ID,
+      secretAccessKey: SECRET,
+      region: 'auto',
+      now: NOW,
+      signedHeaders: ['host', 'x-amz-date'],
+    });
     expect(headers['authorization']).toContain('SignedHeaders=host;x-amz-date,');
     expect(verifyRequest({ method: 'GET', rawPath: '/bucket/key.txt', rawQuery: '', headers }, options).accessKeyId).toBe(KEY_ID);
     // ...yet its value is still covered: changing it breaks the signature.
-    expectS3Error(() => verifyRequest({ method: 'GET', rawPath: '/bucket/key.txt', rawQuery: '', headers: { ...headers, 'x-amz-content-sha256': EMPTY_SHA256 } }, options), 'SignatureDoesNotMatch');
+    expectS3Error(
+      () => verifyRequest({ method: 'GET', rawPath: '/bucket/key.txt', rawQuery: '', headers: { ...headers, 'x-amz-content-sha256': EMPTY_SHA256 } }, options),
+      'SignatureDoesNotMatch',
+    );
   });
 
   it('returns a private copy of the signing key', () => {
@@ -119,9 +143,17 @@ describe('which auth mechanism', () => {
   });
 
   it('SigV2 (header or query) is answered with "use AWS4-HMAC-SHA256"', () => {
-    expectS3Error(() => verifyRequest(withHeader(aws4Signed(), 'authorization', `AWS ${KEY_ID}:c2lnbmF0dXJl`), options), 'InvalidRequest', /Please use AWS4-HMAC-SHA256/);
     expectS3Error(
-      () => verifyRequest({ method: 'GET', rawPath: '/b/k', rawQuery: `AWSAccessKeyId=${KEY_ID}&Expires=1700000000&Signature=abc`, headers: { host: HOST } }, options),
+      () => verifyRequest(withHeader(aws4Signed(), 'authorization', `AWS ${KEY_ID}:c2lnbmF0dXJl`), options),
+      'InvalidRequest',
+      /Please use AWS4-HMAC-SHA256/,
+    );
+    expectS3Error(
+      () =>
+        verifyRequest(
+          { method: 'GET', rawPath: '/b/k', rawQuery: `AWSAccessKeyId=${KEY_ID}&Expires=1700000000&Signature=abc`, headers: { host: HOST } },
+          options,
+        ),
       'InvalidRequest',
       /Please use AWS4-HMAC-SHA256/,
     );
@@ -149,7 +181,11 @@ describe('malformed Authorization headers', () => {
     ['empty signed header name', `AWS4-HMAC-SHA256 Credential=${credential}, SignedHeaders=host;;x-amz-date, Signature=${signature}`],
     ['lower-case algorithm', `aws4-hmac-sha256 Credential=${credential}, SignedHeaders=host, Signature=${signature}`],
   ])('%s -> AuthorizationHeaderMalformed', (_what, header) => {
-    const error = expectS3Error(() => verifyRequest(withHeader(aws4Signed(), 'authorization', header), options), 'AuthorizationHeaderMalformed', /^The authorization header is malformed; /);
+    const error = expectS3Error(
+      () => verifyRequest(withHeader(aws4Signed(), 'authorization', header), options),
+      'AuthorizationHeaderMalformed',
+      /^The authorization header is malformed; /,
+    );
     expect(error.status).toBe(400);
   });
 
@@ -163,14 +199,26 @@ describe('malformed Authorization headers', () => {
     expect(wrongRegion.message).toBe("The authorization header is malformed; the region 'eu-west-1' is wrong; expecting 'auto'");
     expect(wrongRegion.details['Region']).toBe('auto');
     const service = valid.replace('/s3/', '/s4/');
-    expectS3Error(() => verifyRequest(withHeader(aws4Signed(), 'authorization', service), options), 'AuthorizationHeaderMalformed', /incorrect service "s4". This endpoint belongs to "s3"/);
+    expectS3Error(
+      () => verifyRequest(withHeader(aws4Signed(), 'authorization', service), options),
+      'AuthorizationHeaderMalformed',
+      /incorrect service "s4". This endpoint belongs to "s3"/,
+    );
     const terminal = valid.replace('aws4_request', 'aws4_reques');
-    expectS3Error(() => verifyRequest(withHeader(aws4Signed(), 'authorization', terminal), options), 'AuthorizationHeaderMalformed', /incorrect terminal "aws4_reques"/);
+    expectS3Error(
+      () => verifyRequest(withHeader(aws4Signed(), 'authorization', terminal), options),
+      'AuthorizationHeaderMalformed',
+      /incorrect terminal "aws4_reques"/,
+    );
   });
 
   it('rejects a credential date that is not the x-amz-date day', () => {
     const req = withHeader(aws4Signed(), 'x-amz-date', '20250302T000100Z');
-    expectS3Error(() => verifyRequest(req, { ...options, now: new Date('2025-03-02T00:01:00Z') }), 'AuthorizationHeaderMalformed', /Invalid credential date "20250301"/);
+    expectS3Error(
+      () => verifyRequest(req, { ...options, now: new Date('2025-03-02T00:01:00Z') }),
+      'AuthorizationHeaderMalformed',
+      /Invalid credential date "20250301"/,
+    );
   });
 });
 
@@ -216,7 +264,9 @@ describe('keys and signatures', () => {
   it('accepts an upper-case hex signature and reports it lower-case', () => {
     const req = aws4Signed();
     const header = String(req.headers['authorization']).replace(/Signature=([0-9a-f]+)/, (_m, s: string) => `Signature=${s.toUpperCase()}`);
-    expect(verifyRequest(withHeader(req, 'authorization', header), options).seedSignature).toBe(/Signature=([0-9a-f]+)/.exec(String(req.headers['authorization']))![1]);
+    expect(verifyRequest(withHeader(req, 'authorization', header), options).seedSignature).toBe(
+      /Signature=([0-9a-f]+)/.exec(String(req.headers['authorization']))![1],
+    );
   });
 
   it('unknown keys and wrong secrets take comparable time', () => {
@@ -245,7 +295,14 @@ describe('keys and signatures', () => {
   it('with debug, SignatureDoesNotMatch carries StringToSign and CanonicalRequest; without, only the key id', () => {
     const tampered = withHeader(aws4Signed(), 'x-amz-content-sha256', EMPTY_SHA256);
     const debug = expectS3Error(() => verifyRequest(tampered, { ...options, debug: true }), 'SignatureDoesNotMatch');
-    expect(Object.keys(debug.details)).toEqual(['AWSAccessKeyId', 'StringToSign', 'SignatureProvided', 'StringToSignBytes', 'CanonicalRequest', 'CanonicalRequestBytes']);
+    expect(Object.keys(debug.details)).toEqual([
+      'AWSAccessKeyId',
+      'StringToSign',
+      'SignatureProvided',
+      'StringToSignBytes',
+      'CanonicalRequest',
+      'CanonicalRequestBytes',
+    ]);
     expect(String(debug.details['CanonicalRequest'])).toContain(`x-amz-content-sha256:${EMPTY_SHA256}`);
     const quiet = expectS3Error(() => verifyRequest(tampered, options), 'SignatureDoesNotMatch');
     expect(quiet.details).toEqual({ AWSAccessKeyId: KEY_ID });
@@ -260,23 +317,39 @@ describe('signed headers policy', () => {
   });
 
   it('requires host to be signed', () => {
-    const headers = signRequest({ method: 'GET', rawPath: '/b/k', headers: { host: HOST }, accessKeyId: KEY_ID, secretAccessKey: SECRET, region: 'auto', now: NOW, signedHeaders: ['x-amz-content-sha256', 'x-amz-date'] });
+    const headers = signRequest({
+      method: 'GET',
+      rawPath: '/b/k',
+      headers: { host: HOST },
+      accessKeyId: KEY_ID,
+      secretAccessKey: SECRET,
+      region: 'auto',
+      now: NOW,
+      signedHeaders: ['x-amz-content-sha256', 'x-amz-date'],
+    });
     const error = expectS3Error(() => verifyRequest({ method: 'GET', rawPath: '/b/k', rawQuery: '', headers }, options), 'AccessDenied');
     expect(error.details['HeadersNotSigned']).toBe('host');
   });
 
   it('requires x-amz-content-sha256 for header auth and validates its value', () => {
     expectS3Error(() => verifyRequest(withHeader(aws4Signed(), 'x-amz-content-sha256', undefined), options), 'InvalidRequest', /x-amz-content-sha256/);
-    const error = expectS3Error(() => verifyRequest(aws4Signed({ headers: { 'X-Amz-Content-Sha256': 'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD' } }), options), 'InvalidArgument');
+    const error = expectS3Error(
+      () => verifyRequest(aws4Signed({ headers: { 'X-Amz-Content-Sha256': 'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD' } }), options),
+      'InvalidArgument',
+    );
     expect(error.details['ArgumentName']).toBe('x-amz-content-sha256');
   });
 
   it('maps every x-amz-content-sha256 value to its payload mode', () => {
-    const mode = (value: string, extra: Record<string, string> = {}) => verifyRequest(aws4Signed({ method: 'PUT', headers: { 'X-Amz-Content-Sha256': value, ...extra } }), options);
+    const mode = (value: string, extra: Record<string, string> = {}) =>
+      verifyRequest(aws4Signed({ method: 'PUT', headers: { 'X-Amz-Content-Sha256': value, ...extra } }), options);
     const chunked = { 'Content-Encoding': 'aws-chunked', 'X-Amz-Decoded-Content-Length': '5' };
     expect(mode('UNSIGNED-PAYLOAD').payload).toEqual({ kind: 'unsigned' });
     expect(mode('A'.repeat(64)).payload).toEqual({ kind: 'signed', sha256: 'a'.repeat(64) });
-    expect(mode('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', chunked)).toMatchObject({ payload: { kind: 'streaming-signed', trailer: false }, decodedContentLength: 5 });
+    expect(mode('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', chunked)).toMatchObject({
+      payload: { kind: 'streaming-signed', trailer: false },
+      decodedContentLength: 5,
+    });
     expect(mode('STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', { ...chunked, 'X-Amz-Trailer': 'x-amz-checksum-crc32c' })).toMatchObject({
       payload: { kind: 'streaming-signed', trailer: true },
       trailerHeaders: ['x-amz-checksum-crc32c'],
@@ -288,20 +361,30 @@ describe('signed headers policy', () => {
   });
 
   it('requires a numeric x-amz-decoded-content-length for aws-chunked payloads', () => {
-    expectS3Error(() => verifyRequest(aws4Signed({ method: 'PUT', headers: { 'X-Amz-Content-Sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' } }), options), 'MissingContentLength');
     expectS3Error(
-      () => verifyRequest(aws4Signed({ method: 'PUT', headers: { 'X-Amz-Content-Sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'X-Amz-Decoded-Content-Length': '-1' } }), options),
+      () => verifyRequest(aws4Signed({ method: 'PUT', headers: { 'X-Amz-Content-Sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' } }), options),
+      'MissingContentLength',
+    );
+    expectS3Error(
+      () =>
+        verifyRequest(
+          aws4Signed({ method: 'PUT', headers: { 'X-Amz-Content-Sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'X-Amz-Decoded-Content-Length': '-1' } }),
+          options,
+        ),
       'InvalidArgument',
     );
   });
 
   it('rejects a header the verifier must read once but that came twice', () => {
-    expectS3Error(() => verifyRequest(withHeader(aws4Signed(), 'x-amz-date', ['20250301T120000Z', '20250301T120000Z'] as unknown as string), options), 'InvalidArgument');
+    expectS3Error(
+      () => verifyRequest(withHeader(aws4Signed(), 'x-amz-date', ['20250301T120000Z', '20250301T120000Z'] as unknown as string), options),
+      'InvalidArgument',
+    );
   });
 });
 
 describe('presigned URLs', () => {
-  it('presignUrl reproduces AWS\'s published presigned example (aeeed9bb…)', () => {
+  it("presignUrl reproduces AWS's published presigned example (aeeed9bb…)", () => {
     const url = presignUrl({
       method: 'GET',
       url: new URL('https://examplebucket.s3.amazonaws.com/test.txt'),
@@ -317,7 +400,7 @@ describe('presigned URLs', () => {
     );
   });
 
-  it('signRequest reproduces AWS\'s published GET Object example (f0e8bdb8…)', () => {
+  it("signRequest reproduces AWS's published GET Object example (f0e8bdb8…)", () => {
     const headers = signRequest({
       method: 'GET',
       rawPath: '/test.txt',
@@ -344,7 +427,12 @@ describe('presigned URLs', () => {
       signedHeaders: { 'Content-Type': 'text/plain' },
     });
     const parsed = new URL(url);
-    const req: SignedRequest = { method: 'PUT', rawPath: parsed.pathname, rawQuery: parsed.search.slice(1), headers: { host: HOST, 'content-type': 'text/plain' } };
+    const req: SignedRequest = {
+      method: 'PUT',
+      rawPath: parsed.pathname,
+      rawQuery: parsed.search.slice(1),
+      headers: { host: HOST, 'content-type': 'text/plain' },
+    };
     expect(verifyRequest(req, options)).toMatchObject({ authType: 'presigned', payload: { kind: 'unsigned' } });
     expectS3Error(() => verifyRequest(withHeader(req, 'content-type', 'text/html'), options), 'SignatureDoesNotMatch');
     expectS3Error(() => verifyRequest({ ...req, rawQuery: req.rawQuery.replace('partNumber=1', 'partNumber=2') }, options), 'SignatureDoesNotMatch');
@@ -375,11 +463,22 @@ describe('presigned URLs', () => {
   it('missing or malformed parameters -> AuthorizationQueryParametersError', () => {
     const req = presigned();
     for (const name of ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders']) {
-      const rawQuery = req.rawQuery.split('&').filter((p) => !p.startsWith(name + '=')).join('&');
+      const rawQuery = req.rawQuery
+        .split('&')
+        .filter((p) => !p.startsWith(name + '='))
+        .join('&');
       expectS3Error(() => verifyRequest({ ...req, rawQuery }, options), 'AuthorizationQueryParametersError');
     }
-    expectS3Error(() => verifyRequest({ ...req, rawQuery: req.rawQuery.replace('AWS4-HMAC-SHA256', 'AWS4-HMAC-SHA512') }, options), 'AuthorizationQueryParametersError', /X-Amz-Algorithm/);
-    expectS3Error(() => verifyRequest({ ...req, rawQuery: req.rawQuery.replace(/X-Amz-Date=\d+T\d+Z/, 'X-Amz-Date=2025-03-01') }, options), 'AuthorizationQueryParametersError', /ISO8601/);
+    expectS3Error(
+      () => verifyRequest({ ...req, rawQuery: req.rawQuery.replace('AWS4-HMAC-SHA256', 'AWS4-HMAC-SHA512') }, options),
+      'AuthorizationQueryParametersError',
+      /X-Amz-Algorithm/,
+    );
+    expectS3Error(
+      () => verifyRequest({ ...req, rawQuery: req.rawQuery.replace(/X-Amz-Date=\d+T\d+Z/, 'X-Amz-Date=2025-03-01') }, options),
+      'AuthorizationQueryParametersError',
+      /ISO8601/,
+    );
     const wrongRegion = expectS3Error(() => verifyRequest(presigned({ region: 'eu-west-1' }), options), 'AuthorizationQueryParametersError');
     expect(wrongRegion.message).toBe("Error parsing the X-Amz-Credential parameter; the region 'eu-west-1' is wrong; expecting 'auto'");
   });
@@ -389,9 +488,22 @@ describe('presigned URLs', () => {
   });
 
   it('uses a pinned X-Amz-Content-Sha256 as the payload hash', () => {
-    const url = new URL(presignUrl({ method: 'PUT', url: new URL(`http://${HOST}/b/k?X-Amz-Content-Sha256=${EMPTY_SHA256}`), accessKeyId: KEY_ID, secretAccessKey: SECRET, region: 'auto', expiresInSeconds: 60, now: NOW }));
+    const url = new URL(
+      presignUrl({
+        method: 'PUT',
+        url: new URL(`http://${HOST}/b/k?X-Amz-Content-Sha256=${EMPTY_SHA256}`),
+        accessKeyId: KEY_ID,
+        secretAccessKey: SECRET,
+        region: 'auto',
+        expiresInSeconds: 60,
+        now: NOW,
+      }),
+    );
     // presignUrl signs UNSIGNED-PAYLOAD, so a URL that pins a hash must be signed over that hash instead.
-    expectS3Error(() => verifyRequest({ method: 'PUT', rawPath: url.pathname, rawQuery: url.search.slice(1), headers: { host: HOST } }, options), 'SignatureDoesNotMatch');
+    expectS3Error(
+      () => verifyRequest({ method: 'PUT', rawPath: url.pathname, rawQuery: url.search.slice(1), headers: { host: HOST } }, options),
+      'SignatureDoesNotMatch',
+    );
   });
 });
 

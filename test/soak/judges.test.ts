@@ -44,7 +44,9 @@ describe('revocation ledger', () => {
 
   it('flags InvalidAccessKeyId for a key nobody deleted', () => {
     const ledger = revokedAt(1000);
-    expect(ledger.judge(facts({ accessKeyId: OTHER, startedAt: 1001, status: 403, errorCode: 'InvalidAccessKeyId' })).category).toBe('VIOLATION unexpected-status');
+    expect(ledger.judge(facts({ accessKeyId: OTHER, startedAt: 1001, status: 403, errorCode: 'InvalidAccessKeyId' })).category).toBe(
+      'VIOLATION unexpected-status',
+    );
   });
 
   it('flags 5xx, scope breaches and wrong refusals of scope', () => {

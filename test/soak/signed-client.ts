@@ -103,8 +103,7 @@ export class SignedClient {
       : '';
     const path = objectPath(call.bucket, call.key) + (query ? `?${query}` : '');
     const body = call.body;
-    const payloadHash =
-      body === undefined ? EMPTY_SHA256 : call.payload === 'unsigned' ? 'UNSIGNED-PAYLOAD' : createHash('sha256').update(body).digest('hex');
+    const payloadHash = body === undefined ? EMPTY_SHA256 : call.payload === 'unsigned' ? 'UNSIGNED-PAYLOAD' : createHash('sha256').update(body).digest('hex');
     const headers: Record<string, string> = { 'x-amz-content-sha256': payloadHash, ...call.headers };
     if (body !== undefined) headers['content-length'] = String(body.length);
     const signed = aws4.sign(

@@ -89,14 +89,16 @@ it(
     const sampler = setInterval(sample, RSS_SAMPLE_INTERVAL_MS);
     const progress = setInterval(() => {
       const elapsed = (performance.now() - start) / 1000;
-      console.log(`soak ${elapsed.toFixed(0)}s: ${ledger.requests} requests, ${ledger.violationCount} violations, gateway RSS ${(gateway.rss() / MB).toFixed(1)} MB`);
+      console.log(
+        `soak ${elapsed.toFixed(0)}s: ${ledger.requests} requests, ${ledger.violationCount} violations, gateway RSS ${(gateway.rss() / MB).toFixed(1)} MB`,
+      );
     }, 60_000);
 
     const rotationLog: Array<{ role: string; method: string; deleteMs: number }> = [];
     const rotations = (async () => {
       const rotating = ROLES.filter((role) => role.rotates);
       for (let n = 1; n <= ROTATIONS; n++) {
-        const at = start + ((n / (ROTATIONS + 1)) * SECONDS * 1000);
+        const at = start + (n / (ROTATIONS + 1)) * SECONDS * 1000;
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - performance.now())));
         const role = rotating[(n - 1) % rotating.length]!;
         const method = n % 2 === 0 ? 'cli' : 'admin-api';
@@ -132,7 +134,10 @@ it(
     // The model of every prefix against what the upstream really holds, through the gateway.
     await Promise.all(workers.map((worker) => worker.verifyFinalState()));
 
-    const health = await fetch(`${gateway.url}/_health`).then((response) => response.status, (error: Error) => `unreachable: ${error.message}`);
+    const health = await fetch(`${gateway.url}/_health`).then(
+      (response) => response.status,
+      (error: Error) => `unreachable: ${error.message}`,
+    );
     const alive = processAlive(gateway.pid);
     const steady = await gateway.admin('GET', `/v1/keys/${keys.key('steady').accessKeyId}`);
     const unused = await gateway.admin('GET', `/v1/keys/${unusedKey.accessKeyId}`);
@@ -145,10 +150,19 @@ it(
     const summary = [
       `soak summary: ${trafficRequests} requests in ${trafficSeconds.toFixed(1)} s = ${(trafficRequests / trafficSeconds).toFixed(0)} req/s at concurrency ${CONCURRENCY}`,
       `  outcomes: ${[...ledger.categories].map(([category, count]) => `${category}=${count}`).join(', ')}`,
-      `  statuses: ${[...ledger.statuses].sort(([a], [b]) => a - b).map(([status, count]) => `${status}=${count}`).join(', ')}`,
-      `  operations: ${[...ledger.operations].sort(([, a], [, b]) => b - a).map(([operation, count]) => `${operation}=${count}`).join(', ')}`,
+      `  statuses: ${[...ledger.statuses]
+        .sort(([a], [b]) => a - b)
+        .map(([status, count]) => `${status}=${count}`)
+        .join(', ')}`,
+      `  operations: ${[...ledger.operations]
+        .sort(([, a], [, b]) => b - a)
+        .map(([operation, count]) => `${operation}=${count}`)
+        .join(', ')}`,
       `  revocations: ${[...ledger.revocations.values()]
-        .map((r, i) => `${r.role} via ${r.method} (deleted in ${rotationLog[i]?.deleteMs.toFixed(0)} ms; ${r.probedAfter} later requests with it, ${r.othersSucceededAfter} successes by other keys in the next 5 s)`)
+        .map(
+          (r, i) =>
+            `${r.role} via ${r.method} (deleted in ${rotationLog[i]?.deleteMs.toFixed(0)} ms; ${r.probedAfter} later requests with it, ${r.othersSucceededAfter} successes by other keys in the next 5 s)`,
+        )
         .join('; ')}`,
       `  gateway RSS MB: first ${(rssValues[0]! / MB).toFixed(1)}, last ${(rssValues.at(-1)! / MB).toFixed(1)}, max ${(Math.max(...rssValues) / MB).toFixed(1)}; ` +
         `middle-third mean ${(trend.middleMeanBytes / MB).toFixed(1)}, last-third mean ${(trend.lastMeanBytes / MB).toFixed(1)} ` +
@@ -159,7 +173,9 @@ it(
     ].join('\n');
     console.log(summary);
 
-    const violationReport = ledger.violations.map((v) => `  ${v.category}: ${v.operation} -> ${v.status} ${v.errorCode ?? ''} ${v.detail} [${v.accessKeyId}]`).join('\n');
+    const violationReport = ledger.violations
+      .map((v) => `  ${v.category}: ${v.operation} -> ${v.status} ${v.errorCode ?? ''} ${v.detail} [${v.accessKeyId}]`)
+      .join('\n');
     expect(ledger.violationCount, `violations (first ${ledger.violations.length}):\n${violationReport}`).toBe(0);
     expect(health, 'the gateway must still answer /_health after the soak').toBe(200);
     expect(alive, 'the gateway process must still be running after the soak').toBe(true);
@@ -177,9 +193,14 @@ it(
     expect(ledger.count('success')).toBeGreaterThan(ledger.requests / 2);
     expect(revokedLookups, 'GET /v1/keys/:id of every deleted key').toEqual(keys.revoked.map(() => 404));
 
-    expect(trend.growing, `gateway RSS grew ${(trend.growthBytes / MB).toFixed(1)} MB between the middle and last thirds of the run (tolerance ${RSS_GROWTH_TOLERANCE_BYTES / MB} MB)`).toBe(false);
+    expect(
+      trend.growing,
+      `gateway RSS grew ${(trend.growthBytes / MB).toFixed(1)} MB between the middle and last thirds of the run (tolerance ${RSS_GROWTH_TOLERANCE_BYTES / MB} MB)`,
+    ).toBe(false);
     if (SECONDS >= SENSITIVITY_ENFORCED_FROM_SECONDS) {
-      expect(trend.detectableLeakBytesPerRequest, 'too few requests for the memory criterion to catch a leak of a few KB per request').toBeLessThanOrEqual(REQUIRED_LEAK_SENSITIVITY_BYTES);
+      expect(trend.detectableLeakBytesPerRequest, 'too few requests for the memory criterion to catch a leak of a few KB per request').toBeLessThanOrEqual(
+        REQUIRED_LEAK_SENSITIVITY_BYTES,
+      );
     }
 
     expect(steady.status).toBe(200);

@@ -150,19 +150,7 @@ interface StoredObject {
 }
 
 type Operation =
-  | 'put'
-  | 'get'
-  | 'rangeGet'
-  | 'head'
-  | 'list'
-  | 'delete'
-  | 'deleteObjects'
-  | 'copy'
-  | 'multipart'
-  | 'sdkPut'
-  | 'sdkGet'
-  | 'denied'
-  | 'revokedProbe';
+  'put' | 'get' | 'rangeGet' | 'head' | 'list' | 'delete' | 'deleteObjects' | 'copy' | 'multipart' | 'sdkPut' | 'sdkGet' | 'denied' | 'revokedProbe';
 
 /** Relative frequency of each operation (a worker draws one per step). */
 const OPERATION_WEIGHTS: ReadonlyArray<readonly [Operation, number]> = [
@@ -411,7 +399,11 @@ export class TrafficWorker {
     const deleted = xmlKeys(sent.result.body, 'Deleted');
     for (const key of deleted) objects.delete(key);
     if (deleted.sort().join('\n') !== [...chosen].sort().join('\n')) {
-      this.wrongData('DeleteObjects', sent.key, `${bucket}: asked to delete [${chosen.join(', ')}], deleted [${deleted.join(', ')}]: ${sent.result.body.toString().slice(0, 500)}`);
+      this.wrongData(
+        'DeleteObjects',
+        sent.key,
+        `${bucket}: asked to delete [${chosen.join(', ')}], deleted [${deleted.join(', ')}]: ${sent.result.body.toString().slice(0, 500)}`,
+      );
     }
   }
 
@@ -435,7 +427,11 @@ export class TrafficWorker {
     });
     if (!sent?.applied) return;
     if (sent.result.body.includes('<Error>')) {
-      this.wrongData('CopyObject', sent.key, `${sourceBucket}/${sourceKey} -> ${targetBucket}/${targetKey}: 200 with an error body ${sent.result.body.toString().slice(0, 300)}`);
+      this.wrongData(
+        'CopyObject',
+        sent.key,
+        `${sourceBucket}/${sourceKey} -> ${targetBucket}/${targetKey}: 200 with an error body ${sent.result.body.toString().slice(0, 300)}`,
+      );
       return;
     }
     this.objects[targetBucket].set(targetKey, { ...source, etag: xmlValue(sent.result.body, 'ETag') });
@@ -521,7 +517,12 @@ export class TrafficWorker {
     }
   }
 
-  private async sdkCall<T>(operation: string, target: string, key: CreatedKey, run: (client: S3Client) => Promise<T>): Promise<{ applied: true; value: T } | { applied: false } | null> {
+  private async sdkCall<T>(
+    operation: string,
+    target: string,
+    key: CreatedKey,
+    run: (client: S3Client) => Promise<T>,
+  ): Promise<{ applied: true; value: T } | { applied: false } | null> {
     const client = this.traffic.sdk.for(key);
     const startedAt = performance.now();
     let status: number;
@@ -539,7 +540,16 @@ export class TrafficWorker {
       status = failure.$metadata.httpStatusCode;
       errorCode = failure.Code ?? failure.name ?? null;
     }
-    const judged = this.traffic.ledger.judge({ accessKeyId: key.accessKeyId, operation, expectation: 'success', status, errorCode, startedAt, endedAt: performance.now(), target });
+    const judged = this.traffic.ledger.judge({
+      accessKeyId: key.accessKeyId,
+      operation,
+      expectation: 'success',
+      status,
+      errorCode,
+      startedAt,
+      endedAt: performance.now(),
+      target,
+    });
     return judged.applied && value !== undefined ? { applied: true, value } : { applied: false };
   }
 
@@ -548,12 +558,31 @@ export class TrafficWorker {
     const target = (bucket: BucketName) => this.someObject(bucket)?.[0] ?? `${this.prefix}absent.bin`;
     const body = this.traffic.content.subarray(0, 1 * KIB);
     const probes: Array<() => Promise<unknown>> = [
-      () => this.send('PutObject(read-only key)', 'workspace-read', 'denied', { method: 'PUT', bucket: pick(BUCKETS), key: this.newObjectKey(), body, payload: 'signed' }),
+      () =>
+        this.send('PutObject(read-only key)', 'workspace-read', 'denied', {
+          method: 'PUT',
+          bucket: pick(BUCKETS),
+          key: this.newObjectKey(),
+          body,
+          payload: 'signed',
+        }),
       () => this.send('DeleteObject(no delete flag)', 'workspace-read-write', 'denied', { method: 'DELETE', bucket: 'soak-a', key: target('soak-a') }),
       () => this.send('GetObject(other bucket)', 'a-read-write', 'denied', { method: 'GET', bucket: 'soak-b', key: target('soak-b') }),
-      () => this.send('ListObjectsV2(other bucket)', 'a-read-write', 'denied', { method: 'GET', bucket: 'soak-b', query: { 'list-type': '2', prefix: this.prefix } }),
+      () =>
+        this.send('ListObjectsV2(other bucket)', 'a-read-write', 'denied', {
+          method: 'GET',
+          bucket: 'soak-b',
+          query: { 'list-type': '2', prefix: this.prefix },
+        }),
       () => this.send('DeleteObject(per-bucket key)', 'b-read-write', 'denied', { method: 'DELETE', bucket: 'soak-b', key: target('soak-b') }),
-      () => this.send('PutObject(per-bucket read-only)', 'b-read-only', 'denied', { method: 'PUT', bucket: 'soak-b', key: this.newObjectKey(), body, payload: 'signed' }),
+      () =>
+        this.send('PutObject(per-bucket read-only)', 'b-read-only', 'denied', {
+          method: 'PUT',
+          bucket: 'soak-b',
+          key: this.newObjectKey(),
+          body,
+          payload: 'signed',
+        }),
       () =>
         this.send('CopyObject(unreadable source)', 'b-read-write', 'denied', {
           method: 'PUT',
@@ -587,7 +616,13 @@ export class TrafficWorker {
     } else {
       const objectKey = this.newObjectKey();
       const size = 4 * KIB;
-      const sent = await this.send('PutObject(revoked key)', key, 'success', { method: 'PUT', bucket, key: objectKey, body: this.traffic.content.subarray(0, size), payload: 'signed' });
+      const sent = await this.send('PutObject(revoked key)', key, 'success', {
+        method: 'PUT',
+        bucket,
+        key: objectKey,
+        body: this.traffic.content.subarray(0, size),
+        payload: 'signed',
+      });
       // Only reached if the gateway wrongly accepted it (a recorded violation): keep the model true.
       if (sent?.applied) this.objects[bucket].set(objectKey, { segments: [[0, size]], size, etag: header(sent.result, 'etag') });
     }

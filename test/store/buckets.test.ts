@@ -44,7 +44,12 @@ describe('bucket registry', () => {
     store.buckets.add({ name: 'default-one' }, now);
 
     expect(store.buckets.get('abc123xyz9')).toEqual(store.buckets.list().find((b) => b.name === 'abc123xyz9'));
-    expect(store.buckets.get('minio-data')).toMatchObject({ endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', upstreamBucket: 'real-name', datacenter: null });
+    expect(store.buckets.get('minio-data')).toMatchObject({
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'us-east-1',
+      upstreamBucket: 'real-name',
+      datacenter: null,
+    });
     expect(store.buckets.get('default-one')).toMatchObject({ datacenter: null, endpoint: null, region: null, upstreamBucket: 'default-one' });
     expect(store.buckets.list().map((b) => b.name)).toEqual(['abc123xyz9', 'default-one', 'minio-data']);
     expect(store.buckets.get('missing')).toBeNull();

@@ -108,7 +108,15 @@ describe('sealing', () => {
   it('rejects malformed and unknown-version values', () => {
     const sealed = sealSecret(masterKey, id, secret);
     const [, iv, ct, tag] = sealed.split(':');
-    for (const bad of ['', 'v1', `v2:${iv}:${ct}:${tag}`, `v1:${iv}:${ct}`, `v1:${iv}:${ct}:${tag}:x`, `v1:${iv}!:${ct}:${tag}`, `v1:${iv}:${ct}:${tag!.slice(4)}`]) {
+    for (const bad of [
+      '',
+      'v1',
+      `v2:${iv}:${ct}:${tag}`,
+      `v1:${iv}:${ct}`,
+      `v1:${iv}:${ct}:${tag}:x`,
+      `v1:${iv}!:${ct}:${tag}`,
+      `v1:${iv}:${ct}:${tag!.slice(4)}`,
+    ]) {
       expect(() => unsealSecret(masterKey, id, bad), bad).toThrow(SealError);
     }
   });

@@ -281,7 +281,7 @@ describe('tampering', () => {
     expect(() => raw.prepare("UPDATE access_keys SET permissions = 'read,write,delete' WHERE access_key_id = ?").run(key.accessKeyId)).toThrow(
       /CHECK constraint failed/,
     );
-    expect(() => raw.prepare("UPDATE access_keys SET bucket = NULL WHERE access_key_id = ?").run(key.accessKeyId)).toThrow(/CHECK constraint failed/);
+    expect(() => raw.prepare('UPDATE access_keys SET bucket = NULL WHERE access_key_id = ?').run(key.accessKeyId)).toThrow(/CHECK constraint failed/);
     raw.close();
     expect(store.keys.get(key.accessKeyId)?.permissions).toEqual(['read']);
   });

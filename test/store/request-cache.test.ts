@@ -65,7 +65,9 @@ describe('key lookups for verification', () => {
     sqlite.prepare("UPDATE access_keys SET permissions = 'read' WHERE access_key_id = ?").run(key.accessKeyId);
     expect(store.keys.findWithSecret(key.accessKeyId)?.permissions).toEqual(['read']);
     // Another row's sealed secret copied over this one must fail to open, as without any cache.
-    sqlite.prepare('UPDATE access_keys SET sealed_secret = (SELECT sealed_secret FROM access_keys WHERE access_key_id = ?) WHERE access_key_id = ?').run(other.accessKeyId, key.accessKeyId);
+    sqlite
+      .prepare('UPDATE access_keys SET sealed_secret = (SELECT sealed_secret FROM access_keys WHERE access_key_id = ?) WHERE access_key_id = ?')
+      .run(other.accessKeyId, key.accessKeyId);
     expect(() => store.keys.findWithSecret(key.accessKeyId)).toThrow(SealError);
   });
 

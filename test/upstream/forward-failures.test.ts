@@ -432,7 +432,10 @@ describe('network failures', () => {
     expect(error.message).toMatch(/could not be found \(DNS\)/);
     expect(error.message).not.toContain('no-such-host');
     expectNoCredentials(error);
-    expect(logged.find('upstream unreachable')[0]!.fields).toMatchObject({ upstream: 'http://no-such-host.invalid:9', error: expect.stringMatching(/^(ENOTFOUND|EAI_AGAIN)$/) });
+    expect(logged.find('upstream unreachable')[0]!.fields).toMatchObject({
+      upstream: 'http://no-such-host.invalid:9',
+      error: expect.stringMatching(/^(ENOTFOUND|EAI_AGAIN)$/),
+    });
   });
 
   it('an upstream that does not answer in time -> GatewayTimeout', async () => {
@@ -565,9 +568,11 @@ describe('client aborts and failing request bodies', () => {
       res.writeHead(200);
       res.end();
     });
-    await expect(forwarder.forward(get(target, { method: 'PUT', body: upstreamBody(Readable.from([Buffer.from('x')]), { length: 0 }) }))).rejects.toMatchObject({
-      code: 'IncompleteBody',
-    });
+    await expect(forwarder.forward(get(target, { method: 'PUT', body: upstreamBody(Readable.from([Buffer.from('x')]), { length: 0 }) }))).rejects.toMatchObject(
+      {
+        code: 'IncompleteBody',
+      },
+    );
     expect(server!.requests).toHaveLength(0);
   });
 });

@@ -41,7 +41,14 @@ interface UpstreamCase {
 }
 
 const UPSTREAMS: UpstreamCase[] = [
-  { name: 'moto (validating signatures)', start: () => startMoto({ validateSignatures: true }), keys: KEYS, storesTrailingChecksums: true, discardsTruncatedUploads: true, listsAndAbortsParts: true },
+  {
+    name: 'moto (validating signatures)',
+    start: () => startMoto({ validateSignatures: true }),
+    keys: KEYS,
+    storesTrailingChecksums: true,
+    discardsTruncatedUploads: true,
+    listsAndAbortsParts: true,
+  },
   {
     name: 's3rver',
     start: startS3rver,
@@ -130,14 +137,26 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
     const copy = await send({
       method: 'PUT',
       objectKey: copyKey,
-      headers: { 'x-amz-copy-source': `/${BUCKET}/docs/fox.txt`, 'x-amz-metadata-directive': 'REPLACE', 'x-amz-meta-colour': 'red', 'content-type': 'text/plain' },
+      headers: {
+        'x-amz-copy-source': `/${BUCKET}/docs/fox.txt`,
+        'x-amz-metadata-directive': 'REPLACE',
+        'x-amz-meta-colour': 'red',
+        'content-type': 'text/plain',
+      },
     });
     expect(copy.status, await readText(copy.body)).toBe(200);
     const copied = await upstream.request('GET', `/${BUCKET}/${encodeObjectKey(copyKey)}`);
     expect(copied.body.equals(data)).toBe(true);
     expect(copied.headers['x-amz-meta-colour']).toBe('red');
 
-    const list = await send({ method: 'GET', query: [['list-type', '2'], ['prefix', 'docs/fox ']], retry: true });
+    const list = await send({
+      method: 'GET',
+      query: [
+        ['list-type', '2'],
+        ['prefix', 'docs/fox '],
+      ],
+      retry: true,
+    });
     const listXml = await readText(list.body);
     expect(list.status, listXml).toBe(200);
     expect([...listXml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1])).toEqual([copyKey]);
@@ -160,7 +179,14 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
       const got = await send({ method: 'GET', objectKey: key, retry: true });
       expect(await readText(got.body), key).toBe(data.toString());
     }
-    const list = await send({ method: 'GET', query: [['list-type', '2'], ['max-keys', '1000']], retry: true });
+    const list = await send({
+      method: 'GET',
+      query: [
+        ['list-type', '2'],
+        ['max-keys', '1000'],
+      ],
+      retry: true,
+    });
     const xml = await readText(list.body);
     const listed = [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => decodeXml(m[1]!));
     for (const key of upstreamCase.keys) expect(listed, key).toContain(key);
@@ -174,7 +200,7 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
     await readAll(head.body);
   });
 
-  it('turns the upstream\'s error answers into S3 errors with the gateway\'s message', async () => {
+  it("turns the upstream's error answers into S3 errors with the gateway's message", async () => {
     const missing = await send({ method: 'GET', objectKey: 'no/such key', retry: true }).then(
       () => null,
       (error: unknown) => error,
@@ -187,7 +213,9 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
     );
     expect(headMissing).toMatchObject({ code: 'NoSuchKey', status: 404 });
     // The operator's log names this upstream and has its own document.
-    const entry = logged.find('upstream error answer').find((e) => e.fields.upstream === upstream.endpoint && e.fields.method === 'GET' && e.fields.status === 404);
+    const entry = logged
+      .find('upstream error answer')
+      .find((e) => e.fields.upstream === upstream.endpoint && e.fields.method === 'GET' && e.fields.status === 404);
     expect(entry?.fields.body).toContain('NoSuchKey');
     expect((missing as S3Error).message).not.toContain(upstream.endpoint);
 
@@ -214,30 +242,38 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
     if (upstreamCase.storesTrailingChecksums) expect(head.headers['x-amz-checksum-sha256']).toBe(sha256);
   });
 
-  it.each([0, 10, 64 * 1024, 200_000])('forwards a trailing CRC32 with a %i-byte body (or drops it where unsupported) and stores the exact bytes', async (size) => {
-    const data = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7) & 0xff));
-    const checksum = crc32Base64(data);
-    // As the operation's header groups leave them: content-encoding "aws-chunked" alone and x-amz-trailer are gone.
-    const response = await send({
-      method: 'PUT',
-      objectKey: `trailer-${size}`,
-      headers: { 'x-amz-sdk-checksum-algorithm': 'CRC32' },
-      body: upstreamBody(data, { checksums: { 'x-amz-checksum-crc32': checksum }, trailerChecksum: 'x-amz-checksum-crc32' }),
-    });
-    expect(response.status, await readText(response.body)).toBe(200);
-    const stored = await upstream.request('GET', `/${BUCKET}/trailer-${size}`, { headers: { 'x-amz-checksum-mode': 'ENABLED' } });
-    expect(stored.body.length).toBe(size);
-    expect(stored.body.equals(data)).toBe(true);
-    expect(stored.headers['content-encoding']).toBeUndefined();
-    if (upstreamCase.storesTrailingChecksums) {
-      expect(response.headers['x-amz-checksum-crc32']).toBe(checksum);
-      expect(stored.headers['x-amz-checksum-crc32']).toBe(checksum);
-    }
-  });
+  it.each([0, 10, 64 * 1024, 200_000])(
+    'forwards a trailing CRC32 with a %i-byte body (or drops it where unsupported) and stores the exact bytes',
+    async (size) => {
+      const data = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7) & 0xff));
+      const checksum = crc32Base64(data);
+      // As the operation's header groups leave them: content-encoding "aws-chunked" alone and x-amz-trailer are gone.
+      const response = await send({
+        method: 'PUT',
+        objectKey: `trailer-${size}`,
+        headers: { 'x-amz-sdk-checksum-algorithm': 'CRC32' },
+        body: upstreamBody(data, { checksums: { 'x-amz-checksum-crc32': checksum }, trailerChecksum: 'x-amz-checksum-crc32' }),
+      });
+      expect(response.status, await readText(response.body)).toBe(200);
+      const stored = await upstream.request('GET', `/${BUCKET}/trailer-${size}`, { headers: { 'x-amz-checksum-mode': 'ENABLED' } });
+      expect(stored.body.length).toBe(size);
+      expect(stored.body.equals(data)).toBe(true);
+      expect(stored.headers['content-encoding']).toBeUndefined();
+      if (upstreamCase.storesTrailingChecksums) {
+        expect(response.headers['x-amz-checksum-crc32']).toBe(checksum);
+        expect(stored.headers['x-amz-checksum-crc32']).toBe(checksum);
+      }
+    },
+  );
 
   it('uploads 3 parts with trailing checksums and completes the multipart upload', async () => {
     const key = 'multi/part object';
-    const create = await send({ method: 'POST', objectKey: key, query: [['uploads', '']], headers: { 'x-amz-checksum-algorithm': 'CRC32', 'content-type': 'application/x-test' } });
+    const create = await send({
+      method: 'POST',
+      objectKey: key,
+      query: [['uploads', '']],
+      headers: { 'x-amz-checksum-algorithm': 'CRC32', 'content-type': 'application/x-test' },
+    });
     const createXml = await readText(create.body);
     expect(create.status, createXml).toBe(200);
     const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(createXml)![1]!;
@@ -249,7 +285,10 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
       const response = await send({
         method: 'PUT',
         objectKey: key,
-        query: [['partNumber', String(index + 1)], ['uploadId', uploadId]],
+        query: [
+          ['partNumber', String(index + 1)],
+          ['uploadId', uploadId],
+        ],
         headers: { 'x-amz-sdk-checksum-algorithm': 'CRC32' },
         body: upstreamBody(data, { checksums: { 'x-amz-checksum-crc32': checksum }, trailerChecksum: 'x-amz-checksum-crc32' }),
       });
@@ -349,7 +388,14 @@ describe('large bodies stream without buffering', () => {
     let peak = baseline;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     try {
-      const putResponse = await forwarder.forward({ target, method: 'PUT', objectKey: 'big.bin', query: [], headers: {}, body: upstreamBody(source, { length: size }) });
+      const putResponse = await forwarder.forward({
+        target,
+        method: 'PUT',
+        objectKey: 'big.bin',
+        query: [],
+        headers: {},
+        body: upstreamBody(source, { length: size }),
+      });
       expect(putResponse.status, await readText(putResponse.body)).toBe(200);
 
       const got = await forwarder.forward({ target, method: 'GET', objectKey: 'big.bin', query: [], headers: {}, body: null, retry: true });

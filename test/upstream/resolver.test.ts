@@ -31,7 +31,14 @@ function config(env: Record<string, string> = {}): Config {
 }
 
 function registry(records: Array<Partial<BucketRecordLike> & { name: string }> = []): BucketRegistry {
-  const full = records.map((r) => ({ datacenter: null, endpoint: null, region: null, upstreamBucket: r.name, createdAt: new Date('2025-01-02T03:04:05Z'), ...r }));
+  const full = records.map((r) => ({
+    datacenter: null,
+    endpoint: null,
+    region: null,
+    upstreamBucket: r.name,
+    createdAt: new Date('2025-01-02T03:04:05Z'),
+    ...r,
+  }));
   return { get: (name) => full.find((r) => r.name === name) ?? null, list: () => full };
 }
 
@@ -51,7 +58,11 @@ async function s3ErrorOf(promise: Promise<unknown>): Promise<S3Error> {
 
 describe('resolve: registered buckets', () => {
   it('a datacenter record goes to that RunPod endpoint with the RunPod credentials and limits', async () => {
-    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: registry([{ name: 'models', datacenter: 'eu-ro-1', upstreamBucket: 'vol123' }]), discovery: null });
+    const resolver = resolverWith({
+      config: config(RUNPOD_ENV),
+      registry: registry([{ name: 'models', datacenter: 'eu-ro-1', upstreamBucket: 'vol123' }]),
+      discovery: null,
+    });
     const target = await resolver.resolve('models');
     expect(target).toMatchObject({
       kind: 'runpod',
@@ -107,7 +118,11 @@ describe('resolve: registered buckets', () => {
 
   it('an endpoint+region record uses the default upstream credentials, else the RunPod ones, else says what to set', async () => {
     const record = { name: 'r2', endpoint: 'https://account.r2.cloudflarestorage.com', region: 'auto', upstreamBucket: 'real-r2' };
-    const withDefault = await resolverWith({ config: config({ ...DEFAULT_UPSTREAM_ENV, ...RUNPOD_ENV }), registry: registry([record]), discovery: null }).resolve('r2');
+    const withDefault = await resolverWith({
+      config: config({ ...DEFAULT_UPSTREAM_ENV, ...RUNPOD_ENV }),
+      registry: registry([record]),
+      discovery: null,
+    }).resolve('r2');
     expect(withDefault).toMatchObject({ kind: 's3', region: 'auto', bucket: 'real-r2', datacenter: null, credentials: { accessKeyId: 'default-key' } });
     expect(withDefault!.endpoint.href).toBe('https://account.r2.cloudflarestorage.com/');
     expect(withDefault!.capabilities).toEqual({
@@ -137,7 +152,12 @@ describe('resolve: registered buckets', () => {
       registry: registry([{ name: 'vol', endpoint: 'https://s3api-us-ks-2.runpod.io', region: null, upstreamBucket: 'abc' }]),
       discovery: null,
     });
-    expect(await resolver.resolve('vol')).toMatchObject({ kind: 'runpod', datacenter: 'US-KS-2', region: 'US-KS-2', credentials: { accessKeyId: 'user_runpod' } });
+    expect(await resolver.resolve('vol')).toMatchObject({
+      kind: 'runpod',
+      datacenter: 'US-KS-2',
+      region: 'US-KS-2',
+      credentials: { accessKeyId: 'user_runpod' },
+    });
   });
 
   it('a record without datacenter or endpoint uses the default upstream with its upstream bucket name, or explains the fix', async () => {
@@ -158,7 +178,12 @@ describe('resolve: unregistered buckets', () => {
       genericCapabilities: { trailingChecksums: false },
     });
     const target = await resolver.resolve('anything');
-    expect(target).toMatchObject({ kind: 's3', bucket: 'anything', region: 'eu-central-1', capabilities: { trailingChecksums: false, acl: true, objectLock: true, keysArePaths: false } });
+    expect(target).toMatchObject({
+      kind: 's3',
+      bucket: 'anything',
+      region: 'eu-central-1',
+      capabilities: { trailingChecksums: false, acl: true, objectLock: true, keysArePaths: false },
+    });
     expect(target!.endpoint.href).toBe('http://127.0.0.1:9999/');
     // The default upstream wins over discovery for unregistered names.
     expect((await resolver.resolve('vol1'))!.kind).toBe('s3');
@@ -248,7 +273,10 @@ describe('listBuckets', () => {
     const resolver = resolverWith({
       config: config({ ...defaultUpstreamEnv(s3rver), ...RUNPOD_ENV }),
       registry: registry([{ name: 'shared', datacenter: 'EU-RO-1' }, { name: 'registered' }]),
-      discovery: staticDiscovery([{ id: 'volume1', datacenter: 'EU-RO-1' }, { id: 'registered', datacenter: 'EU-RO-1' }]),
+      discovery: staticDiscovery([
+        { id: 'volume1', datacenter: 'EU-RO-1' },
+        { id: 'registered', datacenter: 'EU-RO-1' },
+      ]),
     });
     const buckets = await resolver.listBuckets();
     expect(buckets.map((b) => b.name).sort()).toEqual(['registered', 'shared', 'upstream-one', 'volume1']);
@@ -286,7 +314,7 @@ describe('listBuckets', () => {
     expect(entry?.fields.body).toContain('InvalidAccessKeyId');
   });
 
-  it('sends the default upstream\'s ListBuckets through its forwarder, and turns any failure of it into ServiceUnavailable', async () => {
+  it("sends the default upstream's ListBuckets through its forwarder, and turns any failure of it into ServiceUnavailable", async () => {
     const sent: ForwardRequest[] = [];
     const failure = new S3Error('GatewayTimeout', 'The storage service of this bucket did not answer in time; retry later.');
     const resolver = resolverWith({
@@ -306,7 +334,11 @@ describe('listBuckets', () => {
     expect(error.cause).toBe(failure);
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ method: 'GET', objectKey: null, bucketLevel: false, query: [], headers: {}, body: null, retry: true });
-    expect(sent[0]!.target).toMatchObject({ kind: 's3', region: 'eu-central-1', credentials: { accessKeyId: 'default-key', secretAccessKey: 'default-secret' } });
+    expect(sent[0]!.target).toMatchObject({
+      kind: 's3',
+      region: 'eu-central-1',
+      credentials: { accessKeyId: 'default-key', secretAccessKey: 'default-secret' },
+    });
     expect(sent[0]!.target.endpoint.href).toBe('http://127.0.0.1:9999/');
 
     const notAnError = resolverWith({

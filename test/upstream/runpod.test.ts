@@ -76,7 +76,13 @@ describe('RunpodVolumeDiscovery against a local REST server', () => {
   it('lists v2 volumes with the Bearer key and serves lookups from cache until the TTL passes', async () => {
     const rest = await restServer(() => [200, V2_BODY]);
     const time = clock();
-    const discovery = new RunpodVolumeDiscovery({ restUrl: `${rest.url}/v2/`, apiKey: 'rp-key', now: time.now, cacheTtlMs: 60_000, minRefreshIntervalMs: 1000 });
+    const discovery = new RunpodVolumeDiscovery({
+      restUrl: `${rest.url}/v2/`,
+      apiKey: 'rp-key',
+      now: time.now,
+      cacheTtlMs: 60_000,
+      minRefreshIntervalMs: 1000,
+    });
     // RunPod gives no creation time here: the volume dates from when the gateway first listed it (never 1970).
     expect(await discovery.find('abc123')).toEqual({ id: 'abc123', name: 'models', sizeGb: 100, datacenter: 'EU-RO-1', createdAt: new Date(time.now()) });
     expect(await discovery.find('ABC123')).toMatchObject({ id: 'abc123' });
@@ -126,7 +132,14 @@ describe('RunpodVolumeDiscovery against a local REST server', () => {
     const rest = await restServer(() => (failing ? [500, { error: 'boom' }] : [200, V2_BODY]));
     const time = clock();
     const logs: Array<Record<string, unknown>> = [];
-    const discovery = new RunpodVolumeDiscovery({ restUrl: rest.url, apiKey: 'k', now: time.now, cacheTtlMs: 1000, minRefreshIntervalMs: 1000, log: (e) => logs.push(e) });
+    const discovery = new RunpodVolumeDiscovery({
+      restUrl: rest.url,
+      apiKey: 'k',
+      now: time.now,
+      cacheTtlMs: 1000,
+      minRefreshIntervalMs: 1000,
+      log: (e) => logs.push(e),
+    });
     await discovery.list();
     failing = true;
     for (let i = 0; i < 3; i++) {

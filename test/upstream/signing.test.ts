@@ -43,7 +43,13 @@ describe('encoding', () => {
 
   it('encodes query pairs in order, bare names for empty values', () => {
     expect(encodeQuery([['uploads', '']])).toBe('uploads');
-    expect(encodeQuery([['prefix', 'a b+c/d'], ['list-type', '2'], ['start-after', '~%']])).toBe('prefix=a%20b%2Bc%2Fd&list-type=2&start-after=~%25');
+    expect(
+      encodeQuery([
+        ['prefix', 'a b+c/d'],
+        ['list-type', '2'],
+        ['start-after', '~%'],
+      ]),
+    ).toBe('prefix=a%20b%2Bc%2Fd&list-type=2&start-after=~%25');
   });
 
   it('builds path-style paths for object, bucket and service level, under an endpoint path prefix', () => {
@@ -85,7 +91,9 @@ describe('signatures as the AWS SDK computes them', () => {
     }
     const signer = new SignatureV4({ credentials: CREDENTIALS, region, service: 's3', sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
     const amzDate = headers['x-amz-date']!;
-    const signingDate = new Date(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
+    const signingDate = new Date(
+      `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+    );
     const signed = await signer.sign(
       { method: seen.method, protocol: 'http:', hostname: '127.0.0.1', port: server.port, path: rawPath, query, headers, body: undefined },
       { signingDate },
@@ -94,7 +102,18 @@ describe('signatures as the AWS SDK computes them', () => {
     expect(/Signature=([0-9a-f]+)/.exec(authorization)![1], `${seen.method} ${seen.url}`).toBe(expected);
   }
 
-  const awkwardKeys = ['plain.txt', 'uni ✓ é/файл.txt', 'space and+plus=eq.txt', 'pct%20lit%2Fx', 'tilde~x', 'double//slash', '/leading', "q'(x)*!.txt", 'a?b#c&d', 'long-'.repeat(180)].map((key) => ({
+  const awkwardKeys = [
+    'plain.txt',
+    'uni ✓ é/файл.txt',
+    'space and+plus=eq.txt',
+    'pct%20lit%2Fx',
+    'tilde~x',
+    'double//slash',
+    '/leading',
+    "q'(x)*!.txt",
+    'a?b#c&d',
+    'long-'.repeat(180),
+  ].map((key) => ({
     key,
     label: JSON.stringify(key.length > 40 ? `${key.slice(0, 20)}…(${key.length} chars)` : key),
   }));
@@ -105,7 +124,10 @@ describe('signatures as the AWS SDK computes them', () => {
       target,
       method: 'GET',
       objectKey: key,
-      query: [['response-content-disposition', 'attachment; filename="a b+c.txt"'], ['versionId', '~v/1']],
+      query: [
+        ['response-content-disposition', 'attachment; filename="a b+c.txt"'],
+        ['versionId', '~v/1'],
+      ],
       headers: { range: 'bytes=0-9', 'if-none-match': '"abc"' },
       userAgent: 'test-client/1.0',
       body: null,
