@@ -102,7 +102,7 @@ export async function startGateway(upstream: Upstream, extraEnv: Record<string, 
     pid: gateway.pid,
     url: gateway.url,
     adminUrl: gateway.adminUrl,
-    output: gateway.output,
+    output: () => gateway.output(),
     addBucket: (name) => gateway.addBucket({ name }),
     async createKey(bucket) {
       const key = await gateway.createKey({ name: 'bench', bucket, preset: 'read-write' });

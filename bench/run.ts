@@ -146,7 +146,8 @@ function machine(): string {
   try {
     nginxVersion = execFileSync('/usr/sbin/nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || 'nginx';
   } catch (error) {
-    nginxVersion = String((error as { stderr?: unknown }).stderr ?? '').trim() || nginxVersion;
+    const stderr = (error as { stderr?: unknown }).stderr;
+    nginxVersion = (typeof stderr === 'string' ? stderr.trim() : '') || nginxVersion;
   }
   const s3rverVersion = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/s3rver/package.json'), 'utf8')) as { version: string }).version;
   return `${cpus().length} × ${cpuModel}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, node ${process.version}, ${nginxVersion.replace('nginx version: ', '')}, s3rver ${s3rverVersion}`;

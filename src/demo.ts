@@ -4,6 +4,7 @@
  * work (and that scope is enforced) with the AWS SDK, and prints aws-cli commands to try by hand.
  * Development-only: s3rver and the AWS SDK are devDependencies.
  */
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,7 @@ const BOTO3_END = '# ---- end ----';
 interface S3rver {
   run(): Promise<{ port: number }>;
   close(): Promise<void>;
-  httpServer?: import('node:http').Server;
+  httpServer?: Server;
 }
 
 async function main(): Promise<void> {

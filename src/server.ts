@@ -2,7 +2,7 @@
  * `keygate serve`: opens the store and starts the two listeners, the admin API and the S3 listener
  * (src/http/s3.ts), sharing the same store and config.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import type { Config } from './config.js';
@@ -58,7 +58,8 @@ export async function startServer(config: Config, options: StartServerOptions = 
     const adminToken = prepareAdminToken(config, { announce });
     const metrics = createGatewayMetrics({ countKeys: () => store.keys.list().length });
     const adminApp = createAdminApp({ config, store, adminToken, metrics });
-    adminServer.on('request', getRequestListener(adminApp.fetch));
+    const adminListener = getRequestListener(adminApp.fetch);
+    adminServer.on('request', (req: IncomingMessage, res: ServerResponse) => void adminListener(req, res));
 
     // One pool of keep-alive connections per upstream origin, for every request of this server.
     const forwarder = new UpstreamForwarder(config.upstreamTimeouts);

@@ -133,7 +133,7 @@ describe('loadConfig errors name the variable and the fix', () => {
     [{ KEYGATE_RUNPOD_REST_URL: '::' }, 'KEYGATE_RUNPOD_REST_URL', /not a URL/],
     [{ KEYGATE_DEBUG_SIGNATURES: 'maybe' }, 'KEYGATE_DEBUG_SIGNATURES', /1 or 0/],
   ])('%j -> %s', (env, variable, hint) => {
-    expectConfigError(env as Record<string, string>, variable, hint);
+    expectConfigError(env, variable, hint);
   });
 });
 

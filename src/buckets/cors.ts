@@ -31,7 +31,7 @@ export function corsRulesProblem(rules: unknown): string | null {
     const unknown = Object.keys(r).filter((field) => !RULE_FIELDS.includes(field));
     if (unknown.length > 0) return `${which} has unknown field "${unknown[0]}"; use ${RULE_FIELDS.join(', ')}.`;
     for (const field of ['allowedOrigins', 'allowedMethods'] as const) {
-      if (!isStringList(r[field]) || (r[field] as string[]).length === 0) {
+      if (!isStringList(r[field]) || r[field].length === 0) {
         return `${which} needs ${field} as a non-empty list of strings.`;
       }
     }
@@ -98,7 +98,7 @@ export function parseCorsDocument(document: unknown): CorsRule[] {
     else throw new CorsDocumentError('Send a list of CORS rules, {"rules": [...]}, or S3\'s {"CORSRules": [...]} (see docs/browser-uploads.md).');
   }
   if (!Array.isArray(list)) throw new CorsDocumentError('CORS rules must be a list.');
-  const rules = list.map((rule) => (isS3StyleRule(rule) ? fromS3Rule(rule) : rule));
+  const rules = (list as unknown[]).map((rule) => (isS3StyleRule(rule) ? fromS3Rule(rule) : rule));
   const problem = corsRulesProblem(rules);
   if (problem !== null) throw new CorsDocumentError(problem);
   return rules as CorsRule[];

@@ -34,7 +34,8 @@ export async function runBuckets(args: string[], io: CliIo): Promise<number> {
     case '--help':
     case '-h':
     case 'help':
-      return printHelp(io);
+      io.stdout(BUCKETS_USAGE);
+      return EXIT_OK;
     default:
       throw new UsageError(`Unknown command "buckets ${verb}"; use add, list, remove, sync or cors.`, HELP);
   }
@@ -208,9 +209,4 @@ function cliWording(message: string): string {
       /^A region is only used together with an endpoint; add the endpoint URL, or use a datacenter instead\./,
       '--region is only used with --endpoint; add --endpoint URL, or use --datacenter instead.',
     );
-}
-
-function printHelp(io: CliIo): number {
-  io.stdout(BUCKETS_USAGE);
-  return EXIT_OK;
 }

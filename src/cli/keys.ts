@@ -220,8 +220,3 @@ function expiryOf(key: AccessKey, now: Date): string {
   if (key.expiresAt === null) return 'never';
   return isExpired(key, now) ? `${formatDate(key.expiresAt)} (expired)` : formatDate(key.expiresAt);
 }
-
-function printHelp(io: CliIo): number {
-  io.stdout(KEYS_USAGE);
-  return EXIT_OK;
-}

@@ -4,7 +4,6 @@ import { tuneHeapForStreaming } from '../heap-tuning.js';
 import { startServer } from '../server.js';
 import { expectPositionals, parseCommand } from './args.js';
 import { EXIT_OK } from './errors.js';
-import { SERVE_USAGE } from './help.js';
 import type { CliIo } from './io.js';
 
 export async function runServe(args: string[], io: CliIo): Promise<number> {
@@ -12,7 +11,7 @@ export async function runServe(args: string[], io: CliIo): Promise<number> {
   expectPositionals(parsed.positionals, [], 'keygate serve --help');
   const config = loadConfig(io.env);
   tuneHeapForStreaming();
-  const server = await startServer(config, { announce: io.stdout });
+  const server = await startServer(config, { announce: (text) => io.stdout(text) });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));

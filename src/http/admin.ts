@@ -173,7 +173,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   return app;
 }
 
-function fail(c: Context, status: ErrorStatus, error: ErrorCode, detail: string): Response {
+function fail<C extends Context>(c: C, status: ErrorStatus, error: ErrorCode, detail: string): Response {
   return c.json({ error, detail }, status);
 }
 

@@ -196,7 +196,7 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
     const rejected = Promise.reject(failure);
     // Whoever awaits it sees the failure; it must not count as unhandled meanwhile.
     rejected.catch(() => undefined);
-    return { head: rejected as Promise<FormHead>, done: rejected as Promise<void>, close: () => undefined };
+    return { head: rejected, done: rejected, close: () => undefined };
   }
 
   const fields = new Map<string, string>();
@@ -515,7 +515,7 @@ class SizeLimiter extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.size += chunk.length;
-    if (this.range !== null && this.size > this.range.max) return callback(contentLengthProblem(this.range, this.size)!);
+    if (this.range !== null && this.size > this.range.max) return callback(contentLengthProblem(this.range, this.size));
     if (this.size > this.maxBytes) {
       return callback(
         new S3Error(

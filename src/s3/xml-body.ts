@@ -42,6 +42,7 @@ export interface XmlBody {
 }
 
 /** Characters XML 1.0 cannot carry (as such or as a character reference). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NOT_XML_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const XML_NAME = /^[A-Za-z_:][-A-Za-z0-9._:]*$/;
 const XML_DECLARATION_BODY =

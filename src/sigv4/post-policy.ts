@@ -65,7 +65,7 @@ export function decodePostPolicy(base64: string): PostPolicy {
   const { expiration, conditions } = document as Record<string, unknown>;
   if (expiration === undefined) throw invalidPolicy('Policy missing expiration.');
   if (typeof expiration !== 'string' || !ISO_8601.test(expiration) || Number.isNaN(Date.parse(expiration))) {
-    throw invalidPolicy(`Invalid 'expiration' value: '${String(expiration)}'; use ISO 8601 UTC, e.g. 2030-01-01T12:00:00.000Z.`);
+    throw invalidPolicy(`Invalid 'expiration' value: ${JSON.stringify(expiration)}; use ISO 8601 UTC, e.g. 2030-01-01T12:00:00.000Z.`);
   }
   if (conditions === undefined) throw invalidPolicy('Policy missing conditions.');
   if (!Array.isArray(conditions)) throw invalidPolicy('"conditions" must be a list.');

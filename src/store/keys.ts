@@ -134,7 +134,8 @@ export class KeyRepository {
       if (cached) cached.row = { ...cached.row, lastUsedAt: at };
     } catch (error) {
       // Another process holding the write lock past busy_timeout must not fail an S3 request over a statistic.
-      if (!String((error as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw error;
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY')) throw error;
     }
   }
 }

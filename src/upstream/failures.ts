@@ -75,7 +75,7 @@ export function networkErrorCode(error: unknown): string | undefined {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string') return code;
     // Happy-eyeballs connection attempts fail with an AggregateError of per-address errors.
-    const nested = current instanceof AggregateError ? current.errors[0] : undefined;
+    const nested: unknown = current instanceof AggregateError ? (current.errors as unknown[])[0] : undefined;
     current = nested ?? current.cause;
   }
   return undefined;

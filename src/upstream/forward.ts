@@ -14,7 +14,7 @@
  * the upstream's words go to the log.
  */
 import { readFileSync } from 'node:fs';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
 import { readAtMost } from '../read-at-most.js';
@@ -183,7 +183,7 @@ export class UpstreamForwarder {
         response = await this.agent.request({
           origin: signed.origin,
           path: signed.pathWithQuery,
-          method: method as Dispatcher.HttpMethod,
+          method: method,
           headers: signed.headers,
           body: body.stream,
           signal,

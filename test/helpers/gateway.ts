@@ -75,11 +75,11 @@ export async function startGateway(env: Record<string, string> = {}, options: St
   // tail is kept, since access-log lines add up over a long run.
   let output = '';
   const keep = (chunk: Buffer) => {
-    output += chunk;
+    output += chunk.toString();
     if (output.length > OUTPUT_TAIL_CHARS) output = output.slice(-OUTPUT_TAIL_CHARS);
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const url = `http://127.0.0.1:${port}`;
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   await waitForHealth(`${url}/_health`, child, () => output);

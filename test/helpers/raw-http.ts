@@ -68,7 +68,7 @@ export function exchange(port: number, request: RawRequest | Buffer, options: Ex
       try {
         resolve(outcome());
       } catch (error) {
-        reject(error as Error);
+        reject(error instanceof Error ? error : new Error(String(error)));
       }
     };
     const timer = setTimeout(() => {

@@ -18,6 +18,7 @@
  * - s3rver commits a truncated body when the client disconnects mid-upload.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Server as HttpServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -174,8 +175,8 @@ export async function startMoto(options: MotoOptions = {}): Promise<TestUpstream
   const keepTail = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-8000);
   };
-  child.stdout!.on('data', keepTail);
-  child.stderr!.on('data', keepTail);
+  child.stdout.on('data', keepTail);
+  child.stderr.on('data', keepTail);
   // A detached child outlives a crashed test worker unless we take it down on the way out.
   const killOnExit = () => signalProcessGroup(child, 'SIGKILL');
   process.once('exit', killOnExit);
@@ -283,7 +284,7 @@ async function stopProcessGroup(child: ChildProcess): Promise<void> {
 interface S3rverInstance {
   run(): Promise<{ port: number }>;
   close(): Promise<void>;
-  httpServer?: import('node:http').Server;
+  httpServer?: HttpServer;
 }
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 

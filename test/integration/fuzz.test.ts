@@ -678,12 +678,10 @@ describe('bad input fuzzing through a real gateway', () => {
       fc
         .record({ kind: fc.constant('truncated' as const), at: fc.nat() })
         .map(({ at }) => ({ label: `truncated at ${at % valid.length}`, body: valid.slice(0, at % valid.length) })),
-      fc
-        .record({ at: fc.nat(), char: fc.constantFrom('<', '&') })
-        .map(({ at, char }) => ({
-          label: `'${char}' inserted at ${at % valid.length}`,
-          body: valid.slice(0, at % valid.length) + char + valid.slice(at % valid.length),
-        })),
+      fc.record({ at: fc.nat(), char: fc.constantFrom('<', '&') }).map(({ at, char }) => ({
+        label: `'${char}' inserted at ${at % valid.length}`,
+        body: valid.slice(0, at % valid.length) + char + valid.slice(at % valid.length),
+      })),
       fc.constantFrom(
         { label: 'wrong root', body: valid.replaceAll(root, 'Wrong') },
         { label: 'lower-case root', body: valid.replaceAll(root, root.toLowerCase()) },
@@ -787,7 +785,7 @@ describe('bad input fuzzing through a real gateway', () => {
     );
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom('signed', 'unsigned-trailer') as fc.Arbitrary<ChunkedUpload['mode']>,
+        fc.constantFrom<ChunkedUpload['mode']>('signed', 'unsigned-trailer'),
         fc.integer({ min: 1, max: 40_000 }),
         // Valid chunk sizes (S3 refuses chunks under 8 KiB but the last), so the corruption is what is refused.
         fc.integer({ min: 8192, max: 12_000 }),

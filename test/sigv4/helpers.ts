@@ -111,10 +111,10 @@ export function runVerifier(verifier: PayloadVerifier, pieces: Iterable<Buffer>)
       if (settled) return;
       settled = true;
       if (error !== undefined && !(error instanceof S3Error)) {
-        reject(error instanceof Error ? error : new Error(String(error)));
+        reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
         return;
       }
-      resolve({ output: Buffer.concat(output), error: error as S3Error | undefined, events });
+      resolve({ output: Buffer.concat(output), error: error, events });
     };
     verifier.on('data', (piece: Buffer) => output.push(piece));
     verifier.on('error', (error) => settle(error));

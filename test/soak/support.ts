@@ -35,8 +35,8 @@ export async function startS3rverProcess(): Promise<UpstreamProcess> {
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-16_000);
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const stop = async () => {
     await stopChild(child);
     rmSync(directory, { recursive: true, force: true });
@@ -48,10 +48,10 @@ export async function startS3rverProcess(): Promise<UpstreamProcess> {
         const match = /listening (\d+)/.exec(output);
         if (!match) return;
         clearTimeout(timer);
-        child.stdout!.off('data', onData);
+        child.stdout.off('data', onData);
         resolve(Number(match[1]));
       };
-      child.stdout!.on('data', onData);
+      child.stdout.on('data', onData);
       child.once('exit', (code) => {
         clearTimeout(timer);
         reject(new Error(`s3rver exited with ${code} before listening:\n${output}`));
@@ -65,7 +65,7 @@ export async function startS3rverProcess(): Promise<UpstreamProcess> {
       pid: child.pid!,
       async createBucket(name) {
         const response = await signedRequest(credentials, 'PUT', `/${name}`);
-        if (response.status !== 200) throw new Error(`creating bucket ${name} on s3rver failed: ${response.status} ${response.body}`);
+        if (response.status !== 200) throw new Error(`creating bucket ${name} on s3rver failed: ${response.status} ${response.body.toString()}`);
       },
       stop,
     };

@@ -296,7 +296,7 @@ describe.each(UPSTREAMS)('forwarding to $name', (upstreamCase) => {
       expect(response.headers.etag).toBe(`"${createHash('md5').update(data).digest('hex')}"`);
       if (upstreamCase.storesTrailingChecksums) expect(response.headers['x-amz-checksum-crc32']).toBe(checksum);
       const checksumElement = upstreamCase.storesTrailingChecksums ? `<ChecksumCRC32>${checksum}</ChecksumCRC32>` : '';
-      completed.push(`<Part><PartNumber>${index + 1}</PartNumber><ETag>${response.headers.etag}</ETag>${checksumElement}</Part>`);
+      completed.push(`<Part><PartNumber>${index + 1}</PartNumber><ETag>${String(response.headers.etag)}</ETag>${checksumElement}</Part>`);
     }
 
     if (upstreamCase.listsAndAbortsParts) {
@@ -473,7 +473,7 @@ describe('headers the forwarder adds and removes (local capture server)', () => 
     });
     expect(asTrailer.headers).not.toHaveProperty('x-amz-checksum-crc32');
     expect(Number(asTrailer.headers['content-length'])).toBe(asTrailer.body.length);
-    expect(asTrailer.body.toString()).toBe(`${data.length.toString(16)}\r\n${data}\r\n0\r\nx-amz-checksum-crc32:${checksum}\r\n\r\n`);
+    expect(asTrailer.body.toString()).toBe(`${data.length.toString(16)}\r\n${data.toString()}\r\n0\r\nx-amz-checksum-crc32:${checksum}\r\n\r\n`);
   });
 
   it('names the client in its own User-Agent, sends a gateway-computed Content-MD5, and signs a client-signed SHA-256', async () => {
