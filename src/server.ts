@@ -40,8 +40,13 @@ export async function startServer(config: Config, options: StartServerOptions = 
   const adminServer = createServer();
   const s3Server = createServer({
     // No cap on a whole request: a multi-GiB upload may take longer than Node's default 5 min.
-    // Stalled clients are caught by the idle timeout below (headers still by headersTimeout).
+    // Stalled clients are caught by the idle timeout below.
     requestTimeout: 0,
+    // Request headers must arrive in time, however slowly they trickle (slowloris). Node derives its
+    // default from requestTimeout, which is 0 here, and would then apply no limit at all.
+    headersTimeout: S3_HEADERS_TIMEOUT_MS,
+    // How often that deadline is checked (Node's default: 30 s).
+    connectionsCheckingInterval: 5_000,
     // A request without Host gets the gateway's S3 XML error (path-style needs no Host), not Node's bare 400.
     requireHostHeader: false,
   });
@@ -167,6 +172,9 @@ function urlOf(server: Server, host: string): string {
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   return `http://${shownHost}:${port}`;
 }
+
+/** How long a client may take to send a request's headers. */
+export const S3_HEADERS_TIMEOUT_MS = 30_000;
 
 /** How long the S3 listener keeps an idle client connection open. */
 export const S3_KEEP_ALIVE_TIMEOUT_MS = 65_000;

@@ -30,8 +30,9 @@ export function sendXml(res: ServerResponse, status: number, xml: string, header
 }
 
 /**
- * Writes a handler's Reply. Upstream answers stream through with backpressure; the gateway's CORS
- * headers (set before, per bucket rules) win over any the upstream sent.
+ * Writes a handler's Reply. Upstream answers stream through with backpressure; their headers were
+ * filtered by an allowlist (src/upstream/response-headers.ts), so the gateway's CORS headers, set
+ * before per bucket rules, are the only ones.
  */
 export async function writeReply(res: ServerResponse, reply: Reply): Promise<void> {
   switch (reply.kind) {
@@ -43,7 +44,7 @@ export async function writeReply(res: ServerResponse, reply: Reply): Promise<voi
       res.end();
       return;
     case 'stream':
-      res.writeHead(reply.status, withGatewayCors(res, reply.headers));
+      res.writeHead(reply.status, reply.headers);
       if (res.req.method === 'HEAD') {
         reply.body.resume();
         res.end();
@@ -51,22 +52,6 @@ export async function writeReply(res: ServerResponse, reply: Reply): Promise<voi
       }
       await pipeline(reply.body, res);
   }
-}
-
-/**
- * CORS is the gateway's (per-bucket rules, src/http/cors.ts): an upstream's own Access-Control-*
- * headers must not replace what the gateway set, and its Vary is merged with the gateway's.
- */
-function withGatewayCors(res: ServerResponse, headers: Record<string, string | string[]>): Record<string, string | string[]> {
-  const gatewayVary = res.getHeader('vary');
-  let out = headers;
-  for (const name of Object.keys(headers)) {
-    if (!name.startsWith('access-control-') && !(name === 'vary' && gatewayVary !== undefined)) continue;
-    if (out === headers) out = { ...headers };
-    if (name === 'vary') out.vary = `${String(gatewayVary)}, ${([] as string[]).concat(headers.vary!).join(', ')}`;
-    else delete out[name];
-  }
-  return out;
 }
 
 export interface SendErrorOptions {
@@ -199,7 +184,8 @@ function refuseWhileBodyPending(
   req.resume();
 }
 
-function hasRequestBody(req: IncomingMessage): boolean {
+/** Whether the request announced a body (a length over 0, or chunked framing). */
+export function hasRequestBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 

@@ -35,7 +35,7 @@ import type { Store } from '../store/db.js';
 import type { UpstreamBody, UpstreamForwarder } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import { answerPreflight, applyCorsHeaders } from './cors.js';
-import { newRequestId, sendError, writeReply } from './respond.js';
+import { hasRequestBody, newRequestId, sendError, writeReply } from './respond.js';
 import { UnauthenticatedWork } from './unauthenticated.js';
 
 export const S3_HEALTH_PATH = '/_health';
@@ -112,7 +112,8 @@ export function createS3Listener(deps: S3AppDeps): (req: IncomingMessage, res: S
   const serviceListener = getRequestListener(createS3ServiceApp().fetch);
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
-    if (path === S3_HEALTH_PATH) void serviceListener(req, res);
+    // A health check with a body is no health check: it goes where bodies are bounded (and is refused).
+    if (path === S3_HEALTH_PATH && !hasRequestBody(req)) void serviceListener(req, res);
     else void pipeline.handle(req, res);
   };
 }
@@ -140,6 +141,7 @@ class S3Pipeline {
       forwarder: deps.forwarder,
       region: deps.config.region,
       uploadIds: new UploadIdBinding(deps.store.deriveKey('upload-ids')),
+      publicUrl: deps.config.publicUrl,
     };
     this.unauthenticated = new UnauthenticatedWork(deps.config.unauthenticatedMaxRequests);
   }
@@ -162,7 +164,9 @@ class S3Pipeline {
       const address = parseAddress(req.url ?? '/', req.headers.host, deps.config.domain);
       resource = address.rawPath;
       if (method === 'OPTIONS') {
-        // CORS preflights carry no credentials: answered from the bucket's rules, never authenticated or forwarded.
+        // CORS preflights carry no credentials: answered from the bucket's rules, never authenticated or
+        // forwarded. Nor do they carry a body; one is refused like any unauthenticated sender's.
+        if (hasRequestBody(req)) throw new S3Error('InvalidRequest', 'A CORS preflight (OPTIONS) request has no body.');
         if (record) Object.assign(record, { operation: 'PreflightRequest', bucket: address.bucket, objectKey: address.key });
         answerPreflight(deps.store.buckets, req, res, address);
         return;

@@ -14,6 +14,11 @@ const FAN_OUT_CONCURRENCY = 16;
 export interface DeleteRequestEntry {
   key: string;
   versionId: string | null;
+  /**
+   * The entry's conditions (<ETag>, <LastModifiedTime>, <Size>) as the headers of a conditional
+   * DeleteObject: the object is deleted only if it is still the one the client saw.
+   */
+  conditions: Record<string, string>;
 }
 
 export interface DeleteRequest {
@@ -38,10 +43,36 @@ export function deleteRequest(document: XmlBody): DeleteRequest {
   const entries = document.entries.map((entry): DeleteRequestEntry => {
     const { Key, VersionId } = entry;
     if (Key === undefined || Key === '') throw new S3Error('MalformedXML', 'Every <Object> in <Delete> needs a non-empty <Key>.');
-    return { key: Key, versionId: VersionId !== undefined && VersionId !== '' ? VersionId : null };
+    return { key: Key, versionId: VersionId !== undefined && VersionId !== '' ? VersionId : null, conditions: deleteConditions(entry) };
   });
   const quiet = document.rootFields.Quiet?.trim().toLowerCase() === 'true';
   return { quiet, entries };
+}
+
+/** Header-safe printable ASCII, as an ETag is. */
+const ETAG = /^[\x21-\x7e]{1,1024}$/;
+
+function deleteConditions(entry: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const conditions: Record<string, string> = {};
+  const etag = entry.ETag?.trim();
+  if (etag !== undefined && etag !== '') {
+    if (!ETAG.test(etag)) throw new S3Error('MalformedXML', "An <ETag> in <Delete> must be the object's ETag as S3 reported it (printable ASCII).");
+    conditions['if-match'] = etag;
+  }
+  const lastModified = entry.LastModifiedTime?.trim();
+  if (lastModified !== undefined && lastModified !== '') {
+    const time = Date.parse(lastModified);
+    if (!/^\d{4}-\d\d-\d\dT/.test(lastModified) || Number.isNaN(time)) {
+      throw new S3Error('MalformedXML', `<LastModifiedTime> "${lastModified.slice(0, 64)}" is not an ISO 8601 timestamp such as 2025-01-31T12:00:00Z.`);
+    }
+    conditions['x-amz-if-match-last-modified-time'] = new Date(time).toUTCString();
+  }
+  const size = entry.Size?.trim();
+  if (size !== undefined && size !== '') {
+    if (!/^\d{1,19}$/.test(size)) throw new S3Error('MalformedXML', `<Size> "${size.slice(0, 64)}" is not a size in bytes.`);
+    conditions['x-amz-if-match-size'] = size;
+  }
+  return conditions;
 }
 
 /** Outcome of deleting one object: null on success, or the S3 error code and message. */

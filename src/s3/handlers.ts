@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import { assertObjectKeyInScope, authorizeBucketAction, canSeeBucket } from '../authz.js';
-import { S3Error } from '../errors.js';
+import { catalogEntry, S3Error } from '../errors.js';
 import type { AccessKey } from '../keys/model.js';
 import { readUpstreamBody, type ForwardRequest, type UpstreamBody, type UpstreamForwarder, type UpstreamResponse } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
@@ -16,7 +16,9 @@ import { completedParts } from './complete-multipart.js';
 import { deleteRequest, fanOutDeletes, type DeleteRequestEntry } from './delete-objects.js';
 import { assertNoDotSegments } from './dot-segments.js';
 import type { UploadIdBinding } from './upload-ids.js';
-import { textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
+import { rewriteWithin, textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
+import { uriEncode } from '../sigv4/uri-encoding.js';
+import { readErrorDocument, upstreamAnswerFailure } from '../upstream/failures.js';
 import { describeKind, resolveBucket, type OperationPlan } from './plan.js';
 import { xmlReply, type Reply } from './reply.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
@@ -28,6 +30,8 @@ export interface HandlerDeps {
   /** Region clients sign with; reported by GetBucketLocation and ListBuckets. */
   region: string;
   uploadIds: UploadIdBinding;
+  /** The endpoint clients use (KEYGATE_PUBLIC_URL), for the object URLs answers carry. */
+  publicUrl: string;
 }
 
 export interface OperationContext {
@@ -40,8 +44,8 @@ export interface OperationContext {
   requestId: string;
 }
 
-/** Largest upstream answer to a CompleteMultipartUpload read whole (it may be an error inside a 200). */
-const MAX_COMPLETE_ANSWER_BYTES = 64 * 1024;
+/** Largest small answer (Copy, Initiate, Complete) read whole: it may be an error inside a 200. */
+const MAX_SMALL_ANSWER_BYTES = 64 * 1024;
 
 export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
   const { operation, target } = plan;
@@ -97,7 +101,29 @@ function forwardRequestFor(operation: S3Operation, target: UpstreamTarget, ctx: 
 }
 
 async function relay(deps: HandlerDeps, ctx: OperationContext, operation: S3Operation, request: ForwardRequest): Promise<Reply> {
-  return streamReply(await deps.forwarder.forward(request), answerRewrite(deps, operation, ctx.key));
+  const upstream = await deps.forwarder.forward(request);
+  if (operation.spec.reportsRegion) upstream.headers['x-amz-bucket-region'] = deps.region;
+  const rewrites = answerRewrite(deps, operation, ctx.key);
+  return operation.spec.smallAnswer ? smallAnswer(upstream, rewrites, request) : streamReply(upstream, rewrites);
+}
+
+/**
+ * A small answer read whole. S3 reports a CopyObject, UploadPartCopy or CompleteMultipartUpload
+ * that failed after it began as an `<Error>` document inside a 200: that becomes the S3Error, in
+ * the gateway's words, like any upstream error (never the upstream's document).
+ */
+async function smallAnswer(upstream: UpstreamResponse, rewrites: ElementRewrites | null, request: ForwardRequest): Promise<Reply> {
+  const answer = await readUpstreamBody(upstream, MAX_SMALL_ANSWER_BYTES);
+  if (/^\s*(<\?xml[^>]*>\s*)?<Error>/.test(answer)) {
+    const document = readErrorDocument(answer);
+    const status = catalogEntry(document?.code ?? '')?.status ?? 500;
+    throw upstreamAnswerFailure(status >= 400 ? status : 500, document, request.target, undefined, request.method);
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(upstream.headers)) {
+    if (name !== 'content-length' && name !== 'transfer-encoding') headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return xmlReply(upstream.status, rewrites === null ? answer : rewriteWithin(answer, rewrites), headers);
 }
 
 /** What of an answer is rewritten on its way to the client: owner identities, upload ids (null: nothing). */
@@ -105,9 +131,17 @@ function answerRewrite(deps: HandlerDeps, operation: S3Operation, key: AccessKey
   const { spec } = operation;
   const owner = ownerOf(key);
   const owners: ElementRewrites = spec.ownerFields ? { ID: textRewrite(() => owner.id), DisplayName: textRewrite(() => owner.displayName) } : {};
-  if (!spec.uploadIds) return spec.ownerFields ? owners : null;
+  const bucket = operation.bucket ?? '';
+  const names: ElementRewrites = spec.bucketFields
+    ? {
+        Bucket: textRewrite(() => bucket),
+        Name: textRewrite(() => bucket),
+        Location: textRewrite(() => `${deps.publicUrl}/${bucket}${operation.key === null ? '' : `/${uriEncode(operation.key, true)}`}`),
+      }
+    : {};
+  if (!spec.uploadIds) return spec.ownerFields || spec.bucketFields ? { ...owners, ...names } : null;
   const urlEncoded = operation.query.some(([name, value]) => name === 'encoding-type' && value === 'url');
-  return { ...owners, ...deps.uploadIds.answerRewrites(operation.bucket!, operation.key, urlEncoded, owners) };
+  return { ...owners, ...names, ...deps.uploadIds.answerRewrites(bucket, operation.key, urlEncoded, owners) };
 }
 
 /** An upstream answer as the client gets it, rewritten as the operation needs. */
@@ -149,17 +183,7 @@ async function completeMultipartUpload(deps: HandlerDeps, operation: S3Operation
   const { document, bytes } = await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes, keepBytes: true });
   completedParts(document);
   const forwarded: UpstreamBody = { ...body, stream: Readable.from([bytes!]), length: bytes!.length, trailerChecksum: null };
-  const upstream = await deps.forwarder.forward(forwardRequestFor(operation, target, ctx, { body: forwarded }));
-  const answer = await readUpstreamBody(upstream, MAX_COMPLETE_ANSWER_BYTES);
-  if (/^\s*(<\?xml[^>]*>\s*)?<Error>/.test(answer)) {
-    const code = /<Code>([A-Za-z][A-Za-z0-9.]{0,63})<\/Code>/.exec(answer)?.[1] ?? 'InternalError';
-    throw S3Error.withCode(code, code === 'InternalError' || code === 'SlowDown' ? 500 : 400, `Completing the upload failed (${code}); retry the completion.`);
-  }
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(upstream.headers)) {
-    if (name !== 'content-length' && name !== 'transfer-encoding') headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return xmlReply(upstream.status, answer, headers);
+  return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx, { body: forwarded }));
 }
 
 async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext): Promise<Reply> {
@@ -178,8 +202,9 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
       objectKey: entry.key,
       bucketLevel: true,
       query: entry.versionId ? [['versionId', entry.versionId]] : [],
-      // The batch's own headers that apply to each delete (a governance bypass, if authorized).
-      headers: operation.headers,
+      // The batch's own headers that apply to each delete (a governance bypass, if authorized),
+      // and the entry's own conditions.
+      headers: { ...operation.headers, ...entry.conditions },
       userAgent: operation.userAgent,
       body: null,
       signal: ctx.signal,

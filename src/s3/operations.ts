@@ -11,7 +11,9 @@
  * - `copySource`: the x-amz-copy-source header names a second object, authorized as a read;
  * - `handler`: how the gateway answers when it does not simply forward;
  * - `ownerFields`: the response names the upstream account as owner; rewritten to the key;
- * - `uploadIds`: upload ids are the gateway's own, bound to bucket and key (upload-ids.ts).
+ * - `uploadIds`: upload ids are the gateway's own, bound to bucket and key (upload-ids.ts);
+ * - `bucketFields`: the answer names the bucket or the object's URL: rewritten to the client's;
+ * - `smallAnswer`: the answer is read whole, as it may be an error inside a 200.
  *
  * Requests that match no entry are refused (classify.ts): deny by default. Adding an operation is
  * one entry here plus, at most, one handler (handlers.ts).
@@ -63,6 +65,12 @@ export interface OperationSpec {
   readonly ownerFields?: true;
   /** Upload ids in the request and answer are the gateway's, bound to bucket and key (upload-ids.ts). */
   readonly uploadIds?: true;
+  /** The answer names the bucket (`<Bucket>`, `<Name>`, `<Location>`): the client's bucket name and the public endpoint go back, never the upstream's. */
+  readonly bucketFields?: true;
+  /** The answer is a small document read whole: S3 may report a failure as an `<Error>` inside a 200. */
+  readonly smallAnswer?: true;
+  /** The answer carries x-amz-bucket-region: the gateway's region (the one clients sign with), never the upstream's. */
+  readonly reportsRegion?: true;
 }
 
 /** Largest body of an operation that takes none, read and discarded. */
@@ -125,10 +133,10 @@ export const OPERATIONS = {
     handler: 'listBuckets',
   },
 
-  HeadBucket: { level: 'bucket', permission: 'read', query: [], headers: [], body: NONE, handler: 'forward' },
+  HeadBucket: { level: 'bucket', permission: 'read', query: [], headers: [], body: NONE, handler: 'forward', reportsRegion: true },
   GetBucketLocation: { level: 'bucket', permission: 'read', subresource: 'location', query: [], headers: [], body: NONE, handler: 'bucketLocation' },
-  ListObjects: { level: 'bucket', permission: 'read', query: LIST_V1, headers: [], body: NONE, handler: 'forward', ownerFields: true },
-  ListObjectsV2: { level: 'bucket', permission: 'read', query: LIST_V2, headers: [], body: NONE, handler: 'forward', ownerFields: true },
+  ListObjects: { level: 'bucket', permission: 'read', query: LIST_V1, headers: [], body: NONE, handler: 'forward', ownerFields: true, bucketFields: true },
+  ListObjectsV2: { level: 'bucket', permission: 'read', query: LIST_V2, headers: [], body: NONE, handler: 'forward', ownerFields: true, bucketFields: true },
   ListObjectVersions: {
     level: 'bucket',
     permission: 'read',
@@ -139,6 +147,7 @@ export const OPERATIONS = {
     needs: 'versioning',
     handler: 'forward',
     ownerFields: true,
+    bucketFields: true,
   },
   ListMultipartUploads: {
     level: 'bucket',
@@ -150,6 +159,7 @@ export const OPERATIONS = {
     handler: 'forward',
     ownerFields: true,
     uploadIds: true,
+    bucketFields: true,
   },
   CreateBucket: {
     level: 'bucket',
@@ -298,6 +308,7 @@ export const OPERATIONS = {
     handler: 'forward',
     ownerFields: true,
     uploadIds: true,
+    bucketFields: true,
   },
   PutObject: { level: 'object', permission: 'write', query: [], headers: PUT_OBJECT_HEADERS, body: { kind: 'object' }, handler: 'forward' },
   CopyObject: {
@@ -308,6 +319,7 @@ export const OPERATIONS = {
     body: NONE,
     copySource: true,
     handler: 'copy',
+    smallAnswer: true,
   },
   PutObjectTagging: {
     level: 'object',
@@ -372,6 +384,8 @@ export const OPERATIONS = {
     body: NONE,
     handler: 'forward',
     uploadIds: true,
+    bucketFields: true,
+    smallAnswer: true,
   },
   UploadPart: {
     level: 'object',
@@ -392,6 +406,7 @@ export const OPERATIONS = {
     needs: 'uploadPartCopy',
     handler: 'copy',
     uploadIds: true,
+    smallAnswer: true,
   },
   CompleteMultipartUpload: {
     level: 'object',
@@ -401,6 +416,8 @@ export const OPERATIONS = {
     body: { kind: 'xml', shape: COMPLETE_MULTIPART_SHAPE, maxBytes: MAX_XML_BODY_BYTES, forward: true },
     handler: 'completeMultipartUpload',
     uploadIds: true,
+    bucketFields: true,
+    smallAnswer: true,
   },
   // Aborting an upload is part of writing; it never removes a stored object.
   AbortMultipartUpload: { level: 'object', permission: 'write', query: ['uploadId'], headers: [], body: NONE, handler: 'forward', uploadIds: true },
@@ -408,7 +425,7 @@ export const OPERATIONS = {
     level: 'object',
     permission: 'delete',
     query: ['versionId'],
-    headers: [HEADERS.governanceBypass, HEADERS.writeConditions],
+    headers: [HEADERS.governanceBypass, HEADERS.deleteConditions],
     body: NONE,
     handler: 'forward',
   },

@@ -273,6 +273,8 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
     fields.set(name, value);
   };
   const startFile = (stream: Readable, filename: string) => {
+    // Destroyed when the form is refused before the file is read: never an unheard 'error'.
+    stream.on('error', () => undefined);
     clearTimeout(deadline);
     file = { stream, filename };
     // Fields sent as file parts before it may still be arriving through their streams.

@@ -72,6 +72,8 @@ export const HEADERS = {
   ]),
   readConditions: group('read conditions', ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']),
   writeConditions: group('write conditions', ['if-match', 'if-none-match']),
+  /** A delete that happens only if the object is still the one the client saw (DeleteObjects entries carry the same). */
+  deleteConditions: group('delete conditions', ['if-match', 'x-amz-if-match-last-modified-time', 'x-amz-if-match-size']),
   range: group('byte range', ['range']),
   checksumMode: group('checksum mode', ['x-amz-checksum-mode']),
   /** Server-side encryption with a key the client holds (sent with every read and write of the object). */

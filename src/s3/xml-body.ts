@@ -53,6 +53,18 @@ const XML_DECLARATION_BODY =
  * loop for long, even when it arrived whole.
  */
 const SLICE_BYTES = 8 * 1024;
+/**
+ * The longest stretch of text, or of one tag, comment or CDATA section, between two `<`/`>`: no
+ * S3 request value comes close (a 1024-byte key written as character references stays under it),
+ * and sax holds such a stretch whole on the heap until it ends.
+ */
+const MAX_RUN_CHARS = 16 * 1024;
+/** The longest value of one field, decoded (a key is at most 1024 bytes). */
+const MAX_FIELD_CHARS = 4096;
+/** Attributes an element may carry (xmlns, xmlns:xsi, xsi:type, …); S3 documents need fewer. */
+const MAX_ATTRIBUTES = 8;
+/** XML bodies read at once by the whole process; more wait their turn (each holds up to 2 MiB). */
+const CONCURRENT_READS = 8;
 
 /** sax's error messages, said so that a client knows what to fix. */
 function explainSaxError(message: string): string {
@@ -87,6 +99,9 @@ export class XmlBodyReader {
   private field: { name: string; into: Record<string, string>; text: string } | null = null;
   private rootClosed = false;
   private first = true;
+  private attributes = 0;
+  /** Characters since the last `<` or `>`, and where the next of each lies in the current text. */
+  private run = 0;
 
   constructor(private readonly shape: XmlBodyShape) {
     // strictEntities: only XML's five predefined entities (sax would otherwise decode HTML ones like &nbsp;).
@@ -106,7 +121,12 @@ export class XmlBodyReader {
       if (this.parser.startTagPosition !== 1) throw malformed('the XML declaration (<?xml …?>) may only appear at the very start of the document.');
       if (!XML_DECLARATION_BODY.test(body)) throw malformed('the XML declaration is malformed; use e.g. <?xml version="1.0" encoding="UTF-8"?>.');
     };
+    this.parser.onattribute = () => {
+      if (++this.attributes > MAX_ATTRIBUTES)
+        throw malformed(`an element has more than ${MAX_ATTRIBUTES} attributes; S3 request documents need none but namespaces.`);
+    };
     this.parser.onopentag = ({ name, attributes }) => {
+      this.attributes = 0;
       // Attributes (xmlns, xsi:type) are ignored; a "<" in one is malformed (or at least nothing S3 sends).
       for (const value of Object.values(attributes)) {
         if (typeof value === 'string' && value.includes('<')) throw malformed(`an attribute of <${name}> contains "<"; escape it as "&lt;".`);
@@ -142,11 +162,30 @@ export class XmlBodyReader {
   private feed(text: string): void {
     if (text === '') return;
     if (NOT_XML_CHARS.test(text)) throw malformed('the XML contains a character XML does not allow (a control character or a lone surrogate).');
+    this.checkRuns(text);
     try {
       this.parser.write(text);
     } catch (error) {
       // sax throws plain errors for some input (e.g. String.fromCodePoint on a huge character reference).
       throw error instanceof S3Error ? error : malformed(`${String((error as Error).message ?? error).split('\n', 1)[0]}.`);
+    }
+  }
+
+  /** Refuses a stretch of text or markup longer than MAX_RUN_CHARS, as it arrives (linear: each `<`/`>` is found once). */
+  private checkRuns(text: string): void {
+    let lt = text.indexOf('<');
+    let gt = text.indexOf('>');
+    let at = 0;
+    for (;;) {
+      if (lt !== -1 && lt < at) lt = text.indexOf('<', at);
+      if (gt !== -1 && gt < at) gt = text.indexOf('>', at);
+      const next = lt === -1 ? gt : gt === -1 ? lt : Math.min(lt, gt);
+      const end = next === -1 ? text.length : next;
+      this.run += end - at;
+      if (this.run > MAX_RUN_CHARS) throw malformed(`a text, tag or comment is longer than ${MAX_RUN_CHARS} characters, far more than any S3 value.`);
+      if (next === -1) return;
+      this.run = 0;
+      at = next + 1;
     }
   }
 
@@ -191,6 +230,7 @@ export class XmlBodyReader {
   private text(text: string, cdata = false): void {
     if (this.field !== null) {
       this.field.text += text;
+      if (this.field.text.length > MAX_FIELD_CHARS) throw malformed(`<${this.field.name}> is longer than ${MAX_FIELD_CHARS} characters.`);
       return;
     }
     if (!cdata && /^\s*$/.test(text)) return;
@@ -211,6 +251,15 @@ export interface ReadXmlBodyOptions {
  * is left to the HTTP layer, which discards the rest.
  */
 export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: ReadXmlBodyOptions = {}): Promise<{ document: XmlBody; bytes: Buffer | null }> {
+  await readSlots.acquire();
+  try {
+    return await readWithin(body, shape, options);
+  } finally {
+    readSlots.release();
+  }
+}
+
+async function readWithin(body: Readable, shape: XmlBodyShape, options: ReadXmlBodyOptions): Promise<{ document: XmlBody; bytes: Buffer | null }> {
   const maxBytes = options.maxBytes ?? MAX_XML_BODY_BYTES;
   const reader = new XmlBodyReader(shape);
   const kept: Buffer[] = [];
@@ -233,6 +282,32 @@ export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: 
   }
   return { document: reader.end(), bytes: options.keepBytes ? Buffer.concat(kept) : null };
 }
+
+/** A counting semaphore: XML bodies beyond CONCURRENT_READS wait (their bytes stay in the socket) instead of all being parsed at once. */
+class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(count: number) {
+    this.free = count;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+const readSlots = new Slots(CONCURRENT_READS);
 
 /** Reads a whole body held in memory (tests, small documents). */
 export function parseXmlBody(text: string, shape: XmlBodyShape): XmlBody {

@@ -1,41 +1,66 @@
 /**
- * Which upstream response headers go back to the client: everything that describes the object or
- * the S3 answer, nothing about connections or the upstream's own infrastructure.
+ * Which upstream response headers go back to the client: an allowlist of what describes the object
+ * or the S3 answer. Everything else an upstream sends (its servers, cookies, request ids, CORS and
+ * Vary, KMS key ids, redirects, headers a future upstream invents) stays in the gateway: a client
+ * learns nothing about the storage behind it but its data. CORS is the gateway's (per-bucket rules).
  */
-import { joinedHeaderValue } from '../header-value.js';
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
+/** Headers passed under their own name. */
+const PASSED = new Set([
+  'accept-ranges',
+  'cache-control',
+  'content-disposition',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-range',
+  'content-type',
+  'etag',
+  'expires',
+  'last-modified',
+  'x-amz-abort-date',
+  'x-amz-abort-rule-id',
+  'x-amz-archive-status',
+  'x-amz-checksum-type',
+  'x-amz-copy-source-version-id',
+  'x-amz-delete-marker',
+  'x-amz-expiration',
+  'x-amz-missing-meta',
+  'x-amz-mp-parts-count',
+  'x-amz-object-lock-legal-hold',
+  'x-amz-object-lock-mode',
+  'x-amz-object-lock-retain-until-date',
+  'x-amz-replication-status',
+  'x-amz-restore',
+  'x-amz-server-side-encryption',
+  'x-amz-server-side-encryption-bucket-key-enabled',
+  'x-amz-server-side-encryption-customer-algorithm',
+  'x-amz-server-side-encryption-customer-key-md5',
+  'x-amz-storage-class',
+  'x-amz-tagging-count',
+  'x-amz-version-id',
+  'x-amz-website-redirect-location',
 ]);
-
-/**
- * Upstream response headers that describe the upstream's own infrastructure, not the object. The
- * upstream's request ids are replaced by the gateway's (its log ties the two together on errors).
- */
-const UPSTREAM_PRIVATE = new Set(['server', 'set-cookie', 'alt-svc', 'x-amz-request-id', 'x-amz-id-2']);
 
 export const CHECKSUM_HEADER_PREFIX = 'x-amz-checksum-';
 
-/** Upstream response headers to pass to the client: everything but hop-by-hop and upstream-private ones. */
+/** Families passed by prefix: user metadata and object checksums. */
+const PASSED_PREFIXES = ['x-amz-meta-', CHECKSUM_HEADER_PREFIX];
+
+export function isPassedResponseHeader(name: string): boolean {
+  return PASSED.has(name) || PASSED_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
+
+/**
+ * Upstream response headers to pass to the client, lower-cased. (x-amz-bucket-region is not among
+ * them: a bucket's region is the gateway's, the one clients sign with, never the upstream's
+ * datacenter; HeadBucket reports it.)
+ */
 export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const connectionTokens = new Set(
-    (joinedHeaderValue(upstream, 'connection') ?? '')
-      .split(',')
-      .map((token) => token.trim().toLowerCase())
-      .filter(Boolean),
-  );
   const out: Record<string, string | string[]> = {};
   for (const [rawName, value] of Object.entries(upstream)) {
     const name = rawName.toLowerCase();
-    if (value === undefined || HOP_BY_HOP.has(name) || UPSTREAM_PRIVATE.has(name) || connectionTokens.has(name)) continue;
+    if (value === undefined || !isPassedResponseHeader(name)) continue;
     out[name] = value;
   }
   return out;

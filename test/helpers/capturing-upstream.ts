@@ -38,6 +38,11 @@ export interface CapturingUpstream {
   onRequest: ((request: CapturedRequest) => void) | null;
   /** Buckets GET / lists. */
   buckets: string[];
+  /**
+   * Answers a request in its own way (a hostile or broken upstream) when it returns true; the
+   * plausible default answer otherwise. Called once the request's body has arrived.
+   */
+  answerWith: ((request: CapturedRequest, res: http.ServerResponse) => boolean) | null;
   stop(): Promise<void>;
 }
 
@@ -67,6 +72,7 @@ export async function startCapturingUpstream(): Promise<CapturingUpstream> {
     requests: [],
     onRequest: null,
     buckets: [],
+    answerWith: null,
     stop: async () => undefined,
   };
 
@@ -106,7 +112,7 @@ export async function startCapturingUpstream(): Promise<CapturingUpstream> {
       captured.body = Buffer.concat(chunks);
       captured.complete = true;
       settle();
-      answer(captured, res, upstream.buckets);
+      if (!upstream.answerWith?.(captured, res)) answer(captured, res, upstream.buckets);
     });
   });
   server.keepAliveTimeout = 60_000;

@@ -132,4 +132,30 @@ describe('over-limit and refused bodies get their S3 error, not a reset', () => 
     const raw = await receiveAll(port, Buffer.concat([serializeRequest(first), serializeRequest(second)]));
     expect(raw).toMatch(/^HTTP\/1\.1 400 [^\r]*\r\n[\s\S]*MaxMessageLengthExceeded[\s\S]*HTTP\/1\.1 200 [\s\S]*"status":"ok"/);
   });
+
+  it.each([
+    ['a health check', 'GET', '/_health'],
+    ['a CORS preflight', 'OPTIONS', `/${BUCKET}/object`],
+  ])('refuses %s that sends a body like any unauthenticated sender, instead of reading it without a limit', async (_, method, target) => {
+    // 64 MiB announced, 1 MiB sent: the answer comes at once and the connection does not wait for the rest.
+    const host = `127.0.0.1:${port}`;
+    const response = await exchange(
+      port,
+      {
+        method,
+        target,
+        headers: [
+          ['Host', host],
+          ['Origin', 'https://app.example'],
+          ['Access-Control-Request-Method', 'PUT'],
+          ['Content-Length', String(64 * 1024 * 1024)],
+        ],
+        body: Buffer.alloc(1024 * 1024, 'x'),
+      },
+      { untilResponse: true, timeoutMs: 10_000 },
+    );
+    expect(response.status).toBeGreaterThanOrEqual(400);
+    expect(response.status).toBeLessThan(500);
+    expect(errorCode(response)).toMatch(/^(InvalidBucketName|InvalidRequest)$/);
+  });
 });

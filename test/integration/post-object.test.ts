@@ -320,6 +320,44 @@ describe('POST Object through keygate', () => {
       await expectAbsent(BUCKET, 'uploads/huge.txt');
     });
 
+    it.each([
+      ['a tampered signature', 403, 'SignatureDoesNotMatch'],
+      ['an unknown access key', 403, 'InvalidAccessKeyId'],
+    ])('refuses %s on a multi-MiB file while it streams, and stays up for the next sender', async (what, status, code) => {
+      const fields = standardForm(`uploads/streaming-${code}.txt`);
+      if (code === 'SignatureDoesNotMatch') fields['x-amz-signature'] = '0'.repeat(64);
+      else fields['x-amz-credential'] = fields['x-amz-credential']!.replace(writer.accessKeyId, 'rs_ak_unknown0000000000000000');
+      for (let round = 0; round < 3; round++) {
+        const result = await rawPost(gateway.url, BUCKET, fields, 'stream.bin', 8 * 1024 * 1024, { paceMs: 1 });
+        expect(result.status, `${what}: ${result.text}`).toBe(status);
+        expect(errorCode(result.text)).toBe(code);
+      }
+      const health = await fetch(`${gateway.url}/_health`);
+      expect(health.status).toBe(200);
+      await expectAbsent(BUCKET, `uploads/streaming-${code}.txt`);
+    });
+
+    it('refuses a form whose file is a plain field (no filename) and stays up for the next sender', async () => {
+      // The refusal destroys the file it holds in memory, not yet read: that must never be an unheard error.
+      const fields = standardForm('uploads/field-file.txt');
+      const boundary = 'keygate-field-file';
+      const encode = (parts: string[][]) =>
+        parts.map(([name, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`).join('') + `--${boundary}--\r\n`;
+      const tampered = { ...fields, 'x-amz-signature': '0'.repeat(64) };
+      for (let round = 0; round < 3; round++) {
+        const response = await fetch(`${gateway.url}/${BUCKET}`, {
+          method: 'POST',
+          headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+          body: encode([...Object.entries(tampered), ['file', 'content as a field']]),
+        });
+        const text = await response.text();
+        expect(response.status, text).toBe(403);
+        expect(errorCode(text)).toBe('SignatureDoesNotMatch');
+      }
+      expect((await fetch(`${gateway.url}/_health`)).status).toBe(200);
+      await expectAbsent(BUCKET, 'uploads/field-file.txt');
+    });
+
     it('a read-only key', async () => {
       const result = await post(BUCKET, standardForm('uploads/read-only.txt', reader), { name: 'x', content: 'x' });
       await expectRejected(result, 403, 'AccessDenied', BUCKET, 'uploads/read-only.txt');

@@ -137,4 +137,23 @@ describe('parseXmlBody', () => {
     expect(malformed('<Delete><Quiet>true</Quiet><Quiet>false</Quiet><Object><Key>a</Key></Object></Delete>').message).toMatch(/appears twice/);
     expect(malformed('<Delete><Object><Object><Key>a</Key></Object></Object></Delete>').message).toMatch(/not expected/);
   });
+
+  it('bounds what sax would hold on the heap: attributes, long texts, tags and comments, long fields', () => {
+    const attributes = Array.from({ length: 9 }, (_, i) => `a${i}=""`).join(' ');
+    expect(malformed(`<Delete ${attributes}><Object><Key>k</Key></Object></Delete>`).message).toMatch(/more than 8 attributes/);
+    expect(malformed(`<Delete><Object><Key>${'k'.repeat(17 * 1024)}</Key></Object></Delete>`).message).toMatch(/longer than 16384 characters/);
+    expect(malformed(`<Delete><!--${'c'.repeat(17 * 1024)}--><Object><Key>k</Key></Object></Delete>`).message).toMatch(/longer than 16384 characters/);
+    expect(malformed(`<Delete><Object><Key>${'k&amp;'.repeat(2100)}</Key></Object></Delete>`).message).toMatch(/<Key> is longer than 4096 characters/);
+    // A key of 1024 characters written as character references (the longest S3 allows) still reads.
+    expect(parseXmlBody(`<Delete><Object><Key>${'&#x1F600;'.repeat(512)}</Key></Object></Delete>`).Delete.Object[0]!.Key).toHaveLength(1024);
+  });
+
+  it('finds the stretches between < and > in linear time, however they are split', () => {
+    const reader = new XmlBodyReader(DELETE_REQUEST_SHAPE);
+    reader.write(Buffer.from('<Delete><Object><Key>'));
+    // 16 KiB of text in 1 KiB pieces: the limit counts across pieces.
+    expect(() => {
+      for (let i = 0; i < 17; i++) reader.write(Buffer.alloc(1024, 'k'));
+    }).toThrow(/longer than 16384/);
+  });
 });

@@ -48,11 +48,55 @@ describe('response headers passed to the client', () => {
         'x-amz-version-id',
       ].sort(),
     );
-    expect(out['set-cookie']).toBeUndefined();
     expect(out.etag).toBe('"abc"');
   });
 
-  it('lower-cases names, keeps repeated values as they came, and drops what Connection names (any case)', () => {
+  it('is an allowlist: infrastructure, CORS, KMS key ids, redirects and unknown headers stay in the gateway', () => {
+    const out = clientResponseHeaders({
+      'content-type': 'text/plain',
+      'x-amz-server-side-encryption': 'aws:kms',
+      'x-amz-server-side-encryption-aws-kms-key-id': 'arn:aws:kms:eu-ro-1:123456789012:key/secret',
+      'x-amz-server-side-encryption-context': 'e30=',
+      'x-amz-bucket-region': 'EU-RO-1',
+      'x-amzn-requestid': 'upstream-internal',
+      'x-amz-request-charged': 'requester',
+      'access-control-allow-origin': '*',
+      'access-control-allow-credentials': 'true',
+      vary: 'Origin',
+      location: 'https://s3api-eu-ro-1.runpod.io/volume/key',
+      'strict-transport-security': 'max-age=1',
+      'cf-ray': '1234-AMS',
+      'x-runpod-volume': 'abc',
+      'x-powered-by': 'Express',
+      via: '1.1 upstream-proxy',
+      date: 'Wed, 01 Jan 2025 00:00:00 GMT',
+    });
+    expect(out).toEqual({ 'content-type': 'text/plain', 'x-amz-server-side-encryption': 'aws:kms' });
+  });
+
+  it('passes the object-describing families: user metadata, checksums, object lock, storage class, tagging count', () => {
+    const headers = {
+      'x-amz-meta-owner': 'me',
+      'x-amz-checksum-sha256': 'abc=',
+      'x-amz-checksum-type': 'FULL_OBJECT',
+      'x-amz-object-lock-mode': 'GOVERNANCE',
+      'x-amz-object-lock-retain-until-date': '2030-01-01T00:00:00Z',
+      'x-amz-object-lock-legal-hold': 'ON',
+      'x-amz-storage-class': 'STANDARD',
+      'x-amz-tagging-count': '2',
+      'x-amz-delete-marker': 'true',
+      'x-amz-copy-source-version-id': 'v0',
+      'x-amz-expiration': 'expiry-date="Fri, 23 Dec 2030 00:00:00 GMT", rule-id="r"',
+      'x-amz-website-redirect-location': '/other',
+      'content-disposition': 'attachment',
+      'content-encoding': 'gzip',
+      'content-language': 'en',
+      expires: 'Thu, 01 Dec 2030 16:00:00 GMT',
+    };
+    expect(clientResponseHeaders(headers)).toEqual(headers);
+  });
+
+  it('lower-cases names and keeps repeated values as they came', () => {
     const out = clientResponseHeaders({
       ETag: '"abc"',
       'X-Amz-Request-Id': 'req',
