@@ -26,7 +26,8 @@ export const DEFAULT_PRESIGN_SECONDS = 600;
 export class PresignError extends Error {
   constructor(
     message: string,
-    readonly problem: 'invalid' | 'not_found' = 'invalid',
+    /** invalid: the request is wrong (usage); denied: the key may not do it (expired, no permission or scope); not_found: no such key. */
+    readonly problem: 'invalid' | 'denied' | 'not_found' = 'invalid',
   ) {
     super(message);
     this.name = 'PresignError';
@@ -84,7 +85,7 @@ export function issuePresignedPost(keys: KeyRepository, config: Config, input: P
   try {
     authorize(key, describeOperation('PostObject', { bucket, key: prefix, query: [] }, {}), now);
   } catch (error) {
-    if (error instanceof S3Error) throw new PresignError(`The key ${key.accessKeyId} may not upload to s3://${bucket}/${prefix}: ${error.message}`);
+    if (error instanceof S3Error) throw new PresignError(`The key ${key.accessKeyId} may not upload to s3://${bucket}/${prefix}: ${error.message}`, 'denied');
     throw error;
   }
 
@@ -147,7 +148,7 @@ export function issuePresignedUrl(keys: KeyRepository, config: Config, input: Pr
     authorize(key, operation, now);
   } catch (error) {
     if (error instanceof S3Error) {
-      throw new PresignError(`The key ${key.accessKeyId} may not ${method} s3://${bucket}/${objectKey}: ${error.message}`);
+      throw new PresignError(`The key ${key.accessKeyId} may not ${method} s3://${bucket}/${objectKey}: ${error.message}`, 'denied');
     }
     throw error;
   }
@@ -167,7 +168,7 @@ export function issuePresignedUrl(keys: KeyRepository, config: Config, input: Pr
 function usableKey(keys: KeyRepository, accessKeyId: string, now: Date): AccessKeyWithSecret {
   const key = keys.findWithSecret(accessKeyId);
   if (!key) throw new PresignError(`No access key ${accessKeyId}; see \`keygate keys list\`.`, 'not_found');
-  if (isExpired(key, now)) throw new PresignError(`The access key ${key.accessKeyId} has expired; create a new key.`);
+  if (isExpired(key, now)) throw new PresignError(`The access key ${key.accessKeyId} has expired; create a new key.`, 'denied');
   return key;
 }
 

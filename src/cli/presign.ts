@@ -28,7 +28,7 @@ export async function runPresign(args: string[], io: CliIo): Promise<number> {
       return EXIT_OK;
     } catch (error) {
       // A key that does not exist is a failed command; anything else is the command line's fault.
-      if (error instanceof PresignError) throw error.problem === 'not_found' ? new CommandFailure(error.message) : new UsageError(error.message, HELP);
+      if (error instanceof PresignError) throw error.problem === 'invalid' ? new UsageError(error.message, HELP) : new CommandFailure(error.message);
       throw error;
     }
   });

@@ -80,6 +80,13 @@ export async function startGateway(env: Record<string, string> = {}, options: St
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
+  // A gateway that ends on its own is a defect whatever the test sees next (connection refused):
+  // say so, with its last words, where the test run's output shows it.
+  let stopping = false;
+  child.on('exit', (code, signal) => {
+    if (stopping) return;
+    process.stderr.write(`\n[keygate test gateway ${child.pid} exited by itself: code ${code} signal ${signal}]\n${output.slice(-8000)}\n`);
+  });
   const url = `http://127.0.0.1:${port}`;
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   await waitForHealth(`${url}/_health`, child, () => output);
@@ -123,6 +130,7 @@ export async function startGateway(env: Record<string, string> = {}, options: St
       return kib * 1024;
     },
     async stop() {
+      stopping = true;
       await stopChild(child);
       rmSync(dataDir, { recursive: true, force: true });
     },
