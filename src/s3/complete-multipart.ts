@@ -34,11 +34,14 @@ export function completedParts(document: XmlBody): CompletedPart[] {
     throw new S3Error('MalformedXML', 'The <CompleteMultipartUpload> document must list at least one <Part>.');
   }
   const parts = document.entries.map(readPart);
+  // S3's rule is ascending part numbers. A part number listed again right after itself (a part
+  // uploaded twice, listed per upload) is not out of order: it goes upstream, which decides, as it
+  // would without the gateway (moto and MinIO accept it; the last upload of a part number is the part).
   for (let index = 1; index < parts.length; index++) {
-    if (parts[index]!.partNumber <= parts[index - 1]!.partNumber) {
+    if (parts[index]!.partNumber < parts[index - 1]!.partNumber) {
       throw new S3Error(
         'InvalidPartOrder',
-        `Part ${parts[index]!.partNumber} follows part ${parts[index - 1]!.partNumber}: list each part once, in ascending PartNumber order.`,
+        `Part ${parts[index]!.partNumber} follows part ${parts[index - 1]!.partNumber}: list the parts in ascending PartNumber order.`,
       );
     }
   }

@@ -21,6 +21,7 @@ import { uriEncode } from '../sigv4/uri-encoding.js';
 import { readErrorDocument, upstreamAnswerFailure } from '../upstream/failures.js';
 import { describeKind, resolveBucket, type OperationPlan } from './plan.js';
 import { xmlReply, type Reply } from './reply.js';
+import { bucketListPage } from './list-buckets.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
 import { readXmlBody } from './xml-body.js';
 
@@ -51,7 +52,7 @@ export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, c
   const { operation, target } = plan;
   switch (operation.spec.handler) {
     case 'listBuckets':
-      return listBuckets(deps, ctx);
+      return listBuckets(deps, operation, ctx);
     case 'bucketLocation':
       return xmlReply(200, bucketLocationXml(deps.region));
     case 'deleteObjects':
@@ -68,10 +69,10 @@ export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, c
   }
 }
 
-async function listBuckets(deps: HandlerDeps, ctx: OperationContext): Promise<Reply> {
-  const all = await deps.resolver.listBuckets();
-  const visible = all.filter((bucket) => canSeeBucket(ctx.key, bucket.name)).sort((a, b) => a.name.localeCompare(b.name));
-  return xmlReply(200, listBucketsXml(visible, ownerOf(ctx.key), deps.region));
+async function listBuckets(deps: HandlerDeps, operation: S3Operation, ctx: OperationContext): Promise<Reply> {
+  const visible = (await deps.resolver.listBuckets()).filter((bucket) => canSeeBucket(ctx.key, bucket.name));
+  const { buckets, ...page } = bucketListPage(visible, operation.query, deps.region);
+  return xmlReply(200, listBucketsXml(buckets, ownerOf(ctx.key), deps.region, page));
 }
 
 /** The identity a key sees as the owner of everything it lists. */

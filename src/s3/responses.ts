@@ -11,7 +11,19 @@ export interface BucketListing {
 }
 
 /** ListBuckets result (only the buckets the key may see are passed in). */
-export function listBucketsXml(buckets: BucketListing[], owner: { id: string; displayName: string }, region: string): string {
+export interface BucketListPage {
+  /** Where the next page starts (the answer is truncated), else null. */
+  continuationToken: string | null;
+  /** The prefix the client asked for, echoed (null when none). */
+  prefix: string | null;
+}
+
+export function listBucketsXml(
+  buckets: BucketListing[],
+  owner: { id: string; displayName: string },
+  region: string,
+  page: BucketListPage = { continuationToken: null, prefix: null },
+): string {
   const entries = buckets
     .map(
       (bucket) =>
@@ -22,7 +34,10 @@ export function listBucketsXml(buckets: BucketListing[], owner: { id: string; di
   return (
     `${XML_DECLARATION}<ListAllMyBucketsResult xmlns="${S3_XMLNS}">` +
     `<Owner>${element('ID', owner.id)}${element('DisplayName', owner.displayName)}</Owner>` +
-    `<Buckets>${entries}</Buckets></ListAllMyBucketsResult>`
+    `<Buckets>${entries}</Buckets>` +
+    (page.continuationToken === null ? '' : element('ContinuationToken', page.continuationToken)) +
+    (page.prefix === null ? '' : element('Prefix', page.prefix)) +
+    `</ListAllMyBucketsResult>`
   );
 }
 

@@ -829,6 +829,16 @@ function invalidInput(p: Prepared): string | null {
       if (verified && 'literal' in value) return `${name} is not the digest of the body`;
     }
   }
+  // ListBuckets pages are the gateway's: a page size out of 1..10000 or a token it did not issue is refused.
+  if (c.op === 'ListBuckets') {
+    const value = (name: string) => p.query.find(([n]) => n === name)?.[1] ?? '';
+    const size = value('max-buckets');
+    if (size !== '' && !(/^\d{1,5}$/.test(size) && Number(size) >= 1 && Number(size) <= 10_000)) return 'max-buckets out of 1..10000';
+    const token = value('continuation-token');
+    if (token !== '' && !(/^[A-Za-z0-9_-]{1,400}$/.test(token) && /^[A-Za-z0-9._-]{1,255}$/.test(Buffer.from(token, 'base64url').toString('utf8')))) {
+      return 'a continuation-token the gateway did not issue';
+    }
+  }
   // A per-bucket key may not use "." or ".." segments (keys, copy sources, listing prefixes).
   if (p.profile.bucket !== null) {
     if (p.objectKey !== null && hasDotSegment(p.objectKey)) return 'a dot segment in the key';

@@ -37,12 +37,21 @@ describe('parseCompleteMultipartUpload', () => {
     ['an ETag element with children', doc(part(1, '<x>y</x>')), 'MalformedXML'],
     ['a checksum with children', doc(part(1, '"e"', '<ChecksumSHA256><x/></ChecksumSHA256>')), 'MalformedXML'],
     ['descending parts', doc(part(2), part(1)), 'InvalidPartOrder'],
-    ['a repeated part', doc(part(1), part(1)), 'InvalidPartOrder'],
+    ['a part number again after a higher one', doc(part(1), part(2), part(1)), 'InvalidPartOrder'],
     ['malformed XML', '<CompleteMultipartUpload><Part>', 'MalformedXML'],
   ])('refuses %s with %s (400)', (_name, xml, code) => {
     const error = refused(xml);
     expect(error.code).toBe(code);
     expect(error.status).toBe(400);
+  });
+
+  it('passes a part number listed again right after itself to the upstream (not out of ascending order)', () => {
+    const parts = parseCompleteMultipartUpload(doc(part(1, '"first"'), part(1, '"again"'), part(2)));
+    expect(parts.map((p) => [p.partNumber, p.etag])).toEqual([
+      [1, '"first"'],
+      [1, '"again"'],
+      [2, '"etag"'],
+    ]);
   });
 
   it('refuses more than 10000 parts', () => {
