@@ -10,6 +10,11 @@ import { deleteResultXml, type DeleteErrorEntry, type DeletedEntry } from './res
 /** S3's own limit per DeleteObjects request. */
 export const MAX_DELETE_KEYS = 1000;
 const FAN_OUT_CONCURRENCY = 16;
+/**
+ * Listeners the fan-out puts on the request's abort signal at once: each delete in flight listens
+ * (its upstream request, and a retry pause). Expected, not a leak: Node warns above 10 by default.
+ */
+export const FAN_OUT_SIGNAL_LISTENERS = FAN_OUT_CONCURRENCY * 2 + 8;
 
 export interface DeleteRequestEntry {
   key: string;

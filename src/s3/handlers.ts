@@ -4,6 +4,7 @@
  * and fan out its XML body (DeleteObjects, CompleteMultipartUpload), or rewrite a copy source for
  * the upstream. Every handler returns a Reply; the HTTP layer writes it.
  */
+import { setMaxListeners } from 'node:events';
 import { Readable } from 'node:stream';
 import { assertObjectKeyInScope, authorizeBucketAction, canSeeBucket } from '../authz.js';
 import { catalogEntry, S3Error } from '../errors.js';
@@ -13,7 +14,7 @@ import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { S3Operation } from './classify.js';
 import { completedParts } from './complete-multipart.js';
-import { deleteRequest, fanOutDeletes, type DeleteRequestEntry } from './delete-objects.js';
+import { deleteRequest, FAN_OUT_SIGNAL_LISTENERS, fanOutDeletes, type DeleteRequestEntry } from './delete-objects.js';
 import { assertNoDotSegments } from './dot-segments.js';
 import type { UploadIdBinding } from './upload-ids.js';
 import { rewriteWithin, textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
@@ -196,6 +197,7 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
   // Keys are scoped per bucket and every entry lies in this bucket, so one check authorizes the
   // whole batch, before anything is deleted: a forbidden batch deletes nothing.
   authorizeBucketAction(ctx.key, bucket, 'delete');
+  setMaxListeners(FAN_OUT_SIGNAL_LISTENERS, ctx.signal);
   const deleteOne = async (entry: DeleteRequestEntry): Promise<void> => {
     const response = await deps.forwarder.forward({
       target,
