@@ -122,9 +122,16 @@ export function isS3Error(error: unknown): error is S3Error {
   return error instanceof S3Error;
 }
 
-/** Escapes text for XML element content and attribute values; also encodes CR/LF so keys round-trip. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const XML_UNSAFE = /[&<>"'\r\n\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Escapes text for XML element content and attribute values; also encodes CR/LF so keys round-trip.
+ * Characters XML 1.0 cannot carry at all, not even as references (control characters, U+FFFE/U+FFFF,
+ * unpaired surrogates), become U+FFFD: an echoed value must never make the whole answer unparseable.
+ */
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"'\r\n]/g, (c) => XML_ESCAPES[c]!);
+  return text.replace(XML_UNSAFE, (c) => XML_ESCAPES[c] ?? '\uFFFD');
 }
 
 const XML_ESCAPES: Record<string, string> = {

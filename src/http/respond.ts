@@ -46,7 +46,8 @@ export async function writeReply(res: ServerResponse, reply: Reply): Promise<voi
     case 'stream':
       res.writeHead(reply.status, reply.headers);
       if (res.req.method === 'HEAD') {
-        reply.body.resume();
+        // The answer is complete without the (empty) body: a late failure of it concerns nobody.
+        reply.body.on('error', () => undefined).resume();
         res.end();
         return;
       }
@@ -137,9 +138,6 @@ function refuseWhileBodyPending(
     req.resume();
     return;
   }
-  // Whatever was reading the body (a verifier, a form parser) lets go: from here it is only discarded.
-  // (Unpiping pauses the request, so this comes before the resume below.)
-  req.unpipe();
   // Whatever was reading the body (a verifier, a form parser) lets go: from here it is only discarded.
   // (Unpiping pauses the request, so this comes before the resume below.)
   req.unpipe();

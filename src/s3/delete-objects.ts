@@ -24,6 +24,13 @@ export interface DeleteRequestEntry {
    * DeleteObject: the object is deleted only if it is still the one the client saw.
    */
   conditions: Record<string, string>;
+  /**
+   * <Size> and <LastModifiedTime>, checked by the gateway against the object before deleting it:
+   * S3 honours x-amz-if-match-size / x-amz-if-match-last-modified-time on directory buckets only,
+   * and other upstreams ignore them silently, which would delete an object the client meant to keep.
+   * Null when the entry has neither.
+   */
+  expected: { size: number | null; lastModifiedSeconds: number | null } | null;
 }
 
 export interface DeleteRequest {
@@ -48,11 +55,21 @@ export function deleteRequest(document: XmlBody): DeleteRequest {
   const entries = document.entries.map((entry): DeleteRequestEntry => {
     const { Key, VersionId } = entry;
     if (Key === undefined || Key === '') throw new S3Error('MalformedXML', 'Every <Object> in <Delete> needs a non-empty <Key>.');
-    return { key: Key, versionId: VersionId !== undefined && VersionId !== '' ? VersionId : null, conditions: deleteConditions(entry) };
+    const conditions = deleteConditions(entry);
+    const size = conditions['x-amz-if-match-size'];
+    const lastModified = conditions['x-amz-if-match-last-modified-time'];
+    const expected =
+      size === undefined && lastModified === undefined
+        ? null
+        : { size: size === undefined ? null : Number(size), lastModifiedSeconds: lastModified === undefined ? null : Date.parse(lastModified) / 1000 };
+    return { key: Key, versionId: VersionId !== undefined && VersionId !== '' ? VersionId : null, conditions, expected };
   });
   const quiet = document.rootFields.Quiet?.trim().toLowerCase() === 'true';
   return { quiet, entries };
 }
+
+/** ISO 8601 with a time zone: 2025-01-31T12:00:00Z, 2025-01-31T12:00:00.123+02:00. */
+const ISO_TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:?\d\d)$/i;
 
 /** Header-safe printable ASCII, as an ETag is. */
 const ETAG = /^[\x21-\x7e]{1,1024}$/;
@@ -67,7 +84,8 @@ function deleteConditions(entry: Readonly<Record<string, string | undefined>>): 
   const lastModified = entry.LastModifiedTime?.trim();
   if (lastModified !== undefined && lastModified !== '') {
     const time = Date.parse(lastModified);
-    if (!/^\d{4}-\d\d-\d\dT/.test(lastModified) || Number.isNaN(time)) {
+    // A time zone is required: without one, Date.parse would read the time in the gateway's own.
+    if (!ISO_TIMESTAMP.test(lastModified) || Number.isNaN(time)) {
       throw new S3Error('MalformedXML', `<LastModifiedTime> "${lastModified.slice(0, 64)}" is not an ISO 8601 timestamp such as 2025-01-31T12:00:00Z.`);
     }
     conditions['x-amz-if-match-last-modified-time'] = new Date(time).toUTCString();
@@ -78,6 +96,20 @@ function deleteConditions(entry: Readonly<Record<string, string | undefined>>): 
     conditions['x-amz-if-match-size'] = size;
   }
   return conditions;
+}
+
+/**
+ * Whether the object as its HeadObject describes it (Content-Length, Last-Modified) is the one an
+ * entry's <Size> and <LastModifiedTime> name. Last-Modified has whole seconds, so the entry's time
+ * is compared to the second. An answer without the header does not match: the check fails closed.
+ */
+export function matchesExpected(expected: NonNullable<DeleteRequestEntry['expected']>, head: { contentLength?: string; lastModified?: string }): boolean {
+  if (expected.size !== null && (head.contentLength === undefined || Number(head.contentLength) !== expected.size)) return false;
+  if (expected.lastModifiedSeconds !== null) {
+    const seconds = head.lastModified === undefined ? NaN : Date.parse(head.lastModified) / 1000;
+    if (Math.floor(seconds) !== Math.floor(expected.lastModifiedSeconds)) return false;
+  }
+  return true;
 }
 
 /** Outcome of deleting one object: null on success, or the S3 error code and message. */

@@ -8,13 +8,14 @@ import { setMaxListeners } from 'node:events';
 import { Readable } from 'node:stream';
 import { assertObjectKeyInScope, authorizeBucketAction, canSeeBucket } from '../authz.js';
 import { catalogEntry, S3Error } from '../errors.js';
+import { headerValue } from '../header-value.js';
 import type { AccessKey } from '../keys/model.js';
 import { readUpstreamBody, type ForwardRequest, type UpstreamBody, type UpstreamForwarder, type UpstreamResponse } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { S3Operation } from './classify.js';
 import { completedParts } from './complete-multipart.js';
-import { deleteRequest, FAN_OUT_SIGNAL_LISTENERS, fanOutDeletes, type DeleteRequestEntry } from './delete-objects.js';
+import { deleteRequest, FAN_OUT_SIGNAL_LISTENERS, fanOutDeletes, matchesExpected, type DeleteRequestEntry } from './delete-objects.js';
 import { assertNoDotSegments } from './dot-segments.js';
 import type { UploadIdBinding } from './upload-ids.js';
 import { rewriteWithin, textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
@@ -198,22 +199,37 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
   // whole batch, before anything is deleted: a forbidden batch deletes nothing.
   authorizeBucketAction(ctx.key, bucket, 'delete');
   setMaxListeners(FAN_OUT_SIGNAL_LISTENERS, ctx.signal);
-  const deleteOne = async (entry: DeleteRequestEntry): Promise<void> => {
-    const response = await deps.forwarder.forward({
+  const single = (entry: DeleteRequestEntry, method: 'HEAD' | 'DELETE', headers: Record<string, string>) =>
+    deps.forwarder.forward({
       target,
-      method: 'DELETE',
+      method,
       objectKey: entry.key,
       bucketLevel: true,
       query: entry.versionId ? [['versionId', entry.versionId]] : [],
-      // The batch's own headers that apply to each delete (a governance bypass, if authorized),
-      // and the entry's own conditions.
-      headers: { ...operation.headers, ...entry.conditions },
+      headers,
       userAgent: operation.userAgent,
       body: null,
       signal: ctx.signal,
       retry: true,
       requestId: ctx.requestId,
     });
+  const deleteOne = async (entry: DeleteRequestEntry): Promise<void> => {
+    // The batch's own headers that apply to each delete (a governance bypass, if authorized), and
+    // the entry's own conditions.
+    const headers = { ...operation.headers, ...entry.conditions };
+    if (entry.expected !== null) {
+      // Size and time are checked here (upstreams may ignore them); the delete then names the
+      // object checked by its ETag, so one replaced in between is not deleted either.
+      const head = await single(entry, 'HEAD', {});
+      head.body.resume();
+      const value = (name: string) => headerValue(head.headers, name);
+      if (!matchesExpected(entry.expected, { contentLength: value('content-length'), lastModified: value('last-modified') })) {
+        throw new S3Error('PreconditionFailed', 'The object does not have the <Size> or <LastModifiedTime> this entry names; it was not deleted.');
+      }
+      const etag = value('etag');
+      if (headers['if-match'] === undefined && etag !== undefined) headers['if-match'] = etag;
+    }
+    const response = await single(entry, 'DELETE', headers);
     response.body.resume();
   };
   const xml = await fanOutDeletes(request, async (entry) => {

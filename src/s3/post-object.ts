@@ -206,6 +206,7 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
   let settled = false;
   /** Parts sent as files under field names, still being read: the real file waits for them. */
   const pendingFields: Array<Promise<void>> = [];
+  let fieldsBeingRead = 0;
   let resolveHead!: (head: FormHead) => void;
   let rejectHead!: (error: Error) => void;
   let resolveDone!: () => void;
@@ -311,14 +312,19 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
       }
       const name = requireName(rawName);
       if (name.toLowerCase() === 'file') return startFile(stream, info.filename ?? '');
-      if (fieldCount + pendingFields.length >= FORM_LIMITS.fields) {
+      // A field still being read counts against the limit until addField counts it itself.
+      if (fieldCount + fieldsBeingRead >= FORM_LIMITS.fields) {
         stream.resume();
         return fail(tooMuchPreData());
       }
+      fieldsBeingRead++;
       pendingFields.push(
         readFilePartAsField(
           stream,
-          (value) => addField(name, value),
+          (value) => {
+            fieldsBeingRead--;
+            addField(name, value);
+          },
           () => fail(tooMuchPreData()),
         ),
       );

@@ -53,8 +53,12 @@ describe('DeleteObjects fan-out when the upstream fails', () => {
     return (await moto.request('HEAD', `/${BUCKET}/${name}`)).status === 200;
   }
 
-  async function deleteObjects(names: string[]): Promise<DeleteResult> {
-    const body = Buffer.from(`<Delete>${names.map((name) => `<Object><Key>${name}</Key></Object>`).join('')}</Delete>`);
+  /** Entries are keys, or keys with extra elements (conditions) for their <Object>. */
+  async function deleteObjects(entries: Array<string | { key: string; conditions: string }>): Promise<DeleteResult> {
+    const objects = entries.map((entry) =>
+      typeof entry === 'string' ? `<Object><Key>${entry}</Key></Object>` : `<Object><Key>${entry.key}</Key>${entry.conditions}</Object>`,
+    );
+    const body = Buffer.from(`<Delete>${objects.join('')}</Delete>`);
     const response = await signedRequest(
       { endpoint: gateway.url, region: key.region, accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
       'POST',
@@ -113,5 +117,42 @@ describe('DeleteObjects fan-out when the upstream fails', () => {
     expect(result.Error ?? []).toEqual([]);
     expect(upstreamDeletesOf('flaky-e')).toBe(2);
     expect(await existsUpstream('flaky-e')).toBe(false);
+  });
+
+  it('deletes an entry with <Size> or <LastModifiedTime> only when the object has them, though the upstream ignores both', async () => {
+    // moto, like S3's general purpose buckets, ignores x-amz-if-match-size and
+    // x-amz-if-match-last-modified-time: the gateway checks them against a HEAD of the object.
+    await seed('sized-f', 'dated-g', 'right-h');
+    const head = await moto.request('HEAD', `/${BUCKET}/right-h`);
+    const lastModified = new Date(String(head.headers['last-modified'])).toISOString();
+
+    const result = await deleteObjects([
+      { key: 'sized-f', conditions: '<Size>999</Size>' },
+      { key: 'dated-g', conditions: '<LastModifiedTime>2001-01-01T00:00:00Z</LastModifiedTime>' },
+      { key: 'right-h', conditions: `<Size>${'right-h'.length}</Size><LastModifiedTime>${lastModified}</LastModifiedTime>` },
+    ]);
+    expect(result.Deleted?.map((entry) => entry.Key)).toEqual(['right-h']);
+    expect(result.Error?.map((entry) => [entry.Key, entry.Code]).sort()).toEqual([
+      ['dated-g', 'PreconditionFailed'],
+      ['sized-f', 'PreconditionFailed'],
+    ]);
+    expect(await existsUpstream('sized-f')).toBe(true);
+    expect(await existsUpstream('dated-g')).toBe(true);
+    expect(await existsUpstream('right-h')).toBe(false);
+    expect(upstreamDeletesOf('sized-f') + upstreamDeletesOf('dated-g')).toBe(0);
+  });
+
+  it('refuses a <LastModifiedTime> without a time zone (it would be read in the gateway host zone)', async () => {
+    await seed('zoneless-i');
+    const body = Buffer.from('<Delete><Object><Key>zoneless-i</Key><LastModifiedTime>2025-01-01T00:00:00</LastModifiedTime></Object></Delete>');
+    const response = await signedRequest(
+      { endpoint: gateway.url, region: key.region, accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey },
+      'POST',
+      `/${BUCKET}`,
+      { query: 'delete', body, headers: { 'content-type': 'application/xml', 'content-md5': createHash('md5').update(body).digest('base64') } },
+    );
+    expect(response.status).toBe(400);
+    expect(response.body.toString()).toContain('<Code>MalformedXML</Code>');
+    expect(await existsUpstream('zoneless-i')).toBe(true);
   });
 });

@@ -174,6 +174,12 @@ describe('answers from a hostile upstream', () => {
 
   it('sends each DeleteObjects entry with its own conditions (ETag, LastModifiedTime, Size) as a conditional delete', async () => {
     upstream.answerWith = (request, res) => {
+      if (request.method === 'HEAD' && request.rawPath.endsWith('/fresh.txt')) {
+        // What the gateway checks <Size> and <LastModifiedTime> against.
+        res.writeHead(200, { 'content-length': '42', 'last-modified': 'Fri, 31 Jan 2025 12:00:00 GMT', etag: '"current"' });
+        res.end();
+        return true;
+      }
       if (request.method !== 'DELETE') return false;
       // The upstream refuses deletes whose condition does not hold.
       const stale = request.headers['if-match']?.[0] === '"stale"';

@@ -9,6 +9,7 @@ import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { multipartForm, signPolicy, type FormPart } from '../helpers/post-forms.js';
+import { exchange } from '../helpers/raw-http.js';
 import { signedHeaders } from '../helpers/sign.js';
 import { startMoto, type TestUpstream } from '../helpers/upstreams.js';
 
@@ -124,6 +125,27 @@ describe('scope boundary: regression tests for the attacker review', () => {
       const answer = await postForm(MINE, multipartForm([...parts, { name: 'file', value: 'sent as files', filename: 'object.txt' }]));
       expect(answer.status, answer.text).toBe(204);
       expect(await upstreamText(MINE, 'as-files/object.txt')).toEqual({ status: 200, text: 'sent as files' });
+    });
+
+    it('counts each such part once against the field limit, however slowly the form arrives', async () => {
+      // 60 ignored fields sent as file parts, and the form in 97-byte pieces: each part is still
+      // being read when the next begins, and was once counted twice (refused past 50 such parts).
+      const fields = { key: 'as-files/slow.txt', ...signPolicy(mineReadWrite, [{ bucket: MINE }, ['starts-with', '$key', 'as-files/']]) };
+      const form = multipartForm([
+        ...Object.entries(fields).map(([name, value]) => ({ name, value, filename: 'blob' })),
+        ...Array.from({ length: 60 }, (_, index) => ({ name: `x-ignore-${index}`, value: 'v', filename: 'a' })),
+        { name: 'file', value: 'sent slowly', filename: 'object.txt' },
+      ]);
+      const port = Number(new URL(gateway.url).port);
+      const headers: Array<[string, string]> = [
+        ['Host', `127.0.0.1:${port}`],
+        ['Content-Type', form.contentType],
+        ['Content-Length', String(form.body.length)],
+        ['Connection', 'close'],
+      ];
+      const answer = await exchange(port, { method: 'POST', target: `/${MINE}`, headers, body: form.body }, { pieceBytes: 97, pauseMs: 1, timeoutMs: 30_000 });
+      expect(answer.status, answer.body).toBe(204);
+      expect(await upstreamText(MINE, 'as-files/slow.txt')).toEqual({ status: 200, text: 'sent slowly' });
     });
   });
 

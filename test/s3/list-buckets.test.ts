@@ -51,9 +51,26 @@ describe('ListBuckets pages', () => {
     }
   });
 
-  it('refuses a continuation token that decodes to no bucket name', () => {
-    for (const token of ['!!!', Buffer.from('../etc').toString('base64url'), Buffer.from('a b').toString('base64url'), 'A'.repeat(401)]) {
+  it('refuses a continuation token the gateway cannot have made', () => {
+    // Not base64url, too long, not canonical base64url ("AB" decodes to what "AA" encodes), not UTF-8.
+    for (const token of ['!!!', 'A'.repeat(401), 'AB', Buffer.from([0xff, 0xfe]).toString('base64url')]) {
       expect(() => page([['continuation-token', token]]), token).toThrow(/continuation-token/);
     }
+  });
+
+  it('pages past any bucket name an upstream lists (b+c, spaces, non-ASCII)', () => {
+    const odd = ['a', 'b+c', 'd e', 'ü-bucket', 'z'].map((name) => ({ name, createdAt: null }));
+    const seen: string[] = [];
+    let token: string | null = null;
+    do {
+      const result = bucketListPage(
+        odd,
+        [['max-buckets', '1'], ...(token === null ? [] : ([['continuation-token', token]] as Array<[string, string]>))],
+        'auto',
+      );
+      seen.push(...result.buckets.map((bucket) => bucket.name));
+      token = result.continuationToken;
+    } while (token !== null);
+    expect(seen).toEqual(['a', 'b+c', 'd e', 'z', 'ü-bucket']);
   });
 });
