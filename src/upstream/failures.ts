@@ -105,7 +105,9 @@ export function networkFailure(error: unknown): S3Error {
           ? 'closed the connection unexpectedly'
           : /CERT|TLS|SSL/i.test(code)
             ? 'failed the TLS handshake'
-            : 'could not be reached';
+            : code === 'KEYGATE_UNFRAMED_ANSWER'
+              ? 'answered without Content-Length or chunked framing'
+              : 'could not be reached';
   return new S3Error('BadGateway', `The storage service of this bucket ${what}; retry later (the gateway's log has the details).`, { cause: error });
 }
 

@@ -24,6 +24,7 @@ import { logToStderr, type Logger } from '../observability/log.js';
 import { withoutAwsChunked } from '../s3/request-headers.js';
 import { AwsChunkedTrailerEncoder, trailerValueLength } from './aws-chunked.js';
 import { isRetryableNetworkError, networkErrorCode, networkFailure, readErrorDocument, RETRYABLE_STATUSES, upstreamAnswerFailure } from './failures.js';
+import { responseFramingGuard } from './response-framing.js';
 import { CHECKSUM_HEADER_PREFIX, clientResponseHeaders } from './response-headers.js';
 import { encodeQuery, signUpstreamRequest, upstreamPath } from './signing.js';
 import { describeUpstream, type UpstreamTarget } from './target.js';
@@ -137,7 +138,7 @@ interface PreparedBody {
 }
 
 export class UpstreamForwarder {
-  private readonly agent: Agent;
+  private readonly agent: Dispatcher;
   private readonly retryPolicy: RetryPolicy;
   private readonly random: () => number;
   private readonly log: Logger;
@@ -149,7 +150,7 @@ export class UpstreamForwarder {
       bodyTimeout: options.bodyTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUTS.bodyTimeoutMs,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
       keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs ?? 30_000, 60_000),
-    });
+    }).compose(responseFramingGuard);
     this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.random = options.random ?? Math.random;
     this.log = options.log ?? logToStderr;
