@@ -1,6 +1,6 @@
 /** Runs real S3 command-line clients (aws-cli, rclone, s3cmd, boto3 scripts) against a gateway. */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -105,4 +105,22 @@ export function tempHome(): string {
 /** Debian clients are installed by .ci/run; locally they may be missing, which must fail loudly in CI. */
 export function debianClientsPresent(): boolean {
   return [DEBIAN_PYTHON, DEBIAN_AWS, '/usr/bin/rclone', '/usr/bin/s3cmd'].every((file) => existsSync(file));
+}
+
+/** Writes `files` (relative path -> content) under `<home>/tree`, for clients to upload. */
+export function writeTree(home: string, files: Record<string, Buffer>): { dir: string; files: Record<string, Buffer> } {
+  const dir = path.join(home, 'tree');
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    writeFileSync(path.join(dir, name), content);
+  }
+  return { dir, files };
+}
+
+/** Every file below `dir`, as paths relative to it. */
+export function listTree(dir: string, base = ''): string[] {
+  return readdirSync(path.join(dir, base), { withFileTypes: true }).flatMap((entry) => {
+    const relative = path.join(base, entry.name);
+    return entry.isDirectory() ? listTree(dir, relative) : [relative];
+  });
 }

@@ -3,7 +3,7 @@
  * exactly as it does against S3 (put/get/head/list/copy/delete/multipart/range/sync, awkward keys).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,6 +19,8 @@ import {
   s3cmdConfig,
   tempHome,
   type Credentials,
+  listTree,
+  writeTree,
 } from '../helpers/clients.js';
 import { REPO_ROOT, startGateway, upstreamEnv, type Gateway } from '../helpers/gateway.js';
 import { startMoto, startS3rver } from '../helpers/upstreams.js';
@@ -94,24 +96,11 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
 
 /** Local files with awkward names and one file large enough for multipart (> 8 MiB default threshold). */
 function makeTree(home: string): { dir: string; files: Record<string, Buffer> } {
-  const dir = path.join(home, 'tree');
-  const files: Record<string, Buffer> = {
+  return writeTree(home, {
     'plain.txt': Buffer.from('hello keygate\n'),
     'unicode ✓ é/файл.txt': Buffer.from('unicode content'),
     'space and+plus=eq.txt': Buffer.from('odd names'),
     'big.bin': randomBytes(12 * 1024 * 1024 + 17),
-  };
-  for (const [name, content] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    writeFileSync(path.join(dir, name), content);
-  }
-  return { dir, files };
-}
-
-function listTree(dir: string, base = ''): string[] {
-  return readdirSync(path.join(dir, base), { withFileTypes: true }).flatMap((entry) => {
-    const relative = path.join(base, entry.name);
-    return entry.isDirectory() ? listTree(dir, relative) : [relative];
   });
 }
 
