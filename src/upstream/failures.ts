@@ -105,7 +105,7 @@ export function networkFailure(error: unknown): S3Error {
           ? 'closed the connection unexpectedly'
           : /CERT|TLS|SSL/i.test(code)
             ? 'failed the TLS handshake'
-            : code === 'KEYGATE_UNFRAMED_ANSWER'
+            : code === 'UNFRAMED_UPSTREAM_ANSWER'
               ? 'answered without Content-Length or chunked framing'
               : 'could not be reached';
   return new S3Error('BadGateway', `The storage service of this bucket ${what}; retry later (the gateway's log has the details).`, { cause: error });

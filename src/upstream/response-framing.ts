@@ -23,7 +23,7 @@ import type { Dispatcher } from 'undici';
 
 /** Thrown into an answer that has a body but neither a Content-Length nor chunked framing. */
 export class UnframedAnswerError extends Error {
-  readonly code = 'KEYGATE_UNFRAMED_ANSWER';
+  readonly code = 'UNFRAMED_UPSTREAM_ANSWER';
   constructor() {
     super('the upstream answered without Content-Length or chunked framing (a body delimited by closing the connection)');
   }

@@ -127,7 +127,7 @@ describe('upstreams that close the connection after answering', () => {
   it('refuses an answer whose body only ends when the connection closes (502), and stays up', async () => {
     const download = await slowGet(`/${BUCKET}/none.bin`);
     expect(download.head).toMatch(/^HTTP\/1\.1 502 /);
-    expect(gateway.output()).toContain('KEYGATE_UNFRAMED_ANSWER');
+    expect(gateway.output()).toContain('UNFRAMED_UPSTREAM_ANSWER');
     expectAlive();
   });
 });
