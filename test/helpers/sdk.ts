@@ -1,5 +1,6 @@
-/** The AWS JS SDK pointed at a gateway with an rs_ key, as the README tells users to configure it. */
+/** The AWS JS SDK and the MinIO client pointed at a gateway with an rs_ key, as the README tells users to configure them. */
 import { S3Client } from '@aws-sdk/client-s3';
+import * as Minio from 'minio';
 
 export interface GatewayCredentials {
   accessKeyId: string;
@@ -15,5 +16,19 @@ export function gatewayS3Client(endpoint: string, key: GatewayCredentials, secre
     forcePathStyle: true,
     credentials: { accessKeyId: key.accessKeyId, secretAccessKey },
     maxAttempts: 1,
+  });
+}
+
+/** The MinIO client on the gateway's plain-HTTP endpoint, path-style, in the key's region. */
+export function gatewayMinioClient(endpoint: string, key: GatewayCredentials): Minio.Client {
+  const url = new URL(endpoint);
+  return new Minio.Client({
+    endPoint: url.hostname,
+    port: Number(url.port),
+    useSSL: false,
+    accessKey: key.accessKeyId,
+    secretKey: key.secretAccessKey,
+    region: key.region,
+    pathStyle: true,
   });
 }

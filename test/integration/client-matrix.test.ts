@@ -14,7 +14,7 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import * as Minio from 'minio';
+import type * as Minio from 'minio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DEBIAN_AWS,
@@ -32,7 +32,7 @@ import {
   writeTree,
 } from '../helpers/clients.js';
 import { REPO_ROOT, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
-import { gatewayS3Client } from '../helpers/sdk.js';
+import { gatewayMinioClient, gatewayS3Client } from '../helpers/sdk.js';
 import { startMoto, startS3rver, type TestUpstream } from '../helpers/upstreams.js';
 
 const BOTO3_UPLOAD_FILEOBJ = path.join(REPO_ROOT, 'test/clients/boto3_upload_fileobj.py');
@@ -263,17 +263,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
       const prefix = 'minio/';
       const home = tempHome();
       const { dir, files } = makeTree(home);
-      const endpoint = new URL(gateway.url);
-      const minio = (key: CreatedKey) =>
-        new Minio.Client({
-          endPoint: endpoint.hostname,
-          port: Number(endpoint.port),
-          useSSL: false,
-          accessKey: key.accessKeyId,
-          secretKey: key.secretAccessKey,
-          region: key.region,
-          pathStyle: true,
-        });
+      const minio = (key: CreatedKey) => gatewayMinioClient(gateway.url, key);
       const list = async (client: Minio.Client, bucket: string, listPrefix: string) => {
         const names: string[] = [];
         for await (const item of client.listObjectsV2(bucket, listPrefix, true)) names.push((item as { name: string }).name);

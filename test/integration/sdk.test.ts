@@ -16,11 +16,10 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import * as Minio from 'minio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startS3rver, startMoto } from '../helpers/upstreams.js';
-import { gatewayS3Client } from '../helpers/sdk.js';
+import { gatewayMinioClient, gatewayS3Client } from '../helpers/sdk.js';
 
 const BUCKET = 'sdk-bucket';
 
@@ -140,16 +139,7 @@ for (const upstreamKind of ['s3rver', 'moto'] as const) {
     });
 
     it('works with the MinIO client (signed streaming chunks)', async () => {
-      const endpoint = new URL(gateway.url);
-      const minio = new Minio.Client({
-        endPoint: endpoint.hostname,
-        port: Number(endpoint.port),
-        useSSL: false,
-        accessKey: key.accessKeyId,
-        secretKey: key.secretAccessKey,
-        region: key.region,
-        pathStyle: true,
-      });
+      const minio = gatewayMinioClient(gateway.url, key);
       const small = Buffer.from('minio small object');
       await minio.putObject(BUCKET, 'minio/small ✓.txt', small);
       const big = randomBytes(7 * 1024 * 1024);
