@@ -441,6 +441,23 @@ describe('README "Compatibility": headers and sub-resources', () => {
     });
   }
 
+  it('PutObject and UploadPart over 500 MB answer EntityTooLarge on RunPod before the body is sent', async () => {
+    const uploadId = await startUpload(RUNPOD_BUCKET);
+    for (const target of [object(RUNPOD_BUCKET), `${object(RUNPOD_BUCKET)}?partNumber=1&uploadId=${encodeURIComponent(uploadId)}`]) {
+      const before = upstream.requests.length;
+      const signing = { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey, region: key.region };
+      const signed = signedHeaders(signing, host, 'PUT', target, { headers: { 'content-length': '600000000', expect: '100-continue' } });
+      const response = await exchange(port, {
+        method: 'PUT',
+        target,
+        headers: Object.entries(signed).map(([name, value]): [string, string] => [name, String(value)]),
+      });
+      expect(response.status, response.body).toBe(400);
+      expect(errorCode(response)).toBe('EntityTooLarge');
+      expect(upstream.requests.length).toBe(before);
+    }
+  });
+
   it('a request no entry describes is AccessDenied, not NotImplemented', async () => {
     for (const bucket of [RUNPOD_BUCKET, GENERIC_BUCKET]) {
       const outcome = await send({ method: 'PATCH', target: object(bucket), body: Buffer.from('x') });
