@@ -24,13 +24,6 @@ export interface DeleteRequestEntry {
    * DeleteObject: the object is deleted only if it is still the one the client saw.
    */
   conditions: Record<string, string>;
-  /**
-   * <Size> and <LastModifiedTime>, checked by the gateway against the object before deleting it:
-   * S3 honours x-amz-if-match-size / x-amz-if-match-last-modified-time on directory buckets only,
-   * and other upstreams ignore them silently, which would delete an object the client meant to keep.
-   * Null when the entry has neither.
-   */
-  expected: { size: number | null; lastModifiedSeconds: number | null } | null;
 }
 
 export interface DeleteRequest {
@@ -55,14 +48,7 @@ export function deleteRequest(document: XmlBody): DeleteRequest {
   const entries = document.entries.map((entry): DeleteRequestEntry => {
     const { Key, VersionId } = entry;
     if (Key === undefined || Key === '') throw new S3Error('MalformedXML', 'Every <Object> in <Delete> needs a non-empty <Key>.');
-    const conditions = deleteConditions(entry);
-    const size = conditions['x-amz-if-match-size'];
-    const lastModified = conditions['x-amz-if-match-last-modified-time'];
-    const expected =
-      size === undefined && lastModified === undefined
-        ? null
-        : { size: size === undefined ? null : Number(size), lastModifiedSeconds: lastModified === undefined ? null : Date.parse(lastModified) / 1000 };
-    return { key: Key, versionId: VersionId !== undefined && VersionId !== '' ? VersionId : null, conditions, expected };
+    return { key: Key, versionId: VersionId !== undefined && VersionId !== '' ? VersionId : null, conditions: deleteConditions(entry) };
   });
   const quiet = document.rootFields.Quiet?.trim().toLowerCase() === 'true';
   return { quiet, entries };
@@ -99,16 +85,24 @@ function deleteConditions(entry: Readonly<Record<string, string | undefined>>): 
 }
 
 /**
- * Whether the object as its HeadObject describes it (Content-Length, Last-Modified) is the one an
- * entry's <Size> and <LastModifiedTime> name. Last-Modified has whole seconds, so the entry's time
- * is compared to the second. An answer without the header does not match: the check fails closed.
+ * Whether an entry has <Size> or <LastModifiedTime>, which the gateway checks itself before deleting:
+ * S3 honours x-amz-if-match-size / x-amz-if-match-last-modified-time on directory buckets only, and
+ * other upstreams ignore them silently, which would delete an object the client meant to keep.
  */
-export function matchesExpected(expected: NonNullable<DeleteRequestEntry['expected']>, head: { contentLength?: string; lastModified?: string }): boolean {
-  if (expected.size !== null && (head.contentLength === undefined || Number(head.contentLength) !== expected.size)) return false;
-  if (expected.lastModifiedSeconds !== null) {
-    const seconds = head.lastModified === undefined ? NaN : Date.parse(head.lastModified) / 1000;
-    if (Math.floor(seconds) !== Math.floor(expected.lastModifiedSeconds)) return false;
-  }
+export function needsGatewayCheck(entry: DeleteRequestEntry): boolean {
+  return entry.conditions['x-amz-if-match-size'] !== undefined || entry.conditions['x-amz-if-match-last-modified-time'] !== undefined;
+}
+
+/**
+ * Whether the object as its HeadObject describes it (Content-Length, Last-Modified) is the one an
+ * entry's <Size> and <LastModifiedTime> name. Both times are HTTP dates of whole seconds. An answer
+ * without the header does not match: the check fails closed.
+ */
+export function conditionsHold(entry: DeleteRequestEntry, head: { contentLength?: string; lastModified?: string }): boolean {
+  const size = entry.conditions['x-amz-if-match-size'];
+  if (size !== undefined && (head.contentLength === undefined || Number(head.contentLength) !== Number(size))) return false;
+  const lastModified = entry.conditions['x-amz-if-match-last-modified-time'];
+  if (lastModified !== undefined && (head.lastModified === undefined || Date.parse(head.lastModified) !== Date.parse(lastModified))) return false;
   return true;
 }
 

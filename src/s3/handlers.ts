@@ -15,7 +15,7 @@ import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import type { S3Operation } from './classify.js';
 import { completedParts } from './complete-multipart.js';
-import { deleteRequest, FAN_OUT_SIGNAL_LISTENERS, fanOutDeletes, matchesExpected, type DeleteRequestEntry } from './delete-objects.js';
+import { conditionsHold, deleteRequest, FAN_OUT_SIGNAL_LISTENERS, fanOutDeletes, needsGatewayCheck, type DeleteRequestEntry } from './delete-objects.js';
 import { assertNoDotSegments } from './dot-segments.js';
 import type { UploadIdBinding } from './upload-ids.js';
 import { rewriteWithin, textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
@@ -217,13 +217,13 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
     // The batch's own headers that apply to each delete (a governance bypass, if authorized), and
     // the entry's own conditions.
     const headers = { ...operation.headers, ...entry.conditions };
-    if (entry.expected !== null) {
+    if (needsGatewayCheck(entry)) {
       // Size and time are checked here (upstreams may ignore them); the delete then names the
       // object checked by its ETag, so one replaced in between is not deleted either.
       const head = await single(entry, 'HEAD', {});
       head.body.resume();
       const value = (name: string) => headerValue(head.headers, name);
-      if (!matchesExpected(entry.expected, { contentLength: value('content-length'), lastModified: value('last-modified') })) {
+      if (!conditionsHold(entry, { contentLength: value('content-length'), lastModified: value('last-modified') })) {
         throw new S3Error('PreconditionFailed', 'The object does not have the <Size> or <LastModifiedTime> this entry names; it was not deleted.');
       }
       const etag = value('etag');
