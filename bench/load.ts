@@ -18,6 +18,8 @@ export interface LoadOptions {
   warmupMs: number;
   /** Expected response body length for GET (checked on every response). */
   expectedBytes?: number;
+  /** Called when the warm-up ends and the measured window begins (e.g. to read a process's CPU time). */
+  onMeasureStart?: () => void;
 }
 
 export interface LoadResult {
@@ -46,6 +48,7 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
   const start = performance.now();
   const measureFrom = start + options.warmupMs;
   const stopAt = measureFrom + options.durationMs;
+  const measureStartTimer = options.onMeasureStart ? setTimeout(options.onMeasureStart, options.warmupMs) : null;
 
   const worker = async () => {
     for (;;) {
@@ -77,6 +80,7 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));
+  if (measureStartTimer) clearTimeout(measureStartTimer);
   // Requests sent inside the window are counted even when they finish after it, so the window ends
   // when the last of them finished.
   const measuredMs = Math.max(1, performance.now() - measureFrom);

@@ -1,7 +1,8 @@
 /**
  * The processes the benchmark measures, each started the way it runs for real and each in its own
  * process so CPU and memory are attributable: the upstream (s3rver), the gateway
- * (`node dist/cli/main.js serve`, the shipped build) and an nginx reverse proxy for comparison.
+ * (`node dist/cli/main.js serve`, the shipped build), and for comparison an nginx reverse proxy and
+ * the node floor (a bare node:http + undici pass-through).
  * The gateway starts through the integration tests' helper (vitest-free), so both run it alike:
  * the built CLI, the Docker image's NODE_OPTIONS, its own data dir.
  */
@@ -12,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startGateway as startTestGateway, stopChild, upstreamEnv } from '../test/helpers/gateway.js';
 import { freePort } from '../test/helpers/ports.js';
+import { shippedNodeOptions } from '../test/helpers/shipped-node-options.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 export const NGINX_BINARY = '/usr/sbin/nginx';
@@ -110,6 +112,26 @@ export async function startGateway(upstream: Upstream, extraEnv: Record<string, 
     },
     stop: () => gateway.stop(),
   };
+}
+
+/**
+ * The node floor (bench/node-floor.mjs): node:http + an undici Pool passing requests through to the
+ * upstream, nothing else. Same node, same undici and the same NODE_OPTIONS as the gateway, so the
+ * difference between the two is keygate's own work.
+ */
+export async function startNodeFloor(upstream: Upstream): Promise<BenchProcess> {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bench/node-floor.mjs'), upstream.url], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: shippedNodeOptions() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = captureOutput(child);
+  let port = 0;
+  await waitFor('node floor', child, output, async () => {
+    port = Number(/listening (\d+)/.exec(output())?.[1] ?? 0);
+    return port > 0;
+  });
+  return { pid: child.pid!, url: `http://127.0.0.1:${port}`, stop: () => stopChild(child) };
 }
 
 /**

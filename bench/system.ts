@@ -1,10 +1,12 @@
 /**
  * End-to-end benchmarks against real processes, side by side in one run: the gateway, the same
- * upstream hit directly, and nginx proxying to that upstream without auth.
+ * upstream hit directly, nginx proxying to that upstream without auth, and the node floor (a bare
+ * node:http + undici pass-through, bench/node-floor.mjs).
  *
  * Small requests: HEAD/GET of 1 KiB objects at concurrency 32, each target for the same time,
  * repeated in rounds with the target order rotated (the two cores are shared, so a target measured
- * right after another pays for its leftovers); the median round is reported.
+ * right after another pays for its leftovers); the median round is reported, and each proxy's own
+ * CPU per request per round, read from /proc over the measured window.
  * Large objects: one PUT and one GET of a generated object per target and round; the gateway's
  * peak RSS (VmHWM) is reset before and read after the transfers.
  */
@@ -17,6 +19,7 @@ import {
   S3RVER_CREDENTIALS,
   startGateway,
   startNginx,
+  startNodeFloor,
   startS3rverUpstream,
   UPSTREAM_REGION,
   type BenchProcess,
@@ -31,8 +34,10 @@ const SMALL_OBJECT_COUNT = 64;
 /** Presigned URLs are made once and must outlive the run. */
 const URL_LIFETIME_SECONDS = 3 * 3600;
 
-export type TargetName = 'direct' | 'nginx' | 'gateway';
-export const TARGETS: readonly TargetName[] = ['direct', 'nginx', 'gateway'];
+export type ProxyName = 'nginx' | 'node-floor' | 'gateway';
+export type TargetName = 'direct' | ProxyName;
+export const TARGETS: readonly TargetName[] = ['direct', 'nginx', 'node-floor', 'gateway'];
+export const PROXIES: readonly ProxyName[] = ['nginx', 'node-floor', 'gateway'];
 
 export interface SystemOptions {
   concurrency: number;
@@ -53,7 +58,9 @@ export interface SmallResult {
   /** Median round by req/s. */
   median: LoadResult;
   rounds: LoadResult[];
-  /** CPU seconds the target's own process used per 1000 requests (nginx/gateway only; not the upstream). */
+  /** The proxy's own CPU time per request in each round, ms (empty for direct: the upstream's is not counted). */
+  cpuMsPerRequestByRound: number[];
+  /** Median of cpuMsPerRequestByRound; null for direct. */
   cpuMsPerRequest: number | null;
 }
 
@@ -73,7 +80,7 @@ export interface SystemResults {
   /** Gateway VmHWM across the large transfers (reset before them), bytes. */
   largePeakRss: number | null;
   /** CPU seconds each proxy process used per GiB it carried during the large transfers (PUT and GET together). */
-  largeCpuSecondsPerGiB: { gateway: number; nginx: number } | null;
+  largeCpuSecondsPerGiB: Record<ProxyName, number> | null;
   /** Gateway VmHWM over the whole run, bytes. */
   runPeakRss: number;
   gatewayIdleRss: number;
@@ -83,7 +90,8 @@ export interface SystemResults {
 interface Targets {
   upstream: Upstream;
   gateway: GatewayProcess;
-  nginx: BenchProcess;
+  /** Every proxy measured, the gateway included. */
+  proxies: Record<ProxyName, BenchProcess>;
   gatewayKey: { accessKeyId: string; secretAccessKey: string };
 }
 
@@ -100,24 +108,18 @@ function presign(base: string, method: string, objectKey: string, credentials: {
   );
 }
 
-/** URL for `target`; direct and nginx get URLs signed with the upstream's credentials (nginx adds no auth). */
-function urlFor(targets: Targets, target: TargetName | 'gateway', method: string, objectKey: string): URL {
-  switch (target) {
-    case 'direct':
-      return presign(targets.upstream.url, method, objectKey, S3RVER_CREDENTIALS, UPSTREAM_REGION);
-    case 'nginx':
-      return presign(targets.nginx.url, method, objectKey, S3RVER_CREDENTIALS, UPSTREAM_REGION);
-    case 'gateway':
-      return presign(targets.gateway.url, method, objectKey, targets.gatewayKey, 'us-east-1');
-  }
+/** URL for `target`; all but the gateway get URLs signed with the upstream's credentials (nginx and the node floor add no auth). */
+function urlFor(targets: Targets, target: TargetName, method: string, objectKey: string): URL {
+  if (target === 'gateway') return presign(targets.gateway.url, method, objectKey, targets.gatewayKey, 'us-east-1');
+  return presign(originOf(targets, target), method, objectKey, S3RVER_CREDENTIALS, UPSTREAM_REGION);
 }
 
 function originOf(targets: Targets, target: TargetName): string {
-  return target === 'direct' ? targets.upstream.url : target === 'nginx' ? targets.nginx.url : targets.gateway.url;
+  return target === 'direct' ? targets.upstream.url : targets.proxies[target].url;
 }
 
 function pidOf(targets: Targets, target: TargetName): number | null {
-  return target === 'nginx' ? targets.nginx.pid : target === 'gateway' ? targets.gateway.pid : null;
+  return target === 'direct' ? null : targets.proxies[target].pid;
 }
 
 async function createUpstreamBucket(upstream: Upstream): Promise<void> {
@@ -133,14 +135,18 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
   const upstream = await startS3rverUpstream();
   let gateway: GatewayProcess | null = null;
   let nginx: BenchProcess | null = null;
+  let nodeFloor: BenchProcess | null = null;
   try {
     await createUpstreamBucket(upstream);
     gateway = await startGateway(upstream, options.gatewayEnv);
     await gateway.addBucket(BUCKET);
     const gatewayKey = await gateway.createKey(BUCKET);
     nginx = await startNginx(upstream);
-    const targets: Targets = { upstream, gateway, nginx, gatewayKey };
-    log(`processes: s3rver pid ${upstream.pid} ${upstream.url}, gateway pid ${gateway.pid} ${gateway.url}, nginx pid ${nginx.pid} ${nginx.url}`);
+    nodeFloor = await startNodeFloor(upstream);
+    const targets: Targets = { upstream, gateway, proxies: { nginx, 'node-floor': nodeFloor, gateway }, gatewayKey };
+    log(
+      `processes: s3rver pid ${upstream.pid} ${upstream.url}, gateway pid ${gateway.pid} ${gateway.url}, nginx pid ${nginx.pid} ${nginx.url}, node floor pid ${nodeFloor.pid} ${nodeFloor.url}`,
+    );
 
     const small = options.phases.small ? await smallRequests(targets, options) : [];
     const gatewayIdleRss = memoryOf(gateway.pid).rss;
@@ -161,6 +167,7 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
     if (gateway) log(`gateway output (tail):\n${gateway.output().slice(-4000)}`);
     throw error;
   } finally {
+    await nodeFloor?.stop();
     await nginx?.stop();
     await gateway?.stop();
     await upstream.stop();
@@ -177,7 +184,7 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
   const results: SmallResult[] = [];
   for (const method of ['HEAD', 'GET'] as const) {
     const rounds = new Map<TargetName, LoadResult[]>(TARGETS.map((t) => [t, []]));
-    const cpu = new Map<TargetName, { seconds: number; requests: number }>(TARGETS.map((t) => [t, { seconds: 0, requests: 0 }]));
+    const cpuByRound = new Map<TargetName, number[]>(TARGETS.map((t) => [t, []]));
     const paths = new Map<TargetName, string[]>(
       TARGETS.map((t) => [
         t,
@@ -192,7 +199,7 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
       const order = TARGETS.map((_, i) => TARGETS[(i + round) % TARGETS.length]!);
       for (const target of order) {
         const pid = pidOf(targets, target);
-        const cpuBefore = pid === null ? 0 : cpuSecondsOf(pid);
+        let cpuAtMeasureStart = 0;
         const result = await runClosedLoop({
           origin: originOf(targets, target),
           method,
@@ -201,30 +208,31 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
           durationMs: options.roundSeconds * 1000,
           warmupMs: options.warmupSeconds * 1000,
           expectedBytes: SMALL_OBJECT_BYTES,
+          onMeasureStart: () => {
+            if (pid !== null) cpuAtMeasureStart = cpuSecondsOf(pid);
+          },
         });
-        if (pid !== null) {
-          // Includes the warm-up requests, which are not counted: scale by the share of time measured.
-          const total = cpu.get(target)!;
-          total.seconds += (cpuSecondsOf(pid) - cpuBefore) * (options.roundSeconds / (options.roundSeconds + options.warmupSeconds));
-          total.requests += result.requests;
-        }
+        // From the end of the warm-up until the last request counted was answered.
+        if (pid !== null && result.requests > 0) cpuByRound.get(target)!.push(((cpuSecondsOf(pid) - cpuAtMeasureStart) * 1000) / result.requests);
         if (result.errors > 0) throw new Error(`${method} via ${target}: ${result.errors} of ${result.requests} requests failed; first: ${result.firstError}`);
         rounds.get(target)!.push(result);
+        const cpu = pid === null ? '' : `, ${(cpuByRound.get(target)!.at(-1)! * 1000).toFixed(0)} µs CPU per request`;
         options.log(
-          `  ${method} ${target.padEnd(7)} round ${round + 1}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms`,
+          `  ${method} ${target.padEnd(10)} round ${round + 1}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms${cpu}`,
         );
       }
     }
     for (const target of TARGETS) {
       const all = rounds.get(target)!;
       const sorted = [...all].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
-      const usage = cpu.get(target)!;
+      const cpu = cpuByRound.get(target)!;
       results.push({
         method,
         target,
         median: sorted[Math.floor(sorted.length / 2)]!,
         rounds: all,
-        cpuMsPerRequest: pidOf(targets, target) === null || usage.requests === 0 ? null : (usage.seconds * 1000) / usage.requests,
+        cpuMsPerRequestByRound: cpu,
+        cpuMsPerRequest: cpu.length === 0 ? null : median(cpu),
       });
     }
   }
@@ -234,7 +242,7 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
 async function largeObjects(
   targets: Targets,
   options: SystemOptions,
-): Promise<{ large: LargeResult[]; largePeakRss: number | null; largeCpuSecondsPerGiB: { gateway: number; nginx: number } | null }> {
+): Promise<{ large: LargeResult[]; largePeakRss: number | null; largeCpuSecondsPerGiB: Record<ProxyName, number> | null }> {
   const size = options.largeBytes;
   const key = (target: string) => `large/${target}-${size}.bin`;
   const runs = new Map<string, TransferResult[]>();
@@ -248,10 +256,10 @@ async function largeObjects(
   const sampler = setInterval(() => {
     sampledPeak = Math.max(sampledPeak, memoryOf(targets.gateway.pid).rss);
   }, 50);
-  const cpuBefore = { gateway: cpuSecondsOf(targets.gateway.pid), nginx: cpuSecondsOf(targets.nginx.pid) };
+  const cpuBefore = Object.fromEntries(PROXIES.map((proxy) => [proxy, cpuSecondsOf(targets.proxies[proxy].pid)])) as Record<ProxyName, number>;
   try {
     for (let round = 0; round < options.largeRounds; round++) {
-      const order: TargetName[] = round % 2 === 0 ? ['direct', 'gateway', 'nginx'] : ['nginx', 'gateway', 'direct'];
+      const order: TargetName[] = round % 2 === 0 ? ['direct', 'gateway', 'nginx', 'node-floor'] : ['node-floor', 'nginx', 'gateway', 'direct'];
       for (const target of order) record('PUT', target, await putObject(urlFor(targets, target, 'PUT', key(target)).href, size));
       for (const target of order) record('GET', target, await getObject(urlFor(targets, target, 'GET', key(target)).href, size));
     }
@@ -259,7 +267,7 @@ async function largeObjects(
     clearInterval(sampler);
   }
   // Same bytes stored both ways: s3rver's MD5 ETags must agree, or the gateway altered the data.
-  const putEtags = new Set(['PUT direct', 'PUT gateway', 'PUT nginx'].flatMap((id) => runs.get(id)!.map((r) => r.etag)));
+  const putEtags = new Set(TARGETS.flatMap((target) => runs.get(`PUT ${target}`)!.map((r) => r.etag)));
   if (putEtags.size !== 1) throw new Error(`the object stored through the gateway differs from the one stored directly (ETags ${[...putEtags].join(', ')})`);
   const large: LargeResult[] = [];
   for (const [id, rounds] of runs) {
@@ -271,9 +279,13 @@ async function largeObjects(
   const peak = canResetPeak ? memoryOf(targets.gateway.pid).peakRss : sampledPeak;
   // Each proxy is idle while the others transfer, so its CPU over the phase is its cost for its own bytes.
   const gibThrough = (target: TargetName) => large.filter((r) => r.target === target).reduce((sum, r) => sum + r.rounds.length * size, 0) / 2 ** 30;
-  const largeCpuSecondsPerGiB = {
-    gateway: (cpuSecondsOf(targets.gateway.pid) - cpuBefore.gateway) / gibThrough('gateway'),
-    nginx: (cpuSecondsOf(targets.nginx.pid) - cpuBefore.nginx) / gibThrough('nginx'),
-  };
+  const largeCpuSecondsPerGiB = Object.fromEntries(
+    PROXIES.map((proxy) => [proxy, (cpuSecondsOf(targets.proxies[proxy].pid) - cpuBefore[proxy]) / gibThrough(proxy)]),
+  ) as Record<ProxyName, number>;
   return { large, largePeakRss: Math.max(peak, sampledPeak), largeCpuSecondsPerGiB };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
