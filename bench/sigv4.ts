@@ -3,7 +3,10 @@
  * of authentication) and payload-verifier throughput. `npx tsx bench/sigv4.ts` prints a markdown
  * table; `runSigv4Bench()` returns the rows for the combined `npm run bench`.
  */
+import { Crc64Nvme as SdkCrc64Nvme } from '@aws-sdk/crc64-nvme';
+import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
+import { Crc64Nvme } from '../src/sigv4/crc64nvme.js';
 import { createPayloadVerifier } from '../src/sigv4/payload.js';
 import { encodeAwsChunked, presignUrl, signRequest } from '../src/sigv4/sign.js';
 import { verifyRequest } from '../src/sigv4/verify.js';
@@ -100,6 +103,22 @@ async function payloadThroughput(name: string, payload: PayloadMode, trailer: st
   return row(name, mbPerSecond, 'MB/s', `16 MiB in 64 KiB chunks, ${best.toFixed(0)} ms`);
 }
 
+/** Raw checksum throughput over 16 MiB fed in 64 KiB chunks at an odd byteOffset; best of 8 rounds. */
+async function checksumThroughput(name: string, create: () => { update(data: Uint8Array): unknown; digest(): unknown }): Promise<BenchRow> {
+  const size = 16 * 1024 * 1024;
+  const data = randomBytes(size + 1).subarray(1);
+  let best = Infinity;
+  for (let round = 0; round < 8; round++) {
+    const start = performance.now();
+    const checksum = create();
+    for (let offset = 0; offset < size; offset += 65536) checksum.update(data.subarray(offset, offset + 65536));
+    await checksum.digest();
+    best = Math.min(best, performance.now() - start);
+  }
+  const mbPerSecond = size / 1024 / 1024 / (best / 1000);
+  return row(name, mbPerSecond, 'MB/s', `16 MiB in 64 KiB chunks, ${best.toFixed(1)} ms`);
+}
+
 async function checksumOf(trailer: string, data: Buffer): Promise<string> {
   const { createRunningChecksum } = await import('../src/sigv4/checksums.js');
   const running = createRunningChecksum(trailer.replace('x-amz-checksum-', '') as 'crc32');
@@ -161,6 +180,8 @@ export async function runSigv4Bench(): Promise<BenchRow[]> {
   rows.push(await payloadThroughput('aws-chunked unsigned, crc32 trailer', { kind: 'streaming-unsigned-trailer' }, 'x-amz-checksum-crc32', false));
   rows.push(await payloadThroughput('aws-chunked unsigned, crc64nvme trailer', { kind: 'streaming-unsigned-trailer' }, 'x-amz-checksum-crc64nvme', false));
   rows.push(await payloadThroughput('aws-chunked unsigned, crc32c trailer', { kind: 'streaming-unsigned-trailer' }, 'x-amz-checksum-crc32c', false));
+  rows.push(await checksumThroughput('CRC64NVME alone (src/sigv4/crc64nvme.ts, slice-by-16)', () => new Crc64Nvme()));
+  rows.push(await checksumThroughput('CRC64NVME alone (@aws-sdk/crc64-nvme, for comparison)', () => new SdkCrc64Nvme()));
   return rows;
 }
 

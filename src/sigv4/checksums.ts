@@ -2,10 +2,10 @@
  * S3 flexible checksums (x-amz-checksum-*) and Content-MD5, computed incrementally over the decoded
  * object bytes. Values travel as base64 of the big-endian digest.
  */
-import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { crc32c } from './crc32c.js';
+import { Crc64Nvme } from './crc64nvme.js';
 
 export type ChecksumAlgorithm = 'crc32' | 'crc32c' | 'crc64nvme' | 'sha1' | 'sha256';
 
@@ -33,7 +33,7 @@ export function checksumHeaderName(algorithm: ChecksumAlgorithm): string {
 
 export interface RunningChecksum {
   update(data: Uint8Array): void;
-  /** Big-endian digest bytes. Async because the CRC64NVME implementation is. */
+  /** Big-endian digest bytes. */
   digest(): Promise<Buffer>;
 }
 
@@ -56,8 +56,8 @@ export function createRunningChecksum(algorithm: ChecksumAlgorithm | 'md5'): Run
     case 'crc64nvme': {
       const crc = new Crc64Nvme();
       return {
-        update: (data) => crc.update(data),
-        digest: async () => Buffer.from(await crc.digest()),
+        update: (data) => void crc.update(data),
+        digest: async () => crc.digest(),
       };
     }
     case 'sha1':
