@@ -16,7 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { readAtMost } from '../read-at-most.js';
 import { S3Error } from '../errors.js';
 import { headerValue } from '../header-value.js';
@@ -24,7 +24,7 @@ import { logToStderr, type Logger } from '../observability/log.js';
 import { withoutAwsChunked } from '../s3/request-headers.js';
 import { AwsChunkedTrailerEncoder, trailerValueLength } from './aws-chunked.js';
 import { isRetryableNetworkError, networkErrorCode, networkFailure, readErrorDocument, RETRYABLE_STATUSES, upstreamAnswerFailure } from './failures.js';
-import { responseFramingGuard } from './response-framing.js';
+import { FramingGuardedAgent } from './response-framing.js';
 import { CHECKSUM_HEADER_PREFIX, clientResponseHeaders } from './response-headers.js';
 import { encodeQuery, signUpstreamRequest, upstreamPath } from './signing.js';
 import { describeUpstream, type UpstreamTarget } from './target.js';
@@ -144,13 +144,13 @@ export class UpstreamForwarder {
   private readonly log: Logger;
 
   constructor(options: ForwarderOptions = {}) {
-    this.agent = new Agent({
+    this.agent = new FramingGuardedAgent({
       connect: { timeout: options.connectTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUTS.connectTimeoutMs },
       headersTimeout: options.headersTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUTS.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUTS.bodyTimeoutMs,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
       keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs ?? 30_000, 60_000),
-    }).compose(responseFramingGuard);
+    });
     this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.random = options.random ?? Math.random;
     this.log = options.log ?? logToStderr;

@@ -18,8 +18,13 @@
  * What remains is an upstream that announces a length, says `Connection: close`, and closes before
  * sending the whole body while the parser is paused. That needs a failing upstream and a slow client
  * together; it is the case undici 8 fixes.
+ *
+ * The guard speaks undici's handler protocol in its callback form (onHeaders/onData, the one
+ * undici's own request() handler and HTTP/1 client use) and is installed by overriding the Agent's
+ * dispatch: an interceptor added with compose() would convert every answer between the two handler
+ * protocols twice (headers parsed to an object and back), a measurable share of a small request.
  */
-import type { Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 
 /** Thrown into an answer that has a body but neither a Content-Length nor chunked framing. */
 export class UnframedAnswerError extends Error {
@@ -32,77 +37,86 @@ export class UnframedAnswerError extends Error {
 /** Statuses whose answers never have a body (RFC 9110). */
 const BODILESS_STATUSES = new Set([204, 304]);
 
-class FramingGuard implements Dispatcher.DispatchHandler {
+type Handler = Dispatcher.DispatchHandler;
+
+/** An undici Agent whose every request's answer passes the framing guard. */
+export class FramingGuardedAgent extends Agent {
+  override dispatch(options: Agent.DispatchOptions, handler: Handler): boolean {
+    return super.dispatch(options, new FramingGuard(handler, String(options.method).toUpperCase()));
+  }
+}
+
+/** Wraps one request's handler (undici's request() handler: the callback protocol). */
+class FramingGuard implements Handler {
   /** Body bytes still to come, when the answer announced a length. */
   private remaining: number | null = null;
+  private abort: ((error?: Error) => void) | null = null;
 
   constructor(
-    private readonly handler: Dispatcher.DispatchHandler,
+    private readonly handler: Handler,
     private readonly method: string,
   ) {}
 
-  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
-    this.handler.onRequestStart?.(controller, context);
+  onConnect(abort: (error?: Error) => void, context?: unknown): void {
+    this.abort = abort;
+    // undici passes a context object too (typed as one argument only).
+    (this.handler.onConnect as (abort: (error?: Error) => void, context?: unknown) => void)?.call(this.handler, abort, context);
   }
 
-  onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: never): void {
-    this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  onError(error: Error): void {
+    this.handler.onError?.(error);
   }
 
-  onResponseStart(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-    statusMessage?: string,
-  ): void {
-    const length = headers['content-length'];
-    this.remaining = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : null;
-    const chunked = /\bchunked\b/i.test(String(headers['transfer-encoding'] ?? ''));
-    const hasBody = this.method !== 'HEAD' && statusCode >= 200 && !BODILESS_STATUSES.has(statusCode);
-    if (hasBody && this.remaining === null && !chunked) {
-      controller.abort(new UnframedAnswerError());
-      return;
+  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Parameters<NonNullable<Handler['onUpgrade']>>[2]): void {
+    this.handler.onUpgrade?.(statusCode, headers, socket);
+  }
+
+  onResponseStarted(): void {
+    this.handler.onResponseStarted?.();
+  }
+
+  onBodySent(chunkSize: number, totalBytesSent: number): void {
+    this.handler.onBodySent?.(chunkSize, totalBytesSent);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode >= 200) {
+      const { contentLength, chunked } = framingOf(rawHeaders);
+      this.remaining = contentLength;
+      const hasBody = this.method !== 'HEAD' && !BODILESS_STATUSES.has(statusCode);
+      if (hasBody && contentLength === null && !chunked) {
+        this.abort?.(new UnframedAnswerError());
+        return true;
+      }
     }
-    this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
+    return this.handler.onHeaders?.(statusCode, rawHeaders, resume, statusText) ?? true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.remaining === null) {
-      this.handler.onResponseData?.(controller, chunk);
-      return;
-    }
+  onData(chunk: Buffer): boolean {
+    const more = this.handler.onData?.(chunk) ?? true;
+    if (this.remaining === null) return more;
     this.remaining -= chunk.length;
     // The last chunk of the body: whatever the body stream says, the parser must not pause here.
-    this.handler.onResponseData?.(this.remaining <= 0 ? withoutPause(controller) : controller, chunk);
+    return this.remaining <= 0 ? true : more;
   }
 
-  onResponseEnd(controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
-    this.handler.onResponseEnd?.(controller, trailers);
-  }
-
-  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
-    this.handler.onResponseError?.(controller, error);
+  onComplete(trailers: string[] | null): void {
+    this.handler.onComplete?.(trailers);
   }
 }
 
-/** The controller as the body stream sees it for a body's last chunk: asking to pause does nothing. */
-function withoutPause(controller: Dispatcher.DispatchController): Dispatcher.DispatchController {
-  return {
-    get aborted() {
-      return controller.aborted;
-    },
-    get paused() {
-      return controller.paused;
-    },
-    get reason() {
-      return controller.reason;
-    },
-    abort: (reason: Error) => controller.abort(reason),
-    pause: () => undefined,
-    resume: () => controller.resume(),
-  };
+/** Content-Length (null when absent or unreadable) and whether Transfer-Encoding names chunked, from raw header pairs. */
+function framingOf(rawHeaders: Buffer[]): { contentLength: number | null; chunked: boolean } {
+  let contentLength: number | null = null;
+  let chunked = false;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') {
+      const value = rawHeaders[i + 1]!.toString('latin1').trim();
+      contentLength = /^\d+$/.test(value) ? Number(value) : null;
+    } else if (name.length === 17 && name.toString('latin1').toLowerCase() === 'transfer-encoding') {
+      chunked ||= /\bchunked\b/i.test(rawHeaders[i + 1]!.toString('latin1'));
+    }
+  }
+  return { contentLength, chunked };
 }
-
-/** The interceptor, for `agent.compose(...)`. */
-export const responseFramingGuard: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) =>
-  dispatch(options, new FramingGuard(handler, String(options.method).toUpperCase()));
