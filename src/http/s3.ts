@@ -148,6 +148,8 @@ class S3Pipeline {
 
   async handle(req: GatewayRequest, res: ServerResponse): Promise<void> {
     const { deps } = this;
+    // Before any lookup: keys and buckets deleted before this moment are gone for this request.
+    deps.store.beginRequest();
     const requestId = newRequestId();
     const record = deps.observe ? startRecord(deps.observe, requestId, req, res) : null;
     res.setHeader('x-amz-request-id', requestId);
@@ -295,12 +297,7 @@ class S3Pipeline {
 
   /** Access keys with their secrets, for signature checks. */
   private keyLookup(): KeyLookup<AccessKey> {
-    return (accessKeyId) => {
-      const found = this.deps.store.keys.findWithSecret(accessKeyId);
-      if (!found) return undefined;
-      const { secretAccessKey, ...key } = found;
-      return { secretAccessKey, key };
-    };
+    return (accessKeyId) => this.deps.store.keys.findForVerification(accessKeyId, 'request') ?? undefined;
   }
 }
 

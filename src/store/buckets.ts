@@ -5,7 +5,7 @@
 import { asc, eq, sql } from 'drizzle-orm';
 import { corsRulesProblem, type CorsRule } from '../buckets/cors.js';
 import { BucketValidationError, validateAddBucketInput, type AddBucketInput } from '../buckets/validate.js';
-import { ChangeDetector, FreshnessCache } from './change-detector.js';
+import { ChangeDetector, FreshnessCache, type Freshness } from './change-detector.js';
 import type { KeygateDatabase } from './db.js';
 import { buckets, type BucketRow } from './schema.js';
 
@@ -30,7 +30,7 @@ export class BucketRepository {
   private readonly findByName;
   private readonly changes: ChangeDetector;
   /** name -> row, valid only while the database is unchanged (see get). */
-  private readonly rowCache: FreshnessCache<BucketRow>;
+  private readonly recordCache: FreshnessCache<BucketRecord>;
 
   constructor(private readonly db: KeygateDatabase) {
     this.findByName = db
@@ -38,8 +38,8 @@ export class BucketRepository {
       .from(buckets)
       .where(eq(buckets.name, sql.placeholder('name')))
       .prepare();
-    this.changes = new ChangeDetector(db.$client);
-    this.rowCache = new FreshnessCache(this.changes, MAX_CACHED_BUCKETS);
+    this.changes = ChangeDetector.of(db.$client);
+    this.recordCache = new FreshnessCache(this.changes, MAX_CACHED_BUCKETS);
   }
 
   /** Registers a bucket. Throws BucketValidationError for invalid input, or with problem 'conflict' if it exists. */
@@ -68,10 +68,17 @@ export class BucketRepository {
    * The bucket, as of this moment: a bucket removed or changed by any process is seen on the very
    * next call. The row is reused only while SQLite's data_version shows no commit by another
    * connection and this repository wrote nothing since it was read (see change-detector.ts).
+   * The record returned is shared with later lookups: read it, never change it.
    */
-  get(name: string): BucketRecord | null {
-    const row = this.rowCache.get(name, () => this.findByName.get({ name }) ?? null);
-    return row ? toBucketRecord(row) : null;
+  get(name: string, freshness: Freshness = 'now'): Readonly<BucketRecord> | null {
+    return this.recordCache.get(
+      name,
+      () => {
+        const row = this.findByName.get({ name });
+        return row ? frozenRecord(toBucketRecord(row)) : null;
+      },
+      freshness,
+    );
   }
 
   /** Unregisters a bucket; keys scoped to it stay (re-adding the bucket makes them usable again). */
@@ -95,6 +102,16 @@ export class BucketRepository {
     this.changes.noteLocalWrite();
     return result.changes > 0 ? this.get(name) : null;
   }
+}
+
+/** Shared by every request routed to the bucket: frozen, so no caller can change what the next one sees. */
+function frozenRecord(record: BucketRecord): BucketRecord {
+  for (const rule of record.cors ?? []) {
+    for (const list of Object.values(rule)) if (Array.isArray(list)) Object.freeze(list);
+    Object.freeze(rule);
+  }
+  if (record.cors) Object.freeze(record.cors);
+  return Object.freeze(record);
 }
 
 function toBucketRecord(row: BucketRow): BucketRecord {

@@ -8,17 +8,56 @@
  * their own writes. A cache that keeps the generation it was filled under and drops everything
  * when `generation()` differs therefore never serves a row that was deleted or changed before the
  * current request started, whoever changed it.
+ *
+ * S3 requests read data_version once, not once per lookup: the listener calls beginRequest() as a
+ * request starts, and lookups made for requests (freshness 'request') reuse the last read unless
+ * another request started since. Why that is enough: a read reused at time t was made after the
+ * latest beginRequest() before t, so after the start of every request in flight at t; each of
+ * them therefore sees every commit made before it started. Lookups for anything else (admin API,
+ * CLI, tests) use freshness 'now' and read every time.
  */
 import type Database from 'better-sqlite3';
+
+/** 'now': read data_version on this call. 'request': as of the start of the latest S3 request (see above). */
+export type Freshness = 'now' | 'request';
+
+/** One detector per SQLite connection, shared by its repositories (so a request reads data_version once). */
+const detectors = new WeakMap<Database.Database, ChangeDetector>();
 
 export class ChangeDetector {
   private readonly dataVersion: Database.Statement<[], number>;
   private lastDataVersion: number;
   private counter = 0;
+  private requestsStarted = 0;
+  /** The value of requestsStarted when data_version was last read for a request; -1 before the first. */
+  private readForRequests = -1;
 
-  constructor(sqlite: Database.Database) {
+  static of(sqlite: Database.Database): ChangeDetector {
+    let detector = detectors.get(sqlite);
+    if (detector === undefined) {
+      detector = new ChangeDetector(sqlite);
+      detectors.set(sqlite, detector);
+    }
+    return detector;
+  }
+
+  private constructor(sqlite: Database.Database) {
     this.dataVersion = sqlite.prepare<[], number>('PRAGMA data_version').pluck();
     this.lastDataVersion = this.dataVersion.get()!;
+  }
+
+  /** An S3 request starts: lookups with freshness 'request' read data_version again. */
+  beginRequest(): void {
+    this.requestsStarted++;
+  }
+
+  /** generation() with the given freshness. */
+  generationAsOf(freshness: Freshness): number {
+    if (freshness === 'request') {
+      if (this.readForRequests === this.requestsStarted) return this.counter;
+      this.readForRequests = this.requestsStarted;
+    }
+    return this.generation();
   }
 
   /** A number that changes after every commit by any connection, this one included (via noteLocalWrite). */
@@ -51,8 +90,8 @@ export class FreshnessCache<V> {
   ) {}
 
   /** The cached value if the database has not changed since it was stored, else what `load` returns (cached when not null). */
-  get(key: string, load: () => V | null): V | null {
-    const generation = this.changes.generation();
+  get(key: string, load: () => V | null, freshness: Freshness = 'now'): V | null {
+    const generation = this.changes.generationAsOf(freshness);
     if (generation !== this.filledUnder) {
       this.entries.clear();
       this.filledUnder = generation;

@@ -16,6 +16,7 @@ import { deriveKey, loadMasterKey, masterKeyPath } from '../crypto/master-key.js
 import { SealError, sealSecret, unsealSecret } from '../crypto/seal.js';
 import { ensureDataDir, explainAccessError } from '../data-dir.js';
 import { BucketRepository } from './buckets.js';
+import { ChangeDetector } from './change-detector.js';
 import { KeyRepository } from './keys.js';
 import * as schema from './schema.js';
 
@@ -31,6 +32,11 @@ export type KeygateDatabase = BetterSQLite3Database<typeof schema> & { $client: 
 export interface Store {
   keys: KeyRepository;
   buckets: BucketRepository;
+  /**
+   * An S3 request starts: its lookups with freshness 'request' see every commit made before now,
+   * at the cost of one data_version read for all of them (see change-detector.ts).
+   */
+  beginRequest(): void;
   /** A key derived from the master key for `purpose` (see crypto/master-key.ts deriveKey). */
   deriveKey(purpose: string): Buffer;
   close(): void;
@@ -64,9 +70,11 @@ function openStoreIn(config: Config): Store {
     const db = drizzle(sqlite, { schema });
     applyMigrations(db);
     const masterKey = verifiedMasterKey(db, config, file);
+    const changes = ChangeDetector.of(sqlite);
     return {
       keys: new KeyRepository(db, masterKey, config.keyTag),
       buckets: new BucketRepository(db),
+      beginRequest: () => changes.beginRequest(),
       deriveKey: (purpose) => deriveKey(masterKey, purpose),
       close: () => {
         if (sqlite.open) sqlite.close();

@@ -7,7 +7,7 @@ import { generateKeyPair } from '../crypto/keygen.js';
 import { sealSecret, unsealSecret } from '../crypto/seal.js';
 import { isPermission, type AccessKey, type AccessKeyWithSecret } from '../keys/model.js';
 import { validateKeyInput, type CreateKeyInput } from '../keys/validate.js';
-import { ChangeDetector, FreshnessCache } from './change-detector.js';
+import { ChangeDetector, FreshnessCache, type Freshness } from './change-detector.js';
 import type { KeygateDatabase } from './db.js';
 import { accessKeys, type AccessKeyRow } from './schema.js';
 
@@ -24,6 +24,12 @@ export interface KeyListFilter {
   bucket?: string;
 }
 
+/** A key and its unsealed secret, kept apart so the key can travel with a request without its secret. */
+export interface KeyForVerification {
+  key: Readonly<AccessKey>;
+  readonly secretAccessKey: string;
+}
+
 export class KeyRepository {
   private readonly findById;
   private readonly updateLastUsed;
@@ -31,14 +37,14 @@ export class KeyRepository {
   private readonly lastTouched = new Map<string, number>();
   private readonly changes: ChangeDetector;
   /** accessKeyId -> row and unsealed secret, valid only while the database is unchanged (see findWithSecret). */
-  private readonly verificationCache: FreshnessCache<{ row: AccessKeyRow; secretAccessKey: string }>;
+  private readonly verificationCache: FreshnessCache<KeyForVerification>;
 
   constructor(
     private readonly db: KeygateDatabase,
     private readonly masterKey: Buffer,
     private readonly keyTag: string,
   ) {
-    this.changes = new ChangeDetector(db.$client);
+    this.changes = ChangeDetector.of(db.$client);
     this.verificationCache = new FreshnessCache(this.changes, MAX_CACHED_KEYS);
     this.findById = db
       .select()
@@ -113,13 +119,21 @@ export class KeyRepository {
    * change-detector.ts). That check replaces a query plus an AES-GCM open on every request.
    * Throws SealError if the stored secret was tampered with.
    */
-  findWithSecret(accessKeyId: string): AccessKeyWithSecret | null {
-    const found = this.verificationCache.get(accessKeyId, () => {
-      const row = this.findById.get({ id: accessKeyId });
-      return row ? { row, secretAccessKey: unsealSecret(this.masterKey, row.accessKeyId, row.sealedSecret) } : null;
-    });
-    if (found === null) return null;
-    return { ...toAccessKey(found.row), secretAccessKey: found.secretAccessKey };
+  findWithSecret(accessKeyId: string, freshness: Freshness = 'now'): AccessKeyWithSecret | null {
+    const found = this.findForVerification(accessKeyId, freshness);
+    return found === null ? null : { ...found.key, permissions: [...found.key.permissions], secretAccessKey: found.secretAccessKey };
+  }
+
+  /** findWithSecret without copying: the key and its secret as cached, shared with later lookups (never change them). */
+  findForVerification(accessKeyId: string, freshness: Freshness = 'now'): KeyForVerification | null {
+    return this.verificationCache.get(
+      accessKeyId,
+      () => {
+        const row = this.findById.get({ id: accessKeyId });
+        return row ? { key: frozenKey(toAccessKey(row)), secretAccessKey: unsealSecret(this.masterKey, row.accessKeyId, row.sealedSecret) } : null;
+      },
+      freshness,
+    );
   }
 
   /** Records use of a key, at most once per LAST_USED_WRITE_INTERVAL_MS per key and process. */
@@ -131,13 +145,19 @@ export class KeyRepository {
       this.updateLastUsed.run({ id: accessKeyId, at: at.getTime() });
       // Not a change that matters to verification: keep the cached row, just as current.
       const cached = this.verificationCache.peek(accessKeyId);
-      if (cached) cached.row = { ...cached.row, lastUsedAt: at };
+      if (cached) cached.key = frozenKey({ ...cached.key, lastUsedAt: at });
     } catch (error) {
       // Another process holding the write lock past busy_timeout must not fail an S3 request over a statistic.
       const code = (error as { code?: unknown }).code;
       if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY')) throw error;
     }
   }
+}
+
+/** Shared by every request that uses the key: frozen, so a caller that tried to widen it would throw instead. */
+function frozenKey(key: AccessKey): AccessKey {
+  Object.freeze(key.permissions);
+  return Object.freeze(key);
 }
 
 function toAccessKey(row: AccessKeyRow): AccessKey {

@@ -2,6 +2,7 @@
  * Bucket -> upstream routing. Order: the operator's bucket registry, then the default upstream
  * (KEYGATE_UPSTREAM_*), then RunPod volume discovery (a bucket named like a network volume id).
  */
+import type { Freshness } from '../store/change-detector.js';
 import type { Config, UpstreamCredentials } from '../config.js';
 import { S3Error } from '../errors.js';
 import { readUpstreamBody, type UpstreamForwarder } from './forward.js';
@@ -28,7 +29,8 @@ export interface BucketRecordLike {
 }
 
 export interface BucketRegistry {
-  get(name: string): BucketRecordLike | null;
+  /** Freshness 'request': as of the start of the latest S3 request (src/store/change-detector.ts). */
+  get(name: string, freshness?: Freshness): BucketRecordLike | null;
   list(): BucketRecordLike[];
 }
 
@@ -71,7 +73,8 @@ export class UpstreamResolver {
 
   /** The upstream of a bucket, or null when no route knows it. Throws S3Error on misconfiguration. */
   async resolve(bucket: string): Promise<UpstreamTarget | null> {
-    const record = this.registry.get(bucket);
+    // Routing is looked up for the S3 request being served (plan.ts).
+    const record = this.registry.get(bucket, 'request');
     if (record) return this.targetForRecord(record);
 
     if (this.config.defaultUpstream) return this.defaultUpstreamTarget(bucket);

@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startS3rver } from '../helpers/upstreams.js';
 import { gatewayS3Client } from '../helpers/sdk.js';
+import { runCliProcess } from '../helpers/keygate-cli.js';
 
 type Flag = 'read' | 'write' | 'delete' | 'admin';
 const FLAGS: Flag[] = ['read', 'write', 'delete', 'admin'];
@@ -157,6 +158,17 @@ describe('authorization matrix through the gateway', () => {
     expect(await outcome(newClient.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('allowed');
     oldClient.destroy();
     newClient.destroy();
+  });
+
+  it('a key deleted by the CLI (another process, same store) fails on the very next request', async () => {
+    const key = await gateway.createKey({ name: 'cli-revoked', permissions: ['read'] });
+    const s3 = client(gateway, key);
+    // Warm every request-path cache (key row and secret, bucket route) with a run of requests.
+    for (let i = 0; i < 5; i++) expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('allowed');
+    const deleted = await runCliProcess(['keys', 'delete', key.accessKeyId], gateway.env);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('error:InvalidAccessKeyId');
+    s3.destroy();
   });
 
   it('an expired key is refused', async () => {

@@ -100,6 +100,11 @@ describe('key lookups for verification', () => {
     first.permissions.push('admin');
     (first as { bucket: string | null }).bucket = 'elsewhere';
     expect(store.keys.findWithSecret(key.accessKeyId)).toMatchObject({ permissions: ['read'], bucket: null });
+    // The request path's lookup shares one object between requests: it cannot be changed at all.
+    const shared = store.keys.findForVerification(key.accessKeyId, 'request')!;
+    expect(() => shared.key.permissions.push('admin')).toThrow(TypeError);
+    expect(() => ((shared.key as { bucket: string | null }).bucket = 'elsewhere')).toThrow(TypeError);
+    expect(store.keys.findForVerification(key.accessKeyId, 'request')!.key).toMatchObject({ permissions: ['read'], bucket: null });
   });
 });
 
@@ -142,7 +147,7 @@ describe('FreshnessCache', () => {
     const sqlite = new Database(':memory:');
     closers.push(() => sqlite.close());
     sqlite.exec('CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)');
-    const changes = new ChangeDetector(sqlite);
+    const changes = ChangeDetector.of(sqlite);
     return { sqlite, changes, cache: new FreshnessCache<string>(changes, maxEntries) };
   }
 
@@ -163,6 +168,45 @@ describe('FreshnessCache', () => {
     expect(cache.get('missing', () => (misses++, null))).toBeNull();
     expect(cache.get('missing', () => (misses++, null))).toBeNull();
     expect(misses).toBe(2);
+  });
+
+  it("with freshness 'request', reads data_version once per request start and sees every commit made before it", () => {
+    const file = `${dirs.make()}/freshness.db`;
+    const sqlite = new Database(file);
+    const other = new Database(file);
+    closers.push(
+      () => sqlite.close(),
+      () => other.close(),
+    );
+    sqlite.exec('CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)');
+    const changes = ChangeDetector.of(sqlite);
+    const cache = new FreshnessCache<string>(changes, 10);
+    const commitByOtherConnection = () => other.prepare("INSERT OR REPLACE INTO t VALUES ('k', ?)").run(String(Math.random()));
+    let loads = 0;
+    const load = () => {
+      loads++;
+      return 'value';
+    };
+    changes.beginRequest();
+    cache.get('a', load, 'request');
+    expect(loads).toBe(1);
+    // A commit by this connection's writer is seen at once, whatever the freshness (noted local write).
+    changes.noteLocalWrite();
+    cache.get('a', load, 'request');
+    expect(loads).toBe(2);
+    // Another request starts: its lookups read data_version again and see the other connection's commit.
+    commitByOtherConnection();
+    cache.get('a', load, 'request');
+    expect(loads).toBe(2); // same request: the read made for it is reused
+    changes.beginRequest();
+    cache.get('a', load, 'request');
+    expect(loads).toBe(3);
+    cache.get('a', load, 'request');
+    expect(loads).toBe(3);
+    // 'now' reads every time.
+    commitByOtherConnection();
+    cache.get('a', load);
+    expect(loads).toBe(4);
   });
 
   it('stays within its bound, dropping the oldest entry first', () => {
