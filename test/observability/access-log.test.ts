@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { S3RequestRecord } from '../../src/http/s3.js';
-import { accessLogLine } from '../../src/observability/access-log.js';
+import { accessLogLine, LineBatch } from '../../src/observability/access-log.js';
 
 const record: S3RequestRecord = {
   requestId: 'ABCDEF0123456789',
@@ -40,5 +40,33 @@ describe('accessLogLine', () => {
       durationMs: 12.346,
       aborted: false,
     });
+  });
+});
+
+describe('LineBatch (how access log lines reach stdout or the file)', () => {
+  it('writes the lines of one event-loop turn in one call, in order, once the turn is over', async () => {
+    const writes: string[] = [];
+    const batch = new LineBatch((text) => writes.push(text));
+    batch.add('a\n');
+    batch.add('b\n');
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['a\nb\n']);
+    batch.add('c\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['a\nb\n', 'c\n']);
+  });
+
+  it('writes at once when the batch is large, and flush() writes what is pending (shutdown)', () => {
+    const writes: string[] = [];
+    const batch = new LineBatch((text) => writes.push(text));
+    const line = `${'x'.repeat(1023)}\n`;
+    for (let i = 0; i < 64; i++) batch.add(line);
+    expect(writes.map((text) => text.length)).toEqual([64 * 1024]);
+    batch.add('tail\n');
+    batch.flush();
+    expect(writes.at(-1)).toBe('tail\n');
+    batch.flush();
+    expect(writes).toHaveLength(2);
   });
 });
