@@ -10,7 +10,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { S3Error } from '../errors.js';
 import { parseCredential, validateCredentialScope } from './authorization.js';
 import { formatIsoSeconds, parseAmzDate } from './dates.js';
-import { DUMMY_SECRET, deriveSigningKey, hmacSha256 } from './signing-key.js';
+import { hmacSha256, signingKeyFor, UNKNOWN_KEY_OWNER } from './signing-key.js';
 import { AWS4_HMAC_SHA256, type KeyLookup } from './types.js';
 
 /** One condition of a policy, with the text it came from (quoted back in "Policy Condition failed" errors). */
@@ -168,7 +168,7 @@ export function verifyPostSignature<K>(fields: PostAuthFields, options: PostSign
   validateCredentialScope(credential, 'query', { regions: options.regions, service: 's3', amzDate: fields.date });
 
   const found = options.lookup(credential.accessKeyId);
-  const signingKey = deriveSigningKey(found?.secretAccessKey ?? DUMMY_SECRET, credential.date, credential.region, 's3');
+  const signingKey = signingKeyFor(found ?? UNKNOWN_KEY_OWNER, credential.date, credential.region, 's3');
   const expected = hmacSha256(signingKey, fields.policy);
   const provided = /^[0-9a-fA-F]{64}$/.test(fields.signature) ? Buffer.from(fields.signature, 'hex') : undefined;
   const matched = provided !== undefined && timingSafeEqual(provided, expected);

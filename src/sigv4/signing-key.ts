@@ -39,6 +39,24 @@ export function deriveSigningKey(secret: string, date: string, region: string, s
   return key;
 }
 
+/** The last signing key derived for a lookup result, keyed by that object (see signingKeyFor). */
+const lastKeyOf = new WeakMap<object, { scope: string; key: Buffer }>();
+
+/**
+ * deriveSigningKey for the secret of `owner`, a lookup result the key store hands out again and
+ * again while the key is unchanged: its last kSigning is reused for the same date, region and
+ * service without hashing the secret for the shared cache. A changed key is a new object, so it
+ * never meets an old signing key.
+ */
+export function signingKeyFor(owner: { secretAccessKey: string }, date: string, region: string, service = 's3'): Buffer {
+  const scope = date + '\n' + region + '\n' + service;
+  const last = lastKeyOf.get(owner);
+  if (last !== undefined && last.scope === scope) return last.key;
+  const key = deriveSigningKey(owner.secretAccessKey, date, region, service);
+  lastKeyOf.set(owner, { scope, key });
+  return key;
+}
+
 /** Drops every cached signing key (tests, or after revoking many keys at once). */
 export function clearSigningKeyCache(): void {
   cache.clear();
@@ -54,3 +72,6 @@ export function signingKeyCacheSize(): number {
  * no request can ever verify against it.
  */
 export const DUMMY_SECRET = 'keygate-unknown-key-' + randomBytes(24).toString('base64');
+
+/** DUMMY_SECRET as a lookup result, for signingKeyFor: an unknown key then costs what a known one does. */
+export const UNKNOWN_KEY_OWNER: { readonly secretAccessKey: string } = Object.freeze({ secretAccessKey: DUMMY_SECRET });

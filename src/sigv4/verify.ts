@@ -24,7 +24,7 @@ import {
   type RawQueryParam,
 } from './canonical.js';
 import { formatAmzDate, formatIsoSeconds, parseAmzDate, parseHttpDate } from './dates.js';
-import { DUMMY_SECRET, deriveSigningKey, hmacSha256 } from './signing-key.js';
+import { hmacSha256, signingKeyFor, UNKNOWN_KEY_OWNER } from './signing-key.js';
 import {
   DEFAULT_MAX_SKEW_SECONDS,
   STREAMING_SIGNED_PAYLOAD,
@@ -188,7 +188,7 @@ function checkSignature<K>(
 ): SigningResult<K> {
   const { credential, signedHeaders } = auth;
   const found = options.lookup(credential.accessKeyId);
-  const signingKey = deriveSigningKey(found?.secretAccessKey ?? DUMMY_SECRET, credential.date, credential.region, service);
+  const signingKey = signingKeyFor(found ?? UNKNOWN_KEY_OWNER, credential.date, credential.region, service);
   const scope = credentialScope(credential.date, credential.region, service);
   const provided = /^[0-9a-fA-F]{64}$/.test(auth.signature) ? Buffer.from(auth.signature, 'hex') : undefined;
   const signedHeaderList = signedHeaders.join(';');

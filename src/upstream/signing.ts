@@ -45,6 +45,18 @@ export function upstreamPath(target: UpstreamTarget, objectKey: string | null, b
   return `${prefix}/`;
 }
 
+/** The current time as SigV4's yyyyMMddTHHmmssZ, formatted once per second. */
+let amzDateSecond = -1;
+let amzDateText = '';
+export function currentAmzDate(nowMs: number = Date.now()): string {
+  const second = Math.floor(nowMs / 1000);
+  if (second !== amzDateSecond) {
+    amzDateSecond = second;
+    amzDateText = new Date(second * 1000).toISOString().replace(/[:-]|\.\d{3}/g, '');
+  }
+  return amzDateText;
+}
+
 export interface SignedUpstreamRequest {
   url: string;
   /** The URL's origin and its path + query, exactly as signed (send these, not a parsed `url`). */
@@ -75,7 +87,8 @@ export function signUpstreamRequest(
       host: target.endpoint.hostname,
       port: target.endpoint.port === '' ? undefined : Number(target.endpoint.port),
       path: pathWithQuery,
-      headers: { ...headers },
+      // X-Amz-Date given, so aws4 does not format a Date per request (it signs the value as given).
+      headers: { ...headers, 'x-amz-date': currentAmzDate() },
       // The path is already canonical; aws4 decodes and re-encodes each segment to the same string.
       doNotEncodePath: true,
     },

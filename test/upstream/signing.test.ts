@@ -8,7 +8,7 @@ import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEYGATE_USER_AGENT, UpstreamForwarder } from '../../src/upstream/forward.js';
-import { encodeObjectKey, encodeQuery, upstreamPath } from '../../src/upstream/signing.js';
+import { currentAmzDate, encodeObjectKey, encodeQuery, upstreamPath } from '../../src/upstream/signing.js';
 import { readAll, startLocalServer, targetFor, upstreamBody, type LocalServer } from './fixtures.js';
 
 class NodeSha256 {
@@ -179,5 +179,15 @@ describe('signatures as the AWS SDK computes them', () => {
       expect(server.requests[index]!.url).toBe(expectedUrl);
       await expectSdkSignature(index, 'us-east-1');
     }
+  });
+});
+
+describe('currentAmzDate (the X-Amz-Date upstream requests are signed with)', () => {
+  it('is the current second in the ISO basic form, and moves with the clock', () => {
+    expect(currentAmzDate(Date.UTC(2026, 11, 2, 17, 3, 45, 678))).toBe('20261202T170345Z');
+    expect(currentAmzDate(Date.UTC(2026, 11, 2, 17, 3, 45, 999))).toBe('20261202T170345Z');
+    expect(currentAmzDate(Date.UTC(2026, 11, 2, 17, 3, 46, 0))).toBe('20261202T170346Z');
+    expect(currentAmzDate(Date.UTC(2027, 0, 1, 0, 0, 0, 0))).toBe('20270101T000000Z');
+    expect(currentAmzDate()).toMatch(/^\d{8}T\d{6}Z$/);
   });
 });
