@@ -12,8 +12,6 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { Hono } from 'hono';
-import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import { authorize } from '../authz.js';
 import type { Config } from '../config.js';
 import { S3Error, isS3Error } from '../errors.js';
@@ -95,27 +93,29 @@ interface AuthenticatedRequest {
   dispose(): Promise<void>;
 }
 
-/** The non-S3 routes of the S3 listener (health); `_` cannot appear in bucket names, so none shadows a bucket. */
-export function createS3ServiceApp(): Hono<{ Bindings: HttpBindings }> {
-  const app = new Hono<{ Bindings: HttpBindings }>();
-  app.get(S3_HEALTH_PATH, (c) => c.json({ status: 'ok' }));
-  return app;
-}
+const HEALTH_ANSWER = JSON.stringify({ status: 'ok' });
 
 /**
- * The Node request listener of the S3 listener. S3 requests bypass Hono's Request/Response
- * objects: Hono rewrites HEAD responses and normalizes URLs, and we need the raw request target
- * and Node streams end to end.
+ * The Node request listener of the S3 listener. S3 requests use Node's raw request and response
+ * (no web Request/Response objects): SigV4 needs the exact request target, and bodies stream with
+ * backpressure. The one other route is the health check, GET or HEAD of /_health (`_` cannot
+ * appear in bucket names, so it shadows no bucket); anything else sent there is an S3 request (and
+ * refused as one).
  */
 export function createS3Listener(deps: S3AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const pipeline = new S3Pipeline(deps);
-  const serviceListener = getRequestListener(createS3ServiceApp().fetch);
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     // A health check with a body is no health check: it goes where bodies are bounded (and is refused).
-    if (path === S3_HEALTH_PATH && !hasRequestBody(req)) void serviceListener(req, res);
+    if (path === S3_HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD') && !hasRequestBody(req)) answerHealth(req, res);
     else void pipeline.handle(req, res);
   };
+}
+
+function answerHealth(req: IncomingMessage, res: ServerResponse): void {
+  req.resume();
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(HEALTH_ANSWER) });
+  res.end(req.method === 'HEAD' ? undefined : HEALTH_ANSWER);
 }
 
 /**

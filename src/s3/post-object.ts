@@ -22,7 +22,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import busboy from 'busboy';
+import type busboy from 'busboy';
+import { lazyRequire } from '../lazy-require.js';
 import { S3Error } from '../errors.js';
 import { headerValue } from '../header-value.js';
 import type { AccessKey } from '../keys/model.js';
@@ -35,6 +36,7 @@ import type { Reply } from './reply.js';
 import { xmlReply } from './reply.js';
 import { postResponseXml } from './responses.js';
 
+const loadBusboy = lazyRequire<typeof busboy>('busboy');
 /** Bounds on everything before the file (S3 allows 20 KB of fields; the policy alone may be that). */
 export const FORM_LIMITS = {
   fieldNameBytes: 256,
@@ -175,7 +177,7 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
   try {
     // busboy takes an empty boundary parameter (boundary="") and then finds no parts at all.
     if (!/;\s*boundary=(?:"[^"]+"|[^\s;"]+)/i.test(req.headers['content-type'] ?? '')) throw new Error('the Content-Type has no boundary parameter');
-    parser = busboy({
+    parser = loadBusboy()({
       headers: req.headers,
       // Field bytes as they are (latin1 maps bytes 1:1); fieldBytes() recovers them (a file sent as
       // a plain field must be stored byte for byte).

@@ -17,9 +17,11 @@
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import sax from 'sax';
+import type sax from 'sax';
+import { lazyRequire } from '../lazy-require.js';
 import { S3Error } from '../errors.js';
 
+const loadSax = lazyRequire<typeof sax>('sax');
 /** S3 itself rejects DeleteObjects bodies over ~2 MB; every XML body the gateway reads is capped at this. */
 export const MAX_XML_BODY_BYTES = 2 * 1024 * 1024;
 
@@ -105,7 +107,7 @@ export class XmlBodyReader {
 
   constructor(private readonly shape: XmlBodyShape) {
     // strictEntities: only XML's five predefined entities (sax would otherwise decode HTML ones like &nbsp;).
-    this.parser = sax.parser(true, { strictEntities: true, position: true } as sax.SAXOptions);
+    this.parser = loadSax().parser(true, { strictEntities: true, position: true } as sax.SAXOptions);
     this.parser.onerror = (error) => {
       throw malformed(explainSaxError(error.message.split('\n', 1)[0]!));
     };

@@ -3,12 +3,14 @@
  * the document) and XML it reads from upstreams (one fast-xml-parser setup that keeps values
  * byte-exact). Request bodies are read by xml-body.ts.
  */
-import { XMLParser } from 'fast-xml-parser';
+import type * as FastXmlParser from 'fast-xml-parser';
+import { lazyRequire } from '../lazy-require.js';
 import { escapeXml } from '../errors.js';
 
 export const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n';
 export const S3_XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 
+const loadFastXmlParser = lazyRequire<typeof FastXmlParser>('fast-xml-parser');
 /** `<Name>value</Name>` with the value escaped; undefined/null renders nothing. */
 export function element(name: string, value: string | number | boolean | null | undefined): string {
   if (value === undefined || value === null) return '';
@@ -44,7 +46,7 @@ export function decodeXmlText(text: string): string {
  */
 export function parseUpstreamXml(xml: string, repeated: readonly string[] = []): Record<string, unknown> {
   const names = new Set(repeated);
-  const parser = new XMLParser({
+  const parser = new (loadFastXmlParser().XMLParser)({
     ignoreAttributes: true,
     parseTagValue: false,
     trimValues: false,

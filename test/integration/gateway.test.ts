@@ -138,7 +138,18 @@ describe('gateway in front of a RunPod datacenter', () => {
 
   it('has a health endpoint that cannot collide with a bucket', async () => {
     const response = await fetch(`${gateway.url}/_health`);
+    expect(response.headers.get('content-type')).toBe('application/json');
     expect(await response.json()).toEqual({ status: 'ok' });
+    const head = await fetch(`${gateway.url}/_health`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    // Any other method there is an S3 request like any other: refused as one, never a health answer.
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const other = await fetch(`${gateway.url}/_health`, { method });
+      expect(other.status, method).toBeGreaterThanOrEqual(400);
+      expect(other.status, method).toBeLessThan(500);
+      expect(await other.text(), method).toContain('<Error>');
+    }
   });
 
   it('answers bad input with S3 XML errors, never 5xx', async () => {
