@@ -4,7 +4,8 @@
  * (SigV4 verification, authorization). Prints a markdown table and writes it to .bench/report.md.
  *
  * Options: --quick (short rounds and a 64 MiB object, for trying changes; targets are not judged),
- * --only=small,large,micro (phases to run), --large-mib=N, --rounds=N, --seconds=N.
+ * --only=small,large,micro (phases to run), --large-mib=N, --rounds=N, --seconds=N, --profile
+ * (the gateway runs with --cpu-prof into .bench/profiles/ and the report says where its CPU went).
  * KEYGATE_BENCH_NODE_ARGS adds node flags to the gateway process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  *
  * Numbers are for this machine only; compare rows of one run with each other, not with other machines.
@@ -18,6 +19,7 @@ import type { AccessKey } from '../src/keys/model.js';
 import { parseAddress } from '../src/s3/address.js';
 import { classify } from '../src/s3/classify.js';
 import { REPO_ROOT } from './processes.js';
+import { newestProfile, summarizeProfile } from './profile.js';
 import { runSigv4Bench, timePerOp, type BenchRow } from './sigv4.js';
 import { runStoreBench } from './store.js';
 import { runSystemBench, SMALL_OBJECT_BYTES, type LargeResult, type SmallResult, type SystemResults } from './system.js';
@@ -35,6 +37,7 @@ export const TARGETS = {
 
 interface CliOptions {
   quick: boolean;
+  profile: boolean;
   phases: Set<string>;
   largeMib: number;
   rounds: number;
@@ -49,6 +52,7 @@ function parseCli(argv: string[]): CliOptions {
   for (const phase of phases) if (!['small', 'large', 'micro'].includes(phase)) throw new Error(`--only takes small, large and micro; got "${phase}"`);
   return {
     quick,
+    profile: argv.includes('--profile'),
     phases,
     largeMib: Number(value('large-mib') ?? (quick ? 64 : 1024)),
     rounds: Number(value('rounds') ?? (quick ? 1 : 3)),
@@ -179,6 +183,10 @@ async function main(): Promise<void> {
   const sections: string[] = [`# keygate benchmark (${new Date().toISOString()})`, '', `Machine: ${machine()}.`, ''];
   let system: SystemResults | null = null;
 
+  const profileDir = path.join(REPO_ROOT, '.bench/profiles');
+  if (options.profile) {
+    process.env.KEYGATE_BENCH_NODE_ARGS = `${process.env.KEYGATE_BENCH_NODE_ARGS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`;
+  }
   if (options.phases.has('small') || options.phases.has('large')) {
     log('building dist/ (npm run build) so the gateway runs as it ships…');
     execFileSync(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
@@ -227,6 +235,21 @@ async function main(): Promise<void> {
           : []),
       );
     }
+  }
+
+  const profile = options.profile ? newestProfile(profileDir) : null;
+  if (profile !== null) {
+    const { busySeconds, shares } = summarizeProfile(profile);
+    sections.push(
+      `## Where the gateway's CPU went (its CPU profile over this run: ${busySeconds.toFixed(1)} s busy)`,
+      '',
+      `Each sample is charged to the innermost keygate module on its stack. Profiling itself adds CPU, so compare shares, not totals. Flame graph: \`${path.relative(REPO_ROOT, profile)}\` (Chrome DevTools or speedscope).`,
+      '',
+      '| concern | share of busy time |',
+      '|---|---|',
+      ...shares.map(({ concern, share }) => `| ${concern} | ${(share * 100).toFixed(1)}% |`),
+      '',
+    );
   }
 
   if (options.phases.has('micro')) {
