@@ -29,6 +29,7 @@ import { checksumAlgorithmOfHeader } from '../sigv4/checksums.js';
 import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
 import type { KeyLookup, VerifiedRequest } from '../sigv4/types.js';
 import { verifyRequest } from '../sigv4/verify.js';
+import type { Freshness } from '../store/change-detector.js';
 import type { Store } from '../store/db.js';
 import type { UpstreamBody, UpstreamForwarder } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
@@ -237,7 +238,8 @@ class S3Pipeline {
     let form;
     try {
       form = await authenticateForm(req, bucket, {
-        lookup: this.keyLookup(),
+        // Read after the form's fields, which the sender may have dragged out: as of now, not as of the request's start.
+        lookup: this.keyLookup('now'),
         regions: this.deps.config.acceptedRegions,
         fieldsDeadlineMs: this.deps.config.unauthenticatedTimeoutMs,
         signal,
@@ -245,6 +247,8 @@ class S3Pipeline {
     } finally {
       release();
     }
+    // Routing is looked up next: a bucket removed while the fields arrived must be gone for it too.
+    this.deps.store.beginRequest();
     const operation = describeOperation('PostObject', { bucket, key: form.objectKey, query: [] }, form.headers);
     // The form's fields are its headers; who sent it is still the request's User-Agent.
     operation.userAgent = req.headers['user-agent'];
@@ -284,6 +288,8 @@ class S3Pipeline {
     if (spec.body.kind === 'none') {
       // Verified (its signature may cover it), then dropped: the operation takes no body.
       await consume(verifier);
+      // The sender may have dragged that body out: lookups after it (a copy source's route) see every change made meanwhile.
+      this.deps.store.beginRequest();
       return null;
     }
     return {
@@ -295,9 +301,13 @@ class S3Pipeline {
     };
   }
 
-  /** Access keys with their secrets, for signature checks. */
-  private keyLookup(): KeyLookup<AccessKey> {
-    return (accessKeyId) => this.deps.store.keys.findForVerification(accessKeyId, 'request') ?? undefined;
+  /**
+   * Access keys with their secrets, for signature checks. Freshness 'request' (as of this request's
+   * start) is for lookups made before anything is read from the client; after waiting on the
+   * client, look up as of 'now' (see src/store/change-detector.ts).
+   */
+  private keyLookup(freshness: Freshness = 'request'): KeyLookup<AccessKey> {
+    return (accessKeyId) => this.deps.store.keys.findForVerification(accessKeyId, freshness) ?? undefined;
   }
 }
 

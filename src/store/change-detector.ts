@@ -13,8 +13,10 @@
  * request starts, and lookups made for requests (freshness 'request') reuse the last read unless
  * another request started since. Why that is enough: a read reused at time t was made after the
  * latest beginRequest() before t, so after the start of every request in flight at t; each of
- * them therefore sees every commit made before it started. Lookups for anything else (admin API,
- * CLI, tests) use freshness 'now' and read every time.
+ * them therefore sees every commit made before it started. A request that then waits on its
+ * client (a POST form's fields, a body read before a copy source is routed) calls beginRequest()
+ * again, or looks up with 'now': the sender must not choose how old the data it is judged by is.
+ * Lookups for anything else (admin API, CLI, tests) use freshness 'now' and read every time.
  */
 import type Database from 'better-sqlite3';
 

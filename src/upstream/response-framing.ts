@@ -81,10 +81,10 @@ class FramingGuard implements Handler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode >= 200) {
-      const { contentLength, chunked } = framingOf(rawHeaders);
+      const { contentLength, chunked, closeDelimited } = framingOf(rawHeaders);
       this.remaining = contentLength;
       const hasBody = this.method !== 'HEAD' && !BODILESS_STATUSES.has(statusCode);
-      if (hasBody && contentLength === null && !chunked) {
+      if (hasBody && (closeDelimited || (contentLength === null && !chunked))) {
         this.abort?.(new UnframedAnswerError());
         return true;
       }
@@ -105,18 +105,25 @@ class FramingGuard implements Handler {
   }
 }
 
-/** Content-Length (null when absent or unreadable) and whether Transfer-Encoding names chunked, from raw header pairs. */
-function framingOf(rawHeaders: Buffer[]): { contentLength: number | null; chunked: boolean } {
+/**
+ * Content-Length (null when absent or unreadable) and whether the body is chunked, from raw header
+ * pairs, read as undici's parser (llhttp) reads a response: chunked only when `chunked` is the
+ * last transfer coding of all Transfer-Encoding headers together, and then Content-Length does not
+ * count. A Transfer-Encoding that does not end in chunked means "until the connection closes".
+ */
+function framingOf(rawHeaders: Buffer[]): { contentLength: number | null; chunked: boolean; closeDelimited: boolean } {
   let contentLength: number | null = null;
-  let chunked = false;
+  const codings: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') {
       const value = rawHeaders[i + 1]!.toString('latin1').trim();
       contentLength = /^\d+$/.test(value) ? Number(value) : null;
     } else if (name.length === 17 && name.toString('latin1').toLowerCase() === 'transfer-encoding') {
-      chunked ||= /\bchunked\b/i.test(rawHeaders[i + 1]!.toString('latin1'));
+      codings.push(...rawHeaders[i + 1]!.toString('latin1').split(','));
     }
   }
-  return { contentLength, chunked };
+  if (codings.length === 0) return { contentLength, chunked: false, closeDelimited: false };
+  const chunked = codings.at(-1)!.trim().toLowerCase() === 'chunked';
+  return { contentLength: chunked ? null : contentLength, chunked, closeDelimited: !chunked };
 }

@@ -14,17 +14,24 @@ const BUCKET = 'close-bucket';
 const OBJECT_BYTES = 8 * 1024 * 1024;
 const OBJECT = Buffer.alloc(OBJECT_BYTES, 0x61);
 
-type Framing = 'length' | 'chunked' | 'none';
+/**
+ * How the upstream frames its answer: Content-Length, chunked, or not at all (the body ends when the
+ * connection closes) — plainly, or behind a Transfer-Encoding that does not end in chunked (one
+ * header `chunked, identity`, or two headers), which undici's parser also reads up to the close.
+ */
+type Framing = 'length' | 'chunked' | 'none' | 'te-not-last' | 'te-twice';
 
 /** An upstream answering every request with OBJECT in the framing its path names, then closing. */
 async function startClosingUpstream(): Promise<{ endpoint: string; stop: () => Promise<void> }> {
   const server = net.createServer((socket) => {
     socket.on('error', () => undefined);
     socket.once('data', (head: Buffer) => {
-      const framing = (/^GET \/[^/]+\/(length|chunked|none)/.exec(head.toString('latin1'))?.[1] ?? 'length') as Framing;
+      const framing = (/^GET \/[^/]+\/(length|chunked|none|te-not-last|te-twice)/.exec(head.toString('latin1'))?.[1] ?? 'length') as Framing;
       const headers = ['HTTP/1.1 200 OK', 'Content-Type: application/octet-stream', 'ETag: "0123456789abcdef0123456789abcdef"', 'Connection: close'];
       if (framing === 'length') headers.push(`Content-Length: ${OBJECT_BYTES}`);
       if (framing === 'chunked') headers.push('Transfer-Encoding: chunked');
+      if (framing === 'te-not-last') headers.push('Transfer-Encoding: chunked, identity');
+      if (framing === 'te-twice') headers.push('Transfer-Encoding: chunked', 'Transfer-Encoding: identity');
       socket.write(`${headers.join('\r\n')}\r\n\r\n`);
       if (framing === 'chunked') {
         socket.write(`${OBJECT_BYTES.toString(16)}\r\n`);
@@ -124,10 +131,14 @@ describe('upstreams that close the connection after answering', () => {
     });
   }
 
-  it('refuses an answer whose body only ends when the connection closes (502), and stays up', async () => {
-    const download = await slowGet(`/${BUCKET}/none.bin`);
-    expect(download.head).toMatch(/^HTTP\/1\.1 502 /);
-    expect(gateway.output()).toContain('UNFRAMED_UPSTREAM_ANSWER');
-    expectAlive();
-  });
+  for (const framing of ['none', 'te-not-last', 'te-twice'] as const) {
+    it(`refuses an answer whose body only ends when the connection closes (${framing}: 502), and stays up (3 rounds of 8 at once)`, async () => {
+      for (let round = 0; round < 3; round++) {
+        const downloads = await Promise.all(Array.from({ length: 8 }, (_, index) => slowGet(`/${BUCKET}/${framing}-${round}-${index}.bin`)));
+        for (const download of downloads) expect(download.head).toMatch(/^HTTP\/1\.1 502 /);
+        expectAlive();
+      }
+      expect(gateway.output()).toContain('UNFRAMED_UPSTREAM_ANSWER');
+    });
+  }
 });
