@@ -159,6 +159,7 @@ function goalsTable(system: SystemResults, judged: boolean): string[] {
   }
   lines.push(
     `| gateway peak RSS (VmHWM) over the whole run | < ${mb(TARGETS.peakRssBytes)} | ${mb(system.runPeakRss)} (idle after small requests: ${mb(system.gatewayIdleRss)}) | ${verdict(system.runPeakRss < TARGETS.peakRssBytes, judged)} |`,
+    `| node floor peak RSS (VmHWM) over the whole run (reference: same flags, same traffic) | — | ${mb(system.nodeFloorPeakRss)} | reported |`,
   );
   return lines;
 }

@@ -83,6 +83,8 @@ export interface SystemResults {
   largeCpuSecondsPerGiB: Record<ProxyName, number> | null;
   /** Gateway VmHWM over the whole run, bytes. */
   runPeakRss: number;
+  /** The node floor's VmHWM over the whole run (same NODE_OPTIONS, same traffic): what Node itself reaches. */
+  nodeFloorPeakRss: number;
   gatewayIdleRss: number;
   upstreamDescription: string;
 }
@@ -154,7 +156,9 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
       ? await largeObjects(targets, options)
       : { large: [], largePeakRss: null, largeCpuSecondsPerGiB: null };
     const runPeakRss = memoryOf(gateway.pid).peakRss;
+    const nodeFloorPeakRss = memoryOf(nodeFloor.pid).peakRss;
     return {
+      nodeFloorPeakRss,
       small,
       large,
       largePeakRss,
