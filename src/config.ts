@@ -4,6 +4,7 @@
  * variable and the fix.
  */
 import path from 'node:path';
+import { knownDatacenters, normalizeDatacenter } from './upstream/runpod-datacenters.js';
 import { upstreamTimeoutsFromEnv, type UpstreamTimeouts } from './upstream/timeouts.js';
 
 export interface UpstreamCredentials {
@@ -43,6 +44,15 @@ export interface Config {
   /** datacenter id (upper case) -> endpoint URL override. */
   runpodEndpoints: Record<string, URL> | null;
   runpodRestUrl: string;
+  /** Size in GB of the network volumes CreateBucket makes on RunPod (KEYGATE_RUNPOD_VOLUME_SIZE_GB). */
+  runpodVolumeSizeGb: number;
+  /**
+   * Datacenter of new RunPod buckets whose CreateBucket names none (KEYGATE_RUNPOD_DEFAULT_DATACENTER),
+   * upper case; null = CreateBucket must name one (LocationConstraint).
+   */
+  runpodDefaultDatacenter: string | null;
+  /** Whether DeleteBucket may delete an empty RunPod network volume (KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE=1). */
+  runpodAllowVolumeDelete: boolean;
   /**
    * Whether the default upstream decodes aws-chunked bodies with trailing checksums
    * (KEYGATE_UPSTREAM_TRAILING_CHECKSUMS, default on; s3rver and some small servers need it off).
@@ -92,6 +102,11 @@ type Env = Record<string, string | undefined>;
 /** v2 REST API; v1 (https://rest.runpod.io/v1) is being retired but its response shape is still understood. */
 export const DEFAULT_RUNPOD_REST_URL = 'https://api.runpod.io/v2';
 
+/** Network volumes the gateway creates: 10 GB unless KEYGATE_RUNPOD_VOLUME_SIZE_GB says otherwise (10 to 4096). */
+export const DEFAULT_RUNPOD_VOLUME_SIZE_GB = 10;
+export const MIN_RUNPOD_VOLUME_SIZE_GB = 10;
+export const MAX_RUNPOD_VOLUME_SIZE_GB = 4096;
+
 export function loadConfig(env: Env = process.env): Config {
   const get = (name: string): string | undefined => {
     const value = env[name];
@@ -117,6 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
   const configuredPublicUrl = get('KEYGATE_PUBLIC_URL');
   // The default follows the port clients reach this process on locally.
   const publicUrl = parseUrl('KEYGATE_PUBLIC_URL', configuredPublicUrl ?? `http://localhost:${port}`);
+  const runpodEndpoints = parseRunpodEndpoints(get('KEYGATE_RUNPOD_ENDPOINTS'));
 
   return {
     dataDir: path.resolve(get('KEYGATE_DATA_DIR') ?? './data'),
@@ -135,8 +151,17 @@ export function loadConfig(env: Env = process.env): Config {
     defaultUpstream: parseDefaultUpstream(get),
     runpodCredentials: parseRunpodCredentials(get),
     runpodApiKey: get('RUNPOD_API_KEY') ?? null,
-    runpodEndpoints: parseRunpodEndpoints(get('KEYGATE_RUNPOD_ENDPOINTS')),
+    runpodEndpoints,
     runpodRestUrl: parseUrl('KEYGATE_RUNPOD_REST_URL', get('KEYGATE_RUNPOD_REST_URL') ?? DEFAULT_RUNPOD_REST_URL).href.replace(/\/+$/, ''),
+    runpodVolumeSizeGb: parseWholeNumber(
+      'KEYGATE_RUNPOD_VOLUME_SIZE_GB',
+      get('KEYGATE_RUNPOD_VOLUME_SIZE_GB'),
+      DEFAULT_RUNPOD_VOLUME_SIZE_GB,
+      MIN_RUNPOD_VOLUME_SIZE_GB,
+      MAX_RUNPOD_VOLUME_SIZE_GB,
+    ),
+    runpodDefaultDatacenter: parseDefaultDatacenter(get('KEYGATE_RUNPOD_DEFAULT_DATACENTER'), runpodEndpoints),
+    runpodAllowVolumeDelete: parseBoolean('KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE', get('KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE')),
     upstreamTrailingChecksums: parseBoolean('KEYGATE_UPSTREAM_TRAILING_CHECKSUMS', get('KEYGATE_UPSTREAM_TRAILING_CHECKSUMS') ?? '1'),
     debugSignatures: parseBoolean('KEYGATE_DEBUG_SIGNATURES', get('KEYGATE_DEBUG_SIGNATURES')),
     rateLimit: parseRateLimit(get('KEYGATE_RATE_LIMIT'), get('KEYGATE_RATE_LIMIT_BURST')),
@@ -255,6 +280,19 @@ function parseRunpodCredentials(get: (name: string) => string | undefined): Upst
   if (accessKeyId === undefined) throw new ConfigError('RUNPOD_S3_ACCESS_KEY', 'is required when RUNPOD_S3_SECRET_KEY is set.');
   if (secretAccessKey === undefined) throw new ConfigError('RUNPOD_S3_SECRET_KEY', 'is required when RUNPOD_S3_ACCESS_KEY is set.');
   return { accessKeyId, secretAccessKey };
+}
+
+function parseDefaultDatacenter(value: string | undefined, endpoints: Record<string, URL> | null): string | null {
+  if (value === undefined) return null;
+  const datacenter = normalizeDatacenter(value);
+  const known = knownDatacenters(endpoints);
+  if (!known.includes(datacenter)) {
+    throw new ConfigError(
+      'KEYGATE_RUNPOD_DEFAULT_DATACENTER',
+      `"${value}" is not a RunPod datacenter with S3; use one of ${known.join(', ')} (a newer one works once KEYGATE_RUNPOD_ENDPOINTS maps it).`,
+    );
+  }
+  return datacenter;
 }
 
 function parseRunpodEndpoints(value: string | undefined): Record<string, URL> | null {

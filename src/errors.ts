@@ -26,6 +26,7 @@ const CATALOG = {
   InvalidBucketName: [400, 'The specified bucket is not valid.'],
   InvalidBucketState: [409, 'The request is not valid with the current state of the bucket.'],
   InvalidDigest: [400, 'The Content-MD5 or checksum value that you specified is not valid.'],
+  InvalidLocationConstraint: [400, 'The specified location constraint is not valid.'],
   InvalidPart: [400, 'One or more of the specified parts could not be found.'],
   InvalidPartOrder: [400, 'The list of parts was not in ascending order. Parts must be ordered by part number.'],
   InvalidPolicyDocument: [400, 'The content of the form does not meet the conditions specified in the policy document.'],
@@ -43,6 +44,8 @@ const CATALOG = {
   NoSuchBucket: [404, 'The specified bucket does not exist.'],
   NoSuchKey: [404, 'The specified key does not exist.'],
   NoSuchUpload: [404, 'The specified multipart upload does not exist.'],
+  /** Another request is changing the same bucket (e.g. creating it) right now, or its outcome is still unknown. */
+  OperationAborted: [409, 'A conflicting conditional operation is currently in progress against this resource. Try again.'],
   NotImplemented: [501, 'A header or query you provided implies functionality that is not implemented.'],
   RequestHeaderSectionTooLarge: [400, 'Your request header section exceeds the maximum allowed size.'],
   PreconditionFailed: [412, 'At least one of the preconditions you specified did not hold.'],

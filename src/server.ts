@@ -16,6 +16,8 @@ import { KeyRateLimiter } from './observability/rate-limit.js';
 import { openStore, type Store } from './store/db.js';
 import { UpstreamForwarder } from './upstream/forward.js';
 import { UpstreamResolver } from './upstream/resolver.js';
+import { RunpodVolumeApi } from './upstream/runpod-volumes.js';
+import { BucketLifecycle } from './buckets/lifecycle.js';
 
 export interface StartServerOptions {
   /** Use this store instead of opening one (it is then not closed by close()). */
@@ -68,12 +70,16 @@ export async function startServer(config: Config, options: StartServerOptions = 
 
     // One pool of keep-alive connections per upstream origin, for every request of this server.
     const forwarder = new UpstreamForwarder(config.upstreamTimeouts);
+    const runpodRest = RunpodVolumeApi.fromConfig(config);
     const resolver = new UpstreamResolver({
       config,
       registry: store.buckets,
       forwarder,
       genericCapabilities: { trailingChecksums: config.upstreamTrailingChecksums },
+      runpodBucketLifecycle: runpodRest !== null && config.runpodCredentials !== null,
     });
+    // Creating and deleting RunPod buckets: one service for S3 requests and the admin side alike.
+    const lifecycle = new BucketLifecycle({ config, registry: store.buckets, rest: runpodRest, resolver, forwarder });
     const accessLog = openAccessLog(config.accessLog);
     const rateLimiter = config.rateLimit ? new KeyRateLimiter(config.rateLimit, undefined, () => metrics.countRateLimited()) : null;
     const s3Listener = createS3Listener({
@@ -81,6 +87,7 @@ export async function startServer(config: Config, options: StartServerOptions = 
       store,
       resolver,
       forwarder,
+      lifecycle,
       admit: rateLimiter ? (accessKeyId) => rateLimiter.admit(accessKeyId) : undefined,
       observe: (record: S3RequestRecord) => {
         accessLog?.write(record);
@@ -135,6 +142,17 @@ function configurationWarnings(config: Config, store: Store): string[] {
     warnings.push(
       'no upstream is configured: no default upstream (KEYGATE_UPSTREAM_ENDPOINT…), no RunPod credentials (RUNPOD_S3_ACCESS_KEY…), ' +
         'no registered buckets; every S3 request will answer NoSuchBucket. See docs/configuration.md.',
+    );
+  }
+  if (config.runpodApiKey !== null && config.runpodCredentials !== null) {
+    if (config.runpodAllowVolumeDelete) {
+      warnings.push(
+        'KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE=1: keys with the admin permission can delete empty RunPod buckets, and their network volumes with them (docs/runpod.md).',
+      );
+    }
+  } else if (config.runpodDefaultDatacenter !== null || config.runpodAllowVolumeDelete) {
+    warnings.push(
+      'KEYGATE_RUNPOD_DEFAULT_DATACENTER / KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE have no effect: creating and deleting RunPod buckets needs RUNPOD_API_KEY, RUNPOD_S3_ACCESS_KEY and RUNPOD_S3_SECRET_KEY.',
     );
   }
   return warnings;

@@ -174,3 +174,30 @@ describe('upstream timeouts', () => {
     expect(() => loadConfig({ KEYGATE_UPSTREAM_CONNECT_TIMEOUT_MS: '10s' })).toThrow(/^KEYGATE_UPSTREAM_CONNECT_TIMEOUT_MS: /);
   });
 });
+
+describe('RunPod bucket lifecycle', () => {
+  it('defaults: 10 GB volumes, no default datacenter, deletes not allowed', () => {
+    expect(loadConfig({})).toMatchObject({ runpodVolumeSizeGb: 10, runpodDefaultDatacenter: null, runpodAllowVolumeDelete: false });
+    expect(
+      loadConfig({ KEYGATE_RUNPOD_VOLUME_SIZE_GB: '4096', KEYGATE_RUNPOD_DEFAULT_DATACENTER: ' eu-ro-1 ', KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE: '1' }),
+    ).toMatchObject({ runpodVolumeSizeGb: 4096, runpodDefaultDatacenter: 'EU-RO-1', runpodAllowVolumeDelete: true });
+  });
+
+  it.each(['9', '4097', '10.5', 'ten', '-10'])('refuses KEYGATE_RUNPOD_VOLUME_SIZE_GB=%s, saying the range', (value) => {
+    expectConfigError({ KEYGATE_RUNPOD_VOLUME_SIZE_GB: value }, 'KEYGATE_RUNPOD_VOLUME_SIZE_GB', /from 10 to 4096/);
+  });
+
+  it('accepts only datacenters buckets can be created in as the default, listing them', () => {
+    expectConfigError(
+      { KEYGATE_RUNPOD_DEFAULT_DATACENTER: 'MOON-1' },
+      'KEYGATE_RUNPOD_DEFAULT_DATACENTER',
+      /"MOON-1".*EU-CZ-1, EU-RO-1.*KEYGATE_RUNPOD_ENDPOINTS/,
+    );
+    expectConfigError({ KEYGATE_RUNPOD_DEFAULT_DATACENTER: 'auto' }, 'KEYGATE_RUNPOD_DEFAULT_DATACENTER');
+    // A datacenter KEYGATE_RUNPOD_ENDPOINTS maps is one.
+    expect(
+      loadConfig({ KEYGATE_RUNPOD_ENDPOINTS: '{"ap-jp-1":"http://127.0.0.1:5000"}', KEYGATE_RUNPOD_DEFAULT_DATACENTER: 'AP-JP-1' }).runpodDefaultDatacenter,
+    ).toBe('AP-JP-1');
+    expectConfigError({ KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE: 'sure' }, 'KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE');
+  });
+});

@@ -44,6 +44,8 @@ export interface S3AppDeps {
   store: Store;
   resolver: UpstreamResolver;
   forwarder: Pick<UpstreamForwarder, 'forward'>;
+  /** Creates and deletes RunPod buckets for CreateBucket/DeleteBucket; null or absent: they answer NotImplemented on RunPod. */
+  lifecycle?: HandlerDeps['lifecycle'];
   /** Per-key admission (rate limiting); throws an S3Error (SlowDown) to refuse. */
   admit?: (accessKeyId: string) => void;
   /** Told about every S3 request once its response is finished or the connection closed. */
@@ -140,7 +142,9 @@ class S3Pipeline {
     this.handlerDeps = {
       resolver: deps.resolver,
       forwarder: deps.forwarder,
+      lifecycle: deps.lifecycle ?? null,
       region: deps.config.region,
+      signingRegions: deps.config.acceptedRegions,
       uploadIds: new UploadIdBinding(deps.store.deriveKey('upload-ids')),
       publicUrl: deps.config.publicUrl,
     };

@@ -2,7 +2,8 @@
  * What the gateway does for an authorized, planned operation, per its table entry's handler:
  * forward it as the entry allows, or answer it itself (ListBuckets, GetBucketLocation), or check
  * and fan out its XML body (DeleteObjects, CompleteMultipartUpload), or rewrite a copy source for
- * the upstream. Every handler returns a Reply; the HTTP layer writes it.
+ * the upstream, or create and delete RunPod buckets (CreateBucket, DeleteBucket, through
+ * src/buckets/lifecycle.ts). Every handler returns a Reply; the HTTP layer writes it.
  */
 import { setMaxListeners } from 'node:events';
 import { Readable } from 'node:stream';
@@ -21,14 +22,20 @@ import type { UploadIdBinding } from './upload-ids.js';
 import { rewriteWithin, textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
 import { uriEncode } from '../sigv4/uri-encoding.js';
 import { readErrorDocument, upstreamAnswerFailure } from '../upstream/failures.js';
-import { describeKind, resolveBucket, type OperationPlan } from './plan.js';
+import { describeKind, MAX_CREATE_BUCKET_BODY_BYTES, resolveBucket, type OperationPlan } from './plan.js';
 import { xmlReply, type Reply } from './reply.js';
 import { bucketListPage } from './list-buckets.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
-import { readXmlBody } from './xml-body.js';
+import { readXmlBody, type XmlBody } from './xml-body.js';
+import { CREATE_BUCKET_SHAPE, datacenterOfLocationConstraint, locationConstraintOf } from './create-bucket.js';
+import { BucketLifecycleError, type BucketLifecycle } from '../buckets/lifecycle.js';
 
 export interface HandlerDeps {
   resolver: Pick<UpstreamResolver, 'resolve' | 'listBuckets'>;
+  /** Creates and deletes RunPod buckets (null: the gateway does not; plan.ts then refuses such requests). */
+  lifecycle: Pick<BucketLifecycle, 'canCreateOnRunpod' | 'datacenters' | 'createRunpodBucket' | 'deleteRunpodBucket'> | null;
+  /** Regions a client signature may be scoped to (config.acceptedRegions): a LocationConstraint naming one asks for no particular datacenter. */
+  signingRegions: readonly string[];
   forwarder: Pick<UpstreamForwarder, 'forward'>;
   /** Region clients sign with; reported by GetBucketLocation and ListBuckets. */
   region: string;
@@ -57,6 +64,10 @@ export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, c
       return listBuckets(deps, operation, ctx);
     case 'bucketLocation':
       return xmlReply(200, bucketLocationXml(deps.region));
+    case 'createBucket':
+      return createBucket(deps, operation, target, ctx);
+    case 'deleteBucket':
+      return deleteBucket(deps, operation, target!, ctx);
     case 'deleteObjects':
       return deleteObjects(deps, operation, target!, ctx);
     case 'completeMultipartUpload':
@@ -155,6 +166,45 @@ function streamReply(upstream: UpstreamResponse, rewrites: ElementRewrites | nul
   const body: Readable = upstream.body.pipe(new XmlElementRewrite(rewrites));
   upstream.body.once('error', (error) => body.destroy(error));
   return { kind: 'stream', status: upstream.status, headers, body };
+}
+
+/**
+ * CreateBucket: forwarded to a generic S3 upstream. On RunPod, a name no route knows (target null,
+ * see plan.ts) becomes a network volume in the datacenter the LocationConstraint names (or the
+ * default one), registered under the name; a name that routes to RunPod already exists.
+ */
+async function createBucket(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget | null, ctx: OperationContext): Promise<Reply> {
+  const bucket = operation.bucket!;
+  if (target !== null && target.kind !== 'runpod') return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx));
+  if (target !== null) throw new BucketLifecycleError('BucketAlreadyOwnedByYou', `Bucket "${bucket}" already exists on this gateway.`);
+  const lifecycle = requireLifecycle(deps, operation);
+  // The whole (verified) body is read before anything is created.
+  const document = await readCreateBucketConfiguration(ctx.body);
+  const datacenter = datacenterOfLocationConstraint(locationConstraintOf(document), lifecycle.datacenters, deps.signingRegions);
+  await lifecycle.createRunpodBucket({ name: bucket, datacenter });
+  return { kind: 'empty', status: 200, headers: { location: `/${bucket}` } };
+}
+
+async function readCreateBucketConfiguration(body: UpstreamBody | null): Promise<XmlBody | null> {
+  if (body === null) return null;
+  if (body.length === 0) {
+    // Still read to its end: the payload is verified as it is read.
+    for await (const chunk of body.stream) void chunk;
+    return null;
+  }
+  return (await readXmlBody(body.stream, CREATE_BUCKET_SHAPE, { maxBytes: MAX_CREATE_BUCKET_BODY_BYTES })).document;
+}
+
+/** DeleteBucket: forwarded to a generic S3 upstream; a RunPod bucket's volume is deleted by the lifecycle's rules. */
+async function deleteBucket(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext): Promise<Reply> {
+  if (target.kind !== 'runpod') return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx));
+  await requireLifecycle(deps, operation).deleteRunpodBucket(operation.bucket!);
+  return { kind: 'empty', status: 204, headers: {} };
+}
+
+function requireLifecycle(deps: HandlerDeps, operation: S3Operation): NonNullable<HandlerDeps['lifecycle']> {
+  if (deps.lifecycle === null) throw new S3Error('NotImplemented', `${operation.name} is not supported for RunPod buckets on this gateway.`);
+  return deps.lifecycle;
 }
 
 /** Rewrites x-amz-copy-source to the source's upstream bucket; both sides must share one upstream endpoint. */

@@ -43,7 +43,17 @@ export type BodySpec =
   | { kind: 'form' };
 
 /** How the gateway answers an operation itself instead of forwarding it as is. */
-export type Handler = 'forward' | 'listBuckets' | 'bucketLocation' | 'deleteObjects' | 'completeMultipartUpload' | 'copy' | 'postObject' | 'putObjectAcl';
+export type Handler =
+  | 'forward'
+  | 'listBuckets'
+  | 'bucketLocation'
+  | 'createBucket'
+  | 'deleteBucket'
+  | 'deleteObjects'
+  | 'completeMultipartUpload'
+  | 'copy'
+  | 'postObject'
+  | 'putObjectAcl';
 
 export interface OperationSpec {
   readonly level: Level;
@@ -161,6 +171,11 @@ export const OPERATIONS = {
     uploadIds: true,
     bucketFields: true,
   },
+  /**
+   * Forwarded to a generic S3 upstream; on RunPod (with RUNPOD_API_KEY) the gateway creates a
+   * network volume for a name no route knows, or deletes an empty bucket's volume (handlers.ts,
+   * src/buckets/lifecycle.ts).
+   */
   CreateBucket: {
     level: 'bucket',
     permission: 'admin',
@@ -168,9 +183,9 @@ export const OPERATIONS = {
     headers: [HEADERS.bucketCreation, HEADERS.acl],
     body: DOCUMENT,
     needs: 'bucketLifecycle',
-    handler: 'forward',
+    handler: 'createBucket',
   },
-  DeleteBucket: { level: 'bucket', permission: 'admin', query: [], headers: [], body: NONE, needs: 'bucketLifecycle', handler: 'forward' },
+  DeleteBucket: { level: 'bucket', permission: 'admin', query: [], headers: [], body: NONE, needs: 'bucketLifecycle', handler: 'deleteBucket' },
   GetBucketConfiguration: {
     level: 'bucket',
     permission: 'admin',

@@ -6,12 +6,18 @@
  */
 import { S3Error } from '../errors.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
-import { CAPABILITY_NAMES, type Capability, type UpstreamTarget } from '../upstream/target.js';
+import type { BucketLifecycle } from '../buckets/lifecycle.js';
+import { CAPABILITY_NAMES, RUNPOD_CAPABILITIES, type Capability, type UpstreamTarget } from '../upstream/target.js';
 import type { S3Operation } from './classify.js';
+import { assertRunpodBucketSettings } from './create-bucket.js';
 import { assertListingWithoutDotSegments, assertNoDotSegments } from './dot-segments.js';
 import { MAX_UNUSED_BODY_BYTES } from './operations.js';
 
-/** An operation that passed every check that does not need the body; target null = service level. */
+/**
+ * An operation that passed every check that does not need the body. Target null: a service-level
+ * operation, or a CreateBucket of a name no route knows, which the gateway creates on RunPod
+ * (src/buckets/lifecycle.ts).
+ */
 export interface OperationPlan {
   operation: S3Operation;
   target: UpstreamTarget | null;
@@ -21,16 +27,24 @@ export interface OperationPlan {
 
 export interface PlanDeps {
   resolver: Pick<UpstreamResolver, 'resolve'>;
+  /** Creates buckets no route knows (on RunPod); null or absent: such a CreateBucket is NotImplemented. */
+  lifecycle?: Pick<BucketLifecycle, 'canCreateOnRunpod'> | null;
 }
 
 /** Object bodies on an upstream without a known limit: S3's own (5 GiB). */
 const DEFAULT_MAX_OBJECT_BYTES = 5 * 1024 ** 3;
+/**
+ * A CreateBucketConfiguration the gateway reads itself (a new RunPod bucket): a real one is a few
+ * hundred bytes, so the table's 2 MiB for forwarded documents is far more than needed.
+ */
+export const MAX_CREATE_BUCKET_BODY_BYTES = 64 * 1024;
 
 export async function planOperation(deps: PlanDeps, operation: S3Operation, bodyLength: number | null): Promise<OperationPlan> {
   if (operation.spec.level === 'service') {
     return { operation, target: null, maxBodyBytes: withinLimit(operation, bodyLength, MAX_UNUSED_BODY_BYTES) };
   }
-  const target = await resolveBucket(deps, operation.bucket!, operation.name === 'CreateBucket');
+  const target = operation.name === 'CreateBucket' ? await deps.resolver.resolve(operation.bucket!) : await resolveBucket(deps, operation.bucket!);
+  if (target === null) return planNewBucket(deps, operation, bodyLength);
   assertCapable(target, operation.spec.needs, operation);
   for (const requirement of operation.requirements) assertCapable(target, requirement.capability, operation, requirement.header);
   if (target.capabilities.keysArePaths) {
@@ -40,22 +54,34 @@ export async function planOperation(deps: PlanDeps, operation: S3Operation, body
   return { operation, target, maxBodyBytes: withinLimit(operation, bodyLength, bodyLimit(operation, target)) };
 }
 
-/** The upstream of a bucket; NoSuchBucket when no route knows it. */
-export async function resolveBucket(deps: PlanDeps, bucket: string, creating = false): Promise<UpstreamTarget> {
-  const target = await deps.resolver.resolve(bucket);
-  if (target !== null) return target;
-  if (creating) {
+/**
+ * CreateBucket of a name no route knows: a new RunPod network volume when the gateway creates them
+ * (its capabilities are RunPod's, so headers asking for more are refused here, before the body).
+ */
+function planNewBucket(deps: PlanDeps, operation: S3Operation, bodyLength: number | null): OperationPlan {
+  const bucket = operation.bucket!;
+  if (!deps.lifecycle?.canCreateOnRunpod) {
     throw new S3Error(
       'NotImplemented',
       `The gateway cannot create "${bucket}": create the RunPod network volume (or the bucket on its S3) first, then register it with \`keygate buckets add\`.`,
     );
   }
+  const runpod = { kind: 'runpod', datacenter: null, capabilities: RUNPOD_CAPABILITIES } as const;
+  for (const requirement of operation.requirements) assertCapable(runpod, requirement.capability, operation, requirement.header);
+  assertRunpodBucketSettings(operation.headers, bucket);
+  return { operation, target: null, maxBodyBytes: withinLimit(operation, bodyLength, MAX_CREATE_BUCKET_BODY_BYTES) };
+}
+
+/** The upstream of a bucket; NoSuchBucket when no route knows it. */
+export async function resolveBucket(deps: PlanDeps, bucket: string): Promise<UpstreamTarget> {
+  const target = await deps.resolver.resolve(bucket);
+  if (target !== null) return target;
   throw new S3Error('NoSuchBucket', `The bucket "${bucket}" is not known to this gateway; ask the operator to add it with \`keygate buckets add\`.`, {
     details: { BucketName: bucket },
   });
 }
 
-function assertCapable(target: UpstreamTarget, capability: Capability | undefined, operation: S3Operation, header?: string): void {
+function assertCapable(target: DescribedTarget, capability: Capability | undefined, operation: S3Operation, header?: string): void {
   if (capability === undefined || target.capabilities[capability]) return;
   const what = header === undefined ? operation.name : `${operation.name} with ${header}`;
   throw new S3Error(
@@ -96,7 +122,10 @@ function withinLimit(operation: S3Operation, bodyLength: number | null, limit: n
   throw new S3Error('MaxMessageLengthExceeded', `The body of ${operation.name} is limited to ${limit} bytes.`);
 }
 
+type DescribedTarget = Pick<UpstreamTarget, 'kind' | 'datacenter' | 'capabilities'>;
+
 /** How a bucket's storage is named to clients: its kind, never its endpoint. */
-export function describeKind(target: UpstreamTarget): string {
-  return target.kind === 'runpod' ? `RunPod ${target.datacenter}` : 'generic S3';
+export function describeKind(target: Pick<UpstreamTarget, 'kind' | 'datacenter'>): string {
+  if (target.kind !== 'runpod') return 'generic S3';
+  return target.datacenter === null ? 'RunPod' : `RunPod ${target.datacenter}`;
 }

@@ -45,6 +45,11 @@ export interface UpstreamResolverDeps {
   forwarder: Pick<UpstreamForwarder, 'forward'>;
   /** Where operator-facing details of failures go (clients get a short error). */
   log?: Logger;
+  /**
+   * Whether the gateway creates and deletes RunPod buckets itself (src/buckets/lifecycle.ts):
+   * RunPod targets then have the `bucketLifecycle` capability. Default false.
+   */
+  runpodBucketLifecycle?: boolean;
 }
 
 export interface ListedBucket {
@@ -61,6 +66,7 @@ export class UpstreamResolver {
   private readonly genericCapabilities: UpstreamCapabilities;
   private readonly forwarder: Pick<UpstreamForwarder, 'forward'>;
   private readonly log: Logger;
+  private readonly runpodCapabilities: UpstreamCapabilities;
 
   constructor(deps: UpstreamResolverDeps) {
     this.config = deps.config;
@@ -69,6 +75,7 @@ export class UpstreamResolver {
     this.genericCapabilities = { ...GENERIC_S3_CAPABILITIES, ...deps.genericCapabilities };
     this.forwarder = deps.forwarder;
     this.log = deps.log ?? logToStderr;
+    this.runpodCapabilities = { ...RUNPOD_CAPABILITIES, bucketLifecycle: deps.runpodBucketLifecycle ?? false };
   }
 
   /** The upstream of a bucket, or null when no route knows it. Throws S3Error on misconfiguration. */
@@ -97,6 +104,11 @@ export class UpstreamResolver {
     return null;
   }
 
+  /** Where a registered bucket's requests go (what resolve() answers for it). Throws S3Error on misconfiguration. */
+  targetOf(record: BucketRecordLike): UpstreamTarget {
+    return this.targetForRecord(record);
+  }
+
   /**
    * Every bucket a client could address: registry entries, discovered RunPod volumes, and the
    * default upstream's own buckets, de-duplicated by name (the first source wins).
@@ -106,11 +118,15 @@ export class UpstreamResolver {
     const add = (bucket: ListedBucket) => {
       if (!byName.has(bucket.name)) byName.set(bucket.name, bucket);
     };
-    for (const record of this.registry.list()) add({ name: record.name, createdAt: record.createdAt });
+    const registered = this.registry.list();
+    for (const record of registered) add({ name: record.name, createdAt: record.createdAt });
 
     if (this.discovery) {
+      // A volume registered under a name of its own (as CreateBucket registers the volumes it
+      // creates) is listed by that name only.
+      const aliased = new Set(registered.filter((record) => record.datacenter !== null).map((record) => record.upstreamBucket));
       try {
-        for (const volume of await this.discovery.list()) add({ name: volume.id, createdAt: volume.createdAt });
+        for (const volume of await this.discovery.list()) if (!aliased.has(volume.id)) add({ name: volume.id, createdAt: volume.createdAt });
       } catch {
         // Discovery logs its own failures; registered buckets are still worth listing.
       }
@@ -193,7 +209,7 @@ export class UpstreamResolver {
       bucket: upstreamBucket,
       credentials: { ...this.config.runpodCredentials },
       datacenter: id,
-      capabilities: { ...RUNPOD_CAPABILITIES },
+      capabilities: { ...this.runpodCapabilities },
     };
   }
 

@@ -5,35 +5,11 @@
 import { request, type Dispatcher } from 'undici';
 import type { Config } from '../config.js';
 import { readAtMost } from '../read-at-most.js';
+import { isDatacenterId, normalizeDatacenter } from './runpod-datacenters.js';
 
-/** Datacenters RunPod documents as serving the S3 API; only a hint for error messages (new ones work by derivation). */
-export const RUNPOD_S3_DATACENTERS = [
-  'EU-CZ-1',
-  'EU-RO-1',
-  'EUR-IS-1',
-  'EUR-NO-1',
-  'US-CA-2',
-  'US-GA-2',
-  'US-IL-1',
-  'US-KS-2',
-  'US-MD-1',
-  'US-MO-1',
-  'US-MO-2',
-  'US-NC-1',
-  'US-NC-2',
-] as const;
+export { datacenterHint, isDatacenterId, knownDatacenters, normalizeDatacenter, RUNPOD_S3_DATACENTERS } from './runpod-datacenters.js';
 
-const DATACENTER_ID = /^[A-Z]{2,4}(-[A-Z]{2,4})?-\d+$/i;
 const RUNPOD_S3_HOST = /^s3api-([a-z]{2,4}(?:-[a-z]{2,4})?-\d+)\.runpod\.io$/i;
-
-/** RunPod signs and routes by the upper-case datacenter id (e.g. EU-RO-1). */
-export function normalizeDatacenter(datacenter: string): string {
-  return datacenter.trim().toUpperCase();
-}
-
-export function isDatacenterId(datacenter: string): boolean {
-  return DATACENTER_ID.test(datacenter.trim());
-}
 
 /**
  * The S3 endpoint of a datacenter: the KEYGATE_RUNPOD_ENDPOINTS override if any, else
@@ -43,7 +19,7 @@ export function runpodEndpoint(datacenter: string, overrides: Record<string, URL
   const id = normalizeDatacenter(datacenter);
   const override = overrides?.[id];
   if (override) return new URL(override.href);
-  if (!DATACENTER_ID.test(id)) return null;
+  if (!isDatacenterId(id)) return null;
   return new URL(`https://s3api-${id.toLowerCase()}.runpod.io`);
 }
 
@@ -51,11 +27,6 @@ export function runpodEndpoint(datacenter: string, overrides: Record<string, URL
 export function datacenterOfRunpodEndpoint(endpoint: URL): string | null {
   const match = RUNPOD_S3_HOST.exec(endpoint.hostname);
   return match ? normalizeDatacenter(match[1]!) : null;
-}
-
-/** What to tell an operator who configured a datacenter id RunPod does not have. */
-export function datacenterHint(): string {
-  return `S3-enabled RunPod datacenters include ${RUNPOD_S3_DATACENTERS.join(', ')}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,7 +252,8 @@ function dateField(item: Record<string, unknown>): Date | null {
   return null;
 }
 
-function datacenterField(item: Record<string, unknown>): string | null {
+/** The datacenter id a RunPod volume item names (dataCenter, dataCenterId or datacenter; a string or an object with an id). */
+export function datacenterField(item: Record<string, unknown>): string | null {
   for (const value of [item.dataCenter, item.dataCenterId, item.datacenter]) {
     if (typeof value === 'string' && value !== '') return value;
     if (isRecord(value) && typeof value.id === 'string' && value.id !== '') return value.id;
@@ -304,7 +276,7 @@ async function readLimited(body: Dispatcher.ResponseData['body'], limit: number,
   return bytes.toString('utf8');
 }
 
-function describeNetworkError(error: unknown): string {
+export function describeNetworkError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     if (error.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timed out';

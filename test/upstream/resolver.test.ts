@@ -87,6 +87,14 @@ describe('resolve: registered buckets', () => {
     expect(target!.endpoint.href).toBe('https://s3api-eu-ro-1.runpod.io/');
   });
 
+  it('RunPod buckets can be created and deleted when the gateway manages RunPod buckets; targetOf routes a record as resolve does', async () => {
+    const records = registry([{ name: 'models', datacenter: 'EU-RO-1', upstreamBucket: 'vol123' }]);
+    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: records, discovery: null, runpodBucketLifecycle: true });
+    const target = (await resolver.resolve('models'))!;
+    expect(target.capabilities).toMatchObject({ bucketLifecycle: true, bucketConfiguration: false, keysArePaths: true });
+    expect(resolver.targetOf(records.get('models')!)).toEqual(target);
+  });
+
   it('KEYGATE_RUNPOD_ENDPOINTS overrides the derived endpoint', async () => {
     const resolver = resolverWith({
       config: config({ ...RUNPOD_ENV, KEYGATE_RUNPOD_ENDPOINTS: '{"EU-RO-1":"http://127.0.0.1:5000"}' }),
@@ -283,6 +291,18 @@ describe('listBuckets', () => {
     expect(buckets.find((b) => b.name === 'shared')!.createdAt).toEqual(new Date('2025-01-02T03:04:05Z'));
     expect(buckets.find((b) => b.name === 'volume1')!.createdAt).toEqual(new Date('2026-01-02T03:04:05Z'));
     expect(buckets.find((b) => b.name === 'upstream-one')!.createdAt).toBeInstanceOf(Date);
+  });
+
+  it('lists a volume registered under a name of its own by that name only', async () => {
+    const resolver = resolverWith({
+      config: config(RUNPOD_ENV),
+      registry: registry([{ name: 'team-data', datacenter: 'EU-RO-1', upstreamBucket: 'kgv0volume1' }]),
+      discovery: staticDiscovery([
+        { id: 'kgv0volume1', datacenter: 'EU-RO-1' },
+        { id: 'unregistered', datacenter: 'EU-RO-1' },
+      ]),
+    });
+    expect((await resolver.listBuckets()).map((b) => b.name).sort()).toEqual(['team-data', 'unregistered']);
   });
 
   it('still lists registered buckets when discovery is failing', async () => {
