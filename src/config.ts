@@ -76,6 +76,8 @@ export interface Config {
    * being discarded) the S3 listener serves at once (KEYGATE_UNAUTHENTICATED_MAX_REQUESTS).
    */
   unauthenticatedMaxRequests: number;
+  /** A dashboard session unused this long ends (KEYGATE_DASHBOARD_IDLE_TIMEOUT_MS, default 30 minutes). */
+  dashboardIdleTimeoutMs: number;
 }
 
 export interface RateLimitConfig {
@@ -169,6 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     upstreamTimeouts: upstreamTimeoutsFromEnv(env),
     unauthenticatedTimeoutMs: parseWholeNumber('KEYGATE_UNAUTHENTICATED_TIMEOUT_MS', get('KEYGATE_UNAUTHENTICATED_TIMEOUT_MS'), 10_000, 100, 600_000),
     unauthenticatedMaxRequests: parseWholeNumber('KEYGATE_UNAUTHENTICATED_MAX_REQUESTS', get('KEYGATE_UNAUTHENTICATED_MAX_REQUESTS'), 256, 1, 100_000),
+    dashboardIdleTimeoutMs: parseWholeNumber('KEYGATE_DASHBOARD_IDLE_TIMEOUT_MS', get('KEYGATE_DASHBOARD_IDLE_TIMEOUT_MS'), 1_800_000, 1_000, 86_400_000),
   };
 }
 

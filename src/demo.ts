@@ -113,6 +113,7 @@ async function runDemo(workDir: string): Promise<void> {
       line,
       `S3 endpoint   ${config.publicUrl}   region ${config.region}`,
       `admin API     ${server.adminUrl}   (Bearer demo-admin-token-not-for-production)`,
+      `dashboard     ${server.adminUrl}/   (sign in with demo-admin-token-not-for-production)`,
       '',
       `Checked just now with the AWS SDK, key "${writer.name}" (bucket demo-bucket, read-write):`,
       `  PUT + GET hello ✓.txt  -> ${JSON.stringify(await got.Body!.transformToString())}`,

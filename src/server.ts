@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import type { Config } from './config.js';
+import { BucketObjects } from './buckets/objects.js';
 import { createAdminApp } from './http/admin.js';
 import { prepareAdminToken } from './http/admin-token.js';
 import { answerClientError } from './http/respond.js';
@@ -64,10 +65,6 @@ export async function startServer(config: Config, options: StartServerOptions = 
   try {
     const adminToken = prepareAdminToken(config, { announce });
     const metrics = createGatewayMetrics({ countKeys: () => store.keys.list().length });
-    const adminApp = createAdminApp({ config, store, adminToken, metrics });
-    const adminListener = getRequestListener(adminApp.fetch);
-    adminServer.on('request', (req: IncomingMessage, res: ServerResponse) => void adminListener(req, res));
-
     // One pool of keep-alive connections per upstream origin, for every request of this server.
     const forwarder = new UpstreamForwarder(config.upstreamTimeouts);
     const runpodRest = RunpodVolumeApi.fromConfig(config);
@@ -80,6 +77,15 @@ export async function startServer(config: Config, options: StartServerOptions = 
     });
     // Creating and deleting RunPod buckets: one service for S3 requests and the admin side alike.
     const lifecycle = new BucketLifecycle({ config, registry: store.buckets, rest: runpodRest, resolver, forwarder });
+    const adminApp = createAdminApp({
+      config,
+      store,
+      adminToken,
+      metrics,
+      dashboard: { resolver, objects: new BucketObjects(resolver, forwarder), lifecycle, idleTimeoutMs: config.dashboardIdleTimeoutMs },
+    });
+    const adminListener = getRequestListener(adminApp.fetch);
+    adminServer.on('request', (req: IncomingMessage, res: ServerResponse) => void adminListener(req, res));
     const accessLog = openAccessLog(config.accessLog);
     const rateLimiter = config.rateLimit ? new KeyRateLimiter(config.rateLimit, undefined, () => metrics.countRateLimited()) : null;
     const s3Listener = createS3Listener({

@@ -136,6 +136,11 @@ export class BucketLifecycle {
     return this.rest !== null && this.config.runpodCredentials !== null;
   }
 
+  /** True when an empty RunPod bucket may be deleted with its volume (KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE=1 as well). */
+  get canDeleteVolumes(): boolean {
+    return this.canCreateOnRunpod && this.config.runpodAllowVolumeDelete;
+  }
+
   /** The datacenters a bucket can be created in (upper case, sorted). */
   get datacenters(): string[] {
     return knownDatacenters(this.config.runpodEndpoints);

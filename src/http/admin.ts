@@ -1,7 +1,8 @@
 /**
- * The admin API (its own listener, loopback by default): manage keys and buckets over JSON with a
- * bearer token. Shapes match the CLI's --json output. Every failure is JSON
- * `{"error": <code>, "detail": <what to do>}`.
+ * The admin listener (loopback by default): the admin API, which manages keys and buckets over JSON
+ * with a bearer token (shapes match the CLI's --json output; every failure is JSON
+ * `{"error": <code>, "detail": <what to do>}`), and the dashboard (src/http/dashboard/) on the
+ * other paths.
  */
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { Hono, type Context } from 'hono';
@@ -16,6 +17,7 @@ import { KeyValidationError, type CreateKeyInput } from '../keys/validate.js';
 import type { Store } from '../store/db.js';
 import { verifierForToken, type AdminTokenVerifier } from './admin-token.js';
 import { ADMIN_OPENAPI } from './openapi.js';
+import { createDashboard, type DashboardDeps } from './dashboard/app.js';
 import { PresignError, issuePresignedPost, issuePresignedUrl } from '../presign.js';
 
 export const ADMIN_BODY_LIMIT_BYTES = 64 * 1024;
@@ -27,6 +29,8 @@ export interface AdminAppDeps {
   adminToken: string | AdminTokenVerifier;
   /** Served at GET /metrics (Prometheus text format), behind the same token. */
   metrics?: GatewayMetrics;
+  /** The dashboard's services (sessions use the same admin token); without them, only the API is served. */
+  dashboard?: Omit<DashboardDeps, 'config' | 'store' | 'verifyToken'>;
 }
 
 type ErrorCode = 'unauthorized' | 'invalid_request' | 'not_found' | 'conflict' | 'payload_too_large' | 'internal_error';
@@ -39,9 +43,27 @@ const PRESIGN_FIELDS = ['accessKeyId', 'target', 'method', 'expiresIn', 'maxSize
 /** Thrown inside handlers for a 400 the error handler renders. */
 class InvalidRequest extends Error {}
 
+/** Paths of the JSON API (bearer token); every other path is the dashboard's (session cookie). */
+export function isAdminApiPath(path: string): boolean {
+  return path === '/health' || path === '/openapi.json' || path === '/metrics' || path === '/v1' || path.startsWith('/v1/');
+}
+
+/**
+ * The admin listener's app: the JSON API on its paths (isAdminApiPath), the dashboard on every
+ * other path when it is configured. The two never share middleware: the API knows only the bearer
+ * token, the dashboard only its session cookie.
+ */
 export function createAdminApp(deps: AdminAppDeps): Hono {
-  const { config, store } = deps;
   const verify = typeof deps.adminToken === 'string' ? verifierForToken(deps.adminToken) : deps.adminToken;
+  const api = createAdminApi(deps, verify);
+  const dashboard = deps.dashboard ? createDashboard({ ...deps.dashboard, config: deps.config, store: deps.store, verifyToken: verify }) : null;
+  const app = new Hono();
+  app.all('*', (c) => (dashboard === null || isAdminApiPath(c.req.path) ? api : dashboard).fetch(c.req.raw, c.env));
+  return app;
+}
+
+function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
+  const { config, store } = deps;
   const app = new Hono();
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
