@@ -113,6 +113,40 @@ export function CopyBlock(props: { id: string; label: string; value: string }) {
   );
 }
 
+/** A one-line text field (no autocomplete: these are names and keys, not personal data). */
+export function TextInput(props: { id: string; name: string; value?: string; required?: boolean; maxlength?: number; inputmode?: 'numeric' }) {
+  return (
+    <input
+      type="text"
+      id={props.id}
+      name={props.name}
+      value={props.value ?? ''}
+      required={props.required}
+      maxlength={props.maxlength}
+      inputmode={props.inputmode}
+      autocomplete="off"
+    />
+  );
+}
+
+/** A table with column headers; an empty header is the actions column. */
+export function DataTable(props: { columns: string[]; labelledBy?: string; children?: Child }) {
+  return (
+    <div class="table-wrap">
+      <table aria-labelledby={props.labelledBy}>
+        <thead>
+          <tr>
+            {props.columns.map((column) => (
+              <th scope="col">{column === '' ? <span class="muted">Actions</span> : column}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{props.children}</tbody>
+      </table>
+    </div>
+  );
+}
+
 export function Tabs(props: { tabs: Array<{ href: string; label: string; current: boolean }> }) {
   return (
     <nav class="tabs" aria-label="Sections">

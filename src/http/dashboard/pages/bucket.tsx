@@ -3,7 +3,7 @@ import type { Child } from 'hono/jsx';
 import type { CorsRule } from '../../../buckets/cors.js';
 import type { ObjectPage } from '../../../buckets/objects.js';
 import type { AccessKey } from '../../../keys/model.js';
-import { CopyBlock, ErrorBox, Field, Page, PostForm, Tabs, formatBytes, formatDate, segment, type PageContext } from '../layout.js';
+import { CopyBlock, DataTable, ErrorBox, Field, formatBytes, formatDate, Page, PostForm, segment, Tabs, TextInput, type PageContext } from '../layout.js';
 import { CreateKeyForm, KeyTable, type KeyFormState } from './keys.js';
 
 export interface BucketSummary {
@@ -117,60 +117,46 @@ export function ObjectsPage(props: { ctx: PageContext; bucket: BucketSummary; vi
         (page.objects.length === 0 && page.commonPrefixes.length === 0 ? (
           <p class="empty">No objects{props.prefix === '' ? '' : ` under ${props.prefix}`}.</p>
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
+          <DataTable columns={['Name', 'Size', 'Last modified', '']}>
+            {page.commonPrefixes.map((prefix) => (
+              <tr>
+                <td>
+                  <a href={listHref(prefix)}>{prefix.slice(props.prefix.length)}</a>
+                </td>
+                <td>folder</td>
+                <td>—</td>
+                <td></td>
+              </tr>
+            ))}
+            {page.objects.map((object) => {
+              const name = object.key.startsWith(props.prefix) ? object.key.slice(props.prefix.length) : object.key;
+              const query = new URLSearchParams({ key: object.key });
+              return (
                 <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Size</th>
-                  <th scope="col">Last modified</th>
-                  <th scope="col">
-                    <span class="muted">Actions</span>
-                  </th>
+                  <td>
+                    <code>{name === '' ? object.key : name}</code>
+                  </td>
+                  <td>{formatBytes(object.size)}</td>
+                  <td>{formatDate(object.lastModified)}</td>
+                  <td>
+                    <div class="actions">
+                      {signer !== undefined && (
+                        <PostForm action={`${base}/download`} ctx={props.ctx}>
+                          <input type="hidden" name="key" value={object.key} />
+                          <button type="submit" class="link" aria-label={`Download ${object.key}`}>
+                            Download
+                          </button>
+                        </PostForm>
+                      )}
+                      <a href={`${base}/delete?${query.toString()}`} aria-label={`Delete ${object.key}`}>
+                        Delete…
+                      </a>
+                    </div>
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                {page.commonPrefixes.map((prefix) => (
-                  <tr>
-                    <td>
-                      <a href={listHref(prefix)}>{prefix.slice(props.prefix.length)}</a>
-                    </td>
-                    <td>folder</td>
-                    <td>—</td>
-                    <td></td>
-                  </tr>
-                ))}
-                {page.objects.map((object) => {
-                  const name = object.key.startsWith(props.prefix) ? object.key.slice(props.prefix.length) : object.key;
-                  const query = new URLSearchParams({ key: object.key });
-                  return (
-                    <tr>
-                      <td>
-                        <code>{name === '' ? object.key : name}</code>
-                      </td>
-                      <td>{formatBytes(object.size)}</td>
-                      <td>{formatDate(object.lastModified)}</td>
-                      <td>
-                        <div class="actions">
-                          {signer !== undefined && (
-                            <PostForm action={`${base}/download`} ctx={props.ctx}>
-                              <input type="hidden" name="key" value={object.key} />
-                              <button type="submit" class="link" aria-label={`Download ${object.key}`}>
-                                Download
-                              </button>
-                            </PostForm>
-                          )}
-                          <a href={`${base}/delete?${query.toString()}`} aria-label={`Delete ${object.key}`}>
-                            Delete…
-                          </a>
-                        </div>
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
+              );
+            })}
+          </DataTable>
         ))}
       {page !== null && (
         <p class="actions">
@@ -232,41 +218,25 @@ export function CorsPage(props: {
       {props.rules.length === 0 ? (
         <p class="empty">No CORS rules: browsers on other origins cannot use this bucket.</p>
       ) : (
-        <div class="table-wrap">
-          <table aria-labelledby="cors-rules">
-            <thead>
-              <tr>
-                <th scope="col">Origins</th>
-                <th scope="col">Methods</th>
-                <th scope="col">Allowed headers</th>
-                <th scope="col">Exposed headers</th>
-                <th scope="col">Max age</th>
-                <th scope="col">
-                  <span class="muted">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.rules.map((rule, index) => (
-                <tr>
-                  <td>{rule.allowedOrigins.join(' ')}</td>
-                  <td>{rule.allowedMethods.join(', ')}</td>
-                  <td>{rule.allowedHeaders?.join(' ') ?? '—'}</td>
-                  <td>{rule.exposeHeaders?.join(' ') ?? '—'}</td>
-                  <td>{rule.maxAgeSeconds === undefined ? '—' : `${rule.maxAgeSeconds} s`}</td>
-                  <td>
-                    <PostForm action={`${base}/remove`} ctx={props.ctx}>
-                      <input type="hidden" name="index" value={String(index)} />
-                      <button type="submit" class="link" aria-label={`Remove rule ${index + 1}`}>
-                        Remove
-                      </button>
-                    </PostForm>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={['Origins', 'Methods', 'Allowed headers', 'Exposed headers', 'Max age', '']} labelledBy="cors-rules">
+          {props.rules.map((rule, index) => (
+            <tr>
+              <td>{rule.allowedOrigins.join(' ')}</td>
+              <td>{rule.allowedMethods.join(', ')}</td>
+              <td>{rule.allowedHeaders?.join(' ') ?? '—'}</td>
+              <td>{rule.exposeHeaders?.join(' ') ?? '—'}</td>
+              <td>{rule.maxAgeSeconds === undefined ? '—' : `${rule.maxAgeSeconds} s`}</td>
+              <td>
+                <PostForm action={`${base}/remove`} ctx={props.ctx}>
+                  <input type="hidden" name="index" value={String(index)} />
+                  <button type="submit" class="link" aria-label={`Remove rule ${index + 1}`}>
+                    Remove
+                  </button>
+                </PostForm>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <div class="grid2">
         <section aria-labelledby="add-rule">
@@ -290,13 +260,13 @@ export function CorsPage(props: {
               ))}
             </fieldset>
             <Field id="cors-headers" label="Allowed request headers (optional)" hint="e.g. content-type x-amz-*; * for any.">
-              <input type="text" id="cors-headers" name="headers" value={draft('headers')} autocomplete="off" />
+              <TextInput id="cors-headers" name="headers" value={draft('headers')} />
             </Field>
             <Field id="cors-expose" label="Exposed response headers (optional)" hint="e.g. etag">
-              <input type="text" id="cors-expose" name="expose" value={draft('expose')} autocomplete="off" />
+              <TextInput id="cors-expose" name="expose" value={draft('expose')} />
             </Field>
             <Field id="cors-maxage" label="Max age in seconds (optional)">
-              <input type="text" id="cors-maxage" name="maxAge" inputmode="numeric" value={draft('maxAge')} autocomplete="off" />
+              <TextInput id="cors-maxage" name="maxAge" inputmode="numeric" value={draft('maxAge')} />
             </Field>
             <div class="actions">
               <button type="submit">Add rule</button>
@@ -357,7 +327,7 @@ export function LinksPage(props: {
             </select>
           </Field>
           <Field id="link-object" label="Object key" hint="e.g. reports/2026/summary.pdf">
-            <input type="text" id="link-object" name="objectKey" required value={v('objectKey')} autocomplete="off" />
+            <TextInput id="link-object" name="objectKey" required value={v('objectKey')} />
           </Field>
           <Field id="link-method" label="Allows">
             <select id="link-method" name="method">
@@ -374,7 +344,7 @@ export function LinksPage(props: {
             </select>
           </Field>
           <Field id="link-expires" label="Expires in" hint="e.g. 15m, 12h, 7d (at most 7 days).">
-            <input type="text" id="link-expires" name="expiresIn" value={v('expiresIn') || '15m'} autocomplete="off" />
+            <TextInput id="link-expires" name="expiresIn" value={v('expiresIn') || '15m'} />
           </Field>
           <div class="actions">
             <button type="submit">Create link</button>
@@ -411,7 +381,7 @@ export function SettingsPage(props: { ctx: PageContext; bucket: BucketSummary; c
               <p class="warning">Deletes the RunPod network volume behind this bucket, and with it every file. Only an empty bucket can be deleted.</p>
               <PostForm action={`${base}/delete`} ctx={props.ctx} class="stack">
                 <Field id="confirm-name" label={`Type the bucket name (${props.bucket.name}) to confirm`}>
-                  <input type="text" id="confirm-name" name="confirm" required autocomplete="off" />
+                  <TextInput id="confirm-name" name="confirm" required />
                 </Field>
                 <div class="actions">
                   <button type="submit" class="danger">

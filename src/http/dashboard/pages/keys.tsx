@@ -1,7 +1,7 @@
 /** Key pages: the key tables and create forms, one key's details, revoke confirmation, the one-time secret. */
 import type { AccessKey, AccessKeyWithSecret } from '../../../keys/model.js';
 import { PERMISSIONS, PRESETS, isExpired } from '../../../keys/model.js';
-import { CopyBlock, ErrorBox, Field, Page, PostForm, formatDate, segment, type PageContext } from '../layout.js';
+import { CopyBlock, DataTable, ErrorBox, Field, formatDate, Page, PostForm, segment, TextInput, type PageContext } from '../layout.js';
 
 export interface KeyFormState {
   error?: string | null;
@@ -18,46 +18,28 @@ const PERMISSION_HINTS: Record<(typeof PERMISSIONS)[number], string> = {
 export function KeyTable(props: { keys: AccessKey[]; showBucket: boolean; empty: string; now: Date }) {
   if (props.keys.length === 0) return <p class="empty">{props.empty}</p>;
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Access key ID</th>
-            {props.showBucket && <th scope="col">Bucket</th>}
-            <th scope="col">Permissions</th>
-            <th scope="col">Created</th>
-            <th scope="col">Expires</th>
-            <th scope="col">Last used</th>
-            <th scope="col">
-              <span class="muted">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {props.keys.map((key) => (
-            <tr>
-              <td>
-                <a href={`/keys/${segment(key.accessKeyId)}`}>{key.name}</a>
-              </td>
-              <td>
-                <code>{key.accessKeyId}</code>
-              </td>
-              {props.showBucket && <td>{key.bucket ?? 'all buckets'}</td>}
-              <td>{key.permissions.join(', ')}</td>
-              <td>{formatDate(key.createdAt)}</td>
-              <td>{isExpired(key, props.now) ? `expired ${formatDate(key.expiresAt)}` : formatDate(key.expiresAt, 'never')}</td>
-              <td>{formatDate(key.lastUsedAt, 'never')}</td>
-              <td>
-                <a href={`/keys/${segment(key.accessKeyId)}/revoke`} class="button danger" aria-label={`Revoke ${key.name} (${key.accessKeyId})`}>
-                  Revoke
-                </a>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable columns={['Name', 'Access key ID', ...(props.showBucket ? ['Bucket'] : []), 'Permissions', 'Created', 'Expires', 'Last used', '']}>
+      {props.keys.map((key) => (
+        <tr>
+          <td>
+            <a href={`/keys/${segment(key.accessKeyId)}`}>{key.name}</a>
+          </td>
+          <td>
+            <code>{key.accessKeyId}</code>
+          </td>
+          {props.showBucket && <td>{key.bucket ?? 'all buckets'}</td>}
+          <td>{key.permissions.join(', ')}</td>
+          <td>{formatDate(key.createdAt)}</td>
+          <td>{isExpired(key, props.now) ? `expired ${formatDate(key.expiresAt)}` : formatDate(key.expiresAt, 'never')}</td>
+          <td>{formatDate(key.lastUsedAt, 'never')}</td>
+          <td>
+            <a href={`/keys/${segment(key.accessKeyId)}/revoke`} class="button danger" aria-label={`Revoke ${key.name} (${key.accessKeyId})`}>
+              Revoke
+            </a>
+          </td>
+        </tr>
+      ))}
+    </DataTable>
   );
 }
 
@@ -77,7 +59,7 @@ export function CreateKeyForm(props: { ctx: PageContext; bucket: string | null; 
       <ErrorBox message={props.state?.error} />
       {props.bucket !== null && <input type="hidden" name="bucket" value={props.bucket} />}
       <Field id={`${prefix}-name`} label="Key name" hint="Who or what uses it, e.g. ci-uploader.">
-        <input type="text" id={`${prefix}-name`} name="name" required maxlength={128} value={value(props.state, 'name')} autocomplete="off" />
+        <TextInput id={`${prefix}-name`} name="name" required maxlength={128} value={value(props.state, 'name')} />
       </Field>
       {props.bucket === null ? (
         <fieldset>
@@ -101,7 +83,7 @@ export function CreateKeyForm(props: { ctx: PageContext; bucket: string | null; 
         </fieldset>
       )}
       <Field id={`${prefix}-expires`} label="Expires in (optional)" hint="e.g. 90m, 12h, 30d; empty: never expires.">
-        <input type="text" id={`${prefix}-expires`} name="expiresIn" value={value(props.state, 'expiresIn')} autocomplete="off" />
+        <TextInput id={`${prefix}-expires`} name="expiresIn" value={value(props.state, 'expiresIn')} />
       </Field>
       <div class="actions">
         <button type="submit">{props.bucket === null ? 'Create API key' : 'Create bucket key'}</button>

@@ -1,6 +1,6 @@
 /** The Storage page (buckets with routing and key counts, workspace keys) and the sign-in page. */
 import type { AccessKey } from '../../../keys/model.js';
-import { ErrorBox, Field, Page, PostForm, formatDate, segment, type PageContext } from '../layout.js';
+import { DataTable, ErrorBox, Field, formatDate, Page, PostForm, segment, TextInput, type PageContext } from '../layout.js';
 import { CreateKeyForm, KeyTable, type KeyFormState } from './keys.js';
 
 export interface BucketRow {
@@ -27,7 +27,7 @@ export interface StorageView {
 
 export function StoragePage(props: { ctx: PageContext; view: StorageView; now: Date }) {
   const { view } = props;
-  const bucketValue = (name: string) => view.bucketForm?.values?.[name] ?? '';
+  const formValue = (which: 'register' | 'create', name: string) => (view.bucketForm?.which === which ? (view.bucketForm.values?.[name] ?? '') : '');
   return (
     <Page title="Storage" ctx={props.ctx} nav="storage">
       <h1>Storage</h1>
@@ -36,32 +36,20 @@ export function StoragePage(props: { ctx: PageContext; view: StorageView; now: D
       {view.buckets.length === 0 ? (
         <p class="empty">No buckets yet: register one below.</p>
       ) : (
-        <div class="table-wrap">
-          <table aria-labelledby="buckets">
-            <thead>
-              <tr>
-                <th scope="col">Bucket</th>
-                <th scope="col">Routing</th>
-                <th scope="col">Bucket keys</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {view.buckets.map((bucket) => (
-                <tr>
-                  <td>
-                    <a href={`/buckets/${segment(bucket.name)}`}>{bucket.name}</a>
-                  </td>
-                  <td>
-                    {bucket.routing} <span class="muted">({bucket.source})</span>
-                  </td>
-                  <td>{bucket.bucketKeys}</td>
-                  <td>{formatDate(bucket.createdAt)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={['Bucket', 'Routing', 'Bucket keys', 'Created']} labelledBy="buckets">
+          {view.buckets.map((bucket) => (
+            <tr>
+              <td>
+                <a href={`/buckets/${segment(bucket.name)}`}>{bucket.name}</a>
+              </td>
+              <td>
+                {bucket.routing} <span class="muted">({bucket.source})</span>
+              </td>
+              <td>{bucket.bucketKeys}</td>
+              <td>{formatDate(bucket.createdAt)}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <div class="grid2">
         {view.canCreateOnRunpod && (
@@ -71,23 +59,10 @@ export function StoragePage(props: { ctx: PageContext; view: StorageView; now: D
             <PostForm action="/buckets/create" ctx={props.ctx} class="stack card">
               <ErrorBox message={view.bucketForm?.which === 'create' ? view.bucketForm.error : null} />
               <Field id="cb-name" label="Bucket name" hint="3-63 lowercase letters, digits, dots and hyphens.">
-                <input
-                  type="text"
-                  id="cb-name"
-                  name="name"
-                  required
-                  value={view.bucketForm?.which === 'create' ? bucketValue('name') : ''}
-                  autocomplete="off"
-                />
+                <TextInput id="cb-name" name="name" required value={formValue('create', 'name')} />
               </Field>
               <Field id="cb-dc" label="Datacenter">
-                <select id="cb-dc" name="datacenter">
-                  {view.datacenters.map((dc) => (
-                    <option value={dc} selected={dc === (bucketValue('datacenter') || view.defaultDatacenter)}>
-                      {dc}
-                    </option>
-                  ))}
-                </select>
+                <DatacenterSelect id="cb-dc" datacenters={view.datacenters} selected={formValue('create', 'datacenter') || view.defaultDatacenter} />
               </Field>
               <div class="actions">
                 <button type="submit">Create bucket</button>
@@ -101,49 +76,23 @@ export function StoragePage(props: { ctx: PageContext; view: StorageView; now: D
           <PostForm action="/buckets" ctx={props.ctx} class="stack card">
             <ErrorBox message={view.bucketForm?.which === 'register' ? view.bucketForm.error : null} />
             <Field id="rb-name" label="Bucket name (as clients address it)">
-              <input
-                type="text"
-                id="rb-name"
-                name="name"
-                required
-                value={view.bucketForm?.which === 'register' ? bucketValue('name') : ''}
-                autocomplete="off"
-              />
+              <TextInput id="rb-name" name="name" required value={formValue('register', 'name')} />
             </Field>
             <Field id="rb-dc" label="RunPod datacenter (optional)" hint="For a network volume, e.g. EU-RO-1.">
-              <select id="rb-dc" name="datacenter">
-                <option value="">— not RunPod —</option>
-                {view.datacenters.map((dc) => (
-                  <option value={dc} selected={view.bucketForm?.which === 'register' && dc === bucketValue('datacenter')}>
-                    {dc}
-                  </option>
-                ))}
-              </select>
+              <DatacenterSelect id="rb-dc" datacenters={view.datacenters} selected={formValue('register', 'datacenter')} none="— not RunPod —" />
             </Field>
             <Field
               id="rb-upstream"
               label="Upstream bucket (optional)"
               hint="The network volume id, or the bucket's name on the S3 endpoint; default: the name above."
             >
-              <input
-                type="text"
-                id="rb-upstream"
-                name="upstreamBucket"
-                value={view.bucketForm?.which === 'register' ? bucketValue('upstreamBucket') : ''}
-                autocomplete="off"
-              />
+              <TextInput id="rb-upstream" name="upstreamBucket" value={formValue('register', 'upstreamBucket')} />
             </Field>
             <Field id="rb-endpoint" label="S3 endpoint (optional, not RunPod)" hint="e.g. https://s3.eu-central-1.amazonaws.com; needs a region.">
-              <input
-                type="text"
-                id="rb-endpoint"
-                name="endpoint"
-                value={view.bucketForm?.which === 'register' ? bucketValue('endpoint') : ''}
-                autocomplete="off"
-              />
+              <TextInput id="rb-endpoint" name="endpoint" value={formValue('register', 'endpoint')} />
             </Field>
             <Field id="rb-region" label="Region (with an endpoint)">
-              <input type="text" id="rb-region" name="region" value={view.bucketForm?.which === 'register' ? bucketValue('region') : ''} autocomplete="off" />
+              <TextInput id="rb-region" name="region" value={formValue('register', 'region')} />
             </Field>
             <div class="actions">
               <button type="submit">Register bucket</button>
@@ -157,6 +106,19 @@ export function StoragePage(props: { ctx: PageContext; view: StorageView; now: D
       <h2 id="create-api-key">Create API key</h2>
       <CreateKeyForm ctx={props.ctx} bucket={null} state={view.keyForm} />
     </Page>
+  );
+}
+
+function DatacenterSelect(props: { id: string; datacenters: readonly string[]; selected: string | null; none?: string }) {
+  return (
+    <select id={props.id} name="datacenter">
+      {props.none !== undefined && <option value="">{props.none}</option>}
+      {props.datacenters.map((dc) => (
+        <option value={dc} selected={dc === props.selected}>
+          {dc}
+        </option>
+      ))}
+    </select>
   );
 }
 
