@@ -70,6 +70,7 @@ function authzRow(): BenchRow {
     expiresAt: null,
     createdAt: new Date(),
     lastUsedAt: null,
+    disabledAt: null,
   };
   const headers = { host: 'localhost:9000' };
   const us = timePerOp(() => {

@@ -3,22 +3,22 @@
  * permission flags (the operation's own, plus those of header-borne powers such as object lock or
  * ACL grants, src/s3/request-headers.ts), a copy's source (a read), and expiry. A per-bucket key
  * touching another bucket gets the same AccessDenied whether or not that bucket exists, so keys
- * cannot probe for bucket names.
+ * cannot probe for bucket names. A disabled key is refused before anything else is looked at.
  * A per-bucket key's object keys (and listing prefixes) must also stay inside its bucket on any
  * upstream: no `.`/`..` path segments (src/s3/dot-segments.ts).
  */
-import { hasPermission, isExpired, type AccessKey, type Permission } from './keys/model.js';
+import { hasPermission, isDisabled, isExpired, type AccessKey, type Permission } from './keys/model.js';
 import { assertListingWithoutDotSegments, assertNoDotSegments } from './s3/dot-segments.js';
 import { S3Error } from './errors.js';
 import type { S3Operation } from './s3/classify.js';
 
-type KeyScope = Pick<AccessKey, 'accessKeyId' | 'kind' | 'bucket' | 'permissions' | 'expiresAt'>;
+type KeyScope = Pick<AccessKey, 'accessKeyId' | 'kind' | 'bucket' | 'permissions' | 'expiresAt' | 'disabledAt'>;
 /** What authorize() reads of an operation. */
 type AuthorizedShape = Pick<S3Operation, 'spec' | 'bucket' | 'key' | 'copySource' | 'requirements' | 'query'>;
 
 /** Throws AccessDenied unless the key may perform the operation (including a copy's source). */
 export function authorize(key: KeyScope, operation: AuthorizedShape, now: Date = new Date()): void {
-  assertNotExpired(key, now);
+  assertUsable(key, now);
   if (operation.bucket !== null) assertBucketAccess(key, operation.bucket, operation.spec.permission);
   else assertPermission(key, operation.spec.permission);
   for (const requirement of operation.requirements) {
@@ -48,7 +48,7 @@ export function assertObjectKeyInScope(key: KeyScope, objectKey: string | null, 
 
 /** Authorizes one more bucket-level action of the same request (e.g. each key of DeleteObjects). */
 export function authorizeBucketAction(key: KeyScope, bucket: string, permission: Permission, now: Date = new Date()): void {
-  assertNotExpired(key, now);
+  assertUsable(key, now);
   assertBucketAccess(key, bucket, permission);
 }
 
@@ -57,7 +57,14 @@ export function canSeeBucket(key: KeyScope, bucket: string): boolean {
   return (key.kind === 'workspace' || key.bucket === bucket) && hasPermission(key, 'read');
 }
 
-function assertNotExpired(key: KeyScope, now: Date): void {
+/** Neither disabled nor expired. */
+function assertUsable(key: KeyScope, now: Date): void {
+  if (isDisabled(key)) {
+    throw new S3Error(
+      'AccessDenied',
+      `The access key ${key.accessKeyId} is disabled; ask the operator to enable it again (keygate keys enable ${key.accessKeyId}).`,
+    );
+  }
   if (isExpired(key, now)) {
     throw new S3Error('AccessDenied', `The access key ${key.accessKeyId} expired at ${key.expiresAt!.toISOString()}; ask for a new key.`);
   }

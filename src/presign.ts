@@ -5,7 +5,7 @@
  */
 import { authorize } from './authz.js';
 import type { Config } from './config.js';
-import { isExpired, type AccessKeyWithSecret } from './keys/model.js';
+import { isDisabled, isExpired, type AccessKeyWithSecret } from './keys/model.js';
 import { parseAddress } from './s3/address.js';
 import { dotSegmentOf } from './s3/dot-segments.js';
 import { S3Error } from './errors.js';
@@ -168,6 +168,8 @@ export function issuePresignedUrl(keys: KeyRepository, config: Config, input: Pr
 function usableKey(keys: KeyRepository, accessKeyId: string, now: Date): AccessKeyWithSecret {
   const key = keys.findWithSecret(accessKeyId);
   if (!key) throw new PresignError(`No access key ${accessKeyId}; see \`keygate keys list\`.`, 'not_found');
+  if (isDisabled(key))
+    throw new PresignError(`The access key ${key.accessKeyId} is disabled; enable it first (keygate keys enable ${key.accessKeyId}).`, 'denied');
   if (isExpired(key, now)) throw new PresignError(`The access key ${key.accessKeyId} has expired; create a new key.`, 'denied');
   return key;
 }

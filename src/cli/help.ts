@@ -20,13 +20,17 @@ export const KEYS_USAGE = `Usage:
                       [--expires-in 30d] [--json]
   keygate keys list [--bucket BUCKET] [--json]
   keygate keys show ACCESS_KEY_ID [--json]
+  keygate keys disable ACCESS_KEY_ID
+  keygate keys enable ACCESS_KEY_ID
   keygate keys delete ACCESS_KEY_ID
 
 Workspace keys (no --bucket) take any of read, write, delete, admin, or a preset.
 Per-bucket keys take --preset read-only or --preset read-write; --perm read and
 --perm read,write are the same two presets (anything else is refused).
 --expires-in accepts 30d, 12h, 15m, 3600s or plain seconds (at most 10 years).
-Deleting a key revokes it on the server's next request.
+Deleting a key revokes it on the server's next request. Disabling a key refuses it
+(presigned URLs and forms included) from the next request on, and keeps it: enabling
+it again makes it work as before.
 `;
 
 export const BUCKETS_USAGE = `Usage:

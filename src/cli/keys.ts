@@ -2,7 +2,7 @@
 import type { Config } from '../config.js';
 import { isAccessKeyId } from '../crypto/keygen.js';
 import { createdKeyToJson, keyToJson } from '../keys/json.js';
-import { isExpired, type AccessKey, type AccessKeyWithSecret } from '../keys/model.js';
+import { isDisabled, isExpired, type AccessKey, type AccessKeyWithSecret } from '../keys/model.js';
 import { KeyValidationError } from '../keys/validate.js';
 import { expectPositionals, flag, parseCommand, stringOption, stringOptions } from './args.js';
 import { CommandFailure, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
@@ -23,6 +23,10 @@ export async function runKeys(args: string[], io: CliIo): Promise<number> {
       return showKey(rest, io);
     case 'delete':
       return deleteKey(rest, io);
+    case 'disable':
+      return setKeyDisabled(rest, io, true);
+    case 'enable':
+      return setKeyDisabled(rest, io, false);
     case undefined:
       io.stderr(KEYS_USAGE);
       return EXIT_USAGE;
@@ -32,7 +36,7 @@ export async function runKeys(args: string[], io: CliIo): Promise<number> {
       io.stdout(KEYS_USAGE);
       return EXIT_OK;
     default:
-      throw new UsageError(`Unknown command "keys ${verb}"; use create, list, show or delete.`, 'keygate keys --help');
+      throw new UsageError(`Unknown command "keys ${verb}"; use create, list, show, disable, enable or delete.`, 'keygate keys --help');
   }
 }
 
@@ -105,10 +109,11 @@ function listKeys(args: string[], io: CliIo): number {
       const now = new Date();
       io.stdout(
         formatTable(
-          ['ACCESS KEY ID', 'NAME', 'SCOPE', 'PERMISSIONS', 'EXPIRES', 'LAST USED', 'CREATED'],
+          ['ACCESS KEY ID', 'NAME', 'STATE', 'SCOPE', 'PERMISSIONS', 'EXPIRES', 'LAST USED', 'CREATED'],
           keys.map((key) => [
             key.accessKeyId,
             key.name,
+            stateOf(key, now),
             scopeOf(key),
             key.permissions.join(','),
             expiryOf(key, now),
@@ -139,6 +144,7 @@ function showKey(args: string[], io: CliIo): number {
           [
             ['Access key ID', key.accessKeyId],
             ['Name', key.name],
+            ['State', stateOf(key, new Date())],
             ['Scope', scopeOf(key)],
             ['Permissions', key.permissions.join(',')],
             ['Expires', expiryOf(key, new Date())],
@@ -150,6 +156,24 @@ function showKey(args: string[], io: CliIo): number {
         ).replace(/^FIELD.*\n/, ''),
       );
     }
+    return EXIT_OK;
+  });
+}
+
+/** `keys disable ID` / `keys enable ID`: the key is refused (or accepted again) from the server's next request on. */
+function setKeyDisabled(args: string[], io: CliIo, disabled: boolean): number {
+  const help = 'keygate keys --help';
+  const parsed = parseCommand(args, {}, help);
+  const [id] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID'], help) as [string];
+  assertAccessKeyId(id, help);
+  return withStore(io, (store) => {
+    const key = store.keys.setDisabled(id, disabled);
+    if (!key) throw new CommandFailure(`No access key ${id}; see the existing ones with: keygate keys list`);
+    io.stdout(
+      disabled
+        ? `Disabled access key ${id} (${key.name}). Requests signed with it are refused until: keygate keys enable ${id}\n`
+        : `Enabled access key ${id} (${key.name}). Requests signed with it are accepted again.\n`,
+    );
     return EXIT_OK;
   });
 }
@@ -214,6 +238,11 @@ function assertAccessKeyId(id: string, help: string): void {
 
 function scopeOf(key: AccessKey): string {
   return key.bucket === null ? 'workspace' : `bucket:${key.bucket}`;
+}
+
+function stateOf(key: AccessKey, now: Date): string {
+  if (isDisabled(key)) return `disabled since ${formatDate(key.disabledAt)}`;
+  return isExpired(key, now) ? 'expired' : 'enabled';
 }
 
 function expiryOf(key: AccessKey, now: Date): string {

@@ -37,6 +37,7 @@ type ErrorCode = 'unauthorized' | 'invalid_request' | 'not_found' | 'conflict' |
 type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500;
 
 const KEY_FIELDS = ['name', 'bucket', 'permissions', 'preset', 'expiresIn'] as const;
+const KEY_UPDATE_FIELDS = ['disabled'] as const;
 const BUCKET_FIELDS = ['name', 'datacenter', 'upstreamBucket', 'endpoint', 'region'] as const;
 const PRESIGN_FIELDS = ['accessKeyId', 'target', 'method', 'expiresIn', 'maxSize'] as const;
 
@@ -108,6 +109,14 @@ function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
   app.get('/v1/keys/:id', (c) => {
     const id = c.req.param('id');
     const key = isAccessKeyId(id) ? store.keys.get(id) : null;
+    return key ? c.json(keyToJson(key, config)) : keyNotFound(c, id);
+  });
+
+  app.patch('/v1/keys/:id', async (c) => {
+    const id = c.req.param('id');
+    const body = await readJsonObject(c, KEY_UPDATE_FIELDS);
+    if (typeof body.disabled !== 'boolean') throw new InvalidRequest('Send {"disabled": true} to disable the key or {"disabled": false} to enable it.');
+    const key = isAccessKeyId(id) ? store.keys.setDisabled(id, body.disabled) : null;
     return key ? c.json(keyToJson(key, config)) : keyNotFound(c, id);
   });
 

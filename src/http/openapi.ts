@@ -80,6 +80,22 @@ export const ADMIN_OPENAPI = {
         summary: 'Show one access key',
         responses: { '200': { description: 'The key.', content: json(ref('Key')) }, '401': UNAUTHORIZED, '404': errorResponse('No such key.') },
       },
+      patch: {
+        operationId: 'updateKey',
+        summary: 'Disable or enable an access key',
+        description:
+          'A disabled key is refused (403, saying it is disabled) from the gateway’s next request on, presigned URLs and POST forms included, and kept: enabling it makes it work as before.',
+        requestBody: {
+          required: true,
+          content: json({ type: 'object', additionalProperties: false, required: ['disabled'], properties: { disabled: { type: 'boolean' } } }),
+        },
+        responses: {
+          '200': { description: 'The key as it now is.', content: json(ref('Key')) },
+          '400': errorResponse('Not {"disabled": true|false}.'),
+          '401': UNAUTHORIZED,
+          '404': errorResponse('No such key.'),
+        },
+      },
       delete: {
         operationId: 'deleteKey',
         summary: 'Revoke an access key',
@@ -277,7 +293,7 @@ export const ADMIN_OPENAPI = {
       },
       Key: {
         type: 'object',
-        required: ['accessKeyId', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'lastUsedAt'],
+        required: ['accessKeyId', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'lastUsedAt', 'disabled', 'disabledAt'],
         properties: {
           accessKeyId: { type: 'string' },
           name: { type: 'string' },
@@ -288,6 +304,8 @@ export const ADMIN_OPENAPI = {
           expiresAt: nullable(dateTime),
           createdAt: dateTime,
           lastUsedAt: { ...nullable(dateTime), description: 'Updated at most once a minute.' },
+          disabled: { type: 'boolean', description: 'A disabled key is refused until enabled again.' },
+          disabledAt: { ...nullable(dateTime), description: 'When it was disabled; null while enabled.' },
         },
       },
       AddBucketRequest: {

@@ -18,8 +18,8 @@ export interface CreatedKeyJson {
   createdAt: string;
 }
 
-/** Listing/showing a key: the created shape without the secret, plus lastUsedAt. */
-export type KeyJson = Omit<CreatedKeyJson, 'secretAccessKey'> & { lastUsedAt: string | null };
+/** Listing/showing a key: the created shape without the secret, plus lastUsedAt and whether it is disabled (and since when). */
+export type KeyJson = Omit<CreatedKeyJson, 'secretAccessKey'> & { lastUsedAt: string | null; disabled: boolean; disabledAt: string | null };
 
 type Endpoint = Pick<Config, 'publicUrl' | 'region'>;
 
@@ -48,5 +48,7 @@ export function keyToJson(key: AccessKey, config: Endpoint): KeyJson {
     expiresAt: key.expiresAt?.toISOString() ?? null,
     createdAt: key.createdAt.toISOString(),
     lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
+    disabled: key.disabledAt !== null,
+    disabledAt: key.disabledAt?.toISOString() ?? null,
   };
 }

@@ -26,6 +26,8 @@ export interface AccessKey {
   expiresAt: Date | null;
   createdAt: Date;
   lastUsedAt: Date | null;
+  /** Set while the key is disabled: every request with it is refused until it is enabled again. */
+  disabledAt: Date | null;
 }
 
 /** The unsealed form, only produced for request verification and for the one-time display at creation. */
@@ -43,6 +45,10 @@ export function isPreset(value: string): value is Preset {
 
 export function hasPermission(key: Pick<AccessKey, 'permissions'>, permission: Permission): boolean {
   return key.permissions.includes(permission);
+}
+
+export function isDisabled(key: Pick<AccessKey, 'disabledAt'>): boolean {
+  return key.disabledAt !== null;
 }
 
 export function isExpired(key: Pick<AccessKey, 'expiresAt'>, now: Date = new Date()): boolean {

@@ -74,6 +74,7 @@ export class KeyRepository {
         expiresAt: spec.expiresAt,
         createdAt: now,
         lastUsedAt: null,
+        disabledAt: null,
       })
       .run();
     this.changes.noteLocalWrite();
@@ -87,6 +88,7 @@ export class KeyRepository {
       expiresAt: spec.expiresAt,
       createdAt: now,
       lastUsedAt: null,
+      disabledAt: null,
     };
   }
 
@@ -102,6 +104,19 @@ export class KeyRepository {
   get(accessKeyId: string): AccessKey | null {
     const row = this.findById.get({ id: accessKeyId });
     return row ? toAccessKey(row) : null;
+  }
+
+  /**
+   * Disables a key (every request with it is refused, presigned URLs and forms included) or enables
+   * it again; like a deletion, the change holds on the very next request of every process. Returns
+   * the key as it now is, or null when there is no such key. Disabling a disabled key keeps its
+   * original disabledAt.
+   */
+  setDisabled(accessKeyId: string, disabled: boolean, now: Date = new Date()): AccessKey | null {
+    const disabledAt = disabled ? sql`coalesce(${accessKeys.disabledAt}, ${now.getTime()})` : null;
+    const result = this.db.update(accessKeys).set({ disabledAt }).where(eq(accessKeys.accessKeyId, accessKeyId)).run();
+    this.changes.noteLocalWrite();
+    return result.changes > 0 ? this.get(accessKeyId) : null;
   }
 
   delete(accessKeyId: string): boolean {
@@ -170,5 +185,6 @@ function toAccessKey(row: AccessKeyRow): AccessKey {
     expiresAt: row.expiresAt,
     createdAt: row.createdAt,
     lastUsedAt: row.lastUsedAt,
+    disabledAt: row.disabledAt,
   };
 }

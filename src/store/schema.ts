@@ -22,6 +22,8 @@ export const accessKeys = sqliteTable(
     expiresAt: integer('expires_at', { mode: 'timestamp_ms' }),
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     lastUsedAt: integer('last_used_at', { mode: 'timestamp_ms' }),
+    /** When the key was disabled (refused, kept); null while it is enabled. */
+    disabledAt: integer('disabled_at', { mode: 'timestamp_ms' }),
   },
   (table) => [
     index('access_keys_bucket_idx').on(table.bucket),

@@ -10,7 +10,7 @@ const TOKEN = 'admin-test-token-0123456789abcdef';
 const PUBLIC_URL = 'https://s3.example.test';
 const UNAUTHORIZED = { error: 'unauthorized', detail: 'Missing or invalid API key' };
 const CREATED_KEY_FIELDS = ['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt'];
-const KEY_FIELDS = ['accessKeyId', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'lastUsedAt'];
+const KEY_FIELDS = ['accessKeyId', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'lastUsedAt', 'disabled', 'disabledAt'];
 
 const dirs = makeTempDirs();
 let store: Store;
@@ -122,7 +122,7 @@ describe('keys', () => {
     const shown = await call('GET', `/v1/keys/${a.accessKeyId}`);
     expect(shown.status).toBe(200);
     const { secretAccessKey: _secret, ...withoutSecret } = a;
-    expect(shown.json).toEqual({ ...withoutSecret, lastUsedAt: null });
+    expect(shown.json).toEqual({ ...withoutSecret, lastUsedAt: null, disabled: false, disabledAt: null });
 
     const deleted = await call('DELETE', `/v1/keys/${a.accessKeyId}`);
     expect(deleted.status).toBe(204);
@@ -133,6 +133,26 @@ describe('keys', () => {
     expect(again.status).toBe(404);
     expect(again.json).toMatchObject({ error: 'not_found' });
     expect(again.json.detail).toContain(a.accessKeyId);
+  });
+
+  it('disables and enables keys with PATCH {"disabled": …}, refusing anything else', async () => {
+    const key = (await call('POST', '/v1/keys', { body: { name: 'p', preset: 'read-only' } })).json;
+    const disabled = await call('PATCH', `/v1/keys/${key.accessKeyId}`, { body: { disabled: true } });
+    expect(disabled.status).toBe(200);
+    expect(disabled.json).toMatchObject({ accessKeyId: key.accessKeyId, disabled: true, disabledAt: expect.stringMatching(/^\d{4}-/) });
+    expect(store.keys.get(key.accessKeyId)!.disabledAt).not.toBeNull();
+    expect((await call('GET', `/v1/keys/${key.accessKeyId}`)).json.disabled).toBe(true);
+    for (const body of [{}, { disabled: 'true' }, { disabled: 1 }, { disabled: null }, { disabled: true, name: 'x' }, []]) {
+      const refused = await call('PATCH', `/v1/keys/${key.accessKeyId}`, { body });
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect(refused.json).toMatchObject({ error: 'invalid_request' });
+    }
+    expect((await call('PATCH', `/v1/keys/${key.accessKeyId}`, { raw: '{"disabled":', auth: `Bearer ${TOKEN}` })).status).toBe(400);
+    const enabled = await call('PATCH', `/v1/keys/${key.accessKeyId}`, { body: { disabled: false } });
+    expect(enabled.json).toMatchObject({ disabled: false, disabledAt: null });
+    expect((await call('PATCH', '/v1/keys/rs_ak_live_0000000000000000000000000000000000000000', { body: { disabled: true } })).status).toBe(404);
+    expect((await call('PATCH', '/v1/keys/nope', { body: { disabled: true } })).status).toBe(404);
+    expect((await call('PATCH', `/v1/keys/${key.accessKeyId}`, { body: { disabled: true }, auth: null })).status).toBe(401);
   });
 
   it('answers 404 JSON for ids that are not access key ids', async () => {
@@ -261,6 +281,7 @@ describe('routing and documentation', () => {
         'GET /v1/keys',
         'GET /v1/keys/{id}',
         'DELETE /v1/keys/{id}',
+        'PATCH /v1/keys/{id}',
         'POST /v1/buckets',
         'GET /v1/buckets',
         'DELETE /v1/buckets/{name}',

@@ -377,6 +377,27 @@ describe('pages', () => {
     expect((await send('GET', '/buckets/some-bucket/objects/download?key=a.txt', { cookie })).status).toBe(404);
   });
 
+  it('disables and enables a key from its page, through the store', async () => {
+    const { cookie, csrf } = await signIn();
+    const created = store.keys.create({ name: 'pausable', permissions: ['read'] });
+    const before = await send('GET', `/keys/${created.accessKeyId}`, { cookie });
+    expect(before.text).toContain('Disable this key');
+    const disabled = await send('POST', `/keys/${created.accessKeyId}/disable`, { cookie, form: `_csrf=${csrf}` });
+    expect(disabled.status).toBe(303);
+    expect(store.keys.get(created.accessKeyId)!.disabledAt).not.toBeNull();
+    const page = await send('GET', `/keys/${created.accessKeyId}`, { cookie });
+    expect(page.text).toContain('is disabled: its next request is refused');
+    expect(page.text).toMatch(/disabled since \d{4}-/);
+    expect(page.text).toContain('Enable this key');
+    expect((await send('GET', '/storage', { cookie })).text).toMatch(/disabled since/);
+    expect((await send('POST', `/keys/${created.accessKeyId}/enable`, { cookie, form: `_csrf=${csrf}` })).status).toBe(303);
+    expect(store.keys.get(created.accessKeyId)!.disabledAt).toBeNull();
+    // Without the token nothing changes.
+    expect((await send('POST', `/keys/${created.accessKeyId}/disable`, { cookie, form: '' })).status).toBe(403);
+    expect(store.keys.get(created.accessKeyId)!.disabledAt).toBeNull();
+    expect((await send('POST', '/keys/rs_ak_live_0000000000000000000000000000000000000000/disable', { cookie, form: `_csrf=${csrf}` })).status).toBe(404);
+  });
+
   it('keeps the API on the bearer token: a session cookie opens no API route, the token opens no page', async () => {
     const { cookie } = await signIn();
     const api = await send('GET', '/v1/keys', { cookie });

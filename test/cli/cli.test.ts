@@ -114,10 +114,10 @@ describe('keys list / show / delete', () => {
     const table = await run('keys', 'list');
     expect(table.code).toBe(0);
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ACCESS KEY ID\s+NAME\s+SCOPE\s+PERMISSIONS\s+EXPIRES\s+LAST USED\s+CREATED$/);
+    expect(lines[0]).toMatch(/^ACCESS KEY ID\s+NAME\s+STATE\s+SCOPE\s+PERMISSIONS\s+EXPIRES\s+LAST USED\s+CREATED$/);
     expect(lines).toHaveLength(3);
-    expect(lines[1]).toMatch(new RegExp(`^${a.accessKeyId}\\s+alpha\\s+workspace\\s+read\\s+never\\s+never\\s+\\d{4}-`));
-    expect(lines[2]).toMatch(new RegExp(`^${b.accessKeyId}\\s+beta\\s+bucket:my-data\\s+read,write\\s+\\d{4}-`));
+    expect(lines[1]).toMatch(new RegExp(`^${a.accessKeyId}\\s+alpha\\s+enabled\\s+workspace\\s+read\\s+never\\s+never\\s+\\d{4}-`));
+    expect(lines[2]).toMatch(new RegExp(`^${b.accessKeyId}\\s+beta\\s+enabled\\s+bucket:my-data\\s+read,write\\s+\\d{4}-`));
     // Columns are aligned: NAME starts at the same offset on every line.
     const nameColumn = lines[0]!.indexOf('NAME');
     expect(lines[1]!.indexOf('alpha')).toBe(nameColumn);
@@ -128,8 +128,8 @@ describe('keys list / show / delete', () => {
     const { secretAccessKey: _a, ...aPublic } = a;
     const { secretAccessKey: _b, ...bPublic } = b;
     expect(listed).toEqual([
-      { ...aPublic, lastUsedAt: null },
-      { ...bPublic, lastUsedAt: null },
+      { ...aPublic, lastUsedAt: null, disabled: false, disabledAt: null },
+      { ...bPublic, lastUsedAt: null, disabled: false, disabledAt: null },
     ]);
     expect(JSON.parse((await run('keys', 'list', '--bucket', 'my-data', '--json')).stdout).map((k: { name: string }) => k.name)).toEqual(['beta']);
 
@@ -138,7 +138,12 @@ describe('keys list / show / delete', () => {
     expect(shown.stdout).toMatch(/Name\s+beta/);
     expect(shown.stdout).toMatch(/Scope\s+bucket:my-data/);
     expect(shown.stdout).not.toContain('rs_sk_');
-    expect(JSON.parse((await run('keys', 'show', b.accessKeyId, '--json')).stdout)).toEqual({ ...bPublic, lastUsedAt: null });
+    expect(JSON.parse((await run('keys', 'show', b.accessKeyId, '--json')).stdout)).toEqual({
+      ...bPublic,
+      lastUsedAt: null,
+      disabled: false,
+      disabledAt: null,
+    });
 
     const deleted = await run('keys', 'delete', a.accessKeyId);
     expect(deleted.code).toBe(0);
@@ -150,6 +155,32 @@ describe('keys list / show / delete', () => {
     expect(again.code).toBe(1);
     expectNoStackTrace(again.stderr);
     expect(JSON.parse((await run('keys', 'list', '--json')).stdout)).toHaveLength(1);
+  });
+
+  it('disables and enables keys, and shows their state', async () => {
+    const stateEnv = { ...env, KEYGATE_DATA_DIR: dirs.make() };
+    const run = (...args: string[]) => runCliProcess(args, stateEnv);
+    const b = JSON.parse((await run('keys', 'create', '--name', 'beta', '--bucket', 'my-data', '--preset', 'read-write', '--json')).stdout);
+    const disabled = await run('keys', 'disable', b.accessKeyId);
+    expect(disabled.code).toBe(0);
+    expect(disabled.stdout).toContain(`Disabled access key ${b.accessKeyId} (beta)`);
+    expect(disabled.stdout).toContain(`keygate keys enable ${b.accessKeyId}`);
+    const disabledJson = JSON.parse((await run('keys', 'show', b.accessKeyId, '--json')).stdout);
+    expect(disabledJson).toMatchObject({ disabled: true, disabledAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+    expect((await run('keys', 'list')).stdout).toMatch(new RegExp(`${b.accessKeyId}\\s+beta\\s+disabled since \\d{4}-`));
+    expect((await run('keys', 'show', b.accessKeyId)).stdout).toMatch(/State\s+disabled since/);
+    // Disabling twice keeps the first time.
+    await run('keys', 'disable', b.accessKeyId);
+    expect(JSON.parse((await run('keys', 'show', b.accessKeyId, '--json')).stdout).disabledAt).toBe(disabledJson.disabledAt);
+    const enabled = await run('keys', 'enable', b.accessKeyId);
+    expect(enabled.code).toBe(0);
+    expect(enabled.stdout).toContain(`Enabled access key ${b.accessKeyId}`);
+    expect(JSON.parse((await run('keys', 'show', b.accessKeyId, '--json')).stdout)).toMatchObject({ disabled: false, disabledAt: null });
+    const missing = await run('keys', 'disable', 'rs_ak_live_0000000000000000000000000000000000000000');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/No access key/);
+    expectNoStackTrace(missing.stderr);
+    expect((await run('keys', 'enable', 'not-a-key')).code).toBe(2);
   });
 });
 

@@ -63,6 +63,8 @@ describe('--help on every command', () => {
     ['keys', 'show', keyId, '--help'],
     ['keys', 'delete', keyId, '--help'],
     ['keys', 'delete', '-h', keyId],
+    ['keys', 'disable', keyId, '--help'],
+    ['keys', 'enable', '-h', keyId],
     ['buckets', '--help'],
     ['buckets', 'add', 'would-be-added', '--datacenter', 'EU-RO-1', '--help'],
     ['buckets', 'list', '--help'],

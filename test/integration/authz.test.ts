@@ -22,6 +22,7 @@ import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../hel
 import { startS3rver } from '../helpers/upstreams.js';
 import { gatewayS3Client } from '../helpers/sdk.js';
 import { runCliProcess } from '../helpers/keygate-cli.js';
+import { PYENV_AWS, awsEnv, run, tempHome } from '../helpers/clients.js';
 
 type Flag = 'read' | 'write' | 'delete' | 'admin';
 const FLAGS: Flag[] = ['read', 'write', 'delete', 'admin'];
@@ -168,6 +169,38 @@ describe('authorization matrix through the gateway', () => {
     const deleted = await runCliProcess(['keys', 'delete', key.accessKeyId], gateway.env);
     expect(deleted.code, deleted.stderr).toBe(0);
     expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('error:InvalidAccessKeyId');
+    s3.destroy();
+  });
+
+  it('a key disabled by the CLI or the admin API is refused on the next request (presigned URLs and aws-cli too) and works again once enabled', async () => {
+    const key = await gateway.createKey({ name: 'pausable', permissions: ['read'] });
+    const s3 = client(gateway, key);
+    const presigned = (await gateway.admin('POST', '/v1/presign', { accessKeyId: key.accessKeyId, target: `s3://${OWN}/seed.txt` })).json.url as string;
+    const home = tempHome();
+    const cli = () =>
+      run(PYENV_AWS, ['--endpoint-url', gateway.url, 's3api', 'list-objects-v2', '--bucket', OWN], awsEnv({ ...key, endpoint: gateway.url }, home));
+    for (let i = 0; i < 3; i++) expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('allowed');
+    expect((await fetch(presigned)).status).toBe(200);
+
+    const disabled = await runCliProcess(['keys', 'disable', key.accessKeyId], gateway.env);
+    expect(disabled.code, disabled.stderr).toBe(0);
+    expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('AccessDenied');
+    const refused = await fetch(presigned);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain(`The access key ${key.accessKeyId} is disabled`);
+    const fromCli = await cli();
+    expect(fromCli.code).not.toBe(0);
+    expect(fromCli.stderr).toMatch(/AccessDenied.*is disabled/s);
+    // Issuing new presigned URLs for it is refused too.
+    expect((await gateway.admin('POST', '/v1/presign', { accessKeyId: key.accessKeyId, target: `s3://${OWN}/seed.txt` })).status).toBe(400);
+
+    expect((await gateway.admin('PATCH', `/v1/keys/${key.accessKeyId}`, { disabled: false })).status).toBe(200);
+    expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('allowed');
+    expect((await fetch(presigned)).status).toBe(200);
+    expect((await cli()).code).toBe(0);
+
+    expect((await gateway.admin('PATCH', `/v1/keys/${key.accessKeyId}`, { disabled: true })).json.disabled).toBe(true);
+    expect(await outcome(s3.send(new GetObjectCommand({ Bucket: OWN, Key: 'seed.txt' })))).toBe('AccessDenied');
     s3.destroy();
   });
 

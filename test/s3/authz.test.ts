@@ -15,6 +15,7 @@ function key(kind: 'workspace' | 'bucket', permissions: Permission[], extra: Par
     expiresAt: null,
     createdAt: new Date(0),
     lastUsedAt: null,
+    disabledAt: null,
     ...extra,
   };
 }
@@ -124,6 +125,22 @@ describe('authorization matrix', () => {
     for (const name of names) expect(allowed(k, name, 'bbb')).toBe(false);
     const fresh = key('workspace', ['read'], { expiresAt: new Date(Date.now() + 60_000) });
     expect(allowed(fresh, 'GetObject', 'bbb')).toBe(true);
+  });
+
+  it('denies disabled keys for every operation, saying they are disabled, and the same key enabled again works', () => {
+    for (const kind of ['workspace', 'bucket'] as const) {
+      const k = key(kind, kind === 'workspace' ? [...PERMISSIONS] : ['read', 'write'], { disabledAt: new Date(0) });
+      for (const name of names) {
+        expect(allowed(k, name, 'mine'), name).toBe(false);
+        try {
+          authorize(k, requestFor(name, 'mine'));
+        } catch (error) {
+          expect((error as Error).message).toContain('is disabled');
+        }
+      }
+      expect(() => authorizeBucketAction(k, 'mine', 'read')).toThrow(/is disabled/);
+      expect(allowed({ ...k, disabledAt: null }, 'GetObject', 'mine')).toBe(true);
+    }
   });
 
   it('uses one indistinguishable message for buckets outside a per-bucket key', () => {

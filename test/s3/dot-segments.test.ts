@@ -27,6 +27,7 @@ function key(kind: 'workspace' | 'bucket'): AccessKey {
     expiresAt: null,
     createdAt: new Date(0),
     lastUsedAt: null,
+    disabledAt: null,
   };
 }
 

@@ -292,6 +292,19 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     return c.redirect(key.bucket === null ? '/storage' : `/buckets/${encodeURIComponent(key.bucket)}`, 303);
   });
 
+  for (const [action, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    app.post(`/keys/:id/${action}`, async (c) => {
+      await readForm(c, []);
+      const key = findKey(c.req.param('id')) === null ? null : store.keys.setDisabled(c.req.param('id'), disabled);
+      if (key === null) return notFound(c, `No access key "${c.req.param('id')}"; it may have been revoked.`);
+      c.get('session').notices.push(disabled ? `Key ${key.name} is disabled: its next request is refused.` : `Key ${key.name} is enabled again.`);
+      return c.redirect(`/keys/${key.accessKeyId}`, 303);
+    });
+  }
+
   app.post('/keys/:id/rotate', async (c) => {
     await readForm(c, []);
     const original = findKey(c.req.param('id'));

@@ -18,7 +18,7 @@ const PERMISSION_HINTS: Record<(typeof PERMISSIONS)[number], string> = {
 export function KeyTable(props: { keys: AccessKey[]; showBucket: boolean; empty: string; now: Date }) {
   if (props.keys.length === 0) return <p class="empty">{props.empty}</p>;
   return (
-    <DataTable columns={['Name', 'Access key ID', ...(props.showBucket ? ['Bucket'] : []), 'Permissions', 'Created', 'Expires', 'Last used', '']}>
+    <DataTable columns={['Name', 'Access key ID', ...(props.showBucket ? ['Bucket'] : []), 'State', 'Permissions', 'Created', 'Expires', 'Last used', '']}>
       {props.keys.map((key) => (
         <tr>
           <td>
@@ -28,6 +28,7 @@ export function KeyTable(props: { keys: AccessKey[]; showBucket: boolean; empty:
             <code>{key.accessKeyId}</code>
           </td>
           {props.showBucket && <td>{key.bucket ?? 'all buckets'}</td>}
+          <td>{stateOf(key, props.now)}</td>
           <td>{key.permissions.join(', ')}</td>
           <td>{formatDate(key.createdAt)}</td>
           <td>{isExpired(key, props.now) ? `expired ${formatDate(key.expiresAt)}` : formatDate(key.expiresAt, 'never')}</td>
@@ -108,6 +109,8 @@ export function KeyPage(props: { ctx: PageContext; accessKey: AccessKey; endpoin
         </dd>
         <dt>Scope</dt>
         <dd>{key.bucket === null ? 'workspace-wide (every bucket)' : `bucket ${key.bucket} only`}</dd>
+        <dt>State</dt>
+        <dd>{stateOf(key, props.now)}</dd>
         <dt>Permissions</dt>
         <dd>{key.permissions.join(', ')}</dd>
         <dt>Created</dt>
@@ -127,6 +130,17 @@ export function KeyPage(props: { ctx: PageContext; accessKey: AccessKey; endpoin
         <dt>Secret</dt>
         <dd class="muted">shown once at creation; it cannot be retrieved. Rotate to get a new one.</dd>
       </dl>
+      <h2>{key.disabledAt === null ? 'Disable' : 'Enable'}</h2>
+      <p>
+        {key.disabledAt === null
+          ? 'Disabling refuses every request made with this key (403, saying it is disabled), presigned URLs included, from the next request on, and keeps the key: enable it again to resume.'
+          : 'This key is refused while disabled. Enabling it makes it work again as before, its presigned URLs included.'}
+      </p>
+      <PostForm action={`/keys/${segment(key.accessKeyId)}/${key.disabledAt === null ? 'disable' : 'enable'}`} ctx={props.ctx}>
+        <button type="submit" class="secondary">
+          {key.disabledAt === null ? 'Disable this key' : 'Enable this key'}
+        </button>
+      </PostForm>
       <h2>Rotate</h2>
       <p>
         Creates a new key with the same name, scope and permissions (and the same lifetime, if this one expires) and shows its secret once. Switch your apps to
@@ -166,6 +180,11 @@ export function RevokeConfirmPage(props: { ctx: PageContext; accessKey: AccessKe
       </div>
     </Page>
   );
+}
+
+function stateOf(key: AccessKey, now: Date): string {
+  if (key.disabledAt !== null) return `disabled since ${formatDate(key.disabledAt)}`;
+  return isExpired(key, now) ? 'expired' : 'enabled';
 }
 
 export interface OneTimeSecret {
