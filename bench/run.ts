@@ -71,6 +71,7 @@ function authzRow(): BenchRow {
     createdAt: new Date(),
     lastUsedAt: null,
     disabledAt: null,
+    rateLimit: null,
   };
   const headers = { host: 'localhost:9000' };
   const us = timePerOp(() => {

@@ -87,14 +87,15 @@ export async function startServer(config: Config, options: StartServerOptions = 
     const adminListener = getRequestListener(adminApp.fetch);
     adminServer.on('request', (req: IncomingMessage, res: ServerResponse) => void adminListener(req, res));
     const accessLog = openAccessLog(config.accessLog);
-    const rateLimiter = config.rateLimit ? new KeyRateLimiter(config.rateLimit, undefined, () => metrics.countRateLimited()) : null;
+    // Always there: keys with their own limit are limited even when KEYGATE_RATE_LIMIT is off.
+    const rateLimiter = new KeyRateLimiter(config.rateLimit, undefined, () => metrics.countRateLimited());
     const s3Listener = createS3Listener({
       config,
       store,
       resolver,
       forwarder,
       lifecycle,
-      admit: rateLimiter ? (accessKeyId) => rateLimiter.admit(accessKeyId) : undefined,
+      admit: (key) => rateLimiter.admit(key.accessKeyId, key.rateLimit),
       observe: (record: S3RequestRecord) => {
         accessLog?.write(record);
         metrics.observeRequest(record);

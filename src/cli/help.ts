@@ -17,7 +17,7 @@ holds the database and keys, shared by the CLI and a running server.
 export const KEYS_USAGE = `Usage:
   keygate keys create --name NAME [--bucket BUCKET]
                       (--perm read,write,delete,admin | --preset read-only|read-write)
-                      [--expires-in 30d] [--json]
+                      [--expires-in 30d] [--rate-limit 20/s [--rate-burst 40]] [--json]
   keygate keys list [--bucket BUCKET] [--json]
   keygate keys show ACCESS_KEY_ID [--json]
   keygate keys disable ACCESS_KEY_ID
@@ -28,6 +28,9 @@ Workspace keys (no --bucket) take any of read, write, delete, admin, or a preset
 Per-bucket keys take --preset read-only or --preset read-write; --perm read and
 --perm read,write are the same two presets (anything else is refused).
 --expires-in accepts 30d, 12h, 15m, 3600s or plain seconds (at most 10 years).
+--rate-limit gives the key its own request rate (e.g. 20/s or 0.5/s), overriding
+KEYGATE_RATE_LIMIT; --rate-burst is how many requests it may make at once after
+being idle (default: one second's worth).
 Deleting a key revokes it on the server's next request. Disabling a key refuses it
 (presigned URLs and forms included) from the next request on, and keeps it: enabling
 it again makes it work as before.

@@ -50,6 +50,8 @@ function createKey(args: string[], io: CliIo): number {
       perm: { type: 'string', multiple: true },
       preset: { type: 'string' },
       'expires-in': { type: 'string' },
+      'rate-limit': { type: 'string' },
+      'rate-burst': { type: 'string' },
       json: { type: 'boolean' },
     },
     help,
@@ -69,6 +71,8 @@ function createKey(args: string[], io: CliIo): number {
         permissions: perm?.flatMap((p) => p.split(',')).filter((p) => p.trim() !== ''),
         preset: stringOption(parsed, 'preset'),
         expiresIn: stringOption(parsed, 'expires-in') ?? null,
+        rateLimit: stringOption(parsed, 'rate-limit') ?? null,
+        rateBurst: stringOption(parsed, 'rate-burst') ?? null,
       });
     } catch (error) {
       if (error instanceof KeyValidationError) throw new UsageError(cliWording(error.message), help);
@@ -148,6 +152,7 @@ function showKey(args: string[], io: CliIo): number {
             ['Scope', scopeOf(key)],
             ['Permissions', key.permissions.join(',')],
             ['Expires', expiryOf(key, new Date())],
+            ['Rate limit', rateLimitOf(key)],
             ['Last used', formatDate(key.lastUsedAt, 'never')],
             ['Created', formatDate(key.createdAt)],
             ['Endpoint', config.publicUrl],
@@ -194,7 +199,7 @@ function deleteKey(args: string[], io: CliIo): number {
 function describeCreatedKey(key: AccessKeyWithSecret, config: Config): string {
   const scope = key.bucket === null ? `workspace-wide, ${key.permissions.join(',')}` : `bucket ${key.bucket}, ${key.permissions.join(',')}`;
   const lines = [
-    `Created access key "${key.name}" (${scope}${key.expiresAt ? `, expires ${formatDate(key.expiresAt)}` : ''}).`,
+    `Created access key "${key.name}" (${scope}${key.expiresAt ? `, expires ${formatDate(key.expiresAt)}` : ''}${key.rateLimit ? `, at most ${key.rateLimit.requestsPerSecond} requests/s` : ''}).`,
     '',
     `  Access key ID      ${key.accessKeyId}`,
     `  Secret access key  ${key.secretAccessKey}`,
@@ -238,6 +243,10 @@ function assertAccessKeyId(id: string, help: string): void {
 
 function scopeOf(key: AccessKey): string {
   return key.bucket === null ? 'workspace' : `bucket:${key.bucket}`;
+}
+
+function rateLimitOf(key: AccessKey): string {
+  return key.rateLimit === null ? "the gateway's (KEYGATE_RATE_LIMIT)" : `${key.rateLimit.requestsPerSecond}/s, burst ${key.rateLimit.burst}`;
 }
 
 function stateOf(key: AccessKey, now: Date): string {

@@ -12,6 +12,16 @@ const UNAUTHORIZED = { $ref: '#/components/responses/Unauthorized' };
 const dateTime = { type: 'string', format: 'date-time' };
 const nullable = (schema: object) => ({ oneOf: [schema, { type: 'null' }] });
 
+/** A key's own rate limit in answers; null = the gateway's (KEYGATE_RATE_LIMIT). */
+const RATE_LIMIT = {
+  ...nullable({
+    type: 'object',
+    required: ['requestsPerSecond', 'burst'],
+    properties: { requestsPerSecond: { type: 'number' }, burst: { type: 'integer' } },
+  }),
+  description: "The key's own rate limit; null: the gateway's (KEYGATE_RATE_LIMIT).",
+};
+
 export const ADMIN_OPENAPI = {
   openapi: '3.1.0',
   info: {
@@ -274,11 +284,29 @@ export const ADMIN_OPENAPI = {
             }),
             description: 'Lifetime: 30d, 12h, 15m, 3600s or seconds; at most 10 years.',
           },
+          rateLimit: {
+            ...nullable({
+              oneOf: [
+                { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?(/s)?$' },
+                { type: 'number', exclusiveMinimum: 0 },
+              ],
+            }),
+            description: "The key's own request rate, overriding KEYGATE_RATE_LIMIT: 20/s, 0.5/s or a number per second.",
+          },
+          rateBurst: {
+            ...nullable({
+              oneOf: [
+                { type: 'integer', minimum: 1 },
+                { type: 'string', pattern: '^[0-9]+$' },
+              ],
+            }),
+            description: 'Requests at once after being idle (with rateLimit); default one second’s worth.',
+          },
         },
       },
       CreatedKey: {
         type: 'object',
-        required: ['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt'],
+        required: ['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'rateLimit'],
         properties: {
           accessKeyId: { type: 'string', pattern: '^rs_ak_[a-z0-9]+_[0-9a-f]{40}$' },
           secretAccessKey: { type: 'string', pattern: '^rs_sk_[a-z0-9]+_[0-9a-f]{64}$' },
@@ -289,11 +317,25 @@ export const ADMIN_OPENAPI = {
           region: { type: 'string' },
           expiresAt: nullable(dateTime),
           createdAt: dateTime,
+          rateLimit: RATE_LIMIT,
         },
       },
       Key: {
         type: 'object',
-        required: ['accessKeyId', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'lastUsedAt', 'disabled', 'disabledAt'],
+        required: [
+          'accessKeyId',
+          'name',
+          'bucket',
+          'permissions',
+          'endpoint',
+          'region',
+          'expiresAt',
+          'createdAt',
+          'rateLimit',
+          'lastUsedAt',
+          'disabled',
+          'disabledAt',
+        ],
         properties: {
           accessKeyId: { type: 'string' },
           name: { type: 'string' },
@@ -303,6 +345,7 @@ export const ADMIN_OPENAPI = {
           region: { type: 'string' },
           expiresAt: nullable(dateTime),
           createdAt: dateTime,
+          rateLimit: RATE_LIMIT,
           lastUsedAt: { ...nullable(dateTime), description: 'Updated at most once a minute.' },
           disabled: { type: 'boolean', description: 'A disabled key is refused until enabled again.' },
           disabledAt: { ...nullable(dateTime), description: 'When it was disabled; null while enabled.' },

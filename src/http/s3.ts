@@ -46,8 +46,8 @@ export interface S3AppDeps {
   forwarder: Pick<UpstreamForwarder, 'forward'>;
   /** Creates and deletes RunPod buckets for CreateBucket/DeleteBucket; null or absent: they answer NotImplemented on RunPod. */
   lifecycle?: HandlerDeps['lifecycle'];
-  /** Per-key admission (rate limiting); throws an S3Error (SlowDown) to refuse. */
-  admit?: (accessKeyId: string) => void;
+  /** Per-key admission (rate limiting, by the key's own limit or the gateway's); throws an S3Error (SlowDown) to refuse. */
+  admit?: (key: Pick<AccessKey, 'accessKeyId' | 'rateLimit'>) => void;
   /** Told about every S3 request once its response is finished or the connection closed. */
   observe?: (record: S3RequestRecord) => void;
 }
@@ -182,7 +182,7 @@ class S3Pipeline {
 
       request = await this.authenticate(req, res, method, address, abort.signal);
       if (record) record.accessKeyId = request.accessKeyId;
-      deps.admit?.(request.accessKeyId);
+      deps.admit?.(request.key);
       const { operation } = request;
       if (record) Object.assign(record, { operation: operation.name, bucket: operation.bucket, objectKey: operation.key });
       authorize(request.key, operation);

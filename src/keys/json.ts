@@ -3,7 +3,7 @@
  * use either interchangeably. Field order is part of the contract other tooling relies on: keep it.
  */
 import type { Config } from '../config.js';
-import type { AccessKey, AccessKeyWithSecret, Permission } from './model.js';
+import type { AccessKey, AccessKeyWithSecret, KeyRateLimit, Permission } from './model.js';
 
 /** Returned once, at creation. */
 export interface CreatedKeyJson {
@@ -16,6 +16,8 @@ export interface CreatedKeyJson {
   region: string;
   expiresAt: string | null;
   createdAt: string;
+  /** The key's own rate limit; null = the gateway's (KEYGATE_RATE_LIMIT). */
+  rateLimit: KeyRateLimit | null;
 }
 
 /** Listing/showing a key: the created shape without the secret, plus lastUsedAt and whether it is disabled (and since when). */
@@ -34,6 +36,7 @@ export function createdKeyToJson(key: AccessKeyWithSecret, config: Endpoint): Cr
     region: config.region,
     expiresAt: key.expiresAt?.toISOString() ?? null,
     createdAt: key.createdAt.toISOString(),
+    rateLimit: key.rateLimit === null ? null : { ...key.rateLimit },
   };
 }
 
@@ -47,6 +50,7 @@ export function keyToJson(key: AccessKey, config: Endpoint): KeyJson {
     region: config.region,
     expiresAt: key.expiresAt?.toISOString() ?? null,
     createdAt: key.createdAt.toISOString(),
+    rateLimit: key.rateLimit === null ? null : { ...key.rateLimit },
     lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
     disabled: key.disabledAt !== null,
     disabledAt: key.disabledAt?.toISOString() ?? null,

@@ -15,6 +15,12 @@ export type Preset = keyof typeof PRESETS;
 
 export type KeyKind = 'workspace' | 'bucket';
 
+/** A key's own request rate (token bucket): `burst` at once after being idle, then `requestsPerSecond`. */
+export interface KeyRateLimit {
+  requestsPerSecond: number;
+  burst: number;
+}
+
 /** An access key as everything outside the store sees it. Never carries the secret. */
 export interface AccessKey {
   accessKeyId: string;
@@ -28,6 +34,8 @@ export interface AccessKey {
   lastUsedAt: Date | null;
   /** Set while the key is disabled: every request with it is refused until it is enabled again. */
   disabledAt: Date | null;
+  /** The key's own rate limit, overriding the gateway's (KEYGATE_RATE_LIMIT); null = the gateway's. */
+  rateLimit: KeyRateLimit | null;
 }
 
 /** The unsealed form, only produced for request verification and for the one-time display at creation. */

@@ -9,7 +9,7 @@
  *   credential may do.
  */
 import { bucketNameProblem } from '../buckets/validate.js';
-import { PERMISSIONS, PRESETS, isPermission, isPreset, type KeyKind, type Permission } from './model.js';
+import { PERMISSIONS, PRESETS, isPermission, isPreset, type KeyKind, type KeyRateLimit, type Permission } from './model.js';
 
 export interface CreateKeyInput {
   name: string;
@@ -19,6 +19,10 @@ export interface CreateKeyInput {
   preset?: string;
   /** '30d', '12h', '90m', '3600s', or a number of seconds; null/absent for no expiry. */
   expiresIn?: string | number | null;
+  /** The key's own rate: '20/s', '0.5/s', or a number of requests per second; null/absent: the gateway's. */
+  rateLimit?: string | number | null;
+  /** Requests at once after being idle (with rateLimit only); default one second's worth. */
+  rateBurst?: string | number | null;
 }
 
 /** A validated, normalized key request: what the store persists. */
@@ -29,11 +33,12 @@ export interface KeySpec {
   /** Deduplicated, in PERMISSIONS order. */
   permissions: Permission[];
   expiresAt: Date | null;
+  rateLimit: KeyRateLimit | null;
 }
 
 export class KeyValidationError extends Error {
   constructor(
-    readonly field: 'name' | 'bucket' | 'permissions' | 'preset' | 'expiresIn',
+    readonly field: 'name' | 'bucket' | 'permissions' | 'preset' | 'expiresIn' | 'rateLimit',
     message: string,
   ) {
     super(message);
@@ -60,7 +65,49 @@ export function validateKeyInput(input: CreateKeyInput, now: Date = new Date()):
     bucket,
     permissions,
     expiresAt: expiresIn === null ? null : new Date(now.getTime() + expiresIn * 1000),
+    rateLimit: parseKeyRateLimit(input.rateLimit, input.rateBurst),
   };
+}
+
+/** A submitted value as a message shows it. */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? `"${value}"` : (JSON.stringify(value) ?? String(typeof value));
+}
+
+/** The most a key's own limit may allow (per second, and at once). */
+export const MAX_KEY_RATE_PER_SECOND = 100_000;
+export const MAX_KEY_RATE_BURST = 1_000_000;
+
+/**
+ * A key's own rate limit: `rate` is '20/s', '0.5/s' or a number (requests per second), `burst` a
+ * whole number of requests (default: one second's worth, at least 1). Both absent: null.
+ */
+export function parseKeyRateLimit(rate: unknown, burst: unknown): KeyRateLimit | null {
+  const hasBurst = burst !== undefined && burst !== null && burst !== '';
+  if (rate === undefined || rate === null || rate === '') {
+    if (hasBurst) throw new KeyValidationError('rateLimit', 'A burst only applies with a rate limit; give the rate too, e.g. 20/s.');
+    return null;
+  }
+  const text = typeof rate === 'number' ? String(rate) : typeof rate === 'string' ? rate.trim().toLowerCase() : '';
+  const match = /^(\d{1,6}(?:\.\d{1,3})?)(?:\/s)?$/.exec(text);
+  const requestsPerSecond = match ? Number(match[1]) : NaN;
+  if (!(requestsPerSecond > 0 && requestsPerSecond <= MAX_KEY_RATE_PER_SECOND)) {
+    throw new KeyValidationError(
+      'rateLimit',
+      `${shown(rate)} is not a rate limit; use requests per second, e.g. 20/s or 0.5/s (more than 0, at most ${MAX_KEY_RATE_PER_SECOND}/s).`,
+    );
+  }
+  const size = hasBurst
+    ? typeof burst === 'number'
+      ? burst
+      : typeof burst === 'string' && /^\d{1,7}$/.test(burst.trim())
+        ? Number(burst.trim())
+        : NaN
+    : Math.max(1, Math.ceil(requestsPerSecond));
+  if (!Number.isSafeInteger(size) || size < 1 || size > MAX_KEY_RATE_BURST) {
+    throw new KeyValidationError('rateLimit', `${shown(burst)} is not a burst; use a whole number of requests from 1 to ${MAX_KEY_RATE_BURST}.`);
+  }
+  return { requestsPerSecond, burst: size };
 }
 
 export function validateKeyName(value: unknown): string {

@@ -1,15 +1,19 @@
 /**
  * Per-key rate limiting: one token bucket per access key id. A key may burst up to `burst`
  * requests, then gets `requestsPerSecond` sustained; over that it is refused with S3's SlowDown
- * (503), which every S3 SDK retries with backoff. State is in memory, per gateway process.
+ * (503), which every S3 SDK retries with backoff. The limit is the key's own when it has one
+ * (`keys create --rate-limit`), otherwise the gateway's (KEYGATE_RATE_LIMIT), otherwise none.
+ * State is in memory, per gateway process.
  */
 import type { RateLimitConfig } from '../config.js';
 import { S3Error } from '../errors.js';
+import type { KeyRateLimit } from '../keys/model.js';
 
 interface Bucket {
   tokens: number;
   /** performance.now() of the last refill. */
   refilledAt: number;
+  limit: RateLimitConfig;
 }
 
 /** Above this many tracked keys, buckets that have refilled completely are dropped (they equal a fresh one). */
@@ -17,26 +21,27 @@ const SWEEP_THRESHOLD = 10_000;
 
 export class KeyRateLimiter {
   private readonly buckets = new Map<string, Bucket>();
-  private readonly perMs: number;
 
+  /** `limit`: the gateway's limit for keys without their own; null = such keys are not limited. */
   constructor(
-    private readonly limit: RateLimitConfig,
+    private readonly limit: RateLimitConfig | null,
     private readonly now: () => number = () => performance.now(),
     private readonly onLimited: (accessKeyId: string) => void = () => undefined,
-  ) {
-    this.perMs = limit.requestsPerSecond / 1000;
-  }
+  ) {}
 
   /** Takes one request's token for the key, or throws SlowDown saying when to retry. */
-  admit(accessKeyId: string): void {
+  admit(accessKeyId: string, own: KeyRateLimit | null = null): void {
+    const limit = own ?? this.limit;
+    if (limit === null) return;
     const now = this.now();
+    const perMs = limit.requestsPerSecond / 1000;
     let bucket = this.buckets.get(accessKeyId);
-    if (bucket === undefined) {
-      if (this.buckets.size >= SWEEP_THRESHOLD) this.sweep(now);
-      bucket = { tokens: this.limit.burst, refilledAt: now };
+    if (bucket === undefined || bucket.limit !== limit) {
+      if (bucket === undefined && this.buckets.size >= SWEEP_THRESHOLD) this.sweep(now);
+      bucket = { tokens: limit.burst, refilledAt: now, limit };
       this.buckets.set(accessKeyId, bucket);
     } else {
-      bucket.tokens = Math.min(this.limit.burst, bucket.tokens + (now - bucket.refilledAt) * this.perMs);
+      bucket.tokens = Math.min(limit.burst, bucket.tokens + (now - bucket.refilledAt) * perMs);
       bucket.refilledAt = now;
     }
     if (bucket.tokens >= 1) {
@@ -44,10 +49,11 @@ export class KeyRateLimiter {
       return;
     }
     this.onLimited(accessKeyId);
-    const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / this.perMs / 1000));
+    const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / perMs / 1000));
+    const whose = own === null ? 'ask the operator to raise KEYGATE_RATE_LIMIT' : 'this key has its own limit; ask the operator for a key with a higher one';
     throw new S3Error(
       'SlowDown',
-      `This access key is limited to ${this.limit.requestsPerSecond} requests per second (burst ${this.limit.burst}); retry after a short backoff or ask the operator to raise KEYGATE_RATE_LIMIT.`,
+      `This access key is limited to ${limit.requestsPerSecond} requests per second (burst ${limit.burst}); retry after a short backoff, or ${whose}.`,
       { headers: { 'retry-after': String(retryAfterSeconds) } },
     );
   }
@@ -59,7 +65,7 @@ export class KeyRateLimiter {
 
   private sweep(now: number): void {
     for (const [id, bucket] of this.buckets) {
-      if (bucket.tokens + (now - bucket.refilledAt) * this.perMs >= this.limit.burst) this.buckets.delete(id);
+      if (bucket.tokens + (now - bucket.refilledAt) * (bucket.limit.requestsPerSecond / 1000) >= bucket.limit.burst) this.buckets.delete(id);
     }
   }
 }

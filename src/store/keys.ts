@@ -75,6 +75,8 @@ export class KeyRepository {
         createdAt: now,
         lastUsedAt: null,
         disabledAt: null,
+        rateLimitPerSecond: spec.rateLimit?.requestsPerSecond ?? null,
+        rateLimitBurst: spec.rateLimit?.burst ?? null,
       })
       .run();
     this.changes.noteLocalWrite();
@@ -89,6 +91,7 @@ export class KeyRepository {
       createdAt: now,
       lastUsedAt: null,
       disabledAt: null,
+      rateLimit: spec.rateLimit,
     };
   }
 
@@ -172,6 +175,7 @@ export class KeyRepository {
 /** Shared by every request that uses the key: frozen, so a caller that tried to widen it would throw instead. */
 function frozenKey(key: AccessKey): AccessKey {
   Object.freeze(key.permissions);
+  if (key.rateLimit !== null) Object.freeze(key.rateLimit);
   return Object.freeze(key);
 }
 
@@ -186,5 +190,6 @@ function toAccessKey(row: AccessKeyRow): AccessKey {
     createdAt: row.createdAt,
     lastUsedAt: row.lastUsedAt,
     disabledAt: row.disabledAt,
+    rateLimit: row.rateLimitPerSecond !== null && row.rateLimitBurst !== null ? { requestsPerSecond: row.rateLimitPerSecond, burst: row.rateLimitBurst } : null,
   };
 }

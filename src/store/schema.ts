@@ -6,7 +6,7 @@
  * (src/crypto/seal.ts); the master key lives outside the database.
  */
 import { sql } from 'drizzle-orm';
-import { check, index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { check, index, integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 export const accessKeys = sqliteTable(
   'access_keys',
@@ -24,6 +24,9 @@ export const accessKeys = sqliteTable(
     lastUsedAt: integer('last_used_at', { mode: 'timestamp_ms' }),
     /** When the key was disabled (refused, kept); null while it is enabled. */
     disabledAt: integer('disabled_at', { mode: 'timestamp_ms' }),
+    /** The key's own rate limit (requests per second and burst), both null for the gateway's. */
+    rateLimitPerSecond: real('rate_limit_per_second'),
+    rateLimitBurst: integer('rate_limit_burst'),
   },
   (table) => [
     index('access_keys_bucket_idx').on(table.bucket),

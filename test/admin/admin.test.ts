@@ -9,8 +9,21 @@ import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs } from '../helpers/keygate
 const TOKEN = 'admin-test-token-0123456789abcdef';
 const PUBLIC_URL = 'https://s3.example.test';
 const UNAUTHORIZED = { error: 'unauthorized', detail: 'Missing or invalid API key' };
-const CREATED_KEY_FIELDS = ['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt'];
-const KEY_FIELDS = ['accessKeyId', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'lastUsedAt', 'disabled', 'disabledAt'];
+const CREATED_KEY_FIELDS = ['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'rateLimit'];
+const KEY_FIELDS = [
+  'accessKeyId',
+  'name',
+  'bucket',
+  'permissions',
+  'endpoint',
+  'region',
+  'expiresAt',
+  'createdAt',
+  'rateLimit',
+  'lastUsedAt',
+  'disabled',
+  'disabledAt',
+];
 
 const dirs = makeTempDirs();
 let store: Store;
@@ -97,6 +110,19 @@ describe('keys', () => {
     expect(Date.parse(response.json.expiresAt) - created).toBe(30 * 86_400_000);
     // The store agrees, secret included.
     expect(store.keys.findWithSecret(response.json.accessKeyId)?.secretAccessKey).toBe(response.json.secretAccessKey);
+  });
+
+  it('gives a key its own rate limit, and refuses a malformed one', async () => {
+    const limited = await call('POST', '/v1/keys', { body: { name: 'slow', permissions: ['read'], rateLimit: '2/s', rateBurst: 5 } });
+    expect(limited.status).toBe(201);
+    expect(limited.json.rateLimit).toEqual({ requestsPerSecond: 2, burst: 5 });
+    expect((await call('GET', `/v1/keys/${limited.json.accessKeyId}`)).json.rateLimit).toEqual({ requestsPerSecond: 2, burst: 5 });
+    expect(store.keys.get(limited.json.accessKeyId)!.rateLimit).toEqual({ requestsPerSecond: 2, burst: 5 });
+    for (const body of [{ rateLimit: 'lots' }, { rateLimit: 0 }, { rateBurst: 3 }, { rateLimit: '1/s', rateBurst: 0 }]) {
+      const refused = await call('POST', '/v1/keys', { body: { name: 'bad', permissions: ['read'], ...body } });
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect(refused.json.error).toBe('invalid_request');
+    }
   });
 
   it('creates workspace keys from permissions and numeric lifetimes', async () => {

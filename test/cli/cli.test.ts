@@ -33,7 +33,19 @@ describe('keys create', () => {
     expect(result.code).toBe(0);
     expect(result.stdout.trim().split('\n')).toHaveLength(1);
     const json = JSON.parse(result.stdout);
-    expect(Object.keys(json)).toEqual(['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt']);
+    expect(Object.keys(json)).toEqual([
+      'accessKeyId',
+      'secretAccessKey',
+      'name',
+      'bucket',
+      'permissions',
+      'endpoint',
+      'region',
+      'expiresAt',
+      'createdAt',
+      'rateLimit',
+    ]);
+    expect(json.rateLimit).toBeNull();
     expect(json.accessKeyId).toMatch(/^rs_ak_live_[0-9a-f]{40}$/);
     expect(json.secretAccessKey).toMatch(/^rs_sk_live_[0-9a-f]{64}$/);
     expect(json).toMatchObject({ name: 'ci uploader', bucket: 'my-data', permissions: ['read', 'write'], endpoint: PUBLIC_URL, region: 'us-east-1' });

@@ -19,6 +19,7 @@ export interface CreatedKey {
   region: string;
   expiresAt: string | null;
   createdAt: string;
+  rateLimit: { requestsPerSecond: number; burst: number } | null;
 }
 
 export interface Gateway {
@@ -30,7 +31,15 @@ export interface Gateway {
   env: Record<string, string>;
   output(): string;
   admin(method: string, route: string, body?: unknown): Promise<{ status: number; json: any }>;
-  createKey(input: { name?: string; bucket?: string; permissions?: string[]; preset?: string; expiresIn?: string | number }): Promise<CreatedKey>;
+  createKey(input: {
+    name?: string;
+    bucket?: string;
+    permissions?: string[];
+    preset?: string;
+    expiresIn?: string | number;
+    rateLimit?: string | number;
+    rateBurst?: number;
+  }): Promise<CreatedKey>;
   deleteKey(accessKeyId: string): Promise<void>;
   addBucket(input: { name: string; datacenter?: string; endpoint?: string; region?: string; upstreamBucket?: string }): Promise<void>;
   /** Resident set size of the gateway process in bytes (from /proc). */

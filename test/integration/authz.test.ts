@@ -204,6 +204,27 @@ describe('authorization matrix through the gateway', () => {
     s3.destroy();
   });
 
+  it("a key's own rate limit holds (SlowDown with Retry-After past it) while the gateway has none, and other keys are not limited", async () => {
+    const limited = await gateway.createKey({ name: 'metered', permissions: ['read'], rateLimit: '0.2/s', rateBurst: 2 });
+    const free = await gateway.createKey({ name: 'unmetered', permissions: ['read'] });
+    expect(limited.rateLimit).toEqual({ requestsPerSecond: 0.2, burst: 2 });
+    const [s3, other] = [client(gateway, limited), client(gateway, free)];
+    expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('allowed');
+    expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('allowed');
+    expect(await outcome(s3.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('error:SlowDown');
+    const home = tempHome();
+    const cli = await run(PYENV_AWS, ['--endpoint-url', gateway.url, 's3api', 'list-objects-v2', '--bucket', OWN], {
+      ...awsEnv({ ...limited, endpoint: gateway.url }, home),
+      AWS_MAX_ATTEMPTS: '1',
+      AWS_RETRY_MODE: 'standard',
+    });
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toMatch(/SlowDown.*its own limit/s);
+    for (let i = 0; i < 20; i++) expect(await outcome(other.send(new ListObjectsV2Command({ Bucket: OWN })))).toBe('allowed');
+    s3.destroy();
+    other.destroy();
+  });
+
   it('an expired key is refused', async () => {
     const key = await gateway.createKey({ name: 'short-lived', permissions: ['read'], expiresIn: 1 });
     const s3 = client(gateway, key);

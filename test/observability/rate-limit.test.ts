@@ -78,3 +78,46 @@ describe('KeyRateLimiter', () => {
     expect(l.instance.trackedKeys).toBe(1);
   });
 });
+
+describe('KeyRateLimiter with keys that have their own limit', () => {
+  const own = (requestsPerSecond: number, burst: number) => Object.freeze({ requestsPerSecond, burst });
+
+  function admitted(instance: KeyRateLimiter, id: string, limit: ReturnType<typeof own> | null): boolean {
+    try {
+      instance.admit(id, limit);
+      return true;
+    } catch (error) {
+      if (error instanceof S3Error && error.code === 'SlowDown') {
+        expect(error.message).toContain(limit === null ? 'KEYGATE_RATE_LIMIT' : 'its own limit');
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  it("limits a key by its own limit even when the gateway's is off, and leaves other keys alone", () => {
+    let now = 0;
+    const instance = new KeyRateLimiter(null, () => now);
+    const slow = own(1, 2);
+    expect([1, 2, 3].map(() => admitted(instance, 'slow', slow))).toEqual([true, true, false]);
+    for (let i = 0; i < 1000; i++) expect(admitted(instance, 'free', null)).toBe(true);
+    now += 1000;
+    expect(admitted(instance, 'slow', slow)).toBe(true);
+    expect(admitted(instance, 'slow', slow)).toBe(false);
+  });
+
+  it("uses the key's own limit over the gateway's, in both directions", () => {
+    let now = 0;
+    const instance = new KeyRateLimiter({ requestsPerSecond: 1, burst: 1 }, () => now);
+    const generous = own(1000, 50);
+    expect(Array.from({ length: 50 }, () => admitted(instance, 'vip', generous)).every(Boolean)).toBe(true);
+    expect(admitted(instance, 'vip', generous)).toBe(false);
+    expect([1, 2].map(() => admitted(instance, 'plain', null))).toEqual([true, false]);
+    const strict = own(0.5, 1);
+    expect([1, 2].map(() => admitted(instance, 'strict', strict))).toEqual([true, false]);
+    now += 1999;
+    expect(admitted(instance, 'strict', strict)).toBe(false);
+    now += 1;
+    expect(admitted(instance, 'strict', strict)).toBe(true);
+  });
+});

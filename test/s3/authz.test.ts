@@ -16,6 +16,7 @@ function key(kind: 'workspace' | 'bucket', permissions: Permission[], extra: Par
     createdAt: new Date(0),
     lastUsedAt: null,
     disabledAt: null,
+    rateLimit: null,
     ...extra,
   };
 }

@@ -28,6 +28,7 @@ function key(kind: 'workspace' | 'bucket'): AccessKey {
     createdAt: new Date(0),
     lastUsedAt: null,
     disabledAt: null,
+    rateLimit: null,
   };
 }
 

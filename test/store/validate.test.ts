@@ -65,7 +65,25 @@ describe('validateKeyInput', () => {
       bucket: null,
       permissions: ['read', 'delete', 'admin'],
       expiresAt: new Date(NOW.getTime() + 3600_000),
+      rateLimit: null,
     });
+  });
+
+  it("reads a key's own rate limit: 20/s, 0.5/s or a number, with an optional burst (default one second's worth)", () => {
+    const limit = (rateLimit: unknown, rateBurst?: unknown) =>
+      validateKeyInput({ name: 'r', permissions: ['read'], rateLimit: rateLimit as string, rateBurst: rateBurst as string }, NOW).rateLimit;
+    expect(limit('20/s')).toEqual({ requestsPerSecond: 20, burst: 20 });
+    expect(limit(' 20/S ')).toEqual({ requestsPerSecond: 20, burst: 20 });
+    expect(limit('0.5/s')).toEqual({ requestsPerSecond: 0.5, burst: 1 });
+    expect(limit(3, 10)).toEqual({ requestsPerSecond: 3, burst: 10 });
+    expect(limit('7', '12')).toEqual({ requestsPerSecond: 7, burst: 12 });
+    expect(limit(null)).toBeNull();
+    expect(limit('')).toBeNull();
+    for (const bad of ['0/s', '0', '-1/s', 'fast', '20/m', '20 /s', '1e3', 'Infinity', 100_001, 0, -5, Number.NaN, {}, [], true]) {
+      expect(() => limit(bad), JSON.stringify(bad)).toThrow(KeyValidationError);
+    }
+    for (const badBurst of [0, '0', -1, 1.5, '1.5', 'x', 1_000_001, {}]) expect(() => limit('5/s', badBurst), JSON.stringify(badBurst)).toThrow(/not a burst/);
+    expect(() => limit(null, 10)).toThrow(/only applies with a rate limit/);
   });
 
   it('accepts a permission list equal to a preset for per-bucket keys', () => {

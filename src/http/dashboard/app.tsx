@@ -226,12 +226,14 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
 
   app.post('/keys', async (c) => {
     const session = c.get('session');
-    const form = await readForm(c, ['name', 'bucket', 'permissions', 'preset', 'expiresIn']);
+    const form = await readForm(c, ['name', 'bucket', 'permissions', 'preset', 'expiresIn', 'rateLimit', 'rateBurst']);
     const bucket = text(form.bucket) || null;
     const input: CreateKeyInput = {
       name: text(form.name),
       bucket,
       expiresIn: text(form.expiresIn).trim() === '' ? null : text(form.expiresIn),
+      rateLimit: text(form.rateLimit).trim() || null,
+      rateBurst: text(form.rateBurst).trim() || null,
       ...(bucket === null ? { permissions: list(form.permissions) } : { preset: text(form.preset) }),
     };
     let key: AccessKeyWithSecret;
@@ -310,7 +312,14 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     const original = findKey(c.req.param('id'));
     if (original === null) return notFound(c, `No access key "${c.req.param('id')}"; it may have been revoked.`);
     const lifetimeSeconds = original.expiresAt === null ? null : Math.max(1, Math.round((original.expiresAt.getTime() - original.createdAt.getTime()) / 1000));
-    const twin = store.keys.create({ name: original.name, bucket: original.bucket, permissions: [...original.permissions], expiresIn: lifetimeSeconds });
+    const twin = store.keys.create({
+      name: original.name,
+      bucket: original.bucket,
+      permissions: [...original.permissions],
+      expiresIn: lifetimeSeconds,
+      rateLimit: original.rateLimit?.requestsPerSecond ?? null,
+      rateBurst: original.rateLimit?.burst ?? null,
+    });
     return showSecretOnce(c, c.get('session'), twin, original.accessKeyId);
   });
 

@@ -86,6 +86,12 @@ export function CreateKeyForm(props: { ctx: PageContext; bucket: string | null; 
       <Field id={`${prefix}-expires`} label="Expires in (optional)" hint="e.g. 90m, 12h, 30d; empty: never expires.">
         <TextInput id={`${prefix}-expires`} name="expiresIn" value={value(props.state, 'expiresIn')} />
       </Field>
+      <Field id={`${prefix}-rate`} label="Rate limit (optional)" hint="The key's own requests per second, e.g. 20/s or 0.5/s; empty: the gateway's limit.">
+        <TextInput id={`${prefix}-rate`} name="rateLimit" value={value(props.state, 'rateLimit')} />
+      </Field>
+      <Field id={`${prefix}-burst`} label="Burst (optional, with a rate limit)" hint="Requests at once after being idle; default one second's worth.">
+        <TextInput id={`${prefix}-burst`} name="rateBurst" inputmode="numeric" value={value(props.state, 'rateBurst')} />
+      </Field>
       <div class="actions">
         <button type="submit">{props.bucket === null ? 'Create API key' : 'Create bucket key'}</button>
       </div>
@@ -119,6 +125,8 @@ export function KeyPage(props: { ctx: PageContext; accessKey: AccessKey; endpoin
         <dd>{isExpired(key, props.now) ? `expired ${formatDate(key.expiresAt)}` : formatDate(key.expiresAt, 'never')}</dd>
         <dt>Last used</dt>
         <dd>{formatDate(key.lastUsedAt, 'never')}</dd>
+        <dt>Rate limit</dt>
+        <dd>{key.rateLimit === null ? "the gateway's" : `${key.rateLimit.requestsPerSecond} requests/s, burst ${key.rateLimit.burst}`}</dd>
         <dt>Endpoint</dt>
         <dd>
           <code>{props.endpoint}</code>
