@@ -72,6 +72,7 @@ function authzRow(): BenchRow {
     lastUsedAt: null,
     disabledAt: null,
     rateLimit: null,
+    allowedIps: null,
   };
   const headers = { host: 'localhost:9000' };
   const us = timePerOp(() => {

@@ -10,6 +10,7 @@
 import { hasPermission, isDisabled, isExpired, type AccessKey, type Permission } from './keys/model.js';
 import { assertListingWithoutDotSegments, assertNoDotSegments } from './s3/dot-segments.js';
 import { S3Error } from './errors.js';
+import { addressInRanges } from './keys/source-ips.js';
 import type { S3Operation } from './s3/classify.js';
 
 type KeyScope = Pick<AccessKey, 'accessKeyId' | 'kind' | 'bucket' | 'permissions' | 'expiresAt' | 'disabledAt'>;
@@ -44,6 +45,19 @@ export function authorize(key: KeyScope, operation: AuthorizedShape, now: Date =
  */
 export function assertObjectKeyInScope(key: KeyScope, objectKey: string | null, argumentName = 'key'): void {
   if (key.kind === 'bucket') assertNoDotSegments(objectKey, 'bucket-scoped-key', argumentName);
+}
+
+/**
+ * Throws AccessDenied when the key has an allow-list and the client's address (src/keys/source-ips.ts
+ * clientAddress: the peer, or what trusted proxies say) is not in it. Presigned URLs and POST forms
+ * made with the key are requests like any other and are checked the same way.
+ */
+export function assertSourceAllowed(key: Pick<AccessKey, 'accessKeyId' | 'allowedIps'>, address: string | null): void {
+  if (key.allowedIps === null || addressInRanges(address, key.allowedIps)) return;
+  throw new S3Error(
+    'AccessDenied',
+    `The access key ${key.accessKeyId} may not be used from ${address ?? 'this address'}; ask the operator to add your network to the key's allowed networks.`,
+  );
 }
 
 /** Authorizes one more bucket-level action of the same request (e.g. each key of DeleteObjects). */

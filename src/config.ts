@@ -4,6 +4,7 @@
  * variable and the fix.
  */
 import path from 'node:path';
+import { parseAddressRanges } from './keys/source-ips.js';
 import { knownDatacenters, normalizeDatacenter } from './upstream/runpod-datacenters.js';
 import { upstreamTimeoutsFromEnv, type UpstreamTimeouts } from './upstream/timeouts.js';
 
@@ -78,6 +79,8 @@ export interface Config {
   unauthenticatedMaxRequests: number;
   /** A dashboard session unused this long ends (KEYGATE_DASHBOARD_IDLE_TIMEOUT_MS, default 30 minutes). */
   dashboardIdleTimeoutMs: number;
+  /** Proxies (CIDRs) whose X-Forwarded-For is believed for keys' allowed networks (KEYGATE_TRUSTED_PROXIES); null = none. */
+  trustedProxies: string[] | null;
 }
 
 export interface RateLimitConfig {
@@ -171,6 +174,7 @@ export function loadConfig(env: Env = process.env): Config {
     upstreamTimeouts: upstreamTimeoutsFromEnv(env),
     unauthenticatedTimeoutMs: parseWholeNumber('KEYGATE_UNAUTHENTICATED_TIMEOUT_MS', get('KEYGATE_UNAUTHENTICATED_TIMEOUT_MS'), 10_000, 100, 600_000),
     unauthenticatedMaxRequests: parseWholeNumber('KEYGATE_UNAUTHENTICATED_MAX_REQUESTS', get('KEYGATE_UNAUTHENTICATED_MAX_REQUESTS'), 256, 1, 100_000),
+    trustedProxies: parseTrustedProxies(get('KEYGATE_TRUSTED_PROXIES')),
     dashboardIdleTimeoutMs: parseWholeNumber('KEYGATE_DASHBOARD_IDLE_TIMEOUT_MS', get('KEYGATE_DASHBOARD_IDLE_TIMEOUT_MS'), 1_800_000, 1_000, 86_400_000),
   };
 }
@@ -182,6 +186,15 @@ function parseWholeNumber(variable: string, value: string | undefined, fallback:
     throw new ConfigError(variable, `"${value}" is not a whole number from ${min} to ${max}; e.g. ${fallback} (the default).`);
   }
   return number;
+}
+
+function parseTrustedProxies(value: string | undefined): string[] | null {
+  if (value === undefined) return null;
+  try {
+    return parseAddressRanges(value);
+  } catch (error) {
+    throw new ConfigError('KEYGATE_TRUSTED_PROXIES', `${(error as Error).message} List your load balancers' or proxies' addresses, e.g. 10.0.0.0/8.`);
+  }
 }
 
 function parseRateLimit(rate: string | undefined, burst: string | undefined): RateLimitConfig | null {

@@ -17,7 +17,8 @@ holds the database and keys, shared by the CLI and a running server.
 export const KEYS_USAGE = `Usage:
   keygate keys create --name NAME [--bucket BUCKET]
                       (--perm read,write,delete,admin | --preset read-only|read-write)
-                      [--expires-in 30d] [--rate-limit 20/s [--rate-burst 40]] [--json]
+                      [--expires-in 30d] [--rate-limit 20/s [--rate-burst 40]]
+                      [--allow-ip 10.0.0.0/8,2001:db8::/32] [--json]
   keygate keys list [--bucket BUCKET] [--json]
   keygate keys show ACCESS_KEY_ID [--json]
   keygate keys disable ACCESS_KEY_ID
@@ -31,6 +32,8 @@ Per-bucket keys take --preset read-only or --preset read-write; --perm read and
 --rate-limit gives the key its own request rate (e.g. 20/s or 0.5/s), overriding
 KEYGATE_RATE_LIMIT; --rate-burst is how many requests it may make at once after
 being idle (default: one second's worth).
+--allow-ip limits where the key may be used from (IPv4/IPv6 networks; the client
+is the connection's peer, or what KEYGATE_TRUSTED_PROXIES say in X-Forwarded-For).
 Deleting a key revokes it on the server's next request. Disabling a key refuses it
 (presigned URLs and forms included) from the next request on, and keeps it: enabling
 it again makes it work as before.

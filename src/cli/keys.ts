@@ -52,6 +52,7 @@ function createKey(args: string[], io: CliIo): number {
       'expires-in': { type: 'string' },
       'rate-limit': { type: 'string' },
       'rate-burst': { type: 'string' },
+      'allow-ip': { type: 'string', multiple: true },
       json: { type: 'boolean' },
     },
     help,
@@ -73,6 +74,8 @@ function createKey(args: string[], io: CliIo): number {
         expiresIn: stringOption(parsed, 'expires-in') ?? null,
         rateLimit: stringOption(parsed, 'rate-limit') ?? null,
         rateBurst: stringOption(parsed, 'rate-burst') ?? null,
+        // `--allow-ip 10.0.0.0/8,2001:db8::/32` and repeated --allow-ip both work.
+        allowedIps: stringOptions(parsed, 'allow-ip') ?? null,
       });
     } catch (error) {
       if (error instanceof KeyValidationError) throw new UsageError(cliWording(error.message), help);
@@ -153,6 +156,7 @@ function showKey(args: string[], io: CliIo): number {
             ['Permissions', key.permissions.join(',')],
             ['Expires', expiryOf(key, new Date())],
             ['Rate limit', rateLimitOf(key)],
+            ['Allowed from', key.allowedIps === null ? 'anywhere' : key.allowedIps.join(', ')],
             ['Last used', formatDate(key.lastUsedAt, 'never')],
             ['Created', formatDate(key.createdAt)],
             ['Endpoint', config.publicUrl],

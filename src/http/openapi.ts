@@ -22,6 +22,12 @@ const RATE_LIMIT = {
   description: "The key's own rate limit; null: the gateway's (KEYGATE_RATE_LIMIT).",
 };
 
+/** A key's allowed networks in answers; null = anywhere. */
+const ALLOWED_IPS = {
+  ...nullable({ type: 'array', items: { type: 'string', description: 'address/prefix' } }),
+  description: 'Networks (CIDRs) the key may be used from; null: anywhere.',
+};
+
 export const ADMIN_OPENAPI = {
   openapi: '3.1.0',
   info: {
@@ -302,11 +308,27 @@ export const ADMIN_OPENAPI = {
             }),
             description: 'Requests at once after being idle (with rateLimit); default one second’s worth.',
           },
+          allowedIps: {
+            ...nullable({ oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 64 }] }),
+            description: 'Networks the key may be used from: "10.0.0.0/8,2001:db8::/32" or a list of CIDRs (a bare address is one host).',
+          },
         },
       },
       CreatedKey: {
         type: 'object',
-        required: ['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'rateLimit'],
+        required: [
+          'accessKeyId',
+          'secretAccessKey',
+          'name',
+          'bucket',
+          'permissions',
+          'endpoint',
+          'region',
+          'expiresAt',
+          'createdAt',
+          'rateLimit',
+          'allowedIps',
+        ],
         properties: {
           accessKeyId: { type: 'string', pattern: '^rs_ak_[a-z0-9]+_[0-9a-f]{40}$' },
           secretAccessKey: { type: 'string', pattern: '^rs_sk_[a-z0-9]+_[0-9a-f]{64}$' },
@@ -318,6 +340,7 @@ export const ADMIN_OPENAPI = {
           expiresAt: nullable(dateTime),
           createdAt: dateTime,
           rateLimit: RATE_LIMIT,
+          allowedIps: ALLOWED_IPS,
         },
       },
       Key: {
@@ -332,6 +355,7 @@ export const ADMIN_OPENAPI = {
           'expiresAt',
           'createdAt',
           'rateLimit',
+          'allowedIps',
           'lastUsedAt',
           'disabled',
           'disabledAt',
@@ -346,6 +370,7 @@ export const ADMIN_OPENAPI = {
           expiresAt: nullable(dateTime),
           createdAt: dateTime,
           rateLimit: RATE_LIMIT,
+          allowedIps: ALLOWED_IPS,
           lastUsedAt: { ...nullable(dateTime), description: 'Updated at most once a minute.' },
           disabled: { type: 'boolean', description: 'A disabled key is refused until enabled again.' },
           disabledAt: { ...nullable(dateTime), description: 'When it was disabled; null while enabled.' },

@@ -12,7 +12,8 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { authorize } from '../authz.js';
+import { assertSourceAllowed, authorize } from '../authz.js';
+import { clientAddress } from '../keys/source-ips.js';
 import type { Config } from '../config.js';
 import { S3Error, isS3Error } from '../errors.js';
 import type { AccessKey } from '../keys/model.js';
@@ -182,6 +183,8 @@ class S3Pipeline {
 
       request = await this.authenticate(req, res, method, address, abort.signal);
       if (record) record.accessKeyId = request.accessKeyId;
+      // Before admission: requests from outside a key's networks must not use up its rate budget.
+      assertSourceAllowed(request.key, clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], deps.config.trustedProxies));
       deps.admit?.(request.key);
       const { operation } = request;
       if (record) Object.assign(record, { operation: operation.name, bucket: operation.bucket, objectKey: operation.key });

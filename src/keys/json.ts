@@ -18,6 +18,8 @@ export interface CreatedKeyJson {
   createdAt: string;
   /** The key's own rate limit; null = the gateway's (KEYGATE_RATE_LIMIT). */
   rateLimit: KeyRateLimit | null;
+  /** Networks the key may be used from; null = anywhere. */
+  allowedIps: string[] | null;
 }
 
 /** Listing/showing a key: the created shape without the secret, plus lastUsedAt and whether it is disabled (and since when). */
@@ -37,6 +39,7 @@ export function createdKeyToJson(key: AccessKeyWithSecret, config: Endpoint): Cr
     expiresAt: key.expiresAt?.toISOString() ?? null,
     createdAt: key.createdAt.toISOString(),
     rateLimit: key.rateLimit === null ? null : { ...key.rateLimit },
+    allowedIps: key.allowedIps === null ? null : [...key.allowedIps],
   };
 }
 
@@ -51,6 +54,7 @@ export function keyToJson(key: AccessKey, config: Endpoint): KeyJson {
     expiresAt: key.expiresAt?.toISOString() ?? null,
     createdAt: key.createdAt.toISOString(),
     rateLimit: key.rateLimit === null ? null : { ...key.rateLimit },
+    allowedIps: key.allowedIps === null ? null : [...key.allowedIps],
     lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
     disabled: key.disabledAt !== null,
     disabledAt: key.disabledAt?.toISOString() ?? null,

@@ -36,6 +36,8 @@ export interface AccessKey {
   disabledAt: Date | null;
   /** The key's own rate limit, overriding the gateway's (KEYGATE_RATE_LIMIT); null = the gateway's. */
   rateLimit: KeyRateLimit | null;
+  /** Networks (CIDRs) the key may be used from; null = anywhere. */
+  allowedIps: string[] | null;
 }
 
 /** The unsealed form, only produced for request verification and for the one-time display at creation. */

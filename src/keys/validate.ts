@@ -9,6 +9,7 @@
  *   credential may do.
  */
 import { bucketNameProblem } from '../buckets/validate.js';
+import { parseAddressRanges } from './source-ips.js';
 import { PERMISSIONS, PRESETS, isPermission, isPreset, type KeyKind, type KeyRateLimit, type Permission } from './model.js';
 
 export interface CreateKeyInput {
@@ -23,6 +24,8 @@ export interface CreateKeyInput {
   rateLimit?: string | number | null;
   /** Requests at once after being idle (with rateLimit only); default one second's worth. */
   rateBurst?: string | number | null;
+  /** Networks the key may be used from: `10.0.0.0/8,2001:db8::/32` or a list; null/absent: anywhere. */
+  allowedIps?: string | string[] | null;
 }
 
 /** A validated, normalized key request: what the store persists. */
@@ -34,11 +37,12 @@ export interface KeySpec {
   permissions: Permission[];
   expiresAt: Date | null;
   rateLimit: KeyRateLimit | null;
+  allowedIps: string[] | null;
 }
 
 export class KeyValidationError extends Error {
   constructor(
-    readonly field: 'name' | 'bucket' | 'permissions' | 'preset' | 'expiresIn' | 'rateLimit',
+    readonly field: 'name' | 'bucket' | 'permissions' | 'preset' | 'expiresIn' | 'rateLimit' | 'allowedIps',
     message: string,
   ) {
     super(message);
@@ -66,7 +70,20 @@ export function validateKeyInput(input: CreateKeyInput, now: Date = new Date()):
     permissions,
     expiresAt: expiresIn === null ? null : new Date(now.getTime() + expiresIn * 1000),
     rateLimit: parseKeyRateLimit(input.rateLimit, input.rateBurst),
+    allowedIps: validateAllowedIps(input.allowedIps),
   };
+}
+
+function validateAllowedIps(value: unknown): string[] | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string' && !(Array.isArray(value) && value.every((item) => typeof item === 'string'))) {
+    throw new KeyValidationError('allowedIps', 'The allowed networks must be a string like "10.0.0.0/8,2001:db8::/32" or a list of such strings.');
+  }
+  try {
+    return parseAddressRanges(value);
+  } catch (error) {
+    throw new KeyValidationError('allowedIps', `Allowed networks: ${(error as Error).message}`);
+  }
 }
 
 /** A submitted value as a message shows it. */

@@ -77,6 +77,7 @@ export class KeyRepository {
         disabledAt: null,
         rateLimitPerSecond: spec.rateLimit?.requestsPerSecond ?? null,
         rateLimitBurst: spec.rateLimit?.burst ?? null,
+        allowedIps: spec.allowedIps?.join(',') ?? null,
       })
       .run();
     this.changes.noteLocalWrite();
@@ -92,6 +93,7 @@ export class KeyRepository {
       lastUsedAt: null,
       disabledAt: null,
       rateLimit: spec.rateLimit,
+      allowedIps: spec.allowedIps,
     };
   }
 
@@ -176,6 +178,7 @@ export class KeyRepository {
 function frozenKey(key: AccessKey): AccessKey {
   Object.freeze(key.permissions);
   if (key.rateLimit !== null) Object.freeze(key.rateLimit);
+  if (key.allowedIps !== null) Object.freeze(key.allowedIps);
   return Object.freeze(key);
 }
 
@@ -191,5 +194,6 @@ function toAccessKey(row: AccessKeyRow): AccessKey {
     lastUsedAt: row.lastUsedAt,
     disabledAt: row.disabledAt,
     rateLimit: row.rateLimitPerSecond !== null && row.rateLimitBurst !== null ? { requestsPerSecond: row.rateLimitPerSecond, burst: row.rateLimitBurst } : null,
+    allowedIps: row.allowedIps === null ? null : row.allowedIps.split(','),
   };
 }

@@ -27,6 +27,8 @@ export const accessKeys = sqliteTable(
     /** The key's own rate limit (requests per second and burst), both null for the gateway's. */
     rateLimitPerSecond: real('rate_limit_per_second'),
     rateLimitBurst: integer('rate_limit_burst'),
+    /** Comma-separated CIDRs the key may be used from; null = anywhere. */
+    allowedIps: text('allowed_ips'),
   },
   (table) => [
     index('access_keys_bucket_idx').on(table.bucket),

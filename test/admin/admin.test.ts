@@ -9,7 +9,19 @@ import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs } from '../helpers/keygate
 const TOKEN = 'admin-test-token-0123456789abcdef';
 const PUBLIC_URL = 'https://s3.example.test';
 const UNAUTHORIZED = { error: 'unauthorized', detail: 'Missing or invalid API key' };
-const CREATED_KEY_FIELDS = ['accessKeyId', 'secretAccessKey', 'name', 'bucket', 'permissions', 'endpoint', 'region', 'expiresAt', 'createdAt', 'rateLimit'];
+const CREATED_KEY_FIELDS = [
+  'accessKeyId',
+  'secretAccessKey',
+  'name',
+  'bucket',
+  'permissions',
+  'endpoint',
+  'region',
+  'expiresAt',
+  'createdAt',
+  'rateLimit',
+  'allowedIps',
+];
 const KEY_FIELDS = [
   'accessKeyId',
   'name',
@@ -20,6 +32,7 @@ const KEY_FIELDS = [
   'expiresAt',
   'createdAt',
   'rateLimit',
+  'allowedIps',
   'lastUsedAt',
   'disabled',
   'disabledAt',
@@ -110,6 +123,19 @@ describe('keys', () => {
     expect(Date.parse(response.json.expiresAt) - created).toBe(30 * 86_400_000);
     // The store agrees, secret included.
     expect(store.keys.findWithSecret(response.json.accessKeyId)?.secretAccessKey).toBe(response.json.secretAccessKey);
+  });
+
+  it('limits a key to networks, and refuses malformed ones', async () => {
+    const office = await call('POST', '/v1/keys', { body: { name: 'office', permissions: ['read'], allowedIps: '10.0.0.0/8, 2001:db8::/32' } });
+    expect(office.status).toBe(201);
+    expect(office.json.allowedIps).toEqual(['10.0.0.0/8', '2001:db8::/32']);
+    expect((await call('GET', `/v1/keys/${office.json.accessKeyId}`)).json.allowedIps).toEqual(['10.0.0.0/8', '2001:db8::/32']);
+    const listed = await call('POST', '/v1/keys', { body: { name: 'list', permissions: ['read'], allowedIps: ['192.168.1.7'] } });
+    expect(listed.json.allowedIps).toEqual(['192.168.1.7/32']);
+    for (const allowedIps of ['10.0.0.0/33', 'example.com', [1], { a: 1 }, ' , ']) {
+      const refused = await call('POST', '/v1/keys', { body: { name: 'bad', permissions: ['read'], allowedIps } });
+      expect(refused.status, JSON.stringify(allowedIps)).toBe(400);
+    }
   });
 
   it('gives a key its own rate limit, and refuses a malformed one', async () => {

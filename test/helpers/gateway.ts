@@ -20,6 +20,7 @@ export interface CreatedKey {
   expiresAt: string | null;
   createdAt: string;
   rateLimit: { requestsPerSecond: number; burst: number } | null;
+  allowedIps: string[] | null;
 }
 
 export interface Gateway {
@@ -39,6 +40,7 @@ export interface Gateway {
     expiresIn?: string | number;
     rateLimit?: string | number;
     rateBurst?: number;
+    allowedIps?: string | string[];
   }): Promise<CreatedKey>;
   deleteKey(accessKeyId: string): Promise<void>;
   addBucket(input: { name: string; datacenter?: string; endpoint?: string; region?: string; upstreamBucket?: string }): Promise<void>;

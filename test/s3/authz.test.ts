@@ -17,6 +17,7 @@ function key(kind: 'workspace' | 'bucket', permissions: Permission[], extra: Par
     lastUsedAt: null,
     disabledAt: null,
     rateLimit: null,
+    allowedIps: null,
     ...extra,
   };
 }

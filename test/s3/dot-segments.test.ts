@@ -29,6 +29,7 @@ function key(kind: 'workspace' | 'bucket'): AccessKey {
     lastUsedAt: null,
     disabledAt: null,
     rateLimit: null,
+    allowedIps: null,
   };
 }
 

@@ -66,6 +66,7 @@ describe('validateKeyInput', () => {
       permissions: ['read', 'delete', 'admin'],
       expiresAt: new Date(NOW.getTime() + 3600_000),
       rateLimit: null,
+      allowedIps: null,
     });
   });
 

@@ -226,7 +226,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
 
   app.post('/keys', async (c) => {
     const session = c.get('session');
-    const form = await readForm(c, ['name', 'bucket', 'permissions', 'preset', 'expiresIn', 'rateLimit', 'rateBurst']);
+    const form = await readForm(c, ['name', 'bucket', 'permissions', 'preset', 'expiresIn', 'rateLimit', 'rateBurst', 'allowedIps']);
     const bucket = text(form.bucket) || null;
     const input: CreateKeyInput = {
       name: text(form.name),
@@ -234,6 +234,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
       expiresIn: text(form.expiresIn).trim() === '' ? null : text(form.expiresIn),
       rateLimit: text(form.rateLimit).trim() || null,
       rateBurst: text(form.rateBurst).trim() || null,
+      allowedIps: text(form.allowedIps).trim() || null,
       ...(bucket === null ? { permissions: list(form.permissions) } : { preset: text(form.preset) }),
     };
     let key: AccessKeyWithSecret;
@@ -319,6 +320,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
       expiresIn: lifetimeSeconds,
       rateLimit: original.rateLimit?.requestsPerSecond ?? null,
       rateBurst: original.rateLimit?.burst ?? null,
+      allowedIps: original.allowedIps === null ? null : [...original.allowedIps],
     });
     return showSecretOnce(c, c.get('session'), twin, original.accessKeyId);
   });

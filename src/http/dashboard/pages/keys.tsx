@@ -92,6 +92,9 @@ export function CreateKeyForm(props: { ctx: PageContext; bucket: string | null; 
       <Field id={`${prefix}-burst`} label="Burst (optional, with a rate limit)" hint="Requests at once after being idle; default one second's worth.">
         <TextInput id={`${prefix}-burst`} name="rateBurst" inputmode="numeric" value={value(props.state, 'rateBurst')} />
       </Field>
+      <Field id={`${prefix}-ips`} label="Allowed networks (optional)" hint="Where the key may be used from, e.g. 10.0.0.0/8, 2001:db8::/32; empty: anywhere.">
+        <TextInput id={`${prefix}-ips`} name="allowedIps" value={value(props.state, 'allowedIps')} />
+      </Field>
       <div class="actions">
         <button type="submit">{props.bucket === null ? 'Create API key' : 'Create bucket key'}</button>
       </div>
@@ -125,6 +128,8 @@ export function KeyPage(props: { ctx: PageContext; accessKey: AccessKey; endpoin
         <dd>{isExpired(key, props.now) ? `expired ${formatDate(key.expiresAt)}` : formatDate(key.expiresAt, 'never')}</dd>
         <dt>Last used</dt>
         <dd>{formatDate(key.lastUsedAt, 'never')}</dd>
+        <dt>Allowed from</dt>
+        <dd>{key.allowedIps === null ? 'anywhere' : key.allowedIps.join(', ')}</dd>
         <dt>Rate limit</dt>
         <dd>{key.rateLimit === null ? "the gateway's" : `${key.rateLimit.requestsPerSecond} requests/s, burst ${key.rateLimit.burst}`}</dd>
         <dt>Endpoint</dt>
