@@ -9,15 +9,25 @@
  *
  * What it guards against:
  * - two volumes for one name: calls for the same name run one after the other in this process,
- *   the registry is checked just before RunPod is asked, and a create whose outcome is unknown (a
- *   timeout, a RunPod-side failure, an unreadable answer) holds the name for AMBIGUOUS_HOLD_MS, so
- *   an SDK's automatic retry cannot create a second volume;
+ *   the registry and a fresh (uncached) listing of the account's volumes are checked just before
+ *   RunPod is asked (a volume already named like the bucket's volume refuses the create, whatever
+ *   made it), and a create whose outcome is unknown (a timeout, a RunPod-side failure, an
+ *   unreadable answer) holds the name for AMBIGUOUS_HOLD_MS, so an SDK's automatic retry cannot
+ *   create a second volume; when too many holds are pending, no create is attempted at all;
+ * - a name re-pointed: a name that is a volume id (of the account, or of a registered bucket) is
+ *   not created as a new bucket;
  * - a volume nobody knows about: when registering fails after RunPod created the volume, the error
  *   names the volume id for the operator to clean up;
  * - losing data: a delete needs KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE=1, a bucket that is empty (no
  *   object, no multipart upload in progress: one listing of each, max 1 entry), and a volume no
- *   other registered bucket uses. Unregistering a bucket (`keygate buckets remove`, the admin API)
- *   never comes here and never deletes data.
+ *   other registration names. While it runs, the bucket is fenced: writes to it (planned or about
+ *   to be forwarded, src/s3/plan.ts and src/s3/handlers.ts) are refused, a write already being
+ *   forwarded refuses the delete, and emptiness is checked again behind the fence, right before
+ *   RunPod is asked. Unregistering a bucket (`keygate buckets remove`, the admin API) never comes
+ *   here and never deletes data.
+ *
+ * RunPod's own words (its error messages) go to the operator's log only: clients get the
+ * gateway's messages, which say what to check.
  */
 import type { Config } from '../config.js';
 import { S3Error, type S3ErrorCode } from '../errors.js';
@@ -26,7 +36,7 @@ import type { BucketRecord, BucketRepository } from '../store/buckets.js';
 import { readUpstreamBody, type UpstreamForwarder } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import { isDatacenterId, knownDatacenters, normalizeDatacenter } from '../upstream/runpod-datacenters.js';
-import { RunpodRestError, type RunpodVolumeRest } from '../upstream/runpod-volumes.js';
+import { RunpodRestError, type ListedVolumeSummary, type RunpodVolumeRest } from '../upstream/runpod-volumes.js';
 import type { UpstreamTarget } from '../upstream/target.js';
 import { bucketNameProblem, BucketValidationError } from './validate.js';
 
@@ -94,12 +104,17 @@ export interface BucketLifecycleDeps {
   forwarder: Pick<UpstreamForwarder, 'forward'>;
   log?: Logger;
   now?: () => number;
+  /** Holds (AMBIGUOUS_HOLD_MS) pending at once before creating pauses; default MAX_HOLDS. */
+  maxHolds?: number;
 }
 
 /** How long a name stays held after a create whose outcome is unknown. */
 export const AMBIGUOUS_HOLD_MS = 10 * 60_000;
-/** Names held at once; the oldest hold goes first (each hold follows a failed RunPod call). */
-const MAX_HOLDS = 1024;
+/**
+ * Holds pending at once (each follows a failed RunPod call). A hold is never dropped before its
+ * time: with this many pending, creating pauses (503 SlowDown) until the oldest ends.
+ */
+export const MAX_HOLDS = 1024;
 /** The emptiness listings are one entry long; their answers are small. */
 const MAX_LISTING_BYTES = 64 * 1024;
 
@@ -120,6 +135,11 @@ export class BucketLifecycle {
   private readonly queues = new Map<string, Promise<void>>();
   /** Names whose last create ended with an unknown outcome. */
   private readonly holds = new Map<string, Hold>();
+  private readonly maxHolds: number;
+  /** Buckets being deleted: name -> its volume id (lower case). Writes to either are refused. */
+  private readonly deleting = new Map<string, string>();
+  /** Writes being forwarded, per volume id (lower case): see beginWrite. */
+  private readonly writes = new Map<string, number>();
 
   constructor(deps: BucketLifecycleDeps) {
     this.config = deps.config;
@@ -129,6 +149,7 @@ export class BucketLifecycle {
     this.forwarder = deps.forwarder;
     this.log = deps.log ?? logToStderr;
     this.now = deps.now ?? Date.now;
+    this.maxHolds = deps.maxHolds ?? MAX_HOLDS;
   }
 
   /** True when buckets can be created on RunPod (RUNPOD_API_KEY and the RunPod S3 credentials configured). */
@@ -176,6 +197,38 @@ export class BucketLifecycle {
     await this.exclusive(name, () => this.delete(name));
   }
 
+  /**
+   * Whether bucket `name`, or the RunPod volume `volumeId` (however it is addressed: a registered
+   * name, or the volume id itself through discovery), is being deleted: writes to it are refused
+   * (src/s3/plan.ts, before the body is read).
+   */
+  isBeingDeleted(name: string, volumeId?: string | null): boolean {
+    if (this.deleting.has(name)) return true;
+    const volume = (volumeId ?? name).toLowerCase();
+    for (const fenced of this.deleting.values()) if (fenced === volume) return true;
+    return false;
+  }
+
+  /**
+   * A write to bucket `name` (volume `volumeId`) about to be forwarded: refused with
+   * bucketBeingDeleted() when the bucket is being deleted, else counted until the returned function
+   * is called (once it has been answered). A delete that finds writes counted refuses itself
+   * (OperationAborted), so a write either lands before the last emptiness check or is refused.
+   */
+  beginWrite(name: string, volumeId: string): () => void {
+    if (this.isBeingDeleted(name, volumeId)) throw bucketBeingDeleted(name);
+    const volume = volumeId.toLowerCase();
+    this.writes.set(volume, (this.writes.get(volume) ?? 0) + 1);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const left = (this.writes.get(volume) ?? 1) - 1;
+      if (left > 0) this.writes.set(volume, left);
+      else this.writes.delete(volume);
+    };
+  }
+
   // -------------------------------------------------------------------------------------------
   // Create
 
@@ -207,8 +260,12 @@ export class BucketLifecycle {
     if (this.registry.get(name) !== null) {
       throw new BucketLifecycleError('BucketAlreadyOwnedByYou', `Bucket "${name}" already exists on this gateway.`);
     }
+    this.refuseRegisteredVolumeId(name);
     this.refuseIfHeld(name);
+    this.refuseIfTooManyHolds();
     const rest = this.rest!;
+    // Fresh, right before the POST: a cached listing could miss a volume made minutes ago.
+    this.refuseExistingVolume(name, await this.listVolumesBeforeCreate(name, rest));
     const sizeGb = this.config.runpodVolumeSizeGb;
     let volume;
     try {
@@ -230,6 +287,93 @@ export class BucketLifecycle {
     return record;
   }
 
+  /** A name that is the volume id of a registered bucket: creating it would re-point that volume's other name. */
+  private refuseRegisteredVolumeId(name: string): void {
+    const lower = name.toLowerCase();
+    const owner = this.registry.list().find((record) => record.upstreamBucket.toLowerCase() === lower);
+    if (owner === undefined) return;
+    throw new BucketLifecycleError(
+      'BucketAlreadyOwnedByYou',
+      `"${name}" is the storage of bucket "${owner.name}" on this gateway, so it cannot be created as a new bucket; choose another name.`,
+    );
+  }
+
+  private async listVolumesBeforeCreate(name: string, rest: RunpodVolumeRest): Promise<ListedVolumeSummary[]> {
+    try {
+      return await rest.listVolumes();
+    } catch (error) {
+      const failure = error instanceof RunpodRestError ? error.failure : 'unexpected';
+      this.log('warn', 'listing RunPod volumes before creating a bucket failed; nothing was created', {
+        bucket: name,
+        failure,
+        reason: error instanceof Error ? error.message : String(error),
+      });
+      const check =
+        "Nothing was created. Retry later; if it persists, the operator should check the gateway's log " +
+        '(RUNPOD_API_KEY needs read/write access to network volumes; KEYGATE_RUNPOD_REST_URL).';
+      if (error instanceof RunpodRestError && error.failure === 'rate_limited') {
+        const wait = error.details.retryAfterSeconds ?? 30;
+        throw new BucketLifecycleError('SlowDown', `RunPod is limiting the gateway's REST calls, so it could not check that "${name}" is free. ${check}`, {
+          retryAfterSeconds: wait,
+          cause: error,
+        });
+      }
+      throw new BucketLifecycleError(
+        'ServiceUnavailable',
+        `The gateway could not list the RunPod account's network volumes to check that "${name}" is free. ${check}`,
+        { retryAfterSeconds: 30, cause: error },
+      );
+    }
+  }
+
+  /**
+   * A volume whose id is the name (a bucket already, through discovery), or one named as this
+   * bucket's volume would be (an earlier create whose answer was lost, before a restart too).
+   */
+  private refuseExistingVolume(name: string, volumes: ListedVolumeSummary[]): void {
+    const lower = name.toLowerCase();
+    const same = volumes.find((volume) => volume.id.toLowerCase() === lower);
+    if (same !== undefined) {
+      throw new BucketLifecycleError(
+        'BucketAlreadyOwnedByYou',
+        `"${name}" is the id of a RunPod network volume of this gateway's account${same.datacenter === null ? '' : ` (in ${same.datacenter})`}, so it cannot be created as a new bucket; choose another name.`,
+      );
+    }
+    const wanted = volumeName(name);
+    const named = volumes.find((volume) => volume.name === wanted);
+    if (named === undefined) return;
+    const where = named.datacenter ?? '<DC>';
+    this.log('warn', 'a RunPod volume already has the name of the bucket being created; nothing was created', {
+      bucket: name,
+      volumeId: named.id,
+      volumeName: wanted,
+      datacenter: named.datacenter,
+    });
+    throw new BucketLifecycleError(
+      'OperationAborted',
+      `A RunPod network volume named "${wanted}" already exists${named.datacenter === null ? '' : ` in ${named.datacenter}`}, perhaps from an earlier attempt to create bucket "${name}" that ended without a clear answer, so the gateway does not create another. ` +
+        `The operator should register it (\`keygate buckets add ${name} --datacenter ${where} --upstream-bucket <volume id>\`; the id is in the gateway's log), or delete or rename it in the RunPod console.`,
+      { volumeId: named.id },
+    );
+  }
+
+  /** Creating pauses while maxHolds holds are pending: a hold is never dropped to make room. */
+  private refuseIfTooManyHolds(): void {
+    const now = this.now();
+    for (const [held, hold] of this.holds) if (hold.until <= now) this.holds.delete(held);
+    if (this.holds.size < this.maxHolds) return;
+    let first = Infinity;
+    for (const hold of this.holds.values()) first = Math.min(first, hold.until);
+    const wait = Math.max(1, Math.ceil((first - now) / 1000));
+    this.log('error', 'creating RunPod buckets paused: too many creates ended without a clear answer', { holds: this.holds.size, retryAfterSeconds: wait });
+    throw new BucketLifecycleError(
+      'SlowDown',
+      `Too many recent attempts to create buckets ended without a clear answer from RunPod, so the gateway creates no bucket for now; nothing was created. ` +
+        `Retry in ${wait} s. The operator should check the RunPod console for volumes left over and the gateway's log.`,
+      { retryAfterSeconds: wait },
+    );
+  }
+
   private refuseIfHeld(name: string): void {
     const hold = this.holds.get(name);
     if (hold === undefined) return;
@@ -245,9 +389,9 @@ export class BucketLifecycle {
     );
   }
 
+  /** Never evicts: refuseIfTooManyHolds keeps the table bounded (creates running at once may add a few more). */
   private hold(name: string, datacenter: string): void {
     this.holds.delete(name);
-    if (this.holds.size >= MAX_HOLDS) this.holds.delete(this.holds.keys().next().value!);
     this.holds.set(name, { until: this.now() + AMBIGUOUS_HOLD_MS, datacenter });
   }
 
@@ -270,8 +414,8 @@ export class BucketLifecycle {
       reason: error.message,
     });
     const nothing = 'nothing was created';
-    const quote = details.runpodMessage === null ? '' : `: "${details.runpodMessage}"`;
-    const status = details.status === null ? '' : ` (HTTP ${details.status}${quote})`;
+    // RunPod's own message stays in the log (above): it can name account details.
+    const status = details.status === null ? '' : ` (HTTP ${details.status})`;
     if (details.mayHaveActed) {
       this.hold(name, datacenter);
       const outcome =
@@ -319,14 +463,15 @@ export class BucketLifecycle {
         if (aboutDatacenter) {
           return new BucketLifecycleError(
             'InvalidLocationConstraint',
-            `RunPod refused to create a network volume in ${datacenter} for bucket "${name}"${status}; ${nothing}. Try another datacenter (${this.datacenters.join(', ')}).`,
+            `RunPod refused to create a network volume in ${datacenter} for bucket "${name}"${status}, for a reason about the datacenter; ${nothing}. ` +
+              `Try another datacenter (${this.datacenters.join(', ')}); RunPod's reason is in the gateway's log.`,
             { cause: error },
           );
         }
         return new BucketLifecycleError(
           'InvalidArgument',
           `RunPod refused to create a ${sizeGb} GB network volume in ${datacenter} for bucket "${name}"${status}; ${nothing}. ` +
-            'The operator should check the size (KEYGATE_RUNPOD_VOLUME_SIZE_GB), the datacenter and the RunPod account (balance, limits).',
+            "The operator should read RunPod's reason in the gateway's log and check the size (KEYGATE_RUNPOD_VOLUME_SIZE_GB), the datacenter and the RunPod account (balance, limits).",
           { cause: error },
         );
       }
@@ -384,9 +529,11 @@ export class BucketLifecycle {
           `To stop serving the bucket and keep its data, unregister it instead: \`keygate buckets remove ${name}\`.`,
       );
     }
+    // Every other registration naming the volume, whatever its kind or endpoint: deleting is the riskier side.
+    const volume = record.upstreamBucket.toLowerCase();
     const sharing = this.registry
       .list()
-      .filter((other) => other.name !== name && other.upstreamBucket === record.upstreamBucket && this.sameVolume(other, target))
+      .filter((other) => other.name !== name && other.upstreamBucket.toLowerCase() === volume)
       .map((other) => `"${other.name}"`);
     if (sharing.length > 0) {
       throw new BucketLifecycleError(
@@ -395,27 +542,51 @@ export class BucketLifecycle {
           `or unregister "${name}" alone and keep the data (\`keygate buckets remove ${name}\`).`,
       );
     }
+    // First unfenced: a bucket that is not empty is refused without refusing anyone's writes.
     await this.assertEmpty(name, target);
+    this.deleting.set(name, volume);
+    try {
+      const inFlight = this.writes.get(volume) ?? 0;
+      if (inFlight > 0) {
+        throw new BucketLifecycleError(
+          'OperationAborted',
+          `Bucket "${name}" has ${inFlight === 1 ? 'a write' : `${inFlight} writes`} in progress, so it was not deleted. Stop writing to it, then delete it again.`,
+        );
+      }
+      // Again behind the fence: a write that got past the gateway's checks before it went up may have landed since.
+      await this.assertEmpty(name, target);
+      await this.deleteVolumeAndUnregister(name, record.upstreamBucket, target, rest);
+    } finally {
+      this.deleting.delete(name);
+    }
+  }
+
+  private async deleteVolumeAndUnregister(name: string, volumeId: string, target: UpstreamTarget, rest: RunpodVolumeRest): Promise<void> {
     let outcome: 'deleted' | 'not_found';
     try {
-      outcome = await rest.deleteVolume(record.upstreamBucket);
+      outcome = await rest.deleteVolume(volumeId);
     } catch (error) {
-      throw this.deleteFailure(name, record.upstreamBucket, error);
+      throw this.deleteFailure(name, volumeId, error);
     }
     if (outcome === 'not_found') {
-      this.log('warn', 'RunPod volume already gone; unregistering its bucket', { bucket: name, volumeId: record.upstreamBucket });
+      // Documented (docs/runpod.md): what makes retrying a delete whose answer was lost safe.
+      this.log('warn', 'RunPod volume already gone; unregistering its bucket', {
+        bucket: name,
+        volumeId,
+        check: 'if nobody deleted this volume, RUNPOD_API_KEY may belong to another RunPod account than the one holding it',
+      });
     }
     try {
       this.registry.remove(name);
     } catch (error) {
-      this.log('error', 'RunPod volume deleted but its bucket not unregistered', { bucket: name, volumeId: record.upstreamBucket, error: String(error) });
+      this.log('error', 'RunPod volume deleted but its bucket not unregistered', { bucket: name, volumeId, error: String(error) });
       throw new BucketLifecycleError(
         'InternalError',
         `The RunPod network volume of bucket "${name}" was deleted, but unregistering the bucket failed; the operator should run \`keygate buckets remove ${name}\`.`,
-        { volumeId: record.upstreamBucket, cause: error },
+        { volumeId, cause: error },
       );
     }
-    this.log('info', 'bucket deleted on RunPod', { bucket: name, volumeId: record.upstreamBucket, datacenter: target.datacenter });
+    this.log('info', 'bucket deleted on RunPod', { bucket: name, volumeId, datacenter: target.datacenter, alreadyGone: outcome === 'not_found' });
   }
 
   private targetOf(record: BucketRecord): UpstreamTarget {
@@ -424,17 +595,6 @@ export class BucketLifecycle {
     } catch (error) {
       if (error instanceof S3Error) throw new BucketLifecycleError('InvalidBucketState', error.message, { cause: error });
       throw error;
-    }
-  }
-
-  /** Whether another registered bucket routes to the same RunPod volume. */
-  private sameVolume(other: BucketRecord, target: UpstreamTarget): boolean {
-    try {
-      const theirs = this.resolver.targetOf(other);
-      return theirs.kind === 'runpod' && theirs.endpoint.href === target.endpoint.href;
-    } catch {
-      // A record the gateway cannot route may still name the volume: count it, deleting is the riskier side.
-      return true;
     }
   }
 
@@ -489,8 +649,8 @@ export class BucketLifecycle {
       );
     }
     const { details } = error;
-    const quote = details.runpodMessage === null ? '' : `: "${details.runpodMessage}"`;
-    const status = details.status === null ? '' : ` (HTTP ${details.status}${quote})`;
+    // RunPod's own message stays in the log (above): it can name account details.
+    const status = details.status === null ? '' : ` (HTTP ${details.status})`;
     const kept = `Bucket "${name}" is still registered.`;
     switch (error.failure) {
       case 'unauthorized':
@@ -510,7 +670,8 @@ export class BucketLifecycle {
       case 'rejected':
         return new BucketLifecycleError(
           'InvalidBucketState',
-          `RunPod refused to delete the network volume of bucket "${name}"${status}, e.g. because a pod or an endpoint still uses it. ${kept} Detach it from everything, then retry.`,
+          `RunPod refused to delete the network volume of bucket "${name}"${status}, e.g. because a pod or an endpoint still uses it. ${kept} ` +
+            "Detach it from everything, then retry; RunPod's reason is in the gateway's log.",
           { cause: error },
         );
       case 'rate_limited': {
@@ -558,9 +719,22 @@ export class BucketLifecycle {
   }
 }
 
-/** The volume's display name in the RunPod console: the bucket's name (dots as hyphens: RunPod's names take letters, digits, `-`, `_` and spaces). */
+/**
+ * The volume's display name in the RunPod console: the bucket's name with dots as underscores
+ * (RunPod's names take letters, digits, `-`, `_` and spaces; up to 255 characters). S3 bucket names
+ * never contain `_`, so two bucket names never share a volume name (`team.data` -> `team_data`,
+ * `team-data` -> `team-data`), and the name stays as long as the bucket's (at most 63).
+ */
 export function volumeName(bucket: string): string {
-  return bucket.replace(/\./g, '-');
+  return bucket.replace(/\./g, '_');
+}
+
+/** A write refused because its bucket is being deleted (BucketLifecycle.isBeingDeleted). */
+export function bucketBeingDeleted(bucket: string): BucketLifecycleError {
+  return new BucketLifecycleError(
+    'OperationAborted',
+    `Bucket "${bucket}" is being deleted, so the gateway refuses writes to it. If it was not meant to be deleted, retry once the delete has ended (if the bucket still exists, it failed).`,
+  );
 }
 
 /** A client's value, short and printable, for a message. */

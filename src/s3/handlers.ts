@@ -3,7 +3,9 @@
  * forward it as the entry allows, or answer it itself (ListBuckets, GetBucketLocation), or check
  * and fan out its XML body (DeleteObjects, CompleteMultipartUpload), or rewrite a copy source for
  * the upstream, or create and delete RunPod buckets (CreateBucket, DeleteBucket, through
- * src/buckets/lifecycle.ts). Every handler returns a Reply; the HTTP layer writes it.
+ * src/buckets/lifecycle.ts). Every handler returns a Reply; the HTTP layer writes it. A write to a
+ * RunPod bucket is counted by the lifecycle while it is forwarded (and refused if the bucket is
+ * being deleted), so a delete never races it.
  */
 import { setMaxListeners } from 'node:events';
 import { Readable } from 'node:stream';
@@ -22,7 +24,7 @@ import type { UploadIdBinding } from './upload-ids.js';
 import { rewriteWithin, textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
 import { uriEncode } from '../sigv4/uri-encoding.js';
 import { readErrorDocument, upstreamAnswerFailure } from '../upstream/failures.js';
-import { describeKind, MAX_CREATE_BUCKET_BODY_BYTES, resolveBucket, type OperationPlan } from './plan.js';
+import { describeKind, MAX_CREATE_BUCKET_BODY_BYTES, resolveBucket, writesToBucket, type OperationPlan } from './plan.js';
 import { xmlReply, type Reply } from './reply.js';
 import { bucketListPage } from './list-buckets.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
@@ -32,8 +34,8 @@ import { BucketLifecycleError, type BucketLifecycle } from '../buckets/lifecycle
 
 export interface HandlerDeps {
   resolver: Pick<UpstreamResolver, 'resolve' | 'listBuckets'>;
-  /** Creates and deletes RunPod buckets (null: the gateway does not; plan.ts then refuses such requests). */
-  lifecycle: Pick<BucketLifecycle, 'canCreateOnRunpod' | 'datacenters' | 'createRunpodBucket' | 'deleteRunpodBucket'> | null;
+  /** Creates and deletes RunPod buckets, and fences writes to one being deleted (null: the gateway does not; plan.ts then refuses such requests). */
+  lifecycle: Pick<BucketLifecycle, 'canCreateOnRunpod' | 'datacenters' | 'createRunpodBucket' | 'deleteRunpodBucket' | 'isBeingDeleted' | 'beginWrite'> | null;
   /** Regions a client signature may be scoped to (config.acceptedRegions): a LocationConstraint naming one asks for no particular datacenter. */
   signingRegions: readonly string[];
   forwarder: Pick<UpstreamForwarder, 'forward'>;
@@ -58,6 +60,26 @@ export interface OperationContext {
 const MAX_SMALL_ANSWER_BYTES = 64 * 1024;
 
 export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
+  const ended = beginWrite(deps, plan);
+  try {
+    return await execute(deps, plan, ctx);
+  } finally {
+    ended?.();
+  }
+}
+
+/**
+ * A write to a RunPod bucket, checked again (the plan was made before the body came; a delete may
+ * have begun since) and counted until it has been answered: the upstream has then stored it, or
+ * failed. Null for anything else.
+ */
+function beginWrite(deps: HandlerDeps, plan: OperationPlan): (() => void) | null {
+  const { operation, target } = plan;
+  if (target === null || target.kind !== 'runpod' || deps.lifecycle === null || !writesToBucket(operation)) return null;
+  return deps.lifecycle.beginWrite(operation.bucket!, target.bucket);
+}
+
+async function execute(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
   const { operation, target } = plan;
   switch (operation.spec.handler) {
     case 'listBuckets':

@@ -1,12 +1,12 @@
 /**
  * Planning: everything that can refuse an authorized operation before its body is read — which
- * upstream serves the bucket, whether that upstream can do the operation (and what its headers
- * ask for), and the body's size limit. Runs before `100 Continue` is sent, so a refused upload
- * is never transferred.
+ * upstream serves the bucket, whether the bucket takes writes now (not while the gateway deletes
+ * it), whether that upstream can do the operation (and what its headers ask for), and the body's
+ * size limit. Runs before `100 Continue` is sent, so a refused upload is never transferred.
  */
 import { S3Error } from '../errors.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
-import type { BucketLifecycle } from '../buckets/lifecycle.js';
+import { bucketBeingDeleted, type BucketLifecycle } from '../buckets/lifecycle.js';
 import { CAPABILITY_NAMES, RUNPOD_CAPABILITIES, type Capability, type UpstreamTarget } from '../upstream/target.js';
 import type { S3Operation } from './classify.js';
 import { assertRunpodBucketSettings } from './create-bucket.js';
@@ -27,8 +27,11 @@ export interface OperationPlan {
 
 export interface PlanDeps {
   resolver: Pick<UpstreamResolver, 'resolve'>;
-  /** Creates buckets no route knows (on RunPod); null or absent: such a CreateBucket is NotImplemented. */
-  lifecycle?: Pick<BucketLifecycle, 'canCreateOnRunpod'> | null;
+  /**
+   * Creates buckets no route knows (on RunPod), and says which RunPod buckets are being deleted
+   * (writes to them are refused); null or absent: such a CreateBucket is NotImplemented.
+   */
+  lifecycle?: Pick<BucketLifecycle, 'canCreateOnRunpod' | 'isBeingDeleted'> | null;
 }
 
 /** Object bodies on an upstream without a known limit: S3's own (5 GiB). */
@@ -45,6 +48,10 @@ export async function planOperation(deps: PlanDeps, operation: S3Operation, body
   }
   const target = operation.name === 'CreateBucket' ? await deps.resolver.resolve(operation.bucket!) : await resolveBucket(deps, operation.bucket!);
   if (target === null) return planNewBucket(deps, operation, bodyLength);
+  // The one place every bucket request is routed: a RunPod bucket being deleted takes no writes.
+  if (target.kind === 'runpod' && writesToBucket(operation) && deps.lifecycle?.isBeingDeleted(operation.bucket!, target.bucket)) {
+    throw bucketBeingDeleted(operation.bucket!);
+  }
   assertCapable(target, operation.spec.needs, operation);
   for (const requirement of operation.requirements) assertCapable(target, requirement.capability, operation, requirement.header);
   if (target.capabilities.keysArePaths) {
@@ -52,6 +59,15 @@ export async function planOperation(deps: PlanDeps, operation: S3Operation, body
     assertListingWithoutDotSegments(operation.query, 'runpod-upstream');
   }
   return { operation, target, maxBodyBytes: withinLimit(operation, bodyLength, bodyLimit(operation, target)) };
+}
+
+/**
+ * Whether an operation can leave something in its bucket (an object, a part, an upload in
+ * progress, tags, an ACL): every operation that needs the `write` permission except
+ * AbortMultipartUpload, which only removes. Refused while the bucket is being deleted.
+ */
+export function writesToBucket(operation: S3Operation): boolean {
+  return operation.spec.permission === 'write' && operation.name !== 'AbortMultipartUpload';
 }
 
 /**

@@ -5,7 +5,7 @@
  * v2, the default base URL (`https://api.runpod.io/v2`):
  *   POST   {base}/network-volumes        {"name", "size", "dataCenter"}   -> 201 the volume ({"id", …})
  *   DELETE {base}/network-volumes/{id}                                     -> 200/204
- *   GET    {base}/network-volumes        (only after a DELETE answered 404: is the volume really gone?)
+ *   GET    {base}/network-volumes        (before a create: is the name free? after a DELETE answered 404: is the volume really gone?)
  * A base URL ending in /v1 (`https://rest.runpod.io/v1`) uses v1's paths and field name:
  *   POST   {base}/networkvolumes         {"name", "size", "dataCenterId"} -> 200 the volume
  *   DELETE {base}/networkvolumes/{id}
@@ -79,11 +79,22 @@ export interface CreatedVolume {
   datacenter: string | null;
 }
 
+/** A volume of the account's list, as far as the bucket lifecycle reads it. */
+export interface ListedVolumeSummary {
+  id: string;
+  /** Its display name in the RunPod console, null when the answer has none. */
+  name: string | null;
+  /** Upper-case datacenter id, null when the answer does not say. */
+  datacenter: string | null;
+}
+
 /** What the bucket lifecycle needs of RunPod's REST API. */
 export interface RunpodVolumeRest {
   createVolume(input: CreateVolumeInput): Promise<CreatedVolume>;
   /** 'not_found' when RunPod has no such volume (already deleted). */
   deleteVolume(volumeId: string): Promise<'deleted' | 'not_found'>;
+  /** Every network volume of the account, asked for now (never cached). */
+  listVolumes(): Promise<ListedVolumeSummary[]>;
 }
 
 export interface RunpodVolumeApiOptions {
@@ -164,22 +175,20 @@ export class RunpodVolumeApi implements RunpodVolumeRest {
     throw new RunpodRestError('rejected', `RunPod answered ${call} with HTTP 404 but still lists the volume.`, { ...this.noQuote(call, 404) });
   }
 
-  /** Whether the account's volume list (GET on the collection) has this id. */
-  private async listsVolume(volumeId: string): Promise<boolean> {
+  async listVolumes(): Promise<ListedVolumeSummary[]> {
     const call = `GET ${this.collectionPath}`;
     const answer = await this.send(this.collectionUrl, 'GET', null, call, MAX_LIST_BYTES);
     if (answer.status !== 200) throw this.failed(call, answer);
-    let parsed: unknown = null;
-    try {
-      parsed = answer.text === null ? null : JSON.parse(answer.text);
-    } catch {
-      // not JSON: reported below
-    }
-    const items = Array.isArray(parsed) ? parsed : isRecord(parsed) && Array.isArray(parsed.networkVolumes) ? parsed.networkVolumes : null;
-    if (items === null) {
+    const volumes = answer.text === null ? null : parseVolumeList(answer.text);
+    if (volumes === null) {
       throw new RunpodRestError('bad_response', `RunPod answered ${call} with something that is not a list of network volumes.`, this.noQuote(call, 200));
     }
-    return items.some((item) => isRecord(item) && item.id === volumeId);
+    return volumes;
+  }
+
+  /** Whether the account's volume list (GET on the collection) has this id. */
+  private async listsVolume(volumeId: string): Promise<boolean> {
+    return (await this.listVolumes()).some((volume) => volume.id === volumeId);
   }
 
   private async send(
@@ -278,6 +287,29 @@ export function parseCreatedVolume(text: string): CreatedVolume | null {
   if (!isRecord(item) || typeof item.id !== 'string' || !VOLUME_ID.test(item.id)) return null;
   const datacenter = datacenterField(item);
   return { id: item.id, datacenter: datacenter === null ? null : normalizeDatacenter(datacenter) };
+}
+
+/** The volumes of a list answer: v2 `{"networkVolumes": [...]}` or v1 `[...]`; items without a string id are skipped. Null for anything else. */
+export function parseVolumeList(text: string): ListedVolumeSummary[] | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const items = Array.isArray(parsed) ? parsed : isRecord(parsed) && Array.isArray(parsed.networkVolumes) ? parsed.networkVolumes : null;
+  if (items === null) return null;
+  const volumes: ListedVolumeSummary[] = [];
+  for (const item of items) {
+    if (!isRecord(item) || typeof item.id !== 'string' || item.id === '') continue;
+    const datacenter = datacenterField(item);
+    volumes.push({
+      id: item.id,
+      name: typeof item.name === 'string' ? item.name : null,
+      datacenter: datacenter === null ? null : normalizeDatacenter(datacenter),
+    });
+  }
+  return volumes;
 }
 
 /**

@@ -7,7 +7,8 @@
  * Every call is recorded (method, path, headers, Authorization, parsed JSON body). Creating a volume
  * also creates its bucket (named by the volume id) on the test S3 server standing in for that
  * datacenter's S3 API, so a bucket the gateway creates really works; deleting a volume deletes
- * that bucket. Answers can be replaced call by call (`failNext`) to play RunPod's failures.
+ * that bucket. Answers can be replaced call by call (`failNext`) to play RunPod's failures, and a
+ * DELETE can be held (`onDeleting`) to look at the gateway while its delete is under way.
  */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -57,6 +58,8 @@ export interface FakeRunpodRest {
   failNext(method: string, answer: FakeAnswer): void;
   /** Runs when a volume was created, before the answer is sent. */
   onCreated: ((volume: FakeVolume) => Promise<void> | void) | null;
+  /** Runs when a DELETE arrives (its volume id), before anything is deleted or answered, failNext answers included. */
+  onDeleting: ((volumeId: string) => Promise<void> | void) | null;
   /** Calls other than the volume listing (which routing may make at any time). */
   changes(): RecordedRestCall[];
   stop(): Promise<void>;
@@ -98,6 +101,7 @@ export async function startFakeRunpodRest(options: { apiKey: string; datacenters
         const method = req.method ?? 'GET';
         const path = req.url ?? '/';
         calls.push({ method, path, authorization: req.headers.authorization, headers: req.headers, body, rawBody });
+        if (method === 'DELETE') await fake.onDeleting?.(decodeURIComponent(path.split('/').pop() ?? ''));
         const send = (answer: FakeAnswer) => {
           if (answer.hang) {
             hanging.add(res);
@@ -173,6 +177,7 @@ export async function startFakeRunpodRest(options: { apiKey: string; datacenters
     calls,
     volumes,
     onCreated: null,
+    onDeleting: null,
     failNext: (method, answer) => void planned.push({ method, answer }),
     changes: () => calls.filter((call) => call.method !== 'GET'),
     async stop() {
