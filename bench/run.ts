@@ -73,6 +73,7 @@ function authzRow(): BenchRow {
     disabledAt: null,
     rateLimit: null,
     allowedIps: null,
+    prefix: null,
   };
   const headers = { host: 'localhost:9000' };
   const us = timePerOp(() => {

@@ -5,7 +5,9 @@
  * touching another bucket gets the same AccessDenied whether or not that bucket exists, so keys
  * cannot probe for bucket names. A disabled key is refused before anything else is looked at.
  * A per-bucket key's object keys (and listing prefixes) must also stay inside its bucket on any
- * upstream: no `.`/`..` path segments (src/s3/dot-segments.ts).
+ * upstream: no `.`/`..` path segments (src/s3/dot-segments.ts). A key with a prefix may only touch
+ * object keys that start with it (checked on the decoded key, after the dot-segment rule), and only
+ * list with a prefix inside it.
  */
 import { hasPermission, isDisabled, isExpired, type AccessKey, type Permission } from './keys/model.js';
 import { assertListingWithoutDotSegments, assertNoDotSegments } from './s3/dot-segments.js';
@@ -13,9 +15,18 @@ import { S3Error } from './errors.js';
 import { addressInRanges } from './keys/source-ips.js';
 import type { S3Operation } from './s3/classify.js';
 
-type KeyScope = Pick<AccessKey, 'accessKeyId' | 'kind' | 'bucket' | 'permissions' | 'expiresAt' | 'disabledAt'>;
+type KeyScope = Pick<AccessKey, 'accessKeyId' | 'kind' | 'bucket' | 'permissions' | 'expiresAt' | 'disabledAt' | 'prefix'>;
 /** What authorize() reads of an operation. */
-type AuthorizedShape = Pick<S3Operation, 'spec' | 'bucket' | 'key' | 'copySource' | 'requirements' | 'query'>;
+type AuthorizedShape = Pick<S3Operation, 'name' | 'spec' | 'bucket' | 'key' | 'copySource' | 'requirements' | 'query'>;
+
+/** Listings a prefixed key may make, with a `prefix` parameter inside its prefix. */
+const PREFIXED_LISTINGS: ReadonlySet<string> = new Set(['ListObjects', 'ListObjectsV2', 'ListObjectVersions', 'ListMultipartUploads']);
+/**
+ * Bucket-level operations a prefixed key may make: they reveal or touch no object outside its
+ * prefix (DeleteObjects checks every entry's key). Every other bucket-level operation — bucket
+ * configuration, creating and deleting buckets, object lock configuration — is refused: deny by default.
+ */
+const PREFIXED_BUCKET_OPERATIONS: ReadonlySet<string> = new Set(['HeadBucket', 'GetBucketLocation', 'DeleteObjects']);
 
 /** Throws AccessDenied unless the key may perform the operation (including a copy's source). */
 export function authorize(key: KeyScope, operation: AuthorizedShape, now: Date = new Date()): void {
@@ -37,6 +48,30 @@ export function authorize(key: KeyScope, operation: AuthorizedShape, now: Date =
   assertObjectKeyInScope(key, operation.key);
   if (operation.copySource !== null) assertObjectKeyInScope(key, operation.copySource.key, 'x-amz-copy-source');
   if (key.kind === 'bucket' && operation.bucket !== null) assertListingWithoutDotSegments(operation.query, 'bucket-scoped-key');
+  if (key.prefix !== null && operation.bucket !== null) assertWithinPrefix(key.prefix, operation);
+}
+
+/**
+ * A prefixed key: object operations are checked by assertObjectKeyInScope; listings must ask for a
+ * prefix inside the key's (as B2 does), so no key outside it is ever listed; bucket-level
+ * operations other than a few harmless ones are refused.
+ */
+function assertWithinPrefix(prefix: string, operation: AuthorizedShape): void {
+  if (operation.key !== null) return;
+  if (PREFIXED_LISTINGS.has(operation.name)) {
+    const asked = operation.query.find(([name]) => name === 'prefix')?.[1];
+    if (asked === undefined || !asked.startsWith(prefix)) {
+      throw new S3Error(
+        'AccessDenied',
+        `Access Denied: this key may only list under ${JSON.stringify(prefix)}; list with a prefix that starts with it (e.g. --prefix ${prefix}).`,
+      );
+    }
+    assertListingWithoutDotSegments(operation.query, 'prefix-scoped-key');
+    return;
+  }
+  if (!PREFIXED_BUCKET_OPERATIONS.has(operation.name)) {
+    throw new S3Error('AccessDenied', `Access Denied: a key limited to the prefix ${JSON.stringify(prefix)} cannot ${operation.name} on the whole bucket.`);
+  }
 }
 
 /**
@@ -45,6 +80,12 @@ export function authorize(key: KeyScope, operation: AuthorizedShape, now: Date =
  */
 export function assertObjectKeyInScope(key: KeyScope, objectKey: string | null, argumentName = 'key'): void {
   if (key.kind === 'bucket') assertNoDotSegments(objectKey, 'bucket-scoped-key', argumentName);
+  if (key.prefix === null || objectKey === null) return;
+  // The decoded key, after the dot-segment rule: "team-a/../team-b/x" is refused, not compared.
+  assertNoDotSegments(objectKey, 'prefix-scoped-key', argumentName);
+  if (!objectKey.startsWith(key.prefix)) {
+    throw new S3Error('AccessDenied', `Access Denied: this key may only use object keys starting with ${JSON.stringify(key.prefix)} (${argumentName}).`);
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ export const KEYS_USAGE = `Usage:
   keygate keys create --name NAME [--bucket BUCKET]
                       (--perm read,write,delete,admin | --preset read-only|read-write)
                       [--expires-in 30d] [--rate-limit 20/s [--rate-burst 40]]
-                      [--allow-ip 10.0.0.0/8,2001:db8::/32] [--json]
+                      [--allow-ip 10.0.0.0/8,2001:db8::/32] [--prefix team-a/] [--json]
   keygate keys list [--bucket BUCKET] [--json]
   keygate keys show ACCESS_KEY_ID [--json]
   keygate keys disable ACCESS_KEY_ID
@@ -32,6 +32,8 @@ Per-bucket keys take --preset read-only or --preset read-write; --perm read and
 --rate-limit gives the key its own request rate (e.g. 20/s or 0.5/s), overriding
 KEYGATE_RATE_LIMIT; --rate-burst is how many requests it may make at once after
 being idle (default: one second's worth).
+--prefix limits the key to object keys starting with it (in every bucket it reaches);
+its listings must ask for a prefix inside it.
 --allow-ip limits where the key may be used from (IPv4/IPv6 networks; the client
 is the connection's peer, or what KEYGATE_TRUSTED_PROXIES say in X-Forwarded-For).
 Deleting a key revokes it on the server's next request. Disabling a key refuses it

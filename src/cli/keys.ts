@@ -53,6 +53,7 @@ function createKey(args: string[], io: CliIo): number {
       'rate-limit': { type: 'string' },
       'rate-burst': { type: 'string' },
       'allow-ip': { type: 'string', multiple: true },
+      prefix: { type: 'string' },
       json: { type: 'boolean' },
     },
     help,
@@ -76,6 +77,7 @@ function createKey(args: string[], io: CliIo): number {
         rateBurst: stringOption(parsed, 'rate-burst') ?? null,
         // `--allow-ip 10.0.0.0/8,2001:db8::/32` and repeated --allow-ip both work.
         allowedIps: stringOptions(parsed, 'allow-ip') ?? null,
+        prefix: stringOption(parsed, 'prefix') ?? null,
       });
     } catch (error) {
       if (error instanceof KeyValidationError) throw new UsageError(cliWording(error.message), help);
@@ -153,6 +155,7 @@ function showKey(args: string[], io: CliIo): number {
             ['Name', key.name],
             ['State', stateOf(key, new Date())],
             ['Scope', scopeOf(key)],
+            ['Prefix', key.prefix === null ? 'any object key' : key.prefix],
             ['Permissions', key.permissions.join(',')],
             ['Expires', expiryOf(key, new Date())],
             ['Rate limit', rateLimitOf(key)],
@@ -246,7 +249,8 @@ function assertAccessKeyId(id: string, help: string): void {
 }
 
 function scopeOf(key: AccessKey): string {
-  return key.bucket === null ? 'workspace' : `bucket:${key.bucket}`;
+  const scope = key.bucket === null ? 'workspace' : `bucket:${key.bucket}`;
+  return key.prefix === null ? scope : `${scope}/${key.prefix}*`;
 }
 
 function rateLimitOf(key: AccessKey): string {

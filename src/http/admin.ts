@@ -36,7 +36,7 @@ export interface AdminAppDeps {
 type ErrorCode = 'unauthorized' | 'invalid_request' | 'not_found' | 'conflict' | 'payload_too_large' | 'internal_error';
 type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500;
 
-const KEY_FIELDS = ['name', 'bucket', 'permissions', 'preset', 'expiresIn', 'rateLimit', 'rateBurst', 'allowedIps'] as const;
+const KEY_FIELDS = ['name', 'bucket', 'permissions', 'preset', 'expiresIn', 'rateLimit', 'rateBurst', 'allowedIps', 'prefix'] as const;
 const KEY_UPDATE_FIELDS = ['disabled'] as const;
 const BUCKET_FIELDS = ['name', 'datacenter', 'upstreamBucket', 'endpoint', 'region'] as const;
 const PRESIGN_FIELDS = ['accessKeyId', 'target', 'method', 'expiresIn', 'maxSize'] as const;

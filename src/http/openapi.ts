@@ -28,6 +28,8 @@ const ALLOWED_IPS = {
   description: 'Networks (CIDRs) the key may be used from; null: anywhere.',
 };
 
+const PREFIX = { ...nullable({ type: 'string' }), description: 'Object keys the key may touch start with this; null: any.' };
+
 export const ADMIN_OPENAPI = {
   openapi: '3.1.0',
   info: {
@@ -312,6 +314,10 @@ export const ADMIN_OPENAPI = {
             ...nullable({ oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 64 }] }),
             description: 'Networks the key may be used from: "10.0.0.0/8,2001:db8::/32" or a list of CIDRs (a bare address is one host).',
           },
+          prefix: {
+            ...nullable({ type: 'string', maxLength: 1024 }),
+            description: 'Object keys the key may touch start with this, e.g. "team-a/"; its listings must ask for a prefix inside it.',
+          },
         },
       },
       CreatedKey: {
@@ -328,6 +334,7 @@ export const ADMIN_OPENAPI = {
           'createdAt',
           'rateLimit',
           'allowedIps',
+          'prefix',
         ],
         properties: {
           accessKeyId: { type: 'string', pattern: '^rs_ak_[a-z0-9]+_[0-9a-f]{40}$' },
@@ -341,6 +348,7 @@ export const ADMIN_OPENAPI = {
           createdAt: dateTime,
           rateLimit: RATE_LIMIT,
           allowedIps: ALLOWED_IPS,
+          prefix: PREFIX,
         },
       },
       Key: {
@@ -356,6 +364,7 @@ export const ADMIN_OPENAPI = {
           'createdAt',
           'rateLimit',
           'allowedIps',
+          'prefix',
           'lastUsedAt',
           'disabled',
           'disabledAt',
@@ -371,6 +380,7 @@ export const ADMIN_OPENAPI = {
           createdAt: dateTime,
           rateLimit: RATE_LIMIT,
           allowedIps: ALLOWED_IPS,
+          prefix: PREFIX,
           lastUsedAt: { ...nullable(dateTime), description: 'Updated at most once a minute.' },
           disabled: { type: 'boolean', description: 'A disabled key is refused until enabled again.' },
           disabledAt: { ...nullable(dateTime), description: 'When it was disabled; null while enabled.' },

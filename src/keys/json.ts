@@ -20,6 +20,8 @@ export interface CreatedKeyJson {
   rateLimit: KeyRateLimit | null;
   /** Networks the key may be used from; null = anywhere. */
   allowedIps: string[] | null;
+  /** Object keys the key may touch start with this; null = any. */
+  prefix: string | null;
 }
 
 /** Listing/showing a key: the created shape without the secret, plus lastUsedAt and whether it is disabled (and since when). */
@@ -40,6 +42,7 @@ export function createdKeyToJson(key: AccessKeyWithSecret, config: Endpoint): Cr
     createdAt: key.createdAt.toISOString(),
     rateLimit: key.rateLimit === null ? null : { ...key.rateLimit },
     allowedIps: key.allowedIps === null ? null : [...key.allowedIps],
+    prefix: key.prefix,
   };
 }
 
@@ -55,6 +58,7 @@ export function keyToJson(key: AccessKey, config: Endpoint): KeyJson {
     createdAt: key.createdAt.toISOString(),
     rateLimit: key.rateLimit === null ? null : { ...key.rateLimit },
     allowedIps: key.allowedIps === null ? null : [...key.allowedIps],
+    prefix: key.prefix,
     lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
     disabled: key.disabledAt !== null,
     disabledAt: key.disabledAt?.toISOString() ?? null,

@@ -38,6 +38,8 @@ export interface AccessKey {
   rateLimit: KeyRateLimit | null;
   /** Networks (CIDRs) the key may be used from; null = anywhere. */
   allowedIps: string[] | null;
+  /** The only object keys it may touch start with this (in every bucket it reaches); null = any key. */
+  prefix: string | null;
 }
 
 /** The unsealed form, only produced for request verification and for the one-time display at creation. */

@@ -26,6 +26,8 @@ export interface CreateKeyInput {
   rateBurst?: string | number | null;
   /** Networks the key may be used from: `10.0.0.0/8,2001:db8::/32` or a list; null/absent: anywhere. */
   allowedIps?: string | string[] | null;
+  /** Object keys the key may touch start with this, e.g. `team-a/`; null/absent: any. */
+  prefix?: string | null;
 }
 
 /** A validated, normalized key request: what the store persists. */
@@ -38,11 +40,12 @@ export interface KeySpec {
   expiresAt: Date | null;
   rateLimit: KeyRateLimit | null;
   allowedIps: string[] | null;
+  prefix: string | null;
 }
 
 export class KeyValidationError extends Error {
   constructor(
-    readonly field: 'name' | 'bucket' | 'permissions' | 'preset' | 'expiresIn' | 'rateLimit' | 'allowedIps',
+    readonly field: 'name' | 'bucket' | 'permissions' | 'preset' | 'expiresIn' | 'rateLimit' | 'allowedIps' | 'prefix',
     message: string,
   ) {
     super(message);
@@ -71,7 +74,23 @@ export function validateKeyInput(input: CreateKeyInput, now: Date = new Date()):
     expiresAt: expiresIn === null ? null : new Date(now.getTime() + expiresIn * 1000),
     rateLimit: parseKeyRateLimit(input.rateLimit, input.rateBurst),
     allowedIps: validateAllowedIps(input.allowedIps),
+    prefix: validatePrefix(input.prefix),
   };
+}
+
+/** S3's own limit on an object key, which a prefix is the start of. */
+const MAX_PREFIX_BYTES = 1024;
+
+function validatePrefix(value: unknown): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string') throw new KeyValidationError('prefix', 'The prefix must be a string like "team-a/".');
+  if (Buffer.byteLength(value) > MAX_PREFIX_BYTES) throw new KeyValidationError('prefix', `The prefix is longer than ${MAX_PREFIX_BYTES} bytes.`);
+  if (/[\p{Cc}]/u.test(value)) throw new KeyValidationError('prefix', 'The prefix contains control characters; use printable characters only.');
+  // A prefix with a "." or ".." segment names no place an upstream that resolves paths would keep it.
+  if (value.split('/').some((segment) => segment === '.' || segment === '..')) {
+    throw new KeyValidationError('prefix', `The prefix ${JSON.stringify(value)} contains a "." or ".." path segment; use a plain folder such as "team-a/".`);
+  }
+  return value;
 }
 
 function validateAllowedIps(value: unknown): string[] | null {

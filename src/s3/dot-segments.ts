@@ -15,7 +15,7 @@
 import { S3Error } from '../errors.js';
 
 /** Why dot segments are refused for this request (worded for the client's error message). */
-export type DotSegmentRule = 'bucket-scoped-key' | 'runpod-upstream';
+export type DotSegmentRule = 'bucket-scoped-key' | 'prefix-scoped-key' | 'runpod-upstream';
 
 /** The first `.` or `..` segment of a decoded key split on `/`, or null when there is none. */
 export function dotSegmentOf(objectKey: string): '.' | '..' | null {
@@ -83,7 +83,9 @@ function dotSegmentError(subject: string, segment: '.' | '..', rule: DotSegmentR
   const why =
     rule === 'bucket-scoped-key'
       ? 'Access keys scoped to one bucket cannot use them, because an upstream that resolves paths would take such a name outside the bucket.'
-      : 'This bucket is on RunPod, whose S3 stores objects as files on the network volume, where such a segment would resolve to another path.';
+      : rule === 'prefix-scoped-key'
+        ? 'Access keys limited to a prefix cannot use them, because an upstream that resolves paths would take such a name outside the prefix.'
+        : 'This bucket is on RunPod, whose S3 stores objects as files on the network volume, where such a segment would resolve to another path.';
   return new S3Error('InvalidArgument', `${subject} contains a "${segment}" path segment. ${why} ${fix}`, {
     details: { ArgumentName: argumentName, ArgumentValue: argumentValue },
   });

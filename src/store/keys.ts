@@ -78,6 +78,7 @@ export class KeyRepository {
         rateLimitPerSecond: spec.rateLimit?.requestsPerSecond ?? null,
         rateLimitBurst: spec.rateLimit?.burst ?? null,
         allowedIps: spec.allowedIps?.join(',') ?? null,
+        prefix: spec.prefix,
       })
       .run();
     this.changes.noteLocalWrite();
@@ -94,6 +95,7 @@ export class KeyRepository {
       disabledAt: null,
       rateLimit: spec.rateLimit,
       allowedIps: spec.allowedIps,
+      prefix: spec.prefix,
     };
   }
 
@@ -195,5 +197,6 @@ function toAccessKey(row: AccessKeyRow): AccessKey {
     disabledAt: row.disabledAt,
     rateLimit: row.rateLimitPerSecond !== null && row.rateLimitBurst !== null ? { requestsPerSecond: row.rateLimitPerSecond, burst: row.rateLimitBurst } : null,
     allowedIps: row.allowedIps === null ? null : row.allowedIps.split(','),
+    prefix: row.prefix,
   };
 }

@@ -29,6 +29,8 @@ export const accessKeys = sqliteTable(
     rateLimitBurst: integer('rate_limit_burst'),
     /** Comma-separated CIDRs the key may be used from; null = anywhere. */
     allowedIps: text('allowed_ips'),
+    /** Object keys the key may touch start with this; null = any. */
+    prefix: text('prefix'),
   },
   (table) => [
     index('access_keys_bucket_idx').on(table.bucket),

@@ -21,6 +21,7 @@ const CREATED_KEY_FIELDS = [
   'createdAt',
   'rateLimit',
   'allowedIps',
+  'prefix',
 ];
 const KEY_FIELDS = [
   'accessKeyId',
@@ -33,6 +34,7 @@ const KEY_FIELDS = [
   'createdAt',
   'rateLimit',
   'allowedIps',
+  'prefix',
   'lastUsedAt',
   'disabled',
   'disabledAt',

@@ -45,9 +45,11 @@ describe('keys create', () => {
       'createdAt',
       'rateLimit',
       'allowedIps',
+      'prefix',
     ]);
     expect(json.rateLimit).toBeNull();
     expect(json.allowedIps).toBeNull();
+    expect(json.prefix).toBeNull();
     expect(json.accessKeyId).toMatch(/^rs_ak_live_[0-9a-f]{40}$/);
     expect(json.secretAccessKey).toMatch(/^rs_sk_live_[0-9a-f]{64}$/);
     expect(json).toMatchObject({ name: 'ci uploader', bucket: 'my-data', permissions: ['read', 'write'], endpoint: PUBLIC_URL, region: 'us-east-1' });

@@ -21,6 +21,7 @@ export interface CreatedKey {
   createdAt: string;
   rateLimit: { requestsPerSecond: number; burst: number } | null;
   allowedIps: string[] | null;
+  prefix: string | null;
 }
 
 export interface Gateway {
@@ -41,6 +42,7 @@ export interface Gateway {
     rateLimit?: string | number;
     rateBurst?: number;
     allowedIps?: string | string[];
+    prefix?: string;
   }): Promise<CreatedKey>;
   deleteKey(accessKeyId: string): Promise<void>;
   addBucket(input: { name: string; datacenter?: string; endpoint?: string; region?: string; upstreamBucket?: string }): Promise<void>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { authorize, authorizeBucketAction, canSeeBucket } from '../../src/authz.js';
+import { assertObjectKeyInScope, authorize, authorizeBucketAction, canSeeBucket } from '../../src/authz.js';
 import { PERMISSIONS, PRESETS, type AccessKey, type Permission } from '../../src/keys/model.js';
 import { classify } from '../../src/s3/classify.js';
 import { OPERATIONS, type OperationName } from '../../src/s3/operations.js';
@@ -18,6 +18,7 @@ function key(kind: 'workspace' | 'bucket', permissions: Permission[], extra: Par
     disabledAt: null,
     rateLimit: null,
     allowedIps: null,
+    prefix: null,
     ...extra,
   };
 }
@@ -167,5 +168,91 @@ describe('authorization matrix', () => {
     expect(canSeeBucket(k, 'other')).toBe(false);
     expect(canSeeBucket(key('workspace', ['write']), 'x')).toBe(false);
     expect(canSeeBucket(key('workspace', ['read']), 'x')).toBe(true);
+  });
+});
+
+describe('keys limited to a prefix', () => {
+  const prefixed = (kind: 'workspace' | 'bucket' = 'workspace') =>
+    key(kind, kind === 'workspace' ? [...PERMISSIONS] : ['read', 'write'], { prefix: 'team-a/' });
+  const op = (method: string, target: string, headers: Record<string, string> = {}) => {
+    const [path, query] = target.split('?');
+    return classify(method, parseAddress(query === undefined ? path! : `${path}?${query}`, undefined, null), headers);
+  };
+  const denied = (k: AccessKey, operation: ReturnType<typeof op>) => {
+    try {
+      authorize(k, operation);
+      return 'allowed';
+    } catch (error) {
+      return (error as { code: string }).code;
+    }
+  };
+
+  it('touches object keys under its prefix only, by every object operation', () => {
+    for (const kind of ['workspace', 'bucket'] as const) {
+      const k = prefixed(kind);
+      for (const [method, target, headers] of [
+        ['GET', '/mine/team-a/report.csv'],
+        ['HEAD', '/mine/team-a/x'],
+        ['PUT', '/mine/team-a/new.txt'],
+        ['POST', '/mine/team-a/big?uploads'],
+        ['PUT', '/mine/team-a/big?partNumber=1&uploadId=u'],
+        ['POST', '/mine/team-a/big?uploadId=u'],
+        ['GET', '/mine/team-a/big?uploadId=u'],
+        ['PUT', '/mine/team-a/copy', { 'x-amz-copy-source': '/mine/team-a/src' }],
+      ] as Array<[string, string, Record<string, string>?]>) {
+        expect(denied(k, op(method, target, headers)), `${kind} ${method} ${target}`).toBe('allowed');
+      }
+      for (const [method, target, headers, code] of [
+        ['GET', '/mine/team-b/report.csv', undefined, 'AccessDenied'],
+        ['GET', '/mine/team-a-evil/x', undefined, 'AccessDenied'],
+        ['GET', '/mine/team-a', undefined, 'AccessDenied'],
+        ['PUT', '/mine/other.txt', undefined, 'AccessDenied'],
+        ['GET', '/mine/team-a/../team-b/x', undefined, 'InvalidArgument'],
+        ['GET', '/mine/team-a/%2E%2E/team-b/x', undefined, 'InvalidArgument'],
+        ['GET', '/mine/team-a%2F..%2Fteam-b%2Fx', undefined, 'InvalidArgument'],
+        ['PUT', '/mine/team-a/./x', undefined, 'InvalidArgument'],
+        ['PUT', '/mine/team-a/copy', { 'x-amz-copy-source': '/mine/team-b/secret' }, 'AccessDenied'],
+        ['PUT', '/mine/team-a/copy', { 'x-amz-copy-source': '/mine/team-a/../team-b/secret' }, 'InvalidArgument'],
+        ['PUT', '/mine/team-a/big?partNumber=1&uploadId=u', { 'x-amz-copy-source': '/mine/team-b/secret' }, 'AccessDenied'],
+        ['POST', '/mine/team-b/big?uploads', undefined, 'AccessDenied'],
+      ] as Array<[string, string, Record<string, string> | undefined, string]>) {
+        expect(denied(k, op(method, target, headers)), `${kind} ${method} ${target}`).toBe(code);
+      }
+    }
+  });
+
+  it('lists only with a prefix inside its own, by every listing', () => {
+    const k = prefixed();
+    for (const listing of ['/mine', '/mine?list-type=2', '/mine?versions', '/mine?uploads']) {
+      const sep = listing.includes('?') ? '&' : '?';
+      expect(denied(k, op('GET', listing)), listing).toBe('AccessDenied');
+      expect(denied(k, op('GET', `${listing}${sep}prefix=team-b/`)), listing).toBe('AccessDenied');
+      expect(denied(k, op('GET', `${listing}${sep}prefix=team-`)), listing).toBe('AccessDenied');
+      expect(denied(k, op('GET', `${listing}${sep}prefix=`)), listing).toBe('AccessDenied');
+      expect(denied(k, op('GET', `${listing}${sep}prefix=team-a/`)), listing).toBe('allowed');
+      expect(denied(k, op('GET', `${listing}${sep}prefix=team-a/2026/&delimiter=/`)), listing).toBe('allowed');
+      expect(denied(k, op('GET', `${listing}${sep}prefix=team-a/../team-b/`)), listing).toBe('InvalidArgument');
+    }
+  });
+
+  it('is refused every bucket-level operation but HeadBucket, GetBucketLocation and DeleteObjects (whose entries are checked one by one)', () => {
+    const k = prefixed();
+    expect(denied(k, op('HEAD', '/mine'))).toBe('allowed');
+    expect(denied(k, op('GET', '/mine?location'))).toBe('allowed');
+    expect(denied(k, op('POST', '/mine?delete'))).toBe('allowed');
+    expect(denied(k, op('GET', '/'))).toBe('allowed');
+    for (const [method, target] of [
+      ['PUT', '/mine'],
+      ['DELETE', '/mine'],
+      ['GET', '/mine?policy'],
+      ['PUT', '/mine?cors'],
+      ['DELETE', '/mine?lifecycle'],
+      ['GET', '/mine?object-lock'],
+      ['PUT', '/mine?object-lock'],
+    ]) {
+      expect(denied(k, op(method!, target!)), `${method} ${target}`).toBe('AccessDenied');
+    }
+    expect(() => assertObjectKeyInScope(k, 'team-b/x', 'Key')).toThrowError(expect.objectContaining({ code: 'AccessDenied' }) as Error);
+    expect(() => assertObjectKeyInScope(k, 'team-a/x', 'Key')).not.toThrow();
   });
 });

@@ -30,6 +30,7 @@ function key(kind: 'workspace' | 'bucket'): AccessKey {
     disabledAt: null,
     rateLimit: null,
     allowedIps: null,
+    prefix: null,
   };
 }
 

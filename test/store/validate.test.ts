@@ -67,7 +67,19 @@ describe('validateKeyInput', () => {
       expiresAt: new Date(NOW.getTime() + 3600_000),
       rateLimit: null,
       allowedIps: null,
+      prefix: null,
     });
+  });
+
+  it('accepts a plain object key prefix, and refuses dot segments, control characters and overlong ones', () => {
+    const prefix = (value: unknown) => validateKeyInput({ name: 'p', permissions: ['read'], prefix: value as string }, NOW).prefix;
+    expect(prefix('team-a/')).toBe('team-a/');
+    expect(prefix('reports')).toBe('reports');
+    expect(prefix('')).toBeNull();
+    expect(prefix(null)).toBeNull();
+    for (const bad of ['../x/', 'team-a/../b/', './', 'a/./b', 'a/..', '..', 'tab\there', 'nl\n', 'x'.repeat(1025), 42, ['a']]) {
+      expect(() => prefix(bad), JSON.stringify(bad)).toThrow(KeyValidationError);
+    }
   });
 
   it("reads a key's own rate limit: 20/s, 0.5/s or a number, with an optional burst (default one second's worth)", () => {

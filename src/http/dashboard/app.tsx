@@ -226,7 +226,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
 
   app.post('/keys', async (c) => {
     const session = c.get('session');
-    const form = await readForm(c, ['name', 'bucket', 'permissions', 'preset', 'expiresIn', 'rateLimit', 'rateBurst', 'allowedIps']);
+    const form = await readForm(c, ['name', 'bucket', 'permissions', 'preset', 'expiresIn', 'rateLimit', 'rateBurst', 'allowedIps', 'prefix']);
     const bucket = text(form.bucket) || null;
     const input: CreateKeyInput = {
       name: text(form.name),
@@ -235,6 +235,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
       rateLimit: text(form.rateLimit).trim() || null,
       rateBurst: text(form.rateBurst).trim() || null,
       allowedIps: text(form.allowedIps).trim() || null,
+      prefix: text(form.prefix) || null,
       ...(bucket === null ? { permissions: list(form.permissions) } : { preset: text(form.preset) }),
     };
     let key: AccessKeyWithSecret;
@@ -321,6 +322,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
       rateLimit: original.rateLimit?.requestsPerSecond ?? null,
       rateBurst: original.rateLimit?.burst ?? null,
       allowedIps: original.allowedIps === null ? null : [...original.allowedIps],
+      prefix: original.prefix,
     });
     return showSecretOnce(c, c.get('session'), twin, original.accessKeyId);
   });
@@ -436,7 +438,8 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
   // A POST (CSRF token, same origin): a GET would let any page on the same site mint a download link.
   onBucket('post', '/objects/download', async (c, bucket) => {
     const objectKey = text((await readForm(c, ['key'])).key);
-    const signer = keysFor(bucket.name, 'read')[0];
+    // The narrowest reader that may read this object (a prefixed key only under its prefix).
+    const signer = keysFor(bucket.name, 'read').find((key) => key.prefix === null || objectKey.startsWith(key.prefix));
     if (objectKey === '' || signer === undefined) return notFound(c, 'Name an object, and create a key that can read this bucket to sign the download.');
     try {
       const link = issuePresignedUrl(store.keys, config, {

@@ -83,6 +83,13 @@ export function CreateKeyForm(props: { ctx: PageContext; bucket: string | null; 
           ))}
         </fieldset>
       )}
+      <Field
+        id={`${prefix}-prefix`}
+        label="Object key prefix (optional)"
+        hint="The key may only touch object keys starting with this, e.g. team-a/; empty: any."
+      >
+        <TextInput id={`${prefix}-prefix`} name="prefix" value={value(props.state, 'prefix')} />
+      </Field>
       <Field id={`${prefix}-expires`} label="Expires in (optional)" hint="e.g. 90m, 12h, 30d; empty: never expires.">
         <TextInput id={`${prefix}-expires`} name="expiresIn" value={value(props.state, 'expiresIn')} />
       </Field>
@@ -120,6 +127,8 @@ export function KeyPage(props: { ctx: PageContext; accessKey: AccessKey; endpoin
         <dd>{key.bucket === null ? 'workspace-wide (every bucket)' : `bucket ${key.bucket} only`}</dd>
         <dt>State</dt>
         <dd>{stateOf(key, props.now)}</dd>
+        <dt>Object key prefix</dt>
+        <dd>{key.prefix === null ? 'any object key' : <code>{key.prefix}</code>}</dd>
         <dt>Permissions</dt>
         <dd>{key.permissions.join(', ')}</dd>
         <dt>Created</dt>
