@@ -5,40 +5,11 @@ import { ADMIN_OPENAPI } from '../../src/http/openapi.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { startServer } from '../../src/server.js';
 import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs } from '../helpers/keygate-cli.js';
+import { CREATED_KEY_FIELDS, KEY_FIELDS } from '../helpers/key-shapes.js';
 
 const TOKEN = 'admin-test-token-0123456789abcdef';
 const PUBLIC_URL = 'https://s3.example.test';
 const UNAUTHORIZED = { error: 'unauthorized', detail: 'Missing or invalid API key' };
-const CREATED_KEY_FIELDS = [
-  'accessKeyId',
-  'secretAccessKey',
-  'name',
-  'bucket',
-  'permissions',
-  'endpoint',
-  'region',
-  'expiresAt',
-  'createdAt',
-  'rateLimit',
-  'allowedIps',
-  'prefix',
-];
-const KEY_FIELDS = [
-  'accessKeyId',
-  'name',
-  'bucket',
-  'permissions',
-  'endpoint',
-  'region',
-  'expiresAt',
-  'createdAt',
-  'rateLimit',
-  'allowedIps',
-  'prefix',
-  'lastUsedAt',
-  'disabled',
-  'disabledAt',
-];
 
 const dirs = makeTempDirs();
 let store: Store;

@@ -9,6 +9,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { run } from '../helpers/clients.js';
 import path from 'node:path';
 import { CLI_ENTRY, REPO_ROOT, TEST_MASTER_KEY_HEX, freePort, makeTempDirs, runCliProcess } from '../helpers/keygate-cli.js';
+import { CREATED_KEY_FIELDS } from '../helpers/key-shapes.js';
 
 const dirs = makeTempDirs();
 afterAll(() => dirs.cleanup());
@@ -33,20 +34,7 @@ describe('keys create', () => {
     expect(result.code).toBe(0);
     expect(result.stdout.trim().split('\n')).toHaveLength(1);
     const json = JSON.parse(result.stdout);
-    expect(Object.keys(json)).toEqual([
-      'accessKeyId',
-      'secretAccessKey',
-      'name',
-      'bucket',
-      'permissions',
-      'endpoint',
-      'region',
-      'expiresAt',
-      'createdAt',
-      'rateLimit',
-      'allowedIps',
-      'prefix',
-    ]);
+    expect(Object.keys(json)).toEqual(CREATED_KEY_FIELDS);
     expect(json.rateLimit).toBeNull();
     expect(json.allowedIps).toBeNull();
     expect(json.prefix).toBeNull();

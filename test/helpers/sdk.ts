@@ -32,3 +32,17 @@ export function gatewayMinioClient(endpoint: string, key: GatewayCredentials): M
     pathStyle: true,
   });
 }
+
+/** 'allowed', 'AccessDenied', or `error:<name>` for any other failure of an SDK call. */
+export async function sdkOutcome(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'allowed';
+  } catch (error) {
+    const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+    // HEAD errors have no body, so the SDK can only name them by status.
+    if (e.name === 'AccessDenied' || (e.$metadata?.httpStatusCode === 403 && /^(Forbidden|403|Unknown|UnknownError)$/.test(e.name ?? '')))
+      return 'AccessDenied';
+    return `error:${e.name}`;
+  }
+}

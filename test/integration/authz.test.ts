@@ -20,7 +20,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { startS3rver } from '../helpers/upstreams.js';
-import { gatewayS3Client } from '../helpers/sdk.js';
+import { gatewayS3Client, sdkOutcome } from '../helpers/sdk.js';
 import { runCliProcess } from '../helpers/keygate-cli.js';
 import { PYENV_AWS, awsEnv, run, tempHome } from '../helpers/clients.js';
 
@@ -76,19 +76,7 @@ function client(gateway: Gateway, key: CreatedKey): S3Client {
   return gatewayS3Client(gateway.url, key);
 }
 
-/** 'allowed', or the S3 error code the gateway answered with. */
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'allowed';
-  } catch (error) {
-    const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-    // HEAD errors have no body, so the SDK can only name them by status.
-    if (e.name === 'AccessDenied' || (e.$metadata?.httpStatusCode === 403 && /^(Forbidden|403|Unknown|UnknownError)$/.test(e.name ?? '')))
-      return 'AccessDenied';
-    return `error:${e.name}`;
-  }
-}
+const outcome = sdkOutcome;
 
 describe('authorization matrix through the gateway', () => {
   let upstream: Awaited<ReturnType<typeof startS3rver>>;

@@ -16,7 +16,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PYENV_AWS, PYENV_PYTHON, awsEnv, run, tempHome } from '../helpers/clients.js';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
-import { gatewayS3Client } from '../helpers/sdk.js';
+import { gatewayS3Client, sdkOutcome } from '../helpers/sdk.js';
 import { startMoto, type TestUpstream } from '../helpers/upstreams.js';
 
 const BUCKET = 'shared-volume';
@@ -27,16 +27,7 @@ let admin: S3Client;
 let teamA: CreatedKey;
 let s3: S3Client;
 
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'allowed';
-  } catch (error) {
-    const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-    if (e.$metadata?.httpStatusCode === 403 && /^(Forbidden|403|Unknown|UnknownError)$/.test(e.name ?? '')) return 'AccessDenied';
-    return e.name ?? 'error';
-  }
-}
+const outcome = sdkOutcome;
 
 beforeAll(async () => {
   upstream = await startMoto();
@@ -75,7 +66,7 @@ describe('a key limited to team-a/', () => {
     }
     expect(await outcome(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'team-b/planted.txt', Body: 'x' })))).toBe('AccessDenied');
     // Dot segments never get compared with the prefix: they are refused.
-    expect(await outcome(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'team-a/../team-b/secret.txt' })))).toBe('InvalidArgument');
+    expect(await outcome(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'team-a/../team-b/secret.txt' })))).toBe('error:InvalidArgument');
   });
 
   it('copies only from inside its prefix', async () => {
@@ -83,7 +74,7 @@ describe('a key limited to team-a/', () => {
     expect(await outcome(s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'team-a/stolen.txt', CopySource: `${BUCKET}/team-b/secret.txt` })))).toBe(
       'AccessDenied',
     );
-    expect(await outcome(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'team-a/stolen.txt' })))).toBe('NotFound');
+    expect(await outcome(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'team-a/stolen.txt' })))).toBe('error:NotFound');
   });
 
   it('lists only with a prefix inside its own; delimiter results stay inside', async () => {
@@ -128,7 +119,7 @@ describe('a key limited to team-a/', () => {
     body.append('file', new Blob(['x']), 'x.txt');
     const posted = await fetch(ownForm.json.url as string, { method: 'POST', body });
     expect(posted.status).toBe(403);
-    expect(await outcome(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'team-b/from-form.txt' })))).toBe('NotFound');
+    expect(await outcome(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'team-b/from-form.txt' })))).toBe('error:NotFound');
   });
 
   it('works the same with aws-cli and boto3', async () => {
