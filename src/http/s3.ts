@@ -195,7 +195,13 @@ class S3Pipeline {
       const plan = await planOperation(this.handlerDeps, operation, request.bodyLength);
       if (req[EXPECTS_CONTINUE] && !res.headersSent) res.writeContinue();
       const body = await request.openBody(plan);
-      const reply = await executeOperation(this.handlerDeps, plan, { key: request.key, method, body, signal: abort.signal, requestId });
+      const accessKeyId = request.accessKeyId;
+      const keyNow = () => {
+        const found = deps.store.keys.findForVerification(accessKeyId, 'now');
+        if (found === null) throw new S3Error('InvalidAccessKeyId', 'The access key was deleted while this request was being sent; nothing was done.');
+        return found.key;
+      };
+      const reply = await executeOperation(this.handlerDeps, plan, { key: request.key, method, body, signal: abort.signal, requestId, keyNow });
       await writeReply(res, request.answer(reply));
     } catch (error) {
       if (record && isS3Error(error)) record.errorCode = error.code;

@@ -36,7 +36,8 @@ export class KeyRateLimiter {
     const now = this.now();
     const perMs = limit.requestsPerSecond / 1000;
     let bucket = this.buckets.get(accessKeyId);
-    if (bucket === undefined || bucket.limit !== limit) {
+    // By value: the key's record (and with it this object) is re-read after every database change.
+    if (bucket === undefined || bucket.limit.requestsPerSecond !== limit.requestsPerSecond || bucket.limit.burst !== limit.burst) {
       if (bucket === undefined && this.buckets.size >= SWEEP_THRESHOLD) this.sweep(now);
       bucket = { tokens: limit.burst, refilledAt: now, limit };
       this.buckets.set(accessKeyId, bucket);

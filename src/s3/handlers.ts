@@ -9,7 +9,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { Readable } from 'node:stream';
-import { assertObjectKeyInScope, authorizeBucketAction, canSeeBucket } from '../authz.js';
+import { assertObjectKeyInScope, authorize, authorizeBucketAction, canSeeBucket } from '../authz.js';
 import { catalogEntry, S3Error } from '../errors.js';
 import { headerValue } from '../header-value.js';
 import type { AccessKey } from '../keys/model.js';
@@ -54,6 +54,12 @@ export interface OperationContext {
   body: UpstreamBody | null;
   signal: AbortSignal;
   requestId: string;
+  /**
+   * The key as it is now (not as it was when the request started): operations that act only after
+   * reading a body re-authorize with it, so a key deleted or disabled meanwhile does nothing.
+   * Throws InvalidAccessKeyId when the key was deleted.
+   */
+  keyNow: () => AccessKey;
 }
 
 /** Largest small answer (Copy, Initiate, Complete) read whole: it may be an error inside a 200. */
@@ -257,6 +263,8 @@ async function completeMultipartUpload(deps: HandlerDeps, operation: S3Operation
   if (spec.kind !== 'xml') throw new Error('CompleteMultipartUpload takes an XML body');
   const { document, bytes } = await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes, keepBytes: true });
   completedParts(document);
+  // The body may have taken long: complete only if the key may still do it now.
+  authorize(ctx.keyNow(), operation);
   const forwarded: UpstreamBody = { ...body, stream: Readable.from([bytes!]), length: bytes!.length, trailerChecksum: null };
   return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx, { body: forwarded }));
 }
@@ -267,9 +275,12 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
   if (spec.kind !== 'xml') throw new Error('DeleteObjects takes an XML body');
   const request = deleteRequest((await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes })).document);
   const bucket = operation.bucket!;
+  // The body may have taken long: judge the batch by the key as it is now.
+  const key = ctx.keyNow();
+  authorize(key, operation);
   // Keys are scoped per bucket and every entry lies in this bucket, so one check authorizes the
   // whole batch, before anything is deleted: a forbidden batch deletes nothing.
-  authorizeBucketAction(ctx.key, bucket, 'delete');
+  authorizeBucketAction(key, bucket, 'delete');
   setMaxListeners(FAN_OUT_SIGNAL_LISTENERS, ctx.signal);
   const single = (entry: DeleteRequestEntry, method: 'HEAD' | 'DELETE', headers: Record<string, string>) =>
     deps.forwarder.forward({
@@ -307,7 +318,7 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
   const xml = await fanOutDeletes(request, async (entry) => {
     try {
       // Refused keys become this entry's <Error>; the rest of the batch goes on, as S3 reports per key.
-      assertObjectKeyInScope(ctx.key, entry.key, 'Key');
+      assertObjectKeyInScope(key, entry.key, 'Key');
       if (target.capabilities.keysArePaths) assertNoDotSegments(entry.key, 'runpod-upstream', 'Key');
       // Transient upstream failures are retried by the forwarder (retry: true, backoff included);
       // whatever it ends with is this key's outcome. Retrying again here would multiply the attempts.

@@ -65,7 +65,7 @@ const MAX_RUN_CHARS = 16 * 1024;
 const MAX_FIELD_CHARS = 4096;
 /** Attributes an element may carry (xmlns, xmlns:xsi, xsi:type, …); S3 documents need fewer. */
 const MAX_ATTRIBUTES = 8;
-/** XML bodies read at once by the whole process; more wait their turn (each holds up to 2 MiB). */
+/** XML body chunks parsed at once by the whole process; more wait their turn (bytes stay in the socket meanwhile). */
 const CONCURRENT_READS = 8;
 
 /** sax's error messages, said so that a client knows what to fix. */
@@ -253,36 +253,33 @@ export interface ReadXmlBodyOptions {
  * is left to the HTTP layer, which discards the rest.
  */
 export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: ReadXmlBodyOptions = {}): Promise<{ document: XmlBody; bytes: Buffer | null }> {
-  await readSlots.acquire();
-  try {
-    return await readWithin(body, shape, options);
-  } finally {
-    readSlots.release();
-  }
-}
-
-async function readWithin(body: Readable, shape: XmlBodyShape, options: ReadXmlBodyOptions): Promise<{ document: XmlBody; bytes: Buffer | null }> {
   const maxBytes = options.maxBytes ?? MAX_XML_BODY_BYTES;
   const reader = new XmlBodyReader(shape);
   const kept: Buffer[] = [];
   let size = 0;
-  let sinceYield = 0;
   for await (const chunk of body) {
     const buffer = chunk as Buffer;
     size += buffer.length;
     if (size > maxBytes) throw xmlBodyTooLarge(maxBytes);
     if (options.keepBytes) kept.push(buffer);
-    for (let at = 0; at < buffer.length; at += SLICE_BYTES) {
-      reader.write(buffer.subarray(at, at + SLICE_BYTES));
-      sinceYield += Math.min(SLICE_BYTES, buffer.length - at);
-      if (sinceYield >= SLICE_BYTES) {
-        // Data already buffered is read without waiting for I/O: let other requests run in between.
-        sinceYield = 0;
-        await yieldToEventLoop();
-      }
+    // A slot while parsing what arrived, never while waiting for more: a sender that trickles its
+    // body (or stops) must not hold up everyone else's XML requests.
+    await readSlots.acquire();
+    try {
+      await parseChunk(reader, buffer);
+    } finally {
+      readSlots.release();
     }
   }
   return { document: reader.end(), bytes: options.keepBytes ? Buffer.concat(kept) : null };
+}
+
+async function parseChunk(reader: XmlBodyReader, buffer: Buffer): Promise<void> {
+  for (let at = 0; at < buffer.length; at += SLICE_BYTES) {
+    reader.write(buffer.subarray(at, at + SLICE_BYTES));
+    // Data already buffered is read without waiting for I/O: let other requests run in between.
+    if (at + SLICE_BYTES < buffer.length) await yieldToEventLoop();
+  }
 }
 
 /** A counting semaphore: XML bodies beyond CONCURRENT_READS wait (their bytes stay in the socket) instead of all being parsed at once. */

@@ -539,7 +539,7 @@ describe('writes while a RunPod bucket is being deleted', () => {
       publicUrl: 'http://gateway.test',
     };
   }
-  const context = (): OperationContext => ({ key: KEY, method: 'PUT', body: null, signal: new AbortController().signal, requestId: 'test' });
+  const context = (): OperationContext => ({ key: KEY, method: 'PUT', body: null, signal: new AbortController().signal, requestId: 'test', keyNow: () => KEY });
   const answered = (): UpstreamResponse => ({ status: 200, headers: { etag: '"e"' }, body: Readable.from([]) });
   const outcome = (promise: Promise<unknown>): Promise<string> =>
     promise.then(

@@ -4,8 +4,11 @@
  * waiting on the client must not reuse that read. Here: a POST form whose fields arrive after the
  * CLI deleted its key (with an Origin header, which makes the gateway look the bucket up, and so
  * read data_version, as the request starts), and a form whose bucket the CLI unregistered meanwhile.
- * Neither may reach the upstream.
+ * Neither may reach the upstream. The same for XML bodies acted on once read (DeleteObjects): a key
+ * disabled or deleted while the body arrives does nothing, and bodies that trickle in do not hold
+ * up other clients' XML requests.
  */
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,15 +19,19 @@ import { signedHeaders } from '../helpers/sign.js';
 
 const BUCKET = 'window-bucket';
 
+const md5 = (bytes: Buffer) => createHash('md5').update(bytes).digest('base64');
+
 describe('a change made by the CLI while a POST form is still arriving', () => {
   let gateway: Gateway;
   let upstream: http.Server;
   let upstreamWrites = 0;
+  let upstreamDeletes = 0;
 
   beforeAll(async () => {
     // An upstream that stores nothing and counts what would have been stored.
     upstream = http.createServer((req, res) => {
       if (req.method === 'PUT' || req.method === 'POST') upstreamWrites++;
+      if (req.method === 'DELETE') upstreamDeletes++;
       req.resume();
       req.on('end', () => res.writeHead(200, { etag: '"0123456789abcdef0123456789abcdef"', 'content-length': 0 }).end());
     });
@@ -106,5 +113,63 @@ describe('a change made by the CLI while a POST form is still arriving', () => {
     const outcome = await formAcrossChange(key, ['buckets', 'remove', BUCKET]);
     expect(outcome.status).toMatch(/^HTTP\/1\.1 5\d\d /); // the default upstream's route, which goes nowhere
     expect(upstreamWrites).toBe(writesBefore);
+  });
+  /** Starts a signed DeleteObjects whose body stops after `sent` bytes; returns the socket and a way to finish it and read the answer. */
+  async function slowDeleteObjects(key: CreatedKey, sent: number) {
+    const url = new URL(gateway.url);
+    const xml = Buffer.from('<Delete><Object><Key>victim.txt</Key></Object><Object><Key>other.txt</Key></Object></Delete>');
+    const headers = signedHeaders(key, url.host, 'POST', `/${BUCKET}?delete=`, { headers: { 'content-length': String(xml.length), 'content-md5': md5(xml) } });
+    const socket = net.connect(Number(url.port), url.hostname);
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const head = Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
+    socket.write(`POST /${BUCKET}?delete= HTTP/1.1\r\n${head}\r\n`);
+    socket.write(xml.subarray(0, sent));
+    return {
+      socket,
+      answered: () => answer.includes('\r\n\r\n'),
+      async finish(): Promise<{ status: string; body: string }> {
+        socket.write(xml.subarray(sent));
+        for (let waited = 0; !/\r\n\r\n[\s\S]*<\/(DeleteResult|Error)>/.test(answer) && waited < 10_000; waited += 50)
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        socket.destroy();
+        return { status: answer.split('\r\n', 1)[0]!, body: answer };
+      },
+    };
+  }
+
+  for (const [change, expected] of [
+    ['disable', 'AccessDenied'],
+    ['delete', 'InvalidAccessKeyId'],
+  ] as const) {
+    it(`does nothing with a DeleteObjects body that finishes after its key was ${change}d`, async () => {
+      const key = await gateway.createKey({ name: `${change}-mid-body`, permissions: ['read', 'write', 'delete'] });
+      const deletesBefore = upstreamDeletes;
+      const request = await slowDeleteObjects(key, 10);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const changed = await runCliProcess(['keys', change, key.accessKeyId], gateway.env);
+      expect(changed.code, changed.stderr).toBe(0);
+      const outcome = await request.finish();
+      expect(outcome.status).toMatch(/^HTTP\/1\.1 403 /);
+      expect(outcome.body).toContain(`<Code>${expected}</Code>`);
+      expect(upstreamDeletes).toBe(deletesBefore);
+    });
+  }
+
+  it('answers a DeleteObjects while many others trickle their bodies (they hold no parsing slot while waiting)', async () => {
+    const key = await gateway.createKey({ name: 'patient', permissions: ['read', 'write', 'delete'] });
+    const stalled = await Promise.all(Array.from({ length: 12 }, () => slowDeleteObjects(key, 9)));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const prompt = await slowDeleteObjects(key, 0);
+    const outcome = await prompt.finish();
+    expect(outcome.status).toMatch(/^HTTP\/1\.1 200 /);
+    expect(outcome.body).toContain('<DeleteResult');
+    // The stalled ones were still waiting for their bodies all along.
+    expect(stalled.some((request) => request.answered())).toBe(false);
+    for (const request of stalled) request.socket.destroy();
   });
 });

@@ -121,3 +121,24 @@ describe('KeyRateLimiter with keys that have their own limit', () => {
     expect(admitted(instance, 'strict', strict)).toBe(true);
   });
 });
+
+describe('KeyRateLimiter across re-reads of the key', () => {
+  it('keeps a key’s bucket when its limit comes back as a new but equal object (the key cache is refilled after any database change)', () => {
+    let now = 0;
+    const instance = new KeyRateLimiter(null, () => now);
+    const admitted = (limit: { requestsPerSecond: number; burst: number }) => {
+      try {
+        instance.admit('k', limit);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(admitted({ requestsPerSecond: 0.01, burst: 1 })).toBe(true);
+    expect(admitted({ requestsPerSecond: 0.01, burst: 1 })).toBe(false);
+    expect(admitted({ requestsPerSecond: 0.01, burst: 1 })).toBe(false);
+    // A changed limit starts afresh.
+    expect(admitted({ requestsPerSecond: 0.01, burst: 2 })).toBe(true);
+    now += 1;
+  });
+});
