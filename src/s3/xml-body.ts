@@ -257,21 +257,29 @@ export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: 
   const reader = new XmlBodyReader(shape);
   const kept: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > maxBytes) throw xmlBodyTooLarge(maxBytes);
-    if (options.keepBytes) kept.push(buffer);
-    // A slot while parsing what arrived, never while waiting for more: a sender that trickles its
-    // body (or stops) must not hold up everyone else's XML requests.
-    await readSlots.acquire();
-    try {
-      await parseChunk(reader, buffer);
-    } finally {
-      readSlots.release();
+  try {
+    for await (const chunk of body) {
+      const buffer = chunk as Buffer;
+      size += buffer.length;
+      if (size > maxBytes) throw xmlBodyTooLarge(maxBytes);
+      if (options.keepBytes) {
+        keptBytes.take(buffer.length);
+        kept.push(buffer);
+      }
+      // A slot while parsing what arrived, never while waiting for more: a sender that trickles its
+      // body (or stops) must not hold up everyone else's XML requests.
+      await readSlots.acquire();
+      try {
+        await parseChunk(reader, buffer);
+      } finally {
+        readSlots.release();
+      }
     }
+    return { document: reader.end(), bytes: options.keepBytes ? Buffer.concat(kept) : null };
+  } finally {
+    // The caller gets its own copy (Buffer.concat), so the chunks are no longer held for it.
+    keptBytes.give(kept.reduce((total, buffer) => total + buffer.length, 0));
   }
-  return { document: reader.end(), bytes: options.keepBytes ? Buffer.concat(kept) : null };
 }
 
 async function parseChunk(reader: XmlBodyReader, buffer: Buffer): Promise<void> {
@@ -307,6 +315,31 @@ class Slots {
 }
 
 const readSlots = new Slots(CONCURRENT_READS);
+
+/**
+ * Bytes of XML bodies kept whole (CompleteMultipartUpload, forwarded as signed) by the whole
+ * process. No slot is held while a body arrives, so without this bound many slow senders could
+ * each park up to MAX_XML_BODY_BYTES in memory; past it, a body is refused with SlowDown.
+ */
+export const MAX_KEPT_XML_BYTES = 64 * 1024 * 1024;
+
+class ByteBudget {
+  private used = 0;
+  constructor(private readonly limit: number) {}
+
+  take(bytes: number): void {
+    if (this.used + bytes > this.limit) {
+      throw new S3Error('SlowDown', 'The gateway is reading too many large XML bodies at once; retry shortly.', { headers: { 'retry-after': '1' } });
+    }
+    this.used += bytes;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
+
+const keptBytes = new ByteBudget(MAX_KEPT_XML_BYTES);
 
 /** Reads a whole body held in memory (tests, small documents). */
 export function parseXmlBody(text: string, shape: XmlBodyShape): XmlBody {

@@ -4,11 +4,12 @@
  * characters XML cannot carry, unexpected elements. Well-formed documents keep their values
  * byte-exact, however the body is split into chunks.
  */
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { S3Error } from '../../src/errors.js';
 import { DELETE_REQUEST_SHAPE } from '../../src/s3/delete-objects.js';
-import { MAX_XML_BODY_BYTES, parseXmlBody as parseShaped, readXmlBody, XmlBodyReader, type XmlBody } from '../../src/s3/xml-body.js';
+import { MAX_KEPT_XML_BYTES, MAX_XML_BODY_BYTES, parseXmlBody as parseShaped, readXmlBody, XmlBodyReader, type XmlBody } from '../../src/s3/xml-body.js';
+import { COMPLETE_MULTIPART_SHAPE } from '../../src/s3/complete-multipart.js';
 
 /** The <Delete> shape, returned in the form the assertions below compare. */
 function parseXmlBody(text: string): { Delete: { Object: Array<Record<string, string>> } & Record<string, unknown> } {
@@ -155,5 +156,35 @@ describe('parseXmlBody', () => {
     expect(() => {
       for (let i = 0; i < 17; i++) reader.write(Buffer.alloc(1024, 'k'));
     }).toThrow(/longer than 16384/);
+  });
+});
+
+describe('bodies kept whole (CompleteMultipartUpload) while their senders trickle', () => {
+  it('refuses one more with SlowDown once MAX_KEPT_XML_BYTES are parked, and takes them again once those end', async () => {
+    // Valid so far, and nearly 2 MB: parts separated by whitespace runs under the run limit.
+    const part = `<Part><PartNumber>1</PartNumber><ETag>"e"</ETag></Part>${' '.repeat(8000)}`;
+    const opening = Buffer.from(`<CompleteMultipartUpload>${part.repeat(240)}`);
+    const perBody = opening.length;
+    const fit = Math.floor(MAX_KEPT_XML_BYTES / perBody);
+    const streams = Array.from({ length: fit }, () => new PassThrough());
+    const reads = streams.map((stream) =>
+      readXmlBody(stream, COMPLETE_MULTIPART_SHAPE, { keepBytes: true }).then(
+        () => 'read',
+        (error: { code?: string }) => error.code ?? 'error',
+      ),
+    );
+    for (const stream of streams) stream.write(opening);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const extra = new PassThrough();
+    const refused = readXmlBody(extra, COMPLETE_MULTIPART_SHAPE, { keepBytes: true }).catch((error: { code?: string }) => error.code);
+    extra.write(opening);
+    expect(await refused).toBe('SlowDown');
+    for (const stream of streams) stream.end('</CompleteMultipartUpload>');
+    expect(new Set(await Promise.all(reads))).toEqual(new Set(['read']));
+    // The budget was given back: the same body is read again.
+    const again = new PassThrough();
+    const read = readXmlBody(again, COMPLETE_MULTIPART_SHAPE, { keepBytes: true });
+    again.end(Buffer.concat([opening, Buffer.from('</CompleteMultipartUpload>')]));
+    expect((await read).bytes!.length).toBe(perBody + '</CompleteMultipartUpload>'.length);
   });
 });

@@ -302,7 +302,8 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
   ] as const) {
     app.post(`/keys/:id/${action}`, async (c) => {
       await readForm(c, []);
-      const key = findKey(c.req.param('id')) === null ? null : store.keys.setDisabled(c.req.param('id'), disabled);
+      const id = c.req.param('id');
+      const key = isAccessKeyId(id) ? store.keys.setDisabled(id, disabled) : null;
       if (key === null) return notFound(c, `No access key "${c.req.param('id')}"; it may have been revoked.`);
       c.get('session').notices.push(disabled ? `Key ${key.name} is disabled: its next request is refused.` : `Key ${key.name} is enabled again.`);
       return c.redirect(`/keys/${key.accessKeyId}`, 303);
