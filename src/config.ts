@@ -20,6 +20,8 @@ export interface DefaultUpstream extends UpstreamCredentials {
 
 export interface Config {
   dataDir: string;
+  /** KEYGATE_DATABASE_URL: a shared PostgreSQL key store, or null for SQLite in dataDir. */
+  databaseUrl: string | null;
   host: string;
   port: number;
   adminHost: string;
@@ -141,6 +143,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   return {
     dataDir: path.resolve(get('KEYGATE_DATA_DIR') ?? './data'),
+    databaseUrl: parseOptional(get('KEYGATE_DATABASE_URL'), (value) => parseDatabaseUrl('KEYGATE_DATABASE_URL', value)),
     host: get('KEYGATE_HOST') ?? '0.0.0.0',
     port,
     adminHost: get('KEYGATE_ADMIN_HOST') ?? '127.0.0.1',
@@ -232,6 +235,42 @@ function parsePort(variable: string, value: string): number {
     throw new ConfigError(variable, `"${value}" is not a TCP port; use a number from 0 to 65535.`);
   }
   return port;
+}
+
+function parseOptional<T>(value: string | undefined, parse: (value: string) => T): T | null {
+  return value === undefined ? null : parse(value);
+}
+
+/**
+ * A PostgreSQL connection URL, e.g. postgres://keygate:secret@db:5432/keygate?sslmode=require.
+ * Messages show it without its password.
+ */
+export function parseDatabaseUrl(variable: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(variable, 'is not a URL; use e.g. "postgres://keygate:<password>@db.internal:5432/keygate".');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(variable, `must start with postgres:// (a PostgreSQL server); "${redactDatabaseUrl(value)}" does not.`);
+  }
+  if (url.hostname === '' && !url.searchParams.has('host')) {
+    throw new ConfigError(variable, `"${redactDatabaseUrl(value)}" names no server; use e.g. "postgres://keygate:<password>@db.internal:5432/keygate".`);
+  }
+  return value;
+}
+
+/** The URL as it may be shown in logs and messages: any password replaced by "***". */
+export function redactDatabaseUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password !== '') url.password = '***';
+    if (url.searchParams.has('password')) url.searchParams.set('password', '***');
+    return url.href;
+  } catch {
+    return '(an unparsable URL)';
+  }
 }
 
 function parseUrl(variable: string, value: string): URL {

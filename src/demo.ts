@@ -13,7 +13,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } fr
 import { loadConfig } from './config.js';
 import { boto3Snippet, environmentBlock } from './keys/snippets.js';
 import { ListenError, startServer } from './server.js';
-import { openStore } from './store/db.js';
+import { openStore } from './store/open.js';
 
 const BUCKETS = ['demo-bucket', 'private-bucket'];
 /** Around the boto3 snippet, so a reader (or a test) finds where it begins and ends. */
@@ -65,12 +65,12 @@ async function runDemo(workDir: string): Promise<void> {
     // The access log goes to a file, not between the lines printed below.
     KEYGATE_ACCESS_LOG: path.join(workDir, 'access.log'),
   });
-  const store = openStore(config);
+  const store = await openStore(config);
   let server;
   try {
     server = await startServer(config, { store, announce: () => undefined });
   } catch (error) {
-    store.close();
+    await store.close();
     const closed = upstreamServer.close();
     upstreamServer.httpServer?.closeAllConnections();
     await closed;
@@ -82,8 +82,8 @@ async function runDemo(workDir: string): Promise<void> {
     throw error;
   }
 
-  const writer = store.keys.create({ name: 'demo-writer', bucket: 'demo-bucket', preset: 'read-write' });
-  const admin = store.keys.create({ name: 'demo-workspace', permissions: ['read', 'write', 'delete'] });
+  const writer = await store.keys.create({ name: 'demo-writer', bucket: 'demo-bucket', preset: 'read-write' });
+  const admin = await store.keys.create({ name: 'demo-workspace', permissions: ['read', 'write', 'delete'] });
 
   const client = (key: { accessKeyId: string; secretAccessKey: string }) =>
     new S3Client({
@@ -150,7 +150,7 @@ async function runDemo(workDir: string): Promise<void> {
 
   const shutdown = async () => {
     await server.close();
-    store.close();
+    await store.close();
     const closed = upstreamServer.close();
     upstreamServer.httpServer?.closeAllConnections();
     await closed;

@@ -17,7 +17,7 @@ import { presignUrl } from './sigv4/sign.js';
 import { computeSigningKey, hmacSha256 } from './sigv4/signing-key.js';
 import { uriEncode } from './sigv4/uri-encoding.js';
 import { AWS4_HMAC_SHA256, MAX_PRESIGN_EXPIRES_SECONDS } from './sigv4/types.js';
-import type { KeyRepository } from './store/keys.js';
+import type { KeyStore } from './store/store.js';
 import { parseExpiresIn } from './keys/validate.js';
 
 export const PRESIGN_METHODS = ['GET', 'PUT', 'HEAD', 'DELETE'] as const;
@@ -71,7 +71,7 @@ export interface PresignedPost {
  * `fields.key` is `<prefix>${filename}` (the uploaded file's name), which the page may replace with
  * any key under the prefix.
  */
-export function issuePresignedPost(keys: KeyRepository, config: Config, input: PresignPostInput, now: Date = new Date()): PresignedPost {
+export async function issuePresignedPost(keys: KeyStore, config: Config, input: PresignPostInput, now: Date = new Date()): Promise<PresignedPost> {
   const seconds = presignLifetime(input.expiresIn);
   const maxSize = input.maxSize === undefined ? null : parseByteSize(input.maxSize);
   const match = /^s3:\/\/([^/]+)(?:\/(.*))?$/s.exec(input.target);
@@ -81,7 +81,7 @@ export function issuePresignedPost(keys: KeyRepository, config: Config, input: P
   assertBucketName(bucket, input.target);
   if (Buffer.byteLength(prefix) > MAX_KEY_BYTES) throw new PresignError(`The key prefix is longer than ${MAX_KEY_BYTES} bytes.`);
 
-  const key = usableKey(keys, input.accessKeyId, now);
+  const key = await usableKey(keys, input.accessKeyId, now);
   try {
     authorize(key, describeOperation('PostObject', { bucket, key: prefix, query: [] }, {}), now);
   } catch (error) {
@@ -128,7 +128,7 @@ function parseByteSize(value: string | number): number {
   return bytes;
 }
 
-export function issuePresignedUrl(keys: KeyRepository, config: Config, input: PresignInput, now: Date = new Date()): PresignedUrl {
+export async function issuePresignedUrl(keys: KeyStore, config: Config, input: PresignInput, now: Date = new Date()): Promise<PresignedUrl> {
   const method = (input.method ?? 'GET').toUpperCase();
   if (!(PRESIGN_METHODS as readonly string[]).includes(method)) {
     throw new PresignError(`Method "${input.method}" cannot be presigned; use one of ${PRESIGN_METHODS.join(', ')}, or POST for a browser upload form.`);
@@ -136,7 +136,7 @@ export function issuePresignedUrl(keys: KeyRepository, config: Config, input: Pr
   const seconds = presignLifetime(input.expiresIn);
   const { bucket, key: objectKey } = parseTarget(input.target);
 
-  const key = usableKey(keys, input.accessKeyId, now);
+  const key = await usableKey(keys, input.accessKeyId, now);
 
   const encodedPath = `/${bucket}/${uriEncode(objectKey, true)}`;
   try {
@@ -165,8 +165,8 @@ export function issuePresignedUrl(keys: KeyRepository, config: Config, input: Pr
 }
 
 /** The stored key with its secret; PresignError when it does not exist or has expired. */
-function usableKey(keys: KeyRepository, accessKeyId: string, now: Date): AccessKeyWithSecret {
-  const key = keys.findWithSecret(accessKeyId);
+async function usableKey(keys: KeyStore, accessKeyId: string, now: Date): Promise<AccessKeyWithSecret> {
+  const key = await keys.findWithSecret(accessKeyId);
   if (!key) throw new PresignError(`No access key ${accessKeyId}; see \`keygate keys list\`.`, 'not_found');
   if (isDisabled(key))
     throw new PresignError(`The access key ${key.accessKeyId} is disabled; enable it first (keygate keys enable ${key.accessKeyId}).`, 'denied');

@@ -14,7 +14,7 @@ import { attachExpectContinue, createS3Listener, type S3RequestRecord } from './
 import { openAccessLog } from './observability/access-log.js';
 import { createGatewayMetrics } from './observability/metrics.js';
 import { KeyRateLimiter } from './observability/rate-limit.js';
-import { openStore, type Store } from './store/db.js';
+import { openStore, type Store } from './store/open.js';
 import { UpstreamForwarder } from './upstream/forward.js';
 import { UpstreamResolver } from './upstream/resolver.js';
 import { RunpodVolumeApi } from './upstream/runpod-volumes.js';
@@ -37,7 +37,15 @@ export interface RunningServer {
 
 export async function startServer(config: Config, options: StartServerOptions = {}): Promise<RunningServer> {
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
-  const store = options.store ?? openStore(config);
+  const store = options.store ?? (await openStore(config));
+  // Read before the listeners start: from then on nothing waits until the handlers are attached.
+  let registeredBuckets: number;
+  try {
+    registeredBuckets = (await store.buckets.list()).length;
+  } catch (error) {
+    if (!options.store) await store.close();
+    throw error;
+  }
   // Both listeners are bound before anything is generated or announced: a start that fails (port
   // taken, bad host) must not have used up the one showing of a newly generated admin token.
   const adminServer = createServer();
@@ -58,13 +66,13 @@ export async function startServer(config: Config, options: StartServerOptions = 
     await listen(s3Server, config.host, config.port, 'KEYGATE_HOST / KEYGATE_PORT');
   } catch (error) {
     await Promise.all([closeServer(adminServer), closeServer(s3Server)]);
-    if (!options.store) store.close();
+    if (!options.store) await store.close();
     throw error;
   }
   // From here on nothing waits: the handlers are attached before any connection is read.
   try {
     const adminToken = prepareAdminToken(config, { announce });
-    const metrics = createGatewayMetrics({ countKeys: () => store.keys.list().length });
+    const metrics = createGatewayMetrics({ countKeys: () => store.keys.count(), storeListening: () => store.listening() });
     // One pool of keep-alive connections per upstream origin, for every request of this server.
     const forwarder = new UpstreamForwarder(config.upstreamTimeouts);
     const runpodRest = RunpodVolumeApi.fromConfig(config);
@@ -123,7 +131,8 @@ export async function startServer(config: Config, options: StartServerOptions = 
         ? `public URL ${config.publicUrl} (the default: clients on other hosts or behind a proxy need KEYGATE_PUBLIC_URL)\n`
         : `public URL ${config.publicUrl}\n`,
     );
-    for (const warning of configurationWarnings(config, store)) announce(`warning: ${warning}\n`);
+    announce(`key store: ${store.kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'} at ${store.location}\n`);
+    for (const warning of configurationWarnings(config, registeredBuckets)) announce(`warning: ${warning}\n`);
     return {
       adminUrl,
       s3Url,
@@ -131,20 +140,20 @@ export async function startServer(config: Config, options: StartServerOptions = 
         await Promise.all([closeServer(adminServer), closeServer(s3Server)]);
         await forwarder.close();
         await accessLog?.close();
-        if (!options.store) store.close();
+        if (!options.store) await store.close();
       },
     };
   } catch (error) {
     await Promise.all([closeServer(adminServer), closeServer(s3Server)]);
-    if (!options.store) store.close();
+    if (!options.store) await store.close();
     throw error;
   }
 }
 
 /** Configuration that starts but cannot serve what an operator probably expects. */
-function configurationWarnings(config: Config, store: Store): string[] {
+function configurationWarnings(config: Config, registeredBuckets: number): string[] {
   const warnings: string[] = [];
-  const routes = config.defaultUpstream !== null || config.runpodCredentials !== null || config.runpodApiKey !== null || store.buckets.list().length > 0;
+  const routes = config.defaultUpstream !== null || config.runpodCredentials !== null || config.runpodApiKey !== null || registeredBuckets > 0;
   if (!routes) {
     warnings.push(
       'no upstream is configured: no default upstream (KEYGATE_UPSTREAM_ENDPOINT…), no RunPod credentials (RUNPOD_S3_ACCESS_KEY…), ' +

@@ -6,21 +6,21 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { issuePresignedPost, issuePresignedUrl, PresignError } from '../src/presign.js';
 import { parseAddress } from '../src/s3/address.js';
 import { classify } from '../src/s3/classify.js';
-import { openStore, type Store } from '../src/store/db.js';
+import { openStore, type Store } from '../src/store/open.js';
 import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs } from './helpers/keygate-cli.js';
 
 const dirs = makeTempDirs();
 const stores: Store[] = [];
-afterEach(() => {
-  for (const store of stores.splice(0)) store.close();
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
   dirs.cleanup();
 });
 
-function setUp() {
+async function setUp() {
   const config = configFor(dirs.make(), { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_PUBLIC_URL: 'https://s3.example.com' });
-  const store = openStore(config);
+  const store = await openStore(config);
   stores.push(store);
-  const key = store.keys.create({ name: 'mine', bucket: 'mine-bucket', preset: 'read-write' });
+  const key = await store.keys.create({ name: 'mine', bucket: 'mine-bucket', preset: 'read-write' });
   return { config, store, key };
 }
 
@@ -34,21 +34,25 @@ describe('presigned URL targets', () => {
     ['s3://mine-bucket', /object address/],
     ['https://mine-bucket/own.txt', /object address/],
     [`s3://mine-bucket/${'k'.repeat(1025)}`, /longer than 1024 bytes/],
-  ])('refuses %s', (target, message) => {
-    const { config, store, key } = setUp();
-    expect(() => issuePresignedUrl(store.keys, config, { accessKeyId: key.accessKeyId, target })).toThrow(PresignError);
-    expect(() => issuePresignedUrl(store.keys, config, { accessKeyId: key.accessKeyId, target })).toThrow(message);
+  ])('refuses %s', async (target, message) => {
+    const { config, store, key } = await setUp();
+    await expect(issuePresignedUrl(store.keys, config, { accessKeyId: key.accessKeyId, target })).rejects.toThrow(PresignError);
+    await expect(issuePresignedUrl(store.keys, config, { accessKeyId: key.accessKeyId, target })).rejects.toThrow(message);
   });
 
-  it('issues a URL that performs exactly the operation asked for, on that object', () => {
-    const { config, store, key } = setUp();
+  it('issues a URL that performs exactly the operation asked for, on that object', async () => {
+    const { config, store, key } = await setUp();
     for (const [method, operation] of [
       ['GET', 'GetObject'],
       ['PUT', 'PutObject'],
       ['HEAD', 'HeadObject'],
     ] as const) {
       // A key that contains "?" and "#" stays one key: they are percent-encoded in the path.
-      const { url } = issuePresignedUrl(store.keys, config, { accessKeyId: key.accessKeyId, target: 's3://mine-bucket/dir/own.txt?list-type=2#x', method });
+      const { url } = await issuePresignedUrl(store.keys, config, {
+        accessKeyId: key.accessKeyId,
+        target: 's3://mine-bucket/dir/own.txt?list-type=2#x',
+        method,
+      });
       const parsed = new URL(url);
       const query = parsed.search
         .slice(1)
@@ -62,12 +66,12 @@ describe('presigned URL targets', () => {
     }
   });
 
-  it('refuses POST forms for targets that are not a bucket and key prefix', () => {
-    const { config, store, key } = setUp();
+  it('refuses POST forms for targets that are not a bucket and key prefix', async () => {
+    const { config, store, key } = await setUp();
     for (const target of ['s3://mine-bucket?x/', 's3://UPPER/', 'mine-bucket/']) {
-      expect(() => issuePresignedPost(store.keys, config, { accessKeyId: key.accessKeyId, target }), target).toThrow(PresignError);
+      await expect(issuePresignedPost(store.keys, config, { accessKeyId: key.accessKeyId, target }), target).rejects.toThrow(PresignError);
     }
-    const form = issuePresignedPost(store.keys, config, { accessKeyId: key.accessKeyId, target: 's3://mine-bucket/uploads/' });
+    const form = await issuePresignedPost(store.keys, config, { accessKeyId: key.accessKeyId, target: 's3://mine-bucket/uploads/' });
     expect(form.url).toBe('https://s3.example.com/mine-bucket');
     expect(form.fields.key).toBe('uploads/${filename}');
   });

@@ -1,5 +1,5 @@
 /** The JSON shapes of a registered bucket and of its CORS rules, shared by the CLI's --json output and the admin API. */
-import type { BucketRecord } from '../store/buckets.js';
+import type { BucketRecord } from '../store/store.js';
 import type { CorsRule } from './cors.js';
 
 /** The record with its date as an ISO string. */

@@ -32,7 +32,7 @@
 import type { Config } from '../config.js';
 import { S3Error, type S3ErrorCode } from '../errors.js';
 import { logToStderr, type Logger } from '../observability/log.js';
-import type { BucketRecord, BucketRepository } from '../store/buckets.js';
+import type { BucketRecord, BucketStore } from '../store/store.js';
 import { readUpstreamBody, type UpstreamForwarder } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import { isDatacenterId, knownDatacenters, normalizeDatacenter } from '../upstream/runpod-datacenters.js';
@@ -96,7 +96,7 @@ export interface CreateRunpodBucketInput {
 export interface BucketLifecycleDeps {
   config: Pick<Config, 'runpodCredentials' | 'runpodEndpoints' | 'runpodVolumeSizeGb' | 'runpodDefaultDatacenter' | 'runpodAllowVolumeDelete'>;
   /** The bucket registry (store.buckets). */
-  registry: Pick<BucketRepository, 'get' | 'add' | 'remove' | 'list'>;
+  registry: Pick<BucketStore, 'get' | 'add' | 'remove' | 'list'>;
   /** RunPod's REST API (RunpodVolumeApi.fromConfig); null without RUNPOD_API_KEY: nothing can be created or deleted. */
   rest: RunpodVolumeRest | null;
   /** Routes a registered bucket, for the listings that check a bucket is empty before it is deleted. */
@@ -257,10 +257,10 @@ export class BucketLifecycle {
   }
 
   private async create(name: string, datacenter: string): Promise<BucketRecord> {
-    if (this.registry.get(name) !== null) {
+    if ((await this.registry.get(name)) !== null) {
       throw new BucketLifecycleError('BucketAlreadyOwnedByYou', `Bucket "${name}" already exists on this gateway.`);
     }
-    this.refuseRegisteredVolumeId(name);
+    await this.refuseRegisteredVolumeId(name);
     this.refuseIfHeld(name);
     this.refuseIfTooManyHolds();
     const rest = this.rest!;
@@ -279,7 +279,7 @@ export class BucketLifecycle {
     }
     let record: BucketRecord;
     try {
-      record = this.registry.add({ name, datacenter: reported, upstreamBucket: volume.id });
+      record = await this.registry.add({ name, datacenter: reported, upstreamBucket: volume.id });
     } catch (error) {
       throw this.registrationFailure(name, reported, volume.id, error);
     }
@@ -288,9 +288,9 @@ export class BucketLifecycle {
   }
 
   /** A name that is the volume id of a registered bucket: creating it would re-point that volume's other name. */
-  private refuseRegisteredVolumeId(name: string): void {
+  private async refuseRegisteredVolumeId(name: string): Promise<void> {
     const lower = name.toLowerCase();
-    const owner = this.registry.list().find((record) => record.upstreamBucket.toLowerCase() === lower);
+    const owner = (await this.registry.list()).find((record) => record.upstreamBucket.toLowerCase() === lower);
     if (owner === undefined) return;
     throw new BucketLifecycleError(
       'BucketAlreadyOwnedByYou',
@@ -503,7 +503,7 @@ export class BucketLifecycle {
   // Delete
 
   private async delete(name: string): Promise<void> {
-    const record = this.registry.get(name);
+    const record = await this.registry.get(name);
     if (record === null) {
       throw new BucketLifecycleError(
         'NoSuchBucket',
@@ -531,8 +531,7 @@ export class BucketLifecycle {
     }
     // Every other registration naming the volume, whatever its kind or endpoint: deleting is the riskier side.
     const volume = record.upstreamBucket.toLowerCase();
-    const sharing = this.registry
-      .list()
+    const sharing = (await this.registry.list())
       .filter((other) => other.name !== name && other.upstreamBucket.toLowerCase() === volume)
       .map((other) => `"${other.name}"`);
     if (sharing.length > 0) {
@@ -577,7 +576,7 @@ export class BucketLifecycle {
       });
     }
     try {
-      this.registry.remove(name);
+      await this.registry.remove(name);
     } catch (error) {
       this.log('error', 'RunPod volume deleted but its bucket not unregistered', { bucket: name, volumeId, error: String(error) });
       throw new BucketLifecycleError(

@@ -4,7 +4,7 @@
  * sync never overrides an operator's explicit routing.
  */
 import { loadConfig } from '../config.js';
-import { openStore } from '../store/db.js';
+import { openStore } from '../store/open.js';
 import { RunpodVolumeDiscovery } from '../upstream/runpod.js';
 import { expectPositionals, parseCommand } from './args.js';
 import { CommandFailure, EXIT_OK } from './errors.js';
@@ -24,22 +24,22 @@ export async function runBucketsSync(args: string[], io: CliIo): Promise<number>
   } catch (error) {
     throw new CommandFailure(`Could not list RunPod network volumes: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const store = openStore(config);
+  const store = await openStore(config);
   try {
     let added = 0;
     for (const volume of volumes) {
-      const existing = store.buckets.get(volume.id);
+      const existing = await store.buckets.get(volume.id);
       if (existing) {
         io.stdout(`kept   ${volume.id} (already registered)\n`);
         continue;
       }
-      store.buckets.add({ name: volume.id, datacenter: volume.datacenter });
+      await store.buckets.add({ name: volume.id, datacenter: volume.datacenter });
       added++;
       io.stdout(`added  ${volume.id} -> RunPod ${volume.datacenter}${volume.name ? ` (${volume.name})` : ''}\n`);
     }
     io.stdout(`${added} bucket${added === 1 ? '' : 's'} added, ${volumes.length - added} already registered.\n`);
     return EXIT_OK;
   } finally {
-    store.close();
+    await store.close();
   }
 }

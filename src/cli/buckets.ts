@@ -4,7 +4,7 @@ import { CorsDocumentError, parseCorsDocument, type CorsRule } from '../buckets/
 import { bucketToJson, corsToJson } from '../buckets/json.js';
 import { BucketValidationError } from '../buckets/validate.js';
 import type { Config } from '../config.js';
-import type { BucketRecord } from '../store/buckets.js';
+import type { BucketRecord } from '../store/store.js';
 import { expectPositionals, flag, parseCommand, stringOption } from './args.js';
 import { runBucketsSync } from './buckets-sync.js';
 import { CommandFailure, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
@@ -41,7 +41,7 @@ export async function runBuckets(args: string[], io: CliIo): Promise<number> {
   }
 }
 
-function addBucket(args: string[], io: CliIo): number {
+function addBucket(args: string[], io: CliIo): Promise<number> {
   const parsed = parseCommand(
     args,
     {
@@ -53,10 +53,10 @@ function addBucket(args: string[], io: CliIo): number {
     HELP,
   );
   const [name] = expectPositionals(parsed.positionals, ['NAME'], HELP) as [string];
-  return withStore(io, (store, config) => {
+  return withStore(io, async (store, config) => {
     let bucket: BucketRecord;
     try {
-      bucket = store.buckets.add({
+      bucket = await store.buckets.add({
         name,
         datacenter: stringOption(parsed, 'datacenter') ?? null,
         upstreamBucket: stringOption(parsed, 'upstream-bucket') ?? null,
@@ -77,11 +77,11 @@ function addBucket(args: string[], io: CliIo): number {
   });
 }
 
-function listBuckets(args: string[], io: CliIo): number {
+function listBuckets(args: string[], io: CliIo): Promise<number> {
   const parsed = parseCommand(args, { json: { type: 'boolean' } }, HELP);
   expectPositionals(parsed.positionals, [], HELP);
-  return withStore(io, (store) => {
-    const buckets = store.buckets.list();
+  return withStore(io, async (store) => {
+    const buckets = await store.buckets.list();
     if (flag(parsed, 'json')) {
       io.stdout(`${JSON.stringify(buckets.map(bucketToJson), null, 2)}\n`);
     } else if (buckets.length === 0) {
@@ -98,14 +98,14 @@ function listBuckets(args: string[], io: CliIo): number {
   });
 }
 
-function removeBucket(args: string[], io: CliIo): number {
+function removeBucket(args: string[], io: CliIo): Promise<number> {
   const parsed = parseCommand(args, {}, HELP);
   const [name] = expectPositionals(parsed.positionals, ['NAME'], HELP) as [string];
-  return withStore(io, (store) => {
-    if (!store.buckets.remove(name)) {
+  return withStore(io, async (store) => {
+    if (!(await store.buckets.remove(name))) {
       throw new CommandFailure(`Bucket ${name} is not registered; see the registered ones with: keygate buckets list`);
     }
-    const scopedKeys = store.keys.list({ bucket: name }).length;
+    const scopedKeys = (await store.keys.list({ bucket: name })).length;
     io.stdout(`Removed bucket ${name} from the registry; objects upstream are untouched.\n`);
     if (scopedKeys > 0) {
       io.stdout(
@@ -119,26 +119,26 @@ function removeBucket(args: string[], io: CliIo): number {
 
 const CORS_HELP = 'keygate buckets cors --help';
 
-function bucketCors(args: string[], io: CliIo): number {
+function bucketCors(args: string[], io: CliIo): Promise<number> {
   const parsed = parseCommand(args, { file: { type: 'string' }, clear: { type: 'boolean' }, json: { type: 'boolean' } }, CORS_HELP);
   const [name] = expectPositionals(parsed.positionals, ['NAME'], CORS_HELP) as [string];
   const file = stringOption(parsed, 'file');
   const clear = flag(parsed, 'clear');
   if (file !== undefined && clear) throw new UsageError('Give either --file or --clear, not both.', CORS_HELP);
   const rules = file === undefined ? undefined : readCorsFile(file);
-  return withStore(io, (store) => {
+  return withStore(io, async (store) => {
     const notRegistered = () => new CommandFailure(`Bucket ${name} is not registered; see the registered ones with: keygate buckets list`);
     if (clear) {
-      if (!store.buckets.setCors(name, null)) throw notRegistered();
+      if (!(await store.buckets.setCors(name, null))) throw notRegistered();
       io.stdout(`Removed the CORS rules of ${name}; browsers on other origins can no longer use it.\n`);
       return EXIT_OK;
     }
     if (rules !== undefined) {
-      if (!store.buckets.setCors(name, rules)) throw notRegistered();
+      if (!(await store.buckets.setCors(name, rules))) throw notRegistered();
       io.stdout(`Stored ${rules.length} CORS rule${rules.length === 1 ? '' : 's'} for ${name}.\n`);
       return EXIT_OK;
     }
-    const bucket = store.buckets.get(name);
+    const bucket = await store.buckets.get(name);
     if (!bucket) throw notRegistered();
     if (flag(parsed, 'json')) io.stdout(`${JSON.stringify(corsToJson(name, bucket.cors), null, 2)}\n`);
     else if (!bucket.cors || bucket.cors.length === 0) io.stdout(`${name} has no CORS rules. Set them with: keygate buckets cors ${name} --file rules.json\n`);

@@ -9,9 +9,23 @@ Usage:
   keygate presign ACCESS_KEY_ID s3://BUCKET/KEY [--method GET|PUT|HEAD|DELETE] [--expires-in 600]
   keygate presign ACCESS_KEY_ID s3://BUCKET/KEY-PREFIX --method POST [--max-size 25m] [--expires-in 600]
                                        a browser upload form (JSON: url, fields)
+  keygate store migrate --to postgres://… [--dry-run]
+                                       copy the SQLite store into a shared PostgreSQL store (keygate store --help)
 
 Configuration comes from KEYGATE_* environment variables; KEYGATE_DATA_DIR (default ./data)
-holds the database and keys, shared by the CLI and a running server.
+holds the database and keys, shared by the CLI and a running server. With KEYGATE_DATABASE_URL
+set, the CLI and every server use that PostgreSQL store instead.
+`;
+
+export const STORE_USAGE = `Usage:
+  keygate store migrate --to postgres://USER:PASSWORD@HOST:5432/DB [--dry-run]
+
+Copies the access keys and buckets (CORS rules included) of the SQLite store in
+KEYGATE_DATA_DIR into the PostgreSQL store at --to. Secrets are copied sealed: the
+PostgreSQL store uses this data dir's master key (KEYGATE_MASTER_KEY or master.key),
+and every instance on it must be given that same key. Safe to run again: rows already
+there are left alone, and rows that differ there are reported (exit status 1).
+--dry-run shows what would be copied and writes nothing.
 `;
 
 export const KEYS_USAGE = `Usage:
@@ -93,4 +107,5 @@ export const USAGE_BY_HELP_COMMAND: Readonly<Record<string, string>> = {
   'keygate buckets cors --help': CORS_USAGE,
   'keygate serve --help': SERVE_USAGE,
   'keygate presign --help': PRESIGN_USAGE,
+  'keygate store --help': STORE_USAGE,
 };

@@ -40,7 +40,7 @@ export async function runKeys(args: string[], io: CliIo): Promise<number> {
   }
 }
 
-function createKey(args: string[], io: CliIo): number {
+function createKey(args: string[], io: CliIo): Promise<number> {
   const help = 'keygate keys --help';
   const parsed = parseCommand(
     args,
@@ -63,10 +63,10 @@ function createKey(args: string[], io: CliIo): number {
   if (name === undefined) throw new UsageError('Missing --name; name the key after who or what uses it, e.g. --name ci-uploader.', help);
 
   const perm = stringOptions(parsed, 'perm');
-  return withStore(io, (store, config) => {
+  return withStore(io, async (store, config) => {
     let key: AccessKeyWithSecret;
     try {
-      key = store.keys.create({
+      key = await store.keys.create({
         name,
         bucket: stringOption(parsed, 'bucket') ?? null,
         // `--perm read,write` and `--perm read --perm write` both work.
@@ -88,18 +88,18 @@ function createKey(args: string[], io: CliIo): number {
     } else {
       io.stdout(describeCreatedKey(key, config));
     }
-    warnIfUnroutable(key.bucket, store.buckets.get.bind(store.buckets), config, io);
+    await warnIfUnroutable(key.bucket, (name) => store.buckets.get(name), config, io);
     return EXIT_OK;
   });
 }
 
-function listKeys(args: string[], io: CliIo): number {
+function listKeys(args: string[], io: CliIo): Promise<number> {
   const help = 'keygate keys --help';
   const parsed = parseCommand(args, { bucket: { type: 'string' }, json: { type: 'boolean' } }, help);
   expectPositionals(parsed.positionals, [], help);
   const bucket = stringOption(parsed, 'bucket');
-  return withStore(io, (store, config) => {
-    const keys = store.keys.list(bucket === undefined ? {} : { bucket });
+  return withStore(io, async (store, config) => {
+    const keys = await store.keys.list(bucket === undefined ? {} : { bucket });
     if (flag(parsed, 'json')) {
       io.stdout(
         `${JSON.stringify(
@@ -136,13 +136,13 @@ function listKeys(args: string[], io: CliIo): number {
   });
 }
 
-function showKey(args: string[], io: CliIo): number {
+function showKey(args: string[], io: CliIo): Promise<number> {
   const help = 'keygate keys --help';
   const parsed = parseCommand(args, { json: { type: 'boolean' } }, help);
   const [id] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID'], help) as [string];
   assertAccessKeyId(id, help);
-  return withStore(io, (store, config) => {
-    const key = store.keys.get(id);
+  return withStore(io, async (store, config) => {
+    const key = await store.keys.get(id);
     if (!key) throw new CommandFailure(`No access key ${id}; see the existing ones with: keygate keys list`);
     if (flag(parsed, 'json')) {
       io.stdout(`${JSON.stringify(keyToJson(key, config), null, 2)}\n`);
@@ -173,13 +173,13 @@ function showKey(args: string[], io: CliIo): number {
 }
 
 /** `keys disable ID` / `keys enable ID`: the key is refused (or accepted again) from the server's next request on. */
-function setKeyDisabled(args: string[], io: CliIo, disabled: boolean): number {
+function setKeyDisabled(args: string[], io: CliIo, disabled: boolean): Promise<number> {
   const help = 'keygate keys --help';
   const parsed = parseCommand(args, {}, help);
   const [id] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID'], help) as [string];
   assertAccessKeyId(id, help);
-  return withStore(io, (store) => {
-    const key = store.keys.setDisabled(id, disabled);
+  return withStore(io, async (store) => {
+    const key = await store.keys.setDisabled(id, disabled);
     if (!key) throw new CommandFailure(`No access key ${id}; see the existing ones with: keygate keys list`);
     io.stdout(
       disabled
@@ -190,14 +190,14 @@ function setKeyDisabled(args: string[], io: CliIo, disabled: boolean): number {
   });
 }
 
-function deleteKey(args: string[], io: CliIo): number {
+function deleteKey(args: string[], io: CliIo): Promise<number> {
   const help = 'keygate keys --help';
   const parsed = parseCommand(args, {}, help);
   const [id] = expectPositionals(parsed.positionals, ['ACCESS_KEY_ID'], help) as [string];
   assertAccessKeyId(id, help);
-  return withStore(io, (store) => {
-    const key = store.keys.get(id);
-    if (!key || !store.keys.delete(id)) throw new CommandFailure(`No access key ${id}; see the existing ones with: keygate keys list`);
+  return withStore(io, async (store) => {
+    const key = await store.keys.get(id);
+    if (!key || !(await store.keys.delete(id))) throw new CommandFailure(`No access key ${id}; see the existing ones with: keygate keys list`);
     io.stdout(`Deleted access key ${id} (${key.name}). Requests signed with it are refused from now on.\n`);
     return EXIT_OK;
   });
@@ -226,8 +226,8 @@ function describeCreatedKey(key: AccessKeyWithSecret, config: Config): string {
 }
 
 /** A heads-up (stderr) when the server would not know where a bucket key's bucket lives. */
-function warnIfUnroutable(bucket: string | null, getBucket: (name: string) => unknown, config: Config, io: CliIo): void {
-  if (bucket === null || getBucket(bucket) !== null) return;
+async function warnIfUnroutable(bucket: string | null, getBucket: (name: string) => Promise<unknown>, config: Config, io: CliIo): Promise<void> {
+  if (bucket === null || (await getBucket(bucket)) !== null) return;
   if (config.defaultUpstream !== null || config.runpodApiKey !== null) return;
   io.stderr(
     `Note: bucket ${bucket} is not registered and neither KEYGATE_UPSTREAM_ENDPOINT nor RUNPOD_API_KEY is set; ` +

@@ -16,14 +16,14 @@ export async function runPresign(args: string[], io: CliIo): Promise<number> {
   const maxSize = stringOption(parsed, 'max-size');
   const isPost = method?.toUpperCase() === 'POST';
   if (maxSize !== undefined && !isPost) throw new UsageError('--max-size only applies to --method POST (browser form uploads).', HELP);
-  return withStore(io, (store, config) => {
+  return withStore(io, async (store, config) => {
     try {
       if (isPost) {
-        const form = issuePresignedPost(store.keys, config, { accessKeyId, target, maxSize, expiresIn: stringOption(parsed, 'expires-in') });
+        const form = await issuePresignedPost(store.keys, config, { accessKeyId, target, maxSize, expiresIn: stringOption(parsed, 'expires-in') });
         io.stdout(`${JSON.stringify({ url: form.url, fields: form.fields, expiresAt: form.expiresAt.toISOString() }, null, 2)}\n`);
         return EXIT_OK;
       }
-      const presigned = issuePresignedUrl(store.keys, config, { accessKeyId, target, method, expiresIn: stringOption(parsed, 'expires-in') });
+      const presigned = await issuePresignedUrl(store.keys, config, { accessKeyId, target, method, expiresIn: stringOption(parsed, 'expires-in') });
       io.stdout(`${presigned.url}\n`);
       return EXIT_OK;
     } catch (error) {

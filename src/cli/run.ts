@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config.js';
 import { SealError } from '../crypto/seal.js';
+import { StoreUnavailableError } from '../store/store.js';
 import { DataDirError } from '../data-dir.js';
 import { ListenError } from '../server.js';
 import { runBuckets } from './buckets.js';
@@ -15,6 +16,7 @@ import { processIo, type CliIo } from './io.js';
 import { runKeys } from './keys.js';
 import { runPresign } from './presign.js';
 import { runServe } from './serve.js';
+import { runStore } from './store-migrate.js';
 
 /** The package version; package.json sits two levels above both src/cli/ and dist/cli/. */
 function packageVersion(): string {
@@ -41,6 +43,8 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
       return runBuckets(rest, io);
     case 'presign':
       return runPresign(rest, io);
+    case 'store':
+      return runStore(rest, io);
     case 'help':
     case '--help':
     case '-h':
@@ -54,7 +58,7 @@ async function dispatch(argv: string[], io: CliIo): Promise<number> {
       io.stderr(MAIN_USAGE);
       return EXIT_USAGE;
     default:
-      throw new UsageError(`Unknown command "${command}"; use serve, keys, buckets or presign.`);
+      throw new UsageError(`Unknown command "${command}"; use serve, keys, buckets, presign or store.`);
   }
 }
 
@@ -71,7 +75,13 @@ function report(error: unknown, io: CliIo): number {
     io.stderr(`keygate: configuration error: ${error.message}\n`);
     return EXIT_CONFIG;
   }
-  if (error instanceof CommandFailure || error instanceof DataDirError || error instanceof ListenError || error instanceof SealError) {
+  if (
+    error instanceof CommandFailure ||
+    error instanceof DataDirError ||
+    error instanceof ListenError ||
+    error instanceof SealError ||
+    error instanceof StoreUnavailableError
+  ) {
     io.stderr(`keygate: ${error.message}\n`);
     return EXIT_FAILURE;
   }

@@ -14,7 +14,7 @@ import { BucketValidationError, type AddBucketInput } from '../buckets/validate.
 import { isAccessKeyId } from '../crypto/keygen.js';
 import { createdKeyToJson, keyToJson } from '../keys/json.js';
 import { KeyValidationError, type CreateKeyInput } from '../keys/validate.js';
-import type { Store } from '../store/db.js';
+import type { Store } from '../store/store.js';
 import { verifierForToken, type AdminTokenVerifier } from './admin-token.js';
 import { ADMIN_OPENAPI } from './openapi.js';
 import { createDashboard, type DashboardDeps } from './dashboard/app.js';
@@ -97,18 +97,18 @@ function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
   app.post('/v1/keys', async (c) => {
     // Field types are checked by the key rules themselves (validateKeyInput), which the CLI shares.
     const body = (await readJsonObject(c, KEY_FIELDS)) as unknown as CreateKeyInput;
-    const key = store.keys.create(body);
+    const key = await store.keys.create(body);
     return c.json(createdKeyToJson(key, config), 201);
   });
 
-  app.get('/v1/keys', (c) => {
+  app.get('/v1/keys', async (c) => {
     const bucket = c.req.query('bucket');
-    return c.json(store.keys.list(bucket === undefined ? {} : { bucket }).map((key) => keyToJson(key, config)));
+    return c.json((await store.keys.list(bucket === undefined ? {} : { bucket })).map((key) => keyToJson(key, config)));
   });
 
-  app.get('/v1/keys/:id', (c) => {
+  app.get('/v1/keys/:id', async (c) => {
     const id = c.req.param('id');
-    const key = isAccessKeyId(id) ? store.keys.get(id) : null;
+    const key = isAccessKeyId(id) ? await store.keys.get(id) : null;
     return key ? c.json(keyToJson(key, config)) : keyNotFound(c, id);
   });
 
@@ -116,13 +116,13 @@ function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
     const id = c.req.param('id');
     const body = await readJsonObject(c, KEY_UPDATE_FIELDS);
     if (typeof body.disabled !== 'boolean') throw new InvalidRequest('Send {"disabled": true} to disable the key or {"disabled": false} to enable it.');
-    const key = isAccessKeyId(id) ? store.keys.setDisabled(id, body.disabled) : null;
+    const key = isAccessKeyId(id) ? await store.keys.setDisabled(id, body.disabled) : null;
     return key ? c.json(keyToJson(key, config)) : keyNotFound(c, id);
   });
 
-  app.delete('/v1/keys/:id', (c) => {
+  app.delete('/v1/keys/:id', async (c) => {
     const id = c.req.param('id');
-    return isAccessKeyId(id) && store.keys.delete(id) ? c.body(null, 204) : keyNotFound(c, id);
+    return isAccessKeyId(id) && (await store.keys.delete(id)) ? c.body(null, 204) : keyNotFound(c, id);
   });
 
   app.post('/v1/presign', async (c) => {
@@ -139,30 +139,30 @@ function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
     }
     if (method?.toUpperCase() === 'POST') {
       // A browser form (POST Object policy) rather than a URL: the same shape plus its fields.
-      const form = issuePresignedPost(store.keys, config, { accessKeyId, target, maxSize, expiresIn });
+      const form = await issuePresignedPost(store.keys, config, { accessKeyId, target, maxSize, expiresIn });
       return c.json({ url: form.url, method: 'POST', fields: form.fields, expiresAt: form.expiresAt.toISOString() });
     }
     if (maxSize !== undefined) throw new InvalidRequest('maxSize only applies to method "POST" (browser form uploads).');
-    const presigned = issuePresignedUrl(store.keys, config, { accessKeyId, target, method, expiresIn });
+    const presigned = await issuePresignedUrl(store.keys, config, { accessKeyId, target, method, expiresIn });
     return c.json({ url: presigned.url, method: presigned.method, expiresAt: presigned.expiresAt.toISOString() });
   });
 
   app.post('/v1/buckets', async (c) => {
     // Field types are checked by validateAddBucketInput, shared with the CLI.
     const body = (await readJsonObject(c, BUCKET_FIELDS)) as unknown as AddBucketInput;
-    return c.json(bucketToJson(store.buckets.add(body)), 201);
+    return c.json(bucketToJson(await store.buckets.add(body)), 201);
   });
 
-  app.get('/v1/buckets', (c) => c.json(store.buckets.list().map(bucketToJson)));
+  app.get('/v1/buckets', async (c) => c.json((await store.buckets.list()).map(bucketToJson)));
 
-  app.delete('/v1/buckets/:name', (c) => {
+  app.delete('/v1/buckets/:name', async (c) => {
     const name = c.req.param('name');
-    return store.buckets.remove(name) ? c.body(null, 204) : bucketNotFound(c, name);
+    return (await store.buckets.remove(name)) ? c.body(null, 204) : bucketNotFound(c, name);
   });
 
-  app.get('/v1/buckets/:name/cors', (c) => {
+  app.get('/v1/buckets/:name/cors', async (c) => {
     const name = c.req.param('name');
-    const bucket = store.buckets.get(name);
+    const bucket = await store.buckets.get(name);
     return bucket ? c.json(corsToJson(name, bucket.cors)) : bucketNotFound(c, name);
   });
 
@@ -175,13 +175,13 @@ function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
       if (error instanceof CorsDocumentError) throw new InvalidRequest(error.message);
       throw error;
     }
-    const bucket = store.buckets.setCors(name, rules);
+    const bucket = await store.buckets.setCors(name, rules);
     return bucket ? c.json(corsToJson(name, bucket.cors)) : bucketNotFound(c, name);
   });
 
-  app.delete('/v1/buckets/:name/cors', (c) => {
+  app.delete('/v1/buckets/:name/cors', async (c) => {
     const name = c.req.param('name');
-    return store.buckets.setCors(name, null) ? c.body(null, 204) : bucketNotFound(c, name);
+    return (await store.buckets.setCors(name, null)) ? c.body(null, 204) : bucketNotFound(c, name);
   });
 
   app.notFound((c) => fail(c, 404, 'not_found', `No route ${c.req.method} ${c.req.path}; see GET /openapi.json.`));

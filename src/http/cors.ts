@@ -4,7 +4,6 @@
  * never reach the upstream; actual requests from an allowed origin get Access-Control-* headers on
  * whatever response follows, errors included, so browser code can read them.
  */
-import type { Freshness } from '../store/change-detector.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CORS_METHODS, type CorsRule } from '../buckets/cors.js';
 import { actualRequestHeaders, CORS_VARY, matchCorsRule, parseRequestHeaderList, preflightHeaders } from '../buckets/cors-match.js';
@@ -14,8 +13,8 @@ import { headerValue } from '../header-value.js';
 
 /** Where the rules come from: the bucket registry (store.buckets). */
 export interface CorsRuleSource {
-  /** Freshness 'request': as of the start of the latest S3 request (src/store/change-detector.ts). */
-  get(name: string, freshness?: Freshness): { cors: CorsRule[] | null } | null;
+  /** As of the request's start (src/store/store.ts). */
+  findForRouting(name: string): { readonly cors: readonly CorsRule[] | null } | null;
 }
 
 const NOT_ALLOWED =
@@ -40,7 +39,7 @@ export function answerPreflight(source: CorsRuleSource, req: IncomingMessage, re
     throw new S3Error('BadRequest', `Invalid Access-Control-Request-Method: ${requestMethod ?? 'null'}. Preflights name one of ${CORS_METHODS.join(', ')}.`);
   }
   const details = { Method: requestMethod, ResourceType: resourceType };
-  const rules = address.bucket === null ? null : (source.get(address.bucket, 'request')?.cors ?? null);
+  const rules = address.bucket === null ? null : (source.findForRouting(address.bucket)?.cors ?? null);
   if (rules === null || rules.length === 0) {
     throw new S3Error('AccessForbidden', NOT_ENABLED, { details, headers: { vary: CORS_VARY } });
   }
@@ -59,7 +58,7 @@ export function answerPreflight(source: CorsRuleSource, req: IncomingMessage, re
 export function applyCorsHeaders(source: CorsRuleSource, req: IncomingMessage, res: ServerResponse, bucket: string | null, method: string): void {
   const origin = headerValue(req.headers, 'origin');
   if (origin === undefined || origin === '' || bucket === null) return;
-  const rules = source.get(bucket, 'request')?.cors ?? null;
+  const rules = source.findForRouting(bucket)?.cors ?? null;
   if (rules === null || rules.length === 0) return;
   res.setHeader('vary', CORS_VARY);
   const match = matchCorsRule(rules, origin, method);

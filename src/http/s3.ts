@@ -30,8 +30,7 @@ import { checksumAlgorithmOfHeader } from '../sigv4/checksums.js';
 import { createPayloadVerifier, type PayloadVerifier } from '../sigv4/payload.js';
 import type { KeyLookup, VerifiedRequest } from '../sigv4/types.js';
 import { verifyRequest } from '../sigv4/verify.js';
-import type { Freshness } from '../store/change-detector.js';
-import type { Store } from '../store/db.js';
+import type { Store } from '../store/store.js';
 import type { UpstreamBody, UpstreamForwarder } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import { answerPreflight, applyCorsHeaders } from './cors.js';
@@ -154,8 +153,6 @@ class S3Pipeline {
 
   async handle(req: GatewayRequest, res: ServerResponse): Promise<void> {
     const { deps } = this;
-    // Before any lookup: keys and buckets deleted before this moment are gone for this request.
-    deps.store.beginRequest();
     const requestId = newRequestId();
     const record = deps.observe ? startRecord(deps.observe, requestId, req, res) : null;
     res.setHeader('x-amz-request-id', requestId);
@@ -168,6 +165,8 @@ class S3Pipeline {
     res.on('close', onClose);
     let request: AuthenticatedRequest | null = null;
     try {
+      // Before any lookup: keys and buckets deleted before this moment are gone for this request.
+      await deps.store.beginRequest();
       const method = (req.method ?? 'GET').toUpperCase();
       const address = parseAddress(req.url ?? '/', req.headers.host, deps.config.domain);
       resource = address.rawPath;
@@ -196,8 +195,10 @@ class S3Pipeline {
       if (req[EXPECTS_CONTINUE] && !res.headersSent) res.writeContinue();
       const body = await request.openBody(plan);
       const accessKeyId = request.accessKeyId;
-      const keyNow = () => {
-        const found = deps.store.keys.findForVerification(accessKeyId, 'now');
+      // For handlers that read a body before acting on it: the key as it is once the body arrived.
+      const keyNow = async () => {
+        await deps.store.beginRequest();
+        const found = deps.store.keys.findForVerification(accessKeyId);
         if (found === null) throw new S3Error('InvalidAccessKeyId', 'The access key was deleted while this request was being sent; nothing was done.');
         return found.key;
       };
@@ -252,7 +253,8 @@ class S3Pipeline {
     try {
       form = await authenticateForm(req, bucket, {
         // Read after the form's fields, which the sender may have dragged out: as of now, not as of the request's start.
-        lookup: this.keyLookup('now'),
+        refresh: () => this.deps.store.beginRequest(),
+        lookup: this.keyLookup(),
         regions: this.deps.config.acceptedRegions,
         fieldsDeadlineMs: this.deps.config.unauthenticatedTimeoutMs,
         signal,
@@ -260,8 +262,7 @@ class S3Pipeline {
     } finally {
       release();
     }
-    // Routing is looked up next: a bucket removed while the fields arrived must be gone for it too.
-    this.deps.store.beginRequest();
+    // Routing is looked up next, as of the refresh made once the fields arrived (see refresh above).
     const operation = describeOperation('PostObject', { bucket, key: form.objectKey, query: [] }, form.headers);
     // The form's fields are its headers; who sent it is still the request's User-Agent.
     operation.userAgent = req.headers['user-agent'];
@@ -302,7 +303,7 @@ class S3Pipeline {
       // Verified (its signature may cover it), then dropped: the operation takes no body.
       await consume(verifier);
       // The sender may have dragged that body out: lookups after it (a copy source's route) see every change made meanwhile.
-      this.deps.store.beginRequest();
+      await this.deps.store.beginRequest();
       return null;
     }
     return {
@@ -315,12 +316,11 @@ class S3Pipeline {
   }
 
   /**
-   * Access keys with their secrets, for signature checks. Freshness 'request' (as of this request's
-   * start) is for lookups made before anything is read from the client; after waiting on the
-   * client, look up as of 'now' (see src/store/change-detector.ts).
+   * Access keys with their secrets, for signature checks, as of the latest store.beginRequest():
+   * the request's start, or after waiting on the client when it awaited beginRequest() again.
    */
-  private keyLookup(freshness: Freshness = 'request'): KeyLookup<AccessKey> {
-    return (accessKeyId) => this.deps.store.keys.findForVerification(accessKeyId, freshness) ?? undefined;
+  private keyLookup(): KeyLookup<AccessKey> {
+    return (accessKeyId) => this.deps.store.keys.findForVerification(accessKeyId) ?? undefined;
   }
 }
 

@@ -14,7 +14,9 @@ export interface GatewayMetrics {
 
 export interface MetricsSources {
   /** Counts keys in the store at scrape time. */
-  countKeys(): number;
+  countKeys(): Promise<number>;
+  /** Whether the store's change listener is connected; null when the store has none (SQLite). */
+  storeListening(): boolean | null;
 }
 
 /** Seconds; from a fast HEAD to a multi-minute upload. */
@@ -60,12 +62,22 @@ export function createGatewayMetrics(sources: MetricsSources): GatewayMetrics {
     help: 'S3 requests refused with SlowDown by the per-key rate limit.',
     registers: [registry],
   });
+  if (sources.storeListening() !== null) {
+    new Gauge({
+      name: 'keygate_store_change_listener_up',
+      help: "1 while the PostgreSQL store's LISTEN connection is up, 0 while it reconnects (requests still check for changes either way).",
+      registers: [registry],
+      collect() {
+        this.set(sources.storeListening() ? 1 : 0);
+      },
+    });
+  }
   new Gauge({
     name: 'keygate_access_keys',
     help: 'Access keys in the store (including expired ones not yet deleted).',
     registers: [registry],
-    collect() {
-      this.set(sources.countKeys());
+    async collect() {
+      this.set(await sources.countKeys());
     },
   });
 

@@ -59,7 +59,7 @@ export interface OperationContext {
    * reading a body re-authorize with it, so a key deleted or disabled meanwhile does nothing.
    * Throws InvalidAccessKeyId when the key was deleted.
    */
-  keyNow: () => AccessKey;
+  keyNow: () => Promise<AccessKey>;
 }
 
 /** Largest small answer (Copy, Initiate, Complete) read whole: it may be an error inside a 200. */
@@ -264,7 +264,7 @@ async function completeMultipartUpload(deps: HandlerDeps, operation: S3Operation
   const { document, bytes } = await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes, keepBytes: true });
   completedParts(document);
   // The body may have taken long: complete only if the key may still do it now.
-  authorize(ctx.keyNow(), operation);
+  authorize(await ctx.keyNow(), operation);
   const forwarded: UpstreamBody = { ...body, stream: Readable.from([bytes!]), length: bytes!.length, trailerChecksum: null };
   return relay(deps, ctx, operation, forwardRequestFor(operation, target, ctx, { body: forwarded }));
 }
@@ -276,7 +276,7 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
   const request = deleteRequest((await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes })).document);
   const bucket = operation.bucket!;
   // The body may have taken long: judge the batch by the key as it is now.
-  const key = ctx.keyNow();
+  const key = await ctx.keyNow();
   authorize(key, operation);
   // Keys are scoped per bucket and every entry lies in this bucket, so one check authorizes the
   // whole batch, before anything is deleted: a forbidden batch deletes nothing.

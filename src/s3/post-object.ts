@@ -67,6 +67,12 @@ const NOT_HEADERS = new Set([
 ]);
 
 export interface PostFormOptions {
+  /**
+   * Brings the key store up to now (store.beginRequest): awaited once the fields arrived and before
+   * `lookup`, since the sender may have dragged them out and must not choose how old the data it is
+   * judged by is.
+   */
+  refresh: () => Promise<void> | null;
   lookup: KeyLookup<AccessKey>;
   /** Accepted credential-scope regions (config.acceptedRegions). */
   regions: string[];
@@ -104,6 +110,7 @@ export async function authenticateForm(req: IncomingMessage, bucket: string, opt
   };
   try {
     const head = await form.head;
+    await options.refresh();
     const accepted = acceptFields(options, bucket, head.fields, head.file?.filename ?? '');
     if (head.file === null) {
       throw new S3Error('InvalidArgument', 'POST requires exactly one file upload per request: add a field named "file" as the last field of the form.', {

@@ -1,35 +1,24 @@
 /**
- * The operator's bucket registry: which public bucket name maps to which upstream (a RunPod
- * datacenter, or an explicit endpoint and region, or the default upstream when neither is set).
+ * The operator's bucket registry in the SQLite store: which public bucket name maps to which
+ * upstream (a RunPod datacenter, or an explicit endpoint and region, or the default upstream when
+ * neither is set).
  */
 import { asc, eq, sql } from 'drizzle-orm';
-import { corsRulesProblem, type CorsRule } from '../buckets/cors.js';
+import { corsRulesProblem } from '../buckets/cors.js';
 import { BucketValidationError, validateAddBucketInput, type AddBucketInput } from '../buckets/validate.js';
 import { ChangeDetector, FreshnessCache, type Freshness } from './change-detector.js';
 import type { KeygateDatabase } from './db.js';
-import { buckets, type BucketRow } from './schema.js';
-
-export type { AddBucketInput } from '../buckets/validate.js';
-export type { CorsRule } from '../buckets/cors.js';
-export { BucketValidationError } from '../buckets/validate.js';
-
-export interface BucketRecord {
-  name: string;
-  datacenter: string | null;
-  endpoint: string | null;
-  region: string | null;
-  upstreamBucket: string;
-  cors: CorsRule[] | null;
-  createdAt: Date;
-}
+import { corsJsonOf, frozenRecord, toBucketRecord } from './rows.js';
+import { buckets } from './schema.js';
+import type { BucketRecord, BucketStore, CorsRule } from './store.js';
 
 /** Registered buckets whose rows are kept for request routing (oldest dropped first). */
 const MAX_CACHED_BUCKETS = 4096;
 
-export class BucketRepository {
+export class BucketRepository implements BucketStore {
   private readonly findByName;
   private readonly changes: ChangeDetector;
-  /** name -> row, valid only while the database is unchanged (see get). */
+  /** name -> row, valid only while the database is unchanged (see findForRouting). */
   private readonly recordCache: FreshnessCache<BucketRecord>;
 
   constructor(private readonly db: KeygateDatabase) {
@@ -42,8 +31,7 @@ export class BucketRepository {
     this.recordCache = new FreshnessCache(this.changes, MAX_CACHED_BUCKETS);
   }
 
-  /** Registers a bucket. Throws BucketValidationError for invalid input, or with problem 'conflict' if it exists. */
-  add(input: AddBucketInput, now: Date = new Date()): BucketRecord {
+  async add(input: AddBucketInput, now: Date = new Date()): Promise<BucketRecord> {
     const spec = validateAddBucketInput(input);
     const result = this.db
       .insert(buckets)
@@ -51,26 +39,45 @@ export class BucketRepository {
       .onConflictDoNothing()
       .run();
     this.changes.noteLocalWrite();
-    if (result.changes === 0) {
-      throw new BucketValidationError(
-        `Bucket "${spec.name}" is already registered; remove it first (keygate buckets remove ${spec.name}) to change where it points.`,
-        'conflict',
-      );
-    }
+    if (result.changes === 0) throw bucketConflict(spec.name);
     return { ...spec, cors: null, createdAt: now };
   }
 
-  list(): BucketRecord[] {
-    return this.db.select().from(buckets).orderBy(asc(buckets.name)).all().map(toBucketRecord);
+  async list(): Promise<BucketRecord[]> {
+    return this.listNow();
+  }
+
+  async get(name: string): Promise<BucketRecord | null> {
+    const row = this.findByName.get({ name });
+    return row ? toBucketRecord(row) : null;
+  }
+
+  async remove(name: string): Promise<boolean> {
+    const removed = this.db.delete(buckets).where(eq(buckets.name, name)).run().changes > 0;
+    this.changes.noteLocalWrite();
+    return removed;
+  }
+
+  async setCors(name: string, rules: CorsRule[] | null): Promise<BucketRecord | null> {
+    if (rules !== null) {
+      const problem = corsRulesProblem(rules);
+      if (problem) throw new BucketValidationError(problem);
+    }
+    const result = this.db
+      .update(buckets)
+      .set({ corsJson: corsJsonOf(rules) })
+      .where(eq(buckets.name, name))
+      .run();
+    this.changes.noteLocalWrite();
+    return result.changes > 0 ? this.get(name) : null;
   }
 
   /**
-   * The bucket, as of this moment: a bucket removed or changed by any process is seen on the very
-   * next call. The row is reused only while SQLite's data_version shows no commit by another
-   * connection and this repository wrote nothing since it was read (see change-detector.ts).
-   * The record returned is shared with later lookups: read it, never change it.
+   * A bucket removed or changed by any process is seen on the very next request: the row is reused
+   * only while SQLite's data_version shows no commit by another connection and this repository
+   * wrote nothing since it was read (see change-detector.ts).
    */
-  get(name: string, freshness: Freshness = 'now'): Readonly<BucketRecord> | null {
+  findForRouting(name: string, freshness: Freshness = 'request'): Readonly<BucketRecord> | null {
     return this.recordCache.get(
       name,
       () => {
@@ -81,58 +88,20 @@ export class BucketRepository {
     );
   }
 
-  /** Unregisters a bucket; keys scoped to it stay (re-adding the bucket makes them usable again). */
-  remove(name: string): boolean {
-    const removed = this.db.delete(buckets).where(eq(buckets.name, name)).run().changes > 0;
-    this.changes.noteLocalWrite();
-    return removed;
+  /** Read afresh: SQLite answers a small table faster than a cache could be kept right. */
+  listForRouting(): readonly Readonly<BucketRecord>[] {
+    return this.listNow();
   }
 
-  /** Replaces the bucket's CORS rules (null clears them). Returns the updated record, or null if the bucket is not registered. */
-  setCors(name: string, rules: CorsRule[] | null): BucketRecord | null {
-    if (rules !== null) {
-      const problem = corsRulesProblem(rules);
-      if (problem) throw new BucketValidationError(problem);
-    }
-    const result = this.db
-      .update(buckets)
-      .set({ corsJson: rules === null ? null : JSON.stringify(rules) })
-      .where(eq(buckets.name, name))
-      .run();
-    this.changes.noteLocalWrite();
-    return result.changes > 0 ? this.get(name) : null;
+  private listNow(): BucketRecord[] {
+    return this.db.select().from(buckets).orderBy(asc(buckets.name)).all().map(toBucketRecord);
   }
 }
 
-/** Shared by every request routed to the bucket: frozen, so no caller can change what the next one sees. */
-function frozenRecord(record: BucketRecord): BucketRecord {
-  for (const rule of record.cors ?? []) {
-    for (const list of Object.values(rule)) if (Array.isArray(list)) Object.freeze(list);
-    Object.freeze(rule);
-  }
-  if (record.cors) Object.freeze(record.cors);
-  return Object.freeze(record);
-}
-
-function toBucketRecord(row: BucketRow): BucketRecord {
-  return {
-    name: row.name,
-    datacenter: row.datacenter,
-    endpoint: row.endpoint,
-    region: row.region,
-    upstreamBucket: row.upstreamBucket,
-    cors: parseCors(row.corsJson),
-    createdAt: row.createdAt,
-  };
-}
-
-/** A hand-edited, unparsable cors_json reads as "no CORS rules": failing closed denies cross-origin access. */
-function parseCors(json: string | null): CorsRule[] | null {
-  if (json === null) return null;
-  try {
-    const rules: unknown = JSON.parse(json);
-    return corsRulesProblem(rules) === null ? (rules as CorsRule[]) : null;
-  } catch {
-    return null;
-  }
+/** Both stores refuse a second registration of a name with the same words. */
+export function bucketConflict(name: string): BucketValidationError {
+  return new BucketValidationError(
+    `Bucket "${name}" is already registered; remove it first (keygate buckets remove ${name}) to change where it points.`,
+    'conflict',
+  );
 }

@@ -1,5 +1,5 @@
 /**
- * Opens the keygate database `<dataDir>/keygate.db` and applies pending migrations. The CLI and the
+ * Opens the SQLite key store `<dataDir>/keygate.db` (the default) and applies pending migrations. The CLI and the
  * server open the same file concurrently: WAL lets readers proceed during writes, busy_timeout makes
  * writers wait for each other instead of failing, and every key lookup reads the database afresh so
  * a revocation by any process counts on the very next request.
@@ -11,50 +11,63 @@ import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { eq } from 'drizzle-orm';
-import { ConfigError, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import { deriveKey, loadMasterKey, masterKeyPath } from '../crypto/master-key.js';
-import { SealError, sealSecret, unsealSecret } from '../crypto/seal.js';
 import { ensureDataDir, explainAccessError } from '../data-dir.js';
 import { BucketRepository } from './buckets.js';
 import { ChangeDetector } from './change-detector.js';
 import { KeyRepository } from './keys.js';
+import { MASTER_KEY_CHECK, masterKeyCheckValue, verifyMasterKeyCheck } from './master-key-check.js';
 import * as schema from './schema.js';
+import type { Store } from './store.js';
 
 export const DATABASE_FILE = 'keygate.db';
 const BUSY_TIMEOUT_MS = 5000;
-/** Sealed under the master key at first open; lets a wrong key fail loudly at start instead of on every request. */
-const MASTER_KEY_CHECK = 'master_key_check';
-const MASTER_KEY_CHECK_AAD = 'keygate:master-key-check';
 
 /** The drizzle handle; `$client` is the underlying connection (the repositories' change detectors read it). */
 export type KeygateDatabase = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
-
-export interface Store {
-  keys: KeyRepository;
-  buckets: BucketRepository;
-  /**
-   * An S3 request starts: its lookups with freshness 'request' see every commit made before now,
-   * at the cost of one data_version read for all of them (see change-detector.ts).
-   */
-  beginRequest(): void;
-  /** A key derived from the master key for `purpose` (see crypto/master-key.ts deriveKey). */
-  deriveKey(purpose: string): Buffer;
-  close(): void;
-}
 
 export function databasePath(dataDir: string): string {
   return path.join(dataDir, DATABASE_FILE);
 }
 
-export function openStore(config: Config): Store {
+export function openSqliteStore(config: Config): Store {
+  const { db, masterKey, file } = openSqliteDatabase(config);
+  const sqlite = db.$client;
+  const changes = ChangeDetector.of(sqlite);
+  return {
+    kind: 'sqlite',
+    location: file,
+    keys: new KeyRepository(db, masterKey, config.keyTag),
+    buckets: new BucketRepository(db),
+    beginRequest: () => {
+      changes.beginRequest();
+      return null;
+    },
+    listening: () => null,
+    deriveKey: (purpose) => deriveKey(masterKey, purpose),
+    close: async () => {
+      if (sqlite.open) sqlite.close();
+    },
+  };
+}
+
+/** The migrated database and its verified master key, for the store and for `keygate store migrate`. */
+export interface SqliteDatabase {
+  db: KeygateDatabase;
+  masterKey: Buffer;
+  file: string;
+}
+
+export function openSqliteDatabase(config: Config): SqliteDatabase {
   try {
-    return openStoreIn(config);
+    return openDatabaseIn(config);
   } catch (error) {
     throw explainAccessError(config.dataDir, error);
   }
 }
 
-function openStoreIn(config: Config): Store {
+function openDatabaseIn(config: Config): SqliteDatabase {
   ensureDataDir(config.dataDir);
   const file = databasePath(config.dataDir);
   warnIfDatabaseLost(config.dataDir, file);
@@ -69,17 +82,7 @@ function openStoreIn(config: Config): Store {
     sqlite.pragma('foreign_keys = ON');
     const db = drizzle(sqlite, { schema });
     applyMigrations(db);
-    const masterKey = verifiedMasterKey(db, config, file);
-    const changes = ChangeDetector.of(sqlite);
-    return {
-      keys: new KeyRepository(db, masterKey, config.keyTag),
-      buckets: new BucketRepository(db),
-      beginRequest: () => changes.beginRequest(),
-      deriveKey: (purpose) => deriveKey(masterKey, purpose),
-      close: () => {
-        if (sqlite.open) sqlite.close();
-      },
-    };
+    return { db, masterKey: verifiedMasterKey(db, config, file), file };
   } catch (error) {
     sqlite.close();
     throw error;
@@ -114,15 +117,18 @@ function createPrivateFile(file: string): void {
   }
 }
 
-/** Finds migrations/ by walking up from this module, so it works from src/ (tsx) and dist/ alike. */
-export function migrationsFolder(): string {
+/**
+ * Finds migrations/<dialect> by walking up from this module, so it works from src/ (tsx) and dist/
+ * alike.
+ */
+export function migrationsFolder(dialect: 'sqlite' | 'postgres' = 'sqlite'): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let depth = 0; depth < 5; depth++) {
-    const candidate = path.join(dir, 'migrations');
+    const candidate = path.join(dir, 'migrations', dialect);
     if (existsSync(path.join(candidate, 'meta', '_journal.json'))) return candidate;
     dir = path.dirname(dir);
   }
-  throw new Error('keygate cannot find its migrations/ folder; reinstall the package (it ships migrations/ next to dist/).');
+  throw new Error(`keygate cannot find its migrations/${dialect}/ folder; reinstall the package (it ships migrations/ next to dist/).`);
 }
 
 function applyMigrations(db: KeygateDatabase): void {
@@ -142,20 +148,16 @@ function verifiedMasterKey(db: KeygateDatabase, config: Config, file: string): B
   let check = readCheck();
   const masterKey = loadMasterKey(config, { allowGenerate: check === undefined });
   if (check === undefined) {
-    const sealed = sealSecret(masterKey, MASTER_KEY_CHECK_AAD, 'keygate');
-    db.insert(schema.meta).values({ name: MASTER_KEY_CHECK, value: sealed }).onConflictDoNothing().run();
+    db.insert(schema.meta)
+      .values({ name: MASTER_KEY_CHECK, value: masterKeyCheckValue(masterKey) })
+      .onConflictDoNothing()
+      .run();
     // Another process may have won the insert with a different key; verify whatever is stored now.
     check = readCheck()!;
   }
-  try {
-    unsealSecret(masterKey, MASTER_KEY_CHECK_AAD, check);
-  } catch (error) {
-    if (!(error instanceof SealError)) throw error;
-    throw new ConfigError(
-      'KEYGATE_MASTER_KEY',
-      `does not match the key that sealed the secrets in ${file}; set KEYGATE_MASTER_KEY to the original key ` +
-        `(or unset it and restore ${masterKeyPath(config.dataDir)}).`,
-    );
-  }
+  verifyMasterKeyCheck(masterKey, check, {
+    store: file,
+    fix: `set KEYGATE_MASTER_KEY to the original key (or unset it and restore ${masterKeyPath(config.dataDir)})`,
+  });
   return masterKey;
 }

@@ -1,6 +1,7 @@
 /**
- * The database schema (drizzle, SQLite). Migrations in /migrations are generated from this file
- * with `npm run db:generate`; never edit applied migrations, add new ones.
+ * The database schema (drizzle, SQLite). Migrations in /migrations/sqlite are generated from this
+ * file with `npm run db:generate`; never edit applied migrations, add new ones. The PostgreSQL
+ * schema (postgres/schema.ts) mirrors this one: change both together.
  *
  * Timestamps are stored as integer milliseconds since the epoch. Secrets are stored only sealed
  * (src/crypto/seal.ts); the master key lives outside the database.

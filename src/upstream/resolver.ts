@@ -2,7 +2,6 @@
  * Bucket -> upstream routing. Order: the operator's bucket registry, then the default upstream
  * (KEYGATE_UPSTREAM_*), then RunPod volume discovery (a bucket named like a network volume id).
  */
-import type { Freshness } from '../store/change-detector.js';
 import type { Config, UpstreamCredentials } from '../config.js';
 import { S3Error } from '../errors.js';
 import { readUpstreamBody, type UpstreamForwarder } from './forward.js';
@@ -28,10 +27,10 @@ export interface BucketRecordLike {
   createdAt: Date;
 }
 
+/** The bucket registry as the request path reads it: as of the request's start (src/store/store.ts). */
 export interface BucketRegistry {
-  /** Freshness 'request': as of the start of the latest S3 request (src/store/change-detector.ts). */
-  get(name: string, freshness?: Freshness): BucketRecordLike | null;
-  list(): BucketRecordLike[];
+  findForRouting(name: string): BucketRecordLike | null;
+  listForRouting(): readonly BucketRecordLike[];
 }
 
 export interface UpstreamResolverDeps {
@@ -81,7 +80,7 @@ export class UpstreamResolver {
   /** The upstream of a bucket, or null when no route knows it. Throws S3Error on misconfiguration. */
   async resolve(bucket: string): Promise<UpstreamTarget | null> {
     // Routing is looked up for the S3 request being served (plan.ts).
-    const record = this.registry.get(bucket, 'request');
+    const record = this.registry.findForRouting(bucket);
     if (record) return this.targetForRecord(record);
 
     if (this.config.defaultUpstream) return this.defaultUpstreamTarget(bucket);
@@ -118,7 +117,7 @@ export class UpstreamResolver {
     const add = (bucket: ListedBucket) => {
       if (!byName.has(bucket.name)) byName.set(bucket.name, bucket);
     };
-    const registered = this.registry.list();
+    const registered = this.registry.listForRouting();
     for (const record of registered) add({ name: record.name, createdAt: record.createdAt });
 
     if (this.discovery) {

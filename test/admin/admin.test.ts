@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Hono } from 'hono';
 import { ADMIN_BODY_LIMIT_BYTES, createAdminApp } from '../../src/http/admin.js';
 import { ADMIN_OPENAPI } from '../../src/http/openapi.js';
-import { openStore, type Store } from '../../src/store/db.js';
+import { openStore, type Store } from '../../src/store/open.js';
 import { startServer } from '../../src/server.js';
 import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs } from '../helpers/keygate-cli.js';
 import { CREATED_KEY_FIELDS, KEY_FIELDS } from '../helpers/key-shapes.js';
@@ -15,13 +15,13 @@ const dirs = makeTempDirs();
 let store: Store;
 let app: Hono;
 
-beforeEach(() => {
+beforeEach(async () => {
   const config = configFor(dirs.make(), { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_PUBLIC_URL: PUBLIC_URL, KEYGATE_REGION: 'eu-test-1' });
-  store = openStore(config);
+  store = await openStore(config);
   app = createAdminApp({ config, store, adminToken: TOKEN });
 });
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   dirs.cleanup();
 });
 
@@ -69,7 +69,7 @@ describe('authentication', () => {
       expect(response.json).toEqual(UNAUTHORIZED);
       expect(response.headers.get('www-authenticate')).toBe('Bearer');
     }
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
   });
 
   it('accepts the right token (scheme is case-insensitive)', async () => {
@@ -95,7 +95,7 @@ describe('keys', () => {
     const created = Date.parse(response.json.createdAt);
     expect(Date.parse(response.json.expiresAt) - created).toBe(30 * 86_400_000);
     // The store agrees, secret included.
-    expect(store.keys.findWithSecret(response.json.accessKeyId)?.secretAccessKey).toBe(response.json.secretAccessKey);
+    expect((await store.keys.findWithSecret(response.json.accessKeyId))?.secretAccessKey).toBe(response.json.secretAccessKey);
   });
 
   it('limits a key to networks, and refuses malformed ones', async () => {
@@ -116,7 +116,7 @@ describe('keys', () => {
     expect(limited.status).toBe(201);
     expect(limited.json.rateLimit).toEqual({ requestsPerSecond: 2, burst: 5 });
     expect((await call('GET', `/v1/keys/${limited.json.accessKeyId}`)).json.rateLimit).toEqual({ requestsPerSecond: 2, burst: 5 });
-    expect(store.keys.get(limited.json.accessKeyId)!.rateLimit).toEqual({ requestsPerSecond: 2, burst: 5 });
+    expect((await store.keys.get(limited.json.accessKeyId))!.rateLimit).toEqual({ requestsPerSecond: 2, burst: 5 });
     for (const body of [{ rateLimit: 'lots' }, { rateLimit: 0 }, { rateBurst: 3 }, { rateLimit: '1/s', rateBurst: 0 }]) {
       const refused = await call('POST', '/v1/keys', { body: { name: 'bad', permissions: ['read'], ...body } });
       expect(refused.status, JSON.stringify(body)).toBe(400);
@@ -152,7 +152,7 @@ describe('keys', () => {
     const deleted = await call('DELETE', `/v1/keys/${a.accessKeyId}`);
     expect(deleted.status).toBe(204);
     expect(deleted.text).toBe('');
-    expect(store.keys.findWithSecret(a.accessKeyId)).toBeNull();
+    expect(await store.keys.findWithSecret(a.accessKeyId)).toBeNull();
     expect((await call('GET', `/v1/keys/${a.accessKeyId}`)).status).toBe(404);
     const again = await call('DELETE', `/v1/keys/${a.accessKeyId}`);
     expect(again.status).toBe(404);
@@ -165,7 +165,7 @@ describe('keys', () => {
     const disabled = await call('PATCH', `/v1/keys/${key.accessKeyId}`, { body: { disabled: true } });
     expect(disabled.status).toBe(200);
     expect(disabled.json).toMatchObject({ accessKeyId: key.accessKeyId, disabled: true, disabledAt: expect.stringMatching(/^\d{4}-/) });
-    expect(store.keys.get(key.accessKeyId)!.disabledAt).not.toBeNull();
+    expect((await store.keys.get(key.accessKeyId))!.disabledAt).not.toBeNull();
     expect((await call('GET', `/v1/keys/${key.accessKeyId}`)).json.disabled).toBe(true);
     for (const body of [{}, { disabled: 'true' }, { disabled: 1 }, { disabled: null }, { disabled: true, name: 'x' }, []]) {
       const refused = await call('PATCH', `/v1/keys/${key.accessKeyId}`, { body });
@@ -207,7 +207,7 @@ describe('keys', () => {
     expect(response.status).toBe(400);
     expect(response.json.error).toBe('invalid_request');
     expect(response.json.detail).toMatch(detail);
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
   });
 
   it('rejects malformed JSON and empty bodies', async () => {
@@ -224,7 +224,7 @@ describe('keys', () => {
     const response = await call('POST', '/v1/keys', { body: big });
     expect(response.status).toBe(413);
     expect(response.json).toMatchObject({ error: 'payload_too_large' });
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
   });
 });
 
@@ -241,13 +241,13 @@ describe('buckets', () => {
 
     const list = await call('GET', '/v1/buckets');
     expect(list.json.map((b: { name: string }) => b.name)).toEqual(['abc123xyz9', 'minio-data']);
-    expect(store.buckets.get('minio-data')?.upstreamBucket).toBe('real');
+    expect((await store.buckets.get('minio-data'))?.upstreamBucket).toBe('real');
 
     expect((await call('DELETE', '/v1/buckets/minio-data')).status).toBe(204);
     const missing = await call('DELETE', '/v1/buckets/minio-data');
     expect(missing.status).toBe(404);
     expect(missing.json).toMatchObject({ error: 'not_found' });
-    expect(store.buckets.get('minio-data')).toBeNull();
+    expect(await store.buckets.get('minio-data')).toBeNull();
   });
 
   it('answers 409 for a bucket that is already registered', async () => {
@@ -255,7 +255,7 @@ describe('buckets', () => {
     const response = await call('POST', '/v1/buckets', { body: { name: 'my-data', datacenter: 'US-KS-2' } });
     expect(response.status).toBe(409);
     expect(response.json).toMatchObject({ error: 'conflict' });
-    expect(store.buckets.get('my-data')?.datacenter).toBe('EU-RO-1');
+    expect((await store.buckets.get('my-data'))?.datacenter).toBe('EU-RO-1');
   });
 
   it.each([
@@ -270,7 +270,7 @@ describe('buckets', () => {
     expect(response.status).toBe(400);
     expect(response.json.error).toBe('invalid_request');
     expect(response.json.detail).toMatch(detail);
-    expect(store.buckets.list()).toEqual([]);
+    expect(await store.buckets.list()).toEqual([]);
   });
 });
 

@@ -8,7 +8,7 @@ import type { Hono } from 'hono';
 import { createAdminApp } from '../../src/http/admin.js';
 import { SESSION_COOKIE } from '../../src/http/dashboard/app.js';
 import { ONE_TIME_VIEW_MS, SessionStore, csrfTokenMatches } from '../../src/http/dashboard/session.js';
-import { openStore, type Store } from '../../src/store/db.js';
+import { openStore, type Store } from '../../src/store/open.js';
 import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs } from '../helpers/keygate-cli.js';
 
 const TOKEN = 'admin-test-token-0123456789abcdef';
@@ -22,7 +22,7 @@ let clock: number;
 
 const unusedResolver = {
   resolve: async () => null,
-  listBuckets: async () => store.buckets.list().map((bucket) => ({ name: bucket.name, createdAt: bucket.createdAt })),
+  listBuckets: async () => (await store.buckets.list()).map((bucket) => ({ name: bucket.name, createdAt: bucket.createdAt })),
 };
 const unusedObjects = {
   list: async () => {
@@ -31,10 +31,10 @@ const unusedObjects = {
   delete: async () => {},
 };
 
-beforeEach(() => {
+beforeEach(async () => {
   clock = 1_000_000;
   const config = configFor(dirs.make(), { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX, KEYGATE_PUBLIC_URL: 'https://s3.example.test' });
-  store = openStore(config);
+  store = await openStore(config);
   app = createAdminApp({
     config,
     store,
@@ -42,8 +42,8 @@ beforeEach(() => {
     dashboard: { resolver: unusedResolver, objects: unusedObjects, lifecycle: null, idleTimeoutMs: IDLE_MS, now: () => clock },
   });
 });
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   dirs.cleanup();
 });
 
@@ -103,7 +103,7 @@ describe('sessions', () => {
     expect(forged.headers.get('location')).toBe('/signin?why=expired');
     const post = await send('POST', '/keys', { form: 'name=x&permissions=read' });
     expect(post.status).toBe(403);
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
   });
 
   it('ends a session after the idle timeout, and on sign-out', async () => {
@@ -122,7 +122,7 @@ describe('sessions', () => {
     expect((await send('GET', '/storage', { cookie: second.cookie })).status).toBe(303);
     expect((await send('POST', '/keys', { cookie: second.cookie, form: `name=x&permissions=read&_csrf=${second.csrf}` })).status).toBe(403);
     expect((await send('POST', '/keys', { cookie, form: `name=x&permissions=read&_csrf=${csrf}` })).status).toBe(403);
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
   });
 
   it('issues a new session at every sign-in (no fixation)', async () => {
@@ -222,9 +222,9 @@ describe('CSRF', () => {
     ]) {
       expect((await send('POST', '/keys', { cookie, form })).status, form).toBe(403);
     }
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
     expect((await send('POST', '/keys', { cookie, form: `name=a&permissions=read&_csrf=${csrf}` })).status).toBe(303);
-    expect(store.keys.list().map((key) => key.name)).toEqual(['a']);
+    expect((await store.keys.list()).map((key) => key.name)).toEqual(['a']);
   });
 
   it('refuses posts from another origin even with a valid token', async () => {
@@ -242,7 +242,7 @@ describe('CSRF', () => {
     }
     // Sign-in from another site is refused too (login CSRF).
     expect((await send('POST', '/signin', { form: `token=${TOKEN}`, headers: { origin: 'http://evil.test' } })).status).toBe(403);
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
   });
 
   it('accepts only URL-encoded forms with the fields the form has, within the size limit', async () => {
@@ -256,7 +256,7 @@ describe('CSRF', () => {
     expect((await send('POST', '/keys', { cookie, form: `name=a&permissions=read&bucket=&isAdmin=1&_csrf=${csrf}` })).status).toBe(400);
     const huge = await send('POST', '/keys', { cookie, form: `name=${'a'.repeat(70 * 1024)}&_csrf=${csrf}` });
     expect(huge.status).toBe(413);
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
   });
 
   it('answers a token of the right length in characters but not in bytes with 403, not a crash', async () => {
@@ -270,7 +270,7 @@ describe('CSRF', () => {
     const { cookie, csrf } = await signIn();
     const response = await send('POST', '/keys', { cookie, form: `name=a&permissions=read&_csrf=${csrf}`, headers: { origin: 'https://admin.test' } });
     expect(response.status).toBe(403);
-    expect(store.keys.list()).toEqual([]);
+    expect(await store.keys.list()).toEqual([]);
   });
 
   it('refuses fields a form does not have on every state change', async () => {
@@ -328,11 +328,11 @@ describe('pages', () => {
     const created = await send('POST', '/keys', { cookie, form: `name=ok&permissions=read&permissions=write&expiresIn=1d&_csrf=${csrf}` });
     const location = created.headers.get('location')!;
     const shown = await send('GET', location, { cookie });
-    const [key] = store.keys.list();
+    const [key] = await store.keys.list();
     expect(key).toMatchObject({ name: 'ok', permissions: ['read', 'write'] });
     const secret = /id="secret-access-key"[^>]*>\s*([^<\s]+)/.exec(shown.text)![1]!;
     expect(secret).toMatch(/^rs_sk_/);
-    expect(store.keys.findWithSecret(key!.accessKeyId)!.secretAccessKey).toBe(secret);
+    expect((await store.keys.findWithSecret(key!.accessKeyId))!.secretAccessKey).toBe(secret);
     const again = await send('GET', location, { cookie });
     expect(again.status).toBe(410);
     expect(again.text).not.toContain(secret);
@@ -379,22 +379,22 @@ describe('pages', () => {
 
   it('disables and enables a key from its page, through the store', async () => {
     const { cookie, csrf } = await signIn();
-    const created = store.keys.create({ name: 'pausable', permissions: ['read'] });
+    const created = await store.keys.create({ name: 'pausable', permissions: ['read'] });
     const before = await send('GET', `/keys/${created.accessKeyId}`, { cookie });
     expect(before.text).toContain('Disable this key');
     const disabled = await send('POST', `/keys/${created.accessKeyId}/disable`, { cookie, form: `_csrf=${csrf}` });
     expect(disabled.status).toBe(303);
-    expect(store.keys.get(created.accessKeyId)!.disabledAt).not.toBeNull();
+    expect((await store.keys.get(created.accessKeyId))!.disabledAt).not.toBeNull();
     const page = await send('GET', `/keys/${created.accessKeyId}`, { cookie });
     expect(page.text).toContain('is disabled: its next request is refused');
     expect(page.text).toMatch(/disabled since \d{4}-/);
     expect(page.text).toContain('Enable this key');
     expect((await send('GET', '/storage', { cookie })).text).toMatch(/disabled since/);
     expect((await send('POST', `/keys/${created.accessKeyId}/enable`, { cookie, form: `_csrf=${csrf}` })).status).toBe(303);
-    expect(store.keys.get(created.accessKeyId)!.disabledAt).toBeNull();
+    expect((await store.keys.get(created.accessKeyId))!.disabledAt).toBeNull();
     // Without the token nothing changes.
     expect((await send('POST', `/keys/${created.accessKeyId}/disable`, { cookie, form: '' })).status).toBe(403);
-    expect(store.keys.get(created.accessKeyId)!.disabledAt).toBeNull();
+    expect((await store.keys.get(created.accessKeyId))!.disabledAt).toBeNull();
     expect((await send('POST', '/keys/rs_ak_live_0000000000000000000000000000000000000000/disable', { cookie, form: `_csrf=${csrf}` })).status).toBe(404);
   });
 

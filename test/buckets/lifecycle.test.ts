@@ -15,7 +15,7 @@ import { classify, describeOperation, type S3Operation } from '../../src/s3/clas
 import { executeOperation, type HandlerDeps, type OperationContext } from '../../src/s3/handlers.js';
 import { planOperation } from '../../src/s3/plan.js';
 import { UploadIdBinding } from '../../src/s3/upload-ids.js';
-import { openStore, type Store } from '../../src/store/db.js';
+import { openStore, type Store } from '../../src/store/open.js';
 import { UpstreamForwarder, type ForwardRequest, type UpstreamResponse } from '../../src/upstream/forward.js';
 import { UpstreamResolver } from '../../src/upstream/resolver.js';
 import { RunpodVolumeApi } from '../../src/upstream/runpod-volumes.js';
@@ -51,8 +51,8 @@ beforeEach(() => {
   rest.volumes.clear();
   logged.entries.length = 0;
 });
-afterEach(() => {
-  for (const store of stores.splice(0)) store.close();
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
   dirs.cleanup();
 });
 
@@ -64,10 +64,10 @@ interface Setup {
   resolver: UpstreamResolver;
 }
 
-function setup(
+async function setup(
   env: Record<string, string> = {},
   options: { timeoutMs?: number; maxHolds?: number; forwarder?: Pick<UpstreamForwarder, 'forward'> } = {},
-): Setup {
+): Promise<Setup> {
   const config = configFor(dirs.make(), {
     KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX,
     RUNPOD_API_KEY: API_KEY,
@@ -77,7 +77,7 @@ function setup(
     RUNPOD_S3_SECRET_KEY: moto.secretAccessKey,
     ...env,
   });
-  const store = openStore(config);
+  const store = await openStore(config);
   stores.push(store);
   const resolver = new UpstreamResolver({ config, registry: store.buckets, forwarder, discovery: null, log: logged.log, runpodBucketLifecycle: true });
   const api =
@@ -114,14 +114,14 @@ const deletes = () => rest.calls.filter((call) => call.method === 'DELETE');
 
 describe('creating a bucket on RunPod', () => {
   it('creates a volume in the datacenter asked for and registers the name -> its id there, usable at once', async () => {
-    const { lifecycle, store, config } = setup();
+    const { lifecycle, store, config } = await setup();
     expect(lifecycle.canCreateOnRunpod).toBe(true);
     const record = await lifecycle.createRunpodBucket({ name: 'team-data', datacenter: 'eu-ro-1' });
     expect(posts()).toHaveLength(1);
     expect(posts()[0]!.body).toEqual({ name: 'team-data', size: config.runpodVolumeSizeGb, dataCenter: 'EU-RO-1' });
     const volumeId = [...rest.volumes.values()].find((volume) => volume.name === 'team-data')!.id;
     expect(record).toMatchObject({ name: 'team-data', datacenter: 'EU-RO-1', endpoint: null, region: null, upstreamBucket: volumeId });
-    expect(store.buckets.get('team-data')).toMatchObject({ datacenter: 'EU-RO-1', upstreamBucket: volumeId });
+    expect(await store.buckets.get('team-data')).toMatchObject({ datacenter: 'EU-RO-1', upstreamBucket: volumeId });
 
     // Routed to the volume's bucket on the datacenter's S3 on the very next lookup.
     const resolver = new UpstreamResolver({ config, registry: store.buckets, forwarder, discovery: null, log: logged.log });
@@ -140,7 +140,7 @@ describe('creating a bucket on RunPod', () => {
   });
 
   it('uses KEYGATE_RUNPOD_VOLUME_SIZE_GB, names dotted buckets with underscores, and the default datacenter when none is asked for', async () => {
-    const { lifecycle } = setup({ KEYGATE_RUNPOD_VOLUME_SIZE_GB: '50', KEYGATE_RUNPOD_DEFAULT_DATACENTER: 'us-ks-2' });
+    const { lifecycle } = await setup({ KEYGATE_RUNPOD_VOLUME_SIZE_GB: '50', KEYGATE_RUNPOD_DEFAULT_DATACENTER: 'us-ks-2' });
     await lifecycle.createRunpodBucket({ name: 'logs.example.com' });
     await lifecycle.createRunpodBucket({ name: 'other', datacenter: '  ' });
     expect(posts().map((call) => call.body)).toEqual([
@@ -162,14 +162,14 @@ describe('creating a bucket on RunPod', () => {
       // RunPod's volume names: letters, digits, `-`, `_` and spaces; never longer than the bucket name.
       expect(volumeName(name)).toMatch(/^[A-Za-z0-9_-]{3,63}$/);
     }
-    const { lifecycle } = setup();
+    const { lifecycle } = await setup();
     await lifecycle.createRunpodBucket({ name: 'team.data', datacenter: 'EU-RO-1' });
     await lifecycle.createRunpodBucket({ name: 'team-data', datacenter: 'EU-RO-1' });
     expect(posts().map((call) => (call.body as { name: string }).name)).toEqual(['team_data', 'team-data']);
   });
 
   it('refuses without a datacenter, or with one RunPod has no S3 in, listing the valid ones; RunPod is not asked', async () => {
-    const { lifecycle } = setup();
+    const { lifecycle } = await setup();
     const none = await refusal(lifecycle.createRunpodBucket({ name: 'no-dc' }), 'InvalidLocationConstraint', 400);
     expect(none.message).toMatch(/LocationConstraint.*--region EU-RO-1.*KEYGATE_RUNPOD_DEFAULT_DATACENTER.*EU-CZ-1, EU-RO-1/);
     const unknown = await refusal(lifecycle.createRunpodBucket({ name: 'moon', datacenter: 'MOON-1' }), 'InvalidLocationConstraint', 400);
@@ -183,7 +183,7 @@ describe('creating a bucket on RunPod', () => {
   it.each(['../x', 'Team-Data', 'a'.repeat(64), 'ab', '-start', 'a..b', '192.168.0.1', 'xn--bad', ''])(
     'refuses the bucket name %j before asking RunPod',
     async (name) => {
-      const { lifecycle } = setup({ KEYGATE_RUNPOD_DEFAULT_DATACENTER: 'EU-RO-1' });
+      const { lifecycle } = await setup({ KEYGATE_RUNPOD_DEFAULT_DATACENTER: 'EU-RO-1' });
       const error = await refusal(lifecycle.createRunpodBucket({ name }), 'InvalidBucketName', 400);
       expect(error.message).toMatch(/S3 bucket naming/);
       expect(rest.calls).toEqual([]);
@@ -191,14 +191,14 @@ describe('creating a bucket on RunPod', () => {
   );
 
   it('answers BucketAlreadyOwnedByYou for a registered name, without asking RunPod', async () => {
-    const { lifecycle, store } = setup();
-    store.buckets.add({ name: 'taken', datacenter: 'EU-RO-1', upstreamBucket: 'somevolume' });
+    const { lifecycle, store } = await setup();
+    await store.buckets.add({ name: 'taken', datacenter: 'EU-RO-1', upstreamBucket: 'somevolume' });
     await refusal(lifecycle.createRunpodBucket({ name: 'taken', datacenter: 'EU-RO-1' }), 'BucketAlreadyOwnedByYou', 409);
     expect(rest.calls).toEqual([]);
   });
 
   it('creates one volume when the same name is created many times at once', async () => {
-    const { lifecycle } = setup();
+    const { lifecycle } = await setup();
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => lifecycle.createRunpodBucket({ name: 'raced', datacenter: 'EU-RO-1' })));
     expect(posts()).toHaveLength(1);
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
@@ -208,22 +208,24 @@ describe('creating a bucket on RunPod', () => {
   });
 
   it('names the new volume when another process registered the name meanwhile', async () => {
-    const { lifecycle, store, config } = setup();
-    const otherProcess = openStore(config);
+    const { lifecycle, store, config } = await setup();
+    const otherProcess = await openStore(config);
     stores.push(otherProcess);
-    rest.onCreated = () => void otherProcess.buckets.add({ name: 'contested', datacenter: 'US-KS-2', upstreamBucket: 'theirs' });
+    rest.onCreated = async () => {
+      await otherProcess.buckets.add({ name: 'contested', datacenter: 'US-KS-2', upstreamBucket: 'theirs' });
+    };
     const error = await refusal(lifecycle.createRunpodBucket({ name: 'contested', datacenter: 'EU-RO-1' }), 'BucketAlreadyOwnedByYou', 409);
     const orphan = [...rest.volumes.values()].find((volume) => volume.name === 'contested')!.id;
     expect(error.volumeId).toBe(orphan);
     expect(error.message).toContain(`RunPod network volume ${orphan} (in EU-RO-1)`);
     expect(error.message).toMatch(/delete .* in the RunPod console|keygate buckets add <name> --datacenter EU-RO-1 --upstream-bucket/);
     // The other registration stands.
-    expect(store.buckets.get('contested')).toMatchObject({ datacenter: 'US-KS-2', upstreamBucket: 'theirs' });
+    expect(await store.buckets.get('contested')).toMatchObject({ datacenter: 'US-KS-2', upstreamBucket: 'theirs' });
     expect(logged.find('RunPod volume created but not registered')[0]?.fields).toMatchObject({ bucket: 'contested', volumeId: orphan });
   });
 
   it('names the new volume when registering it fails', async () => {
-    const { lifecycle, store } = setup();
+    const { lifecycle, store } = await setup();
     rest.onCreated = () => store.close();
     const error = await refusal(lifecycle.createRunpodBucket({ name: 'lost', datacenter: 'EU-RO-1' }), 'InternalError', 500);
     const orphan = [...rest.volumes.values()].find((volume) => volume.name === 'lost')!.id;
@@ -263,7 +265,7 @@ describe('creating a bucket on RunPod', () => {
       ],
       ['a rate limit (429)', { status: 429, json: {}, headers: { 'retry-after': '12' } }, 'SlowDown', 503, /nothing was created\. Retry in 12 s/],
     ])('%s', async (_what, answer, code, status, message) => {
-      const { lifecycle } = setup();
+      const { lifecycle } = await setup();
       rest.failNext('POST', answer);
       const error = await refusal(lifecycle.createRunpodBucket({ name: 'fails', datacenter: 'EU-RO-1' }), code, status);
       expect(error.message).toMatch(message);
@@ -280,7 +282,7 @@ describe('creating a bucket on RunPod', () => {
     });
 
     it('an unreachable REST API: ServiceUnavailable, nothing created', async () => {
-      const { lifecycle } = setup({ KEYGATE_RUNPOD_REST_URL: `http://127.0.0.1:${await freePort()}/v2` });
+      const { lifecycle } = await setup({ KEYGATE_RUNPOD_REST_URL: `http://127.0.0.1:${await freePort()}/v2` });
       const error = await refusal(lifecycle.createRunpodBucket({ name: 'offline', datacenter: 'EU-RO-1' }), 'ServiceUnavailable', 503);
       // The listing made just before the POST is what fails first.
       expect(error.message).toMatch(/could not list the RunPod account's network volumes to check that "offline" is free\. Nothing was created/);
@@ -292,7 +294,7 @@ describe('creating a bucket on RunPod', () => {
       ['a 201 without a usable id', { status: 201, raw: '{"id": 42}', createAnyway: true }, 'BadGateway', 502],
       ['no answer in time', { status: 0, hang: true }, 'GatewayTimeout', 504],
     ])('%s: says a volume may exist, and holds the name so a retry creates no second volume', async (_what, answer, code, status) => {
-      const { lifecycle, clock } = setup({}, { timeoutMs: 500 });
+      const { lifecycle, clock } = await setup({}, { timeoutMs: 500 });
       rest.failNext('POST', answer);
       const first = await refusal(lifecycle.createRunpodBucket({ name: 'unsure', datacenter: 'EU-RO-1' }), code, status);
       expect(first.message).toMatch(/network volume named "unsure" (may or may not have been|was probably) created in EU-RO-1/);
@@ -318,7 +320,7 @@ describe('creating a bucket on RunPod', () => {
 
   it('is not offered without RUNPOD_API_KEY or without the RunPod S3 credentials', async () => {
     for (const env of [{ RUNPOD_API_KEY: '' }, { RUNPOD_S3_ACCESS_KEY: '', RUNPOD_S3_SECRET_KEY: '' }] as Array<Record<string, string>>) {
-      const { lifecycle } = setup(env);
+      const { lifecycle } = await setup(env);
       expect(lifecycle.canCreateOnRunpod).toBe(false);
       const error = await refusal(lifecycle.createRunpodBucket({ name: 'nope', datacenter: 'EU-RO-1' }), 'NotImplemented', 501);
       expect(error.message).toMatch(/RUNPOD_API_KEY.*keygate buckets add nope --datacenter <DC> --upstream-bucket <volume id>/);
@@ -335,7 +337,7 @@ describe('deleting a RunPod bucket', () => {
   }
 
   it('is refused unless KEYGATE_RUNPOD_ALLOW_VOLUME_DELETE=1, saying how to allow it and how to unregister instead', async () => {
-    const { lifecycle, store } = setup();
+    const { lifecycle, store } = await setup();
     const volumeId = await created(lifecycle, 'precious');
     const error = await refusal(lifecycle.deleteRunpodBucket('precious'), 'AccessDenied', 403);
     expect(error.message).toMatch(
@@ -344,15 +346,15 @@ describe('deleting a RunPod bucket', () => {
     // The volume id is the gateway's business: clients only know the bucket's name.
     expect(error.message).not.toContain(volumeId);
     expect(deletes()).toEqual([]);
-    expect(store.buckets.get('precious')).not.toBeNull();
+    expect(await store.buckets.get('precious')).not.toBeNull();
   });
 
   it('deletes an empty bucket: the volume (DELETE recorded), then the registration', async () => {
-    const { lifecycle, store } = setup(ALLOW);
+    const { lifecycle, store } = await setup(ALLOW);
     const volumeId = await created(lifecycle, 'scratch');
     await lifecycle.deleteRunpodBucket('scratch');
     expect(deletes().map((call) => `${call.path} ${call.authorization}`)).toEqual([`/v2/network-volumes/${volumeId} Bearer ${API_KEY}`]);
-    expect(store.buckets.get('scratch')).toBeNull();
+    expect(await store.buckets.get('scratch')).toBeNull();
     expect(rest.volumes.has(volumeId)).toBe(false);
     expect((await moto.request('HEAD', `/${volumeId}`)).status).toBe(404);
     // Gone: deleting again is NoSuchBucket.
@@ -360,7 +362,7 @@ describe('deleting a RunPod bucket', () => {
   });
 
   it('refuses a bucket holding an object, or a multipart upload in progress', async () => {
-    const { lifecycle, store } = setup(ALLOW);
+    const { lifecycle, store } = await setup(ALLOW);
     const volumeId = await created(lifecycle, 'full');
     await moto.request('PUT', `/${volumeId}/dir/file.txt`, { body: 'data' });
     const error = await refusal(lifecycle.deleteRunpodBucket('full'), 'BucketNotEmpty', 409);
@@ -371,24 +373,24 @@ describe('deleting a RunPod bucket', () => {
     const uploads = await refusal(lifecycle.deleteRunpodBucket('full'), 'BucketNotEmpty', 409);
     expect(uploads.message).toMatch(/multipart uploads in progress.*abort-multipart-upload/);
     expect(deletes()).toEqual([]);
-    expect(store.buckets.get('full')).not.toBeNull();
+    expect(await store.buckets.get('full')).not.toBeNull();
   });
 
   it('refuses a volume another registered bucket also serves', async () => {
-    const { lifecycle, store } = setup(ALLOW);
+    const { lifecycle, store } = await setup(ALLOW);
     const volumeId = await created(lifecycle, 'shared-one');
-    store.buckets.add({ name: 'shared-alias', datacenter: 'EU-RO-1', upstreamBucket: volumeId });
+    await store.buckets.add({ name: 'shared-alias', datacenter: 'EU-RO-1', upstreamBucket: volumeId });
     const error = await refusal(lifecycle.deleteRunpodBucket('shared-one'), 'InvalidBucketState', 409);
     expect(error.message).toMatch(/also serves bucket "shared-alias"/);
     expect(deletes()).toEqual([]);
   });
 
   it('unregisters a bucket whose volume RunPod no longer has', async () => {
-    const { lifecycle, store } = setup(ALLOW);
-    store.buckets.add({ name: 'stale', datacenter: 'EU-RO-1', upstreamBucket: 'kgvstale00000' });
+    const { lifecycle, store } = await setup(ALLOW);
+    await store.buckets.add({ name: 'stale', datacenter: 'EU-RO-1', upstreamBucket: 'kgvstale00000' });
     await moto.createBucket('kgvstale00000');
     await lifecycle.deleteRunpodBucket('stale');
-    expect(store.buckets.get('stale')).toBeNull();
+    expect(await store.buckets.get('stale')).toBeNull();
     // Documented (docs/runpod.md): what makes retrying a delete whose answer was lost safe; the log says what to check.
     const [gone] = logged.find('RunPod volume already gone; unregistering its bucket');
     expect(gone).toMatchObject({ level: 'warn', fields: { bucket: 'stale', volumeId: 'kgvstale00000' } });
@@ -396,27 +398,27 @@ describe('deleting a RunPod bucket', () => {
   });
 
   it('keeps the registration when RunPod refuses the delete (a volume in use)', async () => {
-    const { lifecycle, store } = setup(ALLOW);
+    const { lifecycle, store } = await setup(ALLOW);
     await created(lifecycle, 'in-use');
     rest.failNext('DELETE', { status: 400, json: { error: 'network volume is in use by pod abc' } });
     const error = await refusal(lifecycle.deleteRunpodBucket('in-use'), 'InvalidBucketState', 409);
     expect(error.message).toMatch(/refused to delete.*\(HTTP 400\).*still registered.*reason is in the gateway's log/);
     expect(error.message).not.toContain('pod abc');
     expect(logged.find('deleting a RunPod volume failed')[0]?.fields.error).toContain('network volume is in use by pod abc');
-    expect(store.buckets.get('in-use')).not.toBeNull();
+    expect(await store.buckets.get('in-use')).not.toBeNull();
     // The fence is down again: writes are taken.
     expect(lifecycle.isBeingDeleted('in-use')).toBe(false);
   });
 
   it('says what to do for names it does not delete: unknown, not on RunPod', async () => {
-    const { lifecycle, store } = setup({
+    const { lifecycle, store } = await setup({
       ...ALLOW,
       KEYGATE_UPSTREAM_ENDPOINT: moto.endpoint,
       KEYGATE_UPSTREAM_ACCESS_KEY_ID: 'a',
       KEYGATE_UPSTREAM_SECRET_ACCESS_KEY: 'b',
     });
     await refusal(lifecycle.deleteRunpodBucket('unknown-name'), 'NoSuchBucket', 404);
-    store.buckets.add({ name: 'generic', upstreamBucket: 'generic' });
+    await store.buckets.add({ name: 'generic', upstreamBucket: 'generic' });
     await refusal(lifecycle.deleteRunpodBucket('generic'), 'NotImplemented', 501);
     expect(rest.calls).toEqual([]);
   });
@@ -426,20 +428,20 @@ describe('names that are taken, or whose volume may exist', () => {
   const create = (lifecycle: BucketLifecycle, name: string) => lifecycle.createRunpodBucket({ name, datacenter: 'EU-RO-1' });
 
   it('refuses a name that is the volume id of a registered bucket (any case), without asking RunPod', async () => {
-    const { lifecycle, store } = setup();
-    store.buckets.add({ name: 'team-data', datacenter: 'EU-RO-1', upstreamBucket: 'KGVREGISTERED1' });
+    const { lifecycle, store } = await setup();
+    await store.buckets.add({ name: 'team-data', datacenter: 'EU-RO-1', upstreamBucket: 'KGVREGISTERED1' });
     const error = await refusal(create(lifecycle, 'kgvregistered1'), 'BucketAlreadyOwnedByYou', 409);
     expect(error.message).toMatch(/"kgvregistered1" is the storage of bucket "team-data" on this gateway.*choose another name/);
     expect(rest.calls).toEqual([]);
-    expect(store.buckets.get('kgvregistered1')).toBeNull();
+    expect(await store.buckets.get('kgvregistered1')).toBeNull();
   });
 
   it("refuses a name that is the id of one of the account's volumes, from a listing made right before the POST (never cached)", async () => {
-    const { lifecycle, store } = setup();
+    const { lifecycle, store } = await setup();
     rest.volumes.set('kgvunregistered', { id: 'kgvunregistered', name: 'made-in-the-console', size: 10, dataCenterId: 'EU-RO-1' });
     const error = await refusal(create(lifecycle, 'kgvunregistered'), 'BucketAlreadyOwnedByYou', 409);
     expect(error.message).toMatch(/"kgvunregistered" is the id of a RunPod network volume of this gateway's account \(in EU-RO-1\).*choose another name/);
-    expect(store.buckets.get('kgvunregistered')).toBeNull();
+    expect(await store.buckets.get('kgvunregistered')).toBeNull();
     await create(lifecycle, 'fresh-one');
     await create(lifecycle, 'fresh-two');
     expect(rest.calls.map((call) => `${call.method} ${call.path}`)).toEqual([
@@ -452,7 +454,7 @@ describe('names that are taken, or whose volume may exist', () => {
   });
 
   it("refuses with 503 when that listing fails: nothing is created blind, and RunPod's words stay in the log", async () => {
-    const { lifecycle } = setup();
+    const { lifecycle } = await setup();
     rest.failNext('GET', { status: 500, json: { error: 'listing broke for account acct-SECRET-42' } });
     const failed = await refusal(create(lifecycle, 'blind'), 'ServiceUnavailable', 503);
     expect(failed.message).toMatch(/could not list the RunPod account's network volumes to check that "blind" is free\. Nothing was created.*gateway's log/);
@@ -468,7 +470,7 @@ describe('names that are taken, or whose volume may exist', () => {
   });
 
   it("refuses a name whose volume name one of the account's volumes has (an earlier create whose answer was lost, before a restart too)", async () => {
-    const { lifecycle } = setup();
+    const { lifecycle } = await setup();
     rest.volumes.set('kgvleftover00', { id: 'kgvleftover00', name: volumeName('left.over'), size: 10, dataCenterId: 'EU-RO-1' });
     const error = await refusal(create(lifecycle, 'left.over'), 'OperationAborted', 409);
     expect(error.message).toMatch(
@@ -485,7 +487,7 @@ describe('names that are taken, or whose volume may exist', () => {
   });
 
   it('pauses creating (503 SlowDown) when the hold table is full, instead of dropping a hold', async () => {
-    const { lifecycle, clock } = setup({}, { maxHolds: 2 });
+    const { lifecycle, clock } = await setup({}, { maxHolds: 2 });
     for (const name of ['held-one', 'held-two']) {
       rest.failNext('POST', { status: 500, json: { error: 'internal' } });
       await refusal(create(lifecycle, name), 'BadGateway', 502);
@@ -539,7 +541,14 @@ describe('writes while a RunPod bucket is being deleted', () => {
       publicUrl: 'http://gateway.test',
     };
   }
-  const context = (): OperationContext => ({ key: KEY, method: 'PUT', body: null, signal: new AbortController().signal, requestId: 'test', keyNow: () => KEY });
+  const context = (): OperationContext => ({
+    key: KEY,
+    method: 'PUT',
+    body: null,
+    signal: new AbortController().signal,
+    requestId: 'test',
+    keyNow: async () => KEY,
+  });
   const answered = (): UpstreamResponse => ({ status: 200, headers: { etag: '"e"' }, body: Readable.from([]) });
   const outcome = (promise: Promise<unknown>): Promise<string> =>
     promise.then(
@@ -548,7 +557,7 @@ describe('writes while a RunPod bucket is being deleted', () => {
     );
 
   it('refuses writes (409 OperationAborted, at planning, before any body) while the volume is being deleted; reads go on; the fence lifts when RunPod refuses', async () => {
-    const s = setup(ALLOW);
+    const s = await setup(ALLOW);
     const volumeId = (await s.lifecycle.createRunpodBucket({ name: 'fenced', datacenter: 'EU-RO-1' })).upstreamBucket;
     const deps = { resolver: s.resolver, lifecycle: s.lifecycle };
     const during: Record<string, unknown> = {};
@@ -586,19 +595,19 @@ describe('writes while a RunPod bucket is being deleted', () => {
         return response;
       },
     };
-    const s = setup(ALLOW, { forwarder: landing });
+    const s = await setup(ALLOW, { forwarder: landing });
     volumeId = (await s.lifecycle.createRunpodBucket({ name: 'late-write', datacenter: 'EU-RO-1' })).upstreamBucket;
     const error = await refusal(s.lifecycle.deleteRunpodBucket('late-write'), 'BucketNotEmpty', 409);
     expect(error.message).toMatch(/not empty/);
     expect(objectListings).toBe(2);
     expect(deletes()).toEqual([]);
     expect((await moto.request('GET', `/${volumeId}/late.txt`)).body.toString()).toBe('landed');
-    expect(s.store.buckets.get('late-write')).not.toBeNull();
+    expect(await s.store.buckets.get('late-write')).not.toBeNull();
     expect(s.lifecycle.isBeingDeleted('late-write')).toBe(false);
   });
 
   it('a write being forwarded refuses the delete; a write planned before the delete began is refused when it is about to be forwarded', async () => {
-    const s = setup(ALLOW);
+    const s = await setup(ALLOW);
     const volumeId = (await s.lifecycle.createRunpodBucket({ name: 'busy', datacenter: 'EU-RO-1' })).upstreamBucket;
     let forwarded = 0;
     let letThrough!: () => void;
@@ -629,17 +638,17 @@ describe('writes while a RunPod bucket is being deleted', () => {
     await s.lifecycle.deleteRunpodBucket('busy');
     expect(late).toMatch(/^409 OperationAborted: Bucket "busy" is being deleted/);
     expect(forwarded).toBe(1);
-    expect(s.store.buckets.get('busy')).toBeNull();
+    expect(await s.store.buckets.get('busy')).toBeNull();
   });
 
   it('refuses a volume any other registration names, whatever its kind, endpoint or case', async () => {
-    const { lifecycle, store } = setup(ALLOW);
+    const { lifecycle, store } = await setup(ALLOW);
     const volumeId = (await lifecycle.createRunpodBucket({ name: 'aliased', datacenter: 'EU-RO-1' })).upstreamBucket;
-    store.buckets.add({ name: 'by-endpoint', endpoint: 'http://127.0.0.1:9', region: 'us-east-1', upstreamBucket: volumeId.toUpperCase() });
+    await store.buckets.add({ name: 'by-endpoint', endpoint: 'http://127.0.0.1:9', region: 'us-east-1', upstreamBucket: volumeId.toUpperCase() });
     const error = await refusal(lifecycle.deleteRunpodBucket('aliased'), 'InvalidBucketState', 409);
     expect(error.message).toMatch(/also serves bucket "by-endpoint"/);
     expect(deletes()).toEqual([]);
-    store.buckets.remove('by-endpoint');
+    await store.buckets.remove('by-endpoint');
     await lifecycle.deleteRunpodBucket('aliased');
   });
 });

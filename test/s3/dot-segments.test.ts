@@ -265,7 +265,7 @@ describe('planOperation: RunPod buckets refuse dot segments for every key', () =
   const deps: PlanDeps = {
     resolver: new UpstreamResolver({
       config: loadConfig({ KEYGATE_DATA_DIR: '/tmp/keygate-dot-segments-test', RUNPOD_S3_ACCESS_KEY: 'user_runpod', RUNPOD_S3_SECRET_KEY: 'rps_secret' }),
-      registry: { get: (name) => records.find((r) => r.name === name) ?? null, list: () => records },
+      registry: { findForRouting: (name) => records.find((r) => r.name === name) ?? null, listForRouting: () => records },
       discovery: null,
       forwarder: { forward: () => Promise.reject(new Error('planning never forwards')) },
     }),

@@ -2,27 +2,30 @@
  * The request path reuses key rows (with their unsealed secrets) and bucket rows while the database
  * is unchanged. These tests change the database every way a deployment can — this store, a second
  * connection (another server or CLI in the same process), a raw SQLite connection, a CLI process —
- * and check that the very next lookup sees the change.
+ * and check that the request path sees the change on the very next request (after
+ * store.beginRequest()), and that lookups made for management (findWithSecret, buckets.get) see it
+ * at once.
  */
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SealError } from '../../src/crypto/seal.js';
-import { databasePath, openStore, type Store } from '../../src/store/db.js';
+import { databasePath } from '../../src/store/db.js';
+import { openStore, type Store } from '../../src/store/open.js';
 import { ChangeDetector, FreshnessCache } from '../../src/store/change-detector.js';
 import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs, runCliProcess } from '../helpers/keygate-cli.js';
 
 const dirs = makeTempDirs();
-const closers: Array<() => void> = [];
-afterEach(() => {
-  for (const close of closers.splice(0)) close();
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
   dirs.cleanup();
 });
 
 function sharedDataDir() {
   const dataDir = dirs.make();
   const env = { KEYGATE_DATA_DIR: dataDir, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX };
-  const open = (): Store => {
-    const store = openStore(configFor(dataDir, { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX }));
+  const open = async (): Promise<Store> => {
+    const store = await openStore(configFor(dataDir, { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX }));
     closers.push(() => store.close());
     return store;
   };
@@ -35,110 +38,186 @@ function sharedDataDir() {
   return { dataDir, env, open, raw };
 }
 
+/** What the listener does as an S3 request starts: from then on, request-path lookups see every earlier commit. */
+async function nextRequest(store: Store): Promise<void> {
+  await store.beginRequest();
+}
+
 describe('key lookups for verification', () => {
-  it('a key deleted through another connection fails on the next lookup after many cached ones', () => {
+  it('a key deleted through another connection fails on the next request after many cached lookups', async () => {
     const { open } = sharedDataDir();
-    const server = open();
-    const admin = open();
-    const key = server.keys.create({ name: 'k', preset: 'read-write' });
-    for (let i = 0; i < 100; i++) expect(server.keys.findWithSecret(key.accessKeyId)?.secretAccessKey).toBe(key.secretAccessKey);
-    expect(admin.keys.delete(key.accessKeyId)).toBe(true);
-    expect(server.keys.findWithSecret(key.accessKeyId)).toBeNull();
+    const server = await open();
+    const admin = await open();
+    const key = await server.keys.create({ name: 'k', preset: 'read-write' });
+    for (let i = 0; i < 100; i++) {
+      await nextRequest(server);
+      expect(server.keys.findForVerification(key.accessKeyId)?.secretAccessKey).toBe(key.secretAccessKey);
+    }
+    expect(await admin.keys.delete(key.accessKeyId)).toBe(true);
+    // The request already under way keeps the view it started with; the next one sees the deletion.
+    expect(server.keys.findForVerification(key.accessKeyId)?.secretAccessKey).toBe(key.secretAccessKey);
+    await nextRequest(server);
+    expect(server.keys.findForVerification(key.accessKeyId)).toBeNull();
+    expect(await server.keys.findWithSecret(key.accessKeyId)).toBeNull();
   });
 
-  it('a key deleted through the same store fails on the next lookup', () => {
+  it('a key deleted through another connection is gone at once for a lookup made now', async () => {
     const { open } = sharedDataDir();
-    const store = open();
-    const key = store.keys.create({ name: 'k', preset: 'read-write' });
-    expect(store.keys.findWithSecret(key.accessKeyId)).not.toBeNull();
-    store.keys.delete(key.accessKeyId);
-    expect(store.keys.findWithSecret(key.accessKeyId)).toBeNull();
+    const server = await open();
+    const admin = await open();
+    const key = await server.keys.create({ name: 'k', preset: 'read-write' });
+    for (let i = 0; i < 10; i++) {
+      await nextRequest(server);
+      expect(server.keys.findForVerification(key.accessKeyId)).not.toBeNull();
+      expect((await server.keys.findWithSecret(key.accessKeyId))?.secretAccessKey).toBe(key.secretAccessKey);
+    }
+    expect(await admin.keys.delete(key.accessKeyId)).toBe(true);
+    // No beginRequest(): a management lookup reads the database as it is.
+    expect(await server.keys.findWithSecret(key.accessKeyId)).toBeNull();
+    expect(await server.keys.get(key.accessKeyId)).toBeNull();
   });
 
-  it('a row changed behind the store (tampered secret, narrowed permissions) is read again, not served from memory', () => {
+  it('a key deleted through the same store fails on the next lookup, even within a request', async () => {
+    const { open } = sharedDataDir();
+    const store = await open();
+    const key = await store.keys.create({ name: 'k', preset: 'read-write' });
+    await nextRequest(store);
+    expect(store.keys.findForVerification(key.accessKeyId)).not.toBeNull();
+    expect(await store.keys.findWithSecret(key.accessKeyId)).not.toBeNull();
+    await store.keys.delete(key.accessKeyId);
+    expect(store.keys.findForVerification(key.accessKeyId)).toBeNull();
+    expect(await store.keys.findWithSecret(key.accessKeyId)).toBeNull();
+  });
+
+  it('a row changed behind the store (tampered secret, narrowed permissions) is read again, not served from memory', async () => {
     const { open, raw } = sharedDataDir();
-    const store = open();
-    const key = store.keys.create({ name: 'k', preset: 'read-write' });
-    const other = store.keys.create({ name: 'other', preset: 'read-only' });
-    expect(store.keys.findWithSecret(key.accessKeyId)?.permissions).toEqual(['read', 'write']);
+    const store = await open();
+    const key = await store.keys.create({ name: 'k', preset: 'read-write' });
+    const other = await store.keys.create({ name: 'other', preset: 'read-only' });
+    await nextRequest(store);
+    expect(store.keys.findForVerification(key.accessKeyId)?.key.permissions).toEqual(['read', 'write']);
+    expect((await store.keys.findWithSecret(key.accessKeyId))?.permissions).toEqual(['read', 'write']);
     const sqlite = raw();
     sqlite.prepare("UPDATE access_keys SET permissions = 'read' WHERE access_key_id = ?").run(key.accessKeyId);
-    expect(store.keys.findWithSecret(key.accessKeyId)?.permissions).toEqual(['read']);
+    expect(store.keys.findForVerification(key.accessKeyId)?.key.permissions).toEqual(['read', 'write']); // the request under way
+    await nextRequest(store);
+    expect(store.keys.findForVerification(key.accessKeyId)?.key.permissions).toEqual(['read']);
+    expect((await store.keys.findWithSecret(key.accessKeyId))?.permissions).toEqual(['read']);
     // Another row's sealed secret copied over this one must fail to open, as without any cache.
     sqlite
       .prepare('UPDATE access_keys SET sealed_secret = (SELECT sealed_secret FROM access_keys WHERE access_key_id = ?) WHERE access_key_id = ?')
       .run(other.accessKeyId, key.accessKeyId);
-    expect(() => store.keys.findWithSecret(key.accessKeyId)).toThrow(SealError);
+    await expect(store.keys.findWithSecret(key.accessKeyId)).rejects.toThrow(SealError);
+    await nextRequest(store);
+    expect(() => store.keys.findForVerification(key.accessKeyId)).toThrow(SealError);
   });
 
-  it('a key deleted by a CLI process fails on the next lookup although it was looked up just before', async () => {
+  it('a key deleted by a CLI process fails on the next request although it was looked up just before', async () => {
     const { env, open } = sharedDataDir();
-    const store = open();
-    const key = store.keys.create({ name: 'to-revoke', preset: 'read-write' });
-    for (let i = 0; i < 10; i++) store.keys.findWithSecret(key.accessKeyId);
+    const store = await open();
+    const key = await store.keys.create({ name: 'to-revoke', preset: 'read-write' });
+    for (let i = 0; i < 10; i++) {
+      await nextRequest(store);
+      expect(store.keys.findForVerification(key.accessKeyId)).not.toBeNull();
+    }
     const result = await runCliProcess(['keys', 'delete', key.accessKeyId], env);
     expect(result.code, result.stderr).toBe(0);
-    expect(store.keys.findWithSecret(key.accessKeyId)).toBeNull();
+    expect(store.keys.findForVerification(key.accessKeyId)).not.toBeNull(); // the request under way
+    await nextRequest(store);
+    expect(store.keys.findForVerification(key.accessKeyId)).toBeNull();
+    expect(await store.keys.findWithSecret(key.accessKeyId)).toBeNull();
   });
 
-  it('recording use keeps lastUsedAt current in what lookups return', () => {
+  it('recording use keeps lastUsedAt current in what lookups return', async () => {
     const { open } = sharedDataDir();
-    const store = open();
-    const key = store.keys.create({ name: 'k', preset: 'read-only' });
-    expect(store.keys.findWithSecret(key.accessKeyId)?.lastUsedAt).toBeNull();
+    const store = await open();
+    const key = await store.keys.create({ name: 'k', preset: 'read-only' });
+    await nextRequest(store);
+    expect(store.keys.findForVerification(key.accessKeyId)?.key.lastUsedAt).toBeNull();
+    expect((await store.keys.findWithSecret(key.accessKeyId))?.lastUsedAt).toBeNull();
     const at = new Date('2030-01-02T03:04:05.000Z');
     store.keys.touchLastUsed(key.accessKeyId, at);
-    expect(store.keys.findWithSecret(key.accessKeyId)?.lastUsedAt).toEqual(at);
-    expect(store.keys.get(key.accessKeyId)?.lastUsedAt).toEqual(at);
+    expect(store.keys.findForVerification(key.accessKeyId)?.key.lastUsedAt).toEqual(at);
+    expect((await store.keys.findWithSecret(key.accessKeyId))?.lastUsedAt).toEqual(at);
+    expect((await store.keys.get(key.accessKeyId))?.lastUsedAt).toEqual(at);
   });
 
-  it('returns a fresh object each time, so a caller changing it cannot affect the next request', () => {
+  it('returns a fresh object each time, so a caller changing it cannot affect the next request', async () => {
     const { open } = sharedDataDir();
-    const store = open();
-    const key = store.keys.create({ name: 'k', preset: 'read-only' });
-    const first = store.keys.findWithSecret(key.accessKeyId)!;
+    const store = await open();
+    const key = await store.keys.create({ name: 'k', preset: 'read-only' });
+    const first = (await store.keys.findWithSecret(key.accessKeyId))!;
     first.permissions.push('admin');
     (first as { bucket: string | null }).bucket = 'elsewhere';
-    expect(store.keys.findWithSecret(key.accessKeyId)).toMatchObject({ permissions: ['read'], bucket: null });
+    expect(await store.keys.findWithSecret(key.accessKeyId)).toMatchObject({ permissions: ['read'], bucket: null });
     // The request path's lookup shares one object between requests: it cannot be changed at all.
-    const shared = store.keys.findForVerification(key.accessKeyId, 'request')!;
+    await nextRequest(store);
+    const shared = store.keys.findForVerification(key.accessKeyId)!;
     expect(() => shared.key.permissions.push('admin')).toThrow(TypeError);
     expect(() => ((shared.key as { bucket: string | null }).bucket = 'elsewhere')).toThrow(TypeError);
-    expect(store.keys.findForVerification(key.accessKeyId, 'request')!.key).toMatchObject({ permissions: ['read'], bucket: null });
+    expect(store.keys.findForVerification(key.accessKeyId)!.key).toMatchObject({ permissions: ['read'], bucket: null });
   });
 });
 
 describe('bucket lookups for routing', () => {
-  it('a bucket removed or re-pointed through another connection is seen on the next lookup', () => {
+  it('a bucket removed or re-pointed through another connection is seen on the next request', async () => {
     const { open } = sharedDataDir();
-    const server = open();
-    const admin = open();
-    server.buckets.add({ name: 'photos', endpoint: 'http://127.0.0.1:9', region: 'us-east-1' });
-    expect(server.buckets.get('photos')?.endpoint).toBe('http://127.0.0.1:9');
-    admin.buckets.remove('photos');
-    expect(server.buckets.get('photos')).toBeNull();
-    admin.buckets.add({ name: 'photos', endpoint: 'http://127.0.0.1:10', region: 'us-east-1' });
-    expect(server.buckets.get('photos')?.endpoint).toBe('http://127.0.0.1:10');
+    const server = await open();
+    const admin = await open();
+    await server.buckets.add({ name: 'photos', endpoint: 'http://127.0.0.1:9', region: 'us-east-1' });
+    await nextRequest(server);
+    expect(server.buckets.findForRouting('photos')?.endpoint).toBe('http://127.0.0.1:9');
+    expect((await server.buckets.get('photos'))?.endpoint).toBe('http://127.0.0.1:9');
+    await admin.buckets.remove('photos');
+    expect(server.buckets.findForRouting('photos')?.endpoint).toBe('http://127.0.0.1:9'); // the request under way
+    await nextRequest(server);
+    expect(server.buckets.findForRouting('photos')).toBeNull();
+    await admin.buckets.add({ name: 'photos', endpoint: 'http://127.0.0.1:10', region: 'us-east-1' });
+    // A lookup made now sees the new registration at once.
+    expect((await server.buckets.get('photos'))?.endpoint).toBe('http://127.0.0.1:10');
+    await nextRequest(server);
+    expect(server.buckets.findForRouting('photos')?.endpoint).toBe('http://127.0.0.1:10');
   });
 
-  it('CORS rules set through the same store are returned by the next lookup', () => {
+  it('a bucket removed through another connection is gone at once for a lookup made now', async () => {
     const { open } = sharedDataDir();
-    const store = open();
-    store.buckets.add({ name: 'photos' });
-    expect(store.buckets.get('photos')?.cors).toBeNull();
+    const server = await open();
+    const admin = await open();
+    await server.buckets.add({ name: 'photos', endpoint: 'http://127.0.0.1:9', region: 'us-east-1' });
+    await nextRequest(server);
+    expect(server.buckets.findForRouting('photos')?.endpoint).toBe('http://127.0.0.1:9');
+    expect((await server.buckets.get('photos'))?.endpoint).toBe('http://127.0.0.1:9');
+    await admin.buckets.remove('photos');
+    expect(await server.buckets.get('photos')).toBeNull();
+  });
+
+  it('CORS rules set through the same store are returned by the next lookup, even within a request', async () => {
+    const { open } = sharedDataDir();
+    const store = await open();
+    await store.buckets.add({ name: 'photos' });
+    await nextRequest(store);
+    expect(store.buckets.findForRouting('photos')?.cors).toBeNull();
+    expect((await store.buckets.get('photos'))?.cors).toBeNull();
     const rules = [{ allowedOrigins: ['https://app.example'], allowedMethods: ['PUT'] }];
-    expect(store.buckets.setCors('photos', rules)).not.toBeNull();
-    expect(store.buckets.get('photos')?.cors).toMatchObject(rules);
+    expect(await store.buckets.setCors('photos', rules)).not.toBeNull();
+    expect(store.buckets.findForRouting('photos')?.cors).toMatchObject(rules);
+    expect((await store.buckets.get('photos'))?.cors).toMatchObject(rules);
   });
 
-  it('a bucket removed by a CLI process is gone on the next lookup', async () => {
+  it('a bucket removed by a CLI process is gone on the next request', async () => {
     const { env, open } = sharedDataDir();
-    const store = open();
-    store.buckets.add({ name: 'abc123xyz9', datacenter: 'EU-RO-1' });
-    for (let i = 0; i < 10; i++) expect(store.buckets.get('abc123xyz9')).not.toBeNull();
+    const store = await open();
+    await store.buckets.add({ name: 'abc123xyz9', datacenter: 'EU-RO-1' });
+    for (let i = 0; i < 10; i++) {
+      await nextRequest(store);
+      expect(store.buckets.findForRouting('abc123xyz9')).not.toBeNull();
+    }
     const removed = await runCliProcess(['buckets', 'remove', 'abc123xyz9'], env);
     expect(removed.code, removed.stderr).toBe(0);
-    expect(store.buckets.get('abc123xyz9')).toBeNull();
+    expect(store.buckets.findForRouting('abc123xyz9')).not.toBeNull(); // the request under way
+    await nextRequest(store);
+    expect(store.buckets.findForRouting('abc123xyz9')).toBeNull();
+    expect(await store.buckets.get('abc123xyz9')).toBeNull();
   });
 });
 

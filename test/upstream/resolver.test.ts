@@ -39,7 +39,7 @@ function registry(records: Array<Partial<BucketRecordLike> & { name: string }> =
     createdAt: new Date('2025-01-02T03:04:05Z'),
     ...r,
   }));
-  return { get: (name) => full.find((r) => r.name === name) ?? null, list: () => full };
+  return { findForRouting: (name) => full.find((r) => r.name === name) ?? null, listForRouting: () => full };
 }
 
 function staticDiscovery(volumes: Array<{ id: string; datacenter: string }>): VolumeDiscovery {
@@ -92,7 +92,7 @@ describe('resolve: registered buckets', () => {
     const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: records, discovery: null, runpodBucketLifecycle: true });
     const target = (await resolver.resolve('models'))!;
     expect(target.capabilities).toMatchObject({ bucketLifecycle: true, bucketConfiguration: false, keysArePaths: true });
-    expect(resolver.targetOf(records.get('models')!)).toEqual(target);
+    expect(resolver.targetOf(records.findForRouting('models')!)).toEqual(target);
   });
 
   it('KEYGATE_RUNPOD_ENDPOINTS overrides the derived endpoint', async () => {

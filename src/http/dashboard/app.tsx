@@ -23,8 +23,8 @@ import { hasPermission, isExpired, type AccessKey, type AccessKeyWithSecret } fr
 import { boto3Snippet, environmentBlock } from '../../keys/snippets.js';
 import { KeyValidationError, type CreateKeyInput } from '../../keys/validate.js';
 import { PresignError, issuePresignedUrl } from '../../presign.js';
-import type { Store } from '../../store/db.js';
-import type { BucketRecord } from '../../store/buckets.js';
+import type { Store } from '../../store/store.js';
+import type { BucketRecord } from '../../store/store.js';
 import { RUNPOD_S3_DATACENTERS } from '../../upstream/runpod.js';
 import type { UpstreamResolver } from '../../upstream/resolver.js';
 import { describeUpstream } from '../../upstream/target.js';
@@ -179,12 +179,12 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
   // ---- Storage: buckets and workspace keys ----------------------------------------------------
 
   const storageView = async (): Promise<StorageView> => {
-    const keys = store.keys.list();
+    const keys = await store.keys.list();
     const bucketKeyCounts = new Map<string, number>();
     for (const key of keys) if (key.bucket !== null) bucketKeyCounts.set(key.bucket, (bucketKeyCounts.get(key.bucket) ?? 0) + 1);
     const rows: BucketRow[] = [];
     let bucketsError: string | null = null;
-    const registered = new Map(store.buckets.list().map((record) => [record.name, record]));
+    const registered = new Map((await store.buckets.list()).map((record) => [record.name, record]));
     let listed: Array<{ name: string; createdAt: Date | null }> = [...registered.values()];
     try {
       listed = await deps.resolver.listBuckets();
@@ -240,7 +240,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     };
     let key: AccessKeyWithSecret;
     try {
-      key = store.keys.create(input);
+      key = await store.keys.create(input);
     } catch (error) {
       if (!(error instanceof KeyValidationError)) throw error;
       const state = { error: error.message, values: form };
@@ -276,22 +276,23 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     return c.html(<SecretPage ctx={pageContext(session)} secret={secret} />);
   });
 
-  app.get('/keys/:id', (c) => {
-    const key = findKey(c.req.param('id'));
+  app.get('/keys/:id', async (c) => {
+    const key = await findKey(c.req.param('id'));
     if (key === null) return notFound(c, `No access key "${c.req.param('id')}"; it may have been revoked.`);
     return c.html(<KeyPage ctx={pageContext(c.get('session'))} accessKey={key} endpoint={config.publicUrl} region={config.region} now={new Date(now())} />);
   });
 
-  app.get('/keys/:id/revoke', (c) => {
-    const key = findKey(c.req.param('id'));
+  app.get('/keys/:id/revoke', async (c) => {
+    const key = await findKey(c.req.param('id'));
     if (key === null) return notFound(c, `No access key "${c.req.param('id')}"; it may already have been revoked.`);
     return c.html(<RevokeConfirmPage ctx={pageContext(c.get('session'))} accessKey={key} />);
   });
 
   app.post('/keys/:id/revoke', async (c) => {
     await readForm(c, []);
-    const key = findKey(c.req.param('id'));
-    if (key === null || !store.keys.delete(key.accessKeyId)) return notFound(c, `No access key "${c.req.param('id')}"; it may already have been revoked.`);
+    const key = await findKey(c.req.param('id'));
+    if (key === null || !(await store.keys.delete(key.accessKeyId)))
+      return notFound(c, `No access key "${c.req.param('id')}"; it may already have been revoked.`);
     c.get('session').notices.push(`Key ${key.name} (${key.accessKeyId}) is revoked: its next request is refused.`);
     return c.redirect(key.bucket === null ? '/storage' : `/buckets/${encodeURIComponent(key.bucket)}`, 303);
   });
@@ -303,7 +304,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     app.post(`/keys/:id/${action}`, async (c) => {
       await readForm(c, []);
       const id = c.req.param('id');
-      const key = isAccessKeyId(id) ? store.keys.setDisabled(id, disabled) : null;
+      const key = isAccessKeyId(id) ? await store.keys.setDisabled(id, disabled) : null;
       if (key === null) return notFound(c, `No access key "${c.req.param('id')}"; it may have been revoked.`);
       c.get('session').notices.push(disabled ? `Key ${key.name} is disabled: its next request is refused.` : `Key ${key.name} is enabled again.`);
       return c.redirect(`/keys/${key.accessKeyId}`, 303);
@@ -312,10 +313,10 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
 
   app.post('/keys/:id/rotate', async (c) => {
     await readForm(c, []);
-    const original = findKey(c.req.param('id'));
+    const original = await findKey(c.req.param('id'));
     if (original === null) return notFound(c, `No access key "${c.req.param('id')}"; it may have been revoked.`);
     const lifetimeSeconds = original.expiresAt === null ? null : Math.max(1, Math.round((original.expiresAt.getTime() - original.createdAt.getTime()) / 1000));
-    const twin = store.keys.create({
+    const twin = await store.keys.create({
       name: original.name,
       bucket: original.bucket,
       permissions: [...original.permissions],
@@ -340,7 +341,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
       region: text(form.region).trim() || null,
     };
     try {
-      store.buckets.add(input);
+      await store.buckets.add(input);
     } catch (error) {
       if (!(error instanceof BucketValidationError)) throw error;
       return storageWithBucketError(c, 'register', error.message, form);
@@ -372,7 +373,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
   };
 
   const bucketSummary = async (name: string): Promise<BucketSummary | null> => {
-    const record = store.buckets.get(name);
+    const record = await store.buckets.get(name);
     if (record !== null) return { name, routing: routingOf(record), registered: true, createdAt: record.createdAt };
     let target;
     try {
@@ -396,8 +397,8 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     });
   };
 
-  const bucketKeysPage = (session: Session, bucket: BucketSummary, form?: { error: string; values: Record<string, string | string[]> }) => {
-    const keys = store.keys.list();
+  const bucketKeysPage = async (session: Session, bucket: BucketSummary, form?: { error: string; values: Record<string, string | string[]> }) => {
+    const keys = await store.keys.list();
     return (
       <BucketKeysPage
         ctx={pageContext(session)}
@@ -410,12 +411,11 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     );
   };
 
-  onBucket('get', '', (c, bucket) => c.html(bucketKeysPage(c.get('session'), bucket)));
+  onBucket('get', '', async (c, bucket) => c.html(await bucketKeysPage(c.get('session'), bucket)));
 
   /** Keys that reach the bucket and have not expired; per-bucket ones first, then newest first. */
-  const keysFor = (bucket: string, permission?: 'read') =>
-    store.keys
-      .list()
+  const keysFor = async (bucket: string, permission?: 'read') =>
+    (await store.keys.list())
       .filter(
         (key) =>
           (key.bucket === bucket || key.bucket === null) && !isExpired(key, new Date(now())) && (permission === undefined || hasPermission(key, permission)),
@@ -432,7 +432,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     } catch (problem) {
       error = `The objects could not be listed: ${messageOf(problem)}`;
     }
-    const view = { page, error, readers: keysFor(bucket.name, 'read'), pageToken };
+    const view = { page, error, readers: await keysFor(bucket.name, 'read'), pageToken };
     return c.html(<ObjectsPage ctx={pageContext(c.get('session'))} bucket={bucket} view={view} prefix={prefix} />, error === null ? 200 : 502);
   });
 
@@ -440,10 +440,10 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
   onBucket('post', '/objects/download', async (c, bucket) => {
     const objectKey = text((await readForm(c, ['key'])).key);
     // The narrowest reader that may read this object (a prefixed key only under its prefix).
-    const signer = keysFor(bucket.name, 'read').find((key) => key.prefix === null || objectKey.startsWith(key.prefix));
+    const signer = (await keysFor(bucket.name, 'read')).find((key) => key.prefix === null || objectKey.startsWith(key.prefix));
     if (objectKey === '' || signer === undefined) return notFound(c, 'Name an object, and create a key that can read this bucket to sign the download.');
     try {
-      const link = issuePresignedUrl(store.keys, config, {
+      const link = await issuePresignedUrl(store.keys, config, {
         accessKeyId: signer.accessKeyId,
         target: `s3://${bucket.name}/${objectKey}`,
         method: 'GET',
@@ -484,16 +484,16 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
 
   // ---- CORS ----------------------------------------------------------------------------------
 
-  const corsRules = (bucket: string): CorsRule[] => store.buckets.get(bucket)?.cors ?? [];
-  const corsPage = (
+  const corsRules = async (bucket: string): Promise<CorsRule[]> => (await store.buckets.get(bucket))?.cors ?? [];
+  const corsPage = async (
     c: Context<Env>,
     bucket: BucketSummary,
     extra: { error?: string; draft?: Record<string, string | string[]>; json?: string } = {},
     status: 200 | 400 = 200,
-  ) => c.html(<CorsPage ctx={pageContext(c.get('session'))} bucket={bucket} rules={corsRules(bucket.name)} {...extra} />, status);
+  ) => c.html(<CorsPage ctx={pageContext(c.get('session'))} bucket={bucket} rules={await corsRules(bucket.name)} {...extra} />, status);
   /** Saves the rules (an empty list removes them); null when the bucket is not registered. */
-  const saveCors = (c: Context<Env>, bucket: BucketSummary, rules: CorsRule[], notice: string) => {
-    if (store.buckets.setCors(bucket.name, rules.length === 0 ? null : rules) === null) {
+  const saveCors = async (c: Context<Env>, bucket: BucketSummary, rules: CorsRule[], notice: string) => {
+    if ((await store.buckets.setCors(bucket.name, rules.length === 0 ? null : rules)) === null) {
       return corsPage(c, bucket, { error: 'CORS rules are kept in the registry: register this bucket first (Storage → Register).' }, 400);
     }
     c.get('session').notices.push(notice);
@@ -510,7 +510,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     const maxAge = text(form.maxAge).trim();
     if (maxAge !== '') rule.maxAgeSeconds = /^\d{1,9}$/.test(maxAge) ? Number(maxAge) : maxAge;
     try {
-      return saveCors(c, bucket, parseCorsDocument([...corsRules(bucket.name), rule]), 'CORS rule added.');
+      return await saveCors(c, bucket, parseCorsDocument([...(await corsRules(bucket.name)), rule]), 'CORS rule added.');
     } catch (error) {
       if (!(error instanceof CorsDocumentError)) throw error;
       return corsPage(c, bucket, { error: error.message, draft: form }, 400);
@@ -520,7 +520,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
   onBucket('post', '/cors/remove', async (c, bucket) => {
     const form = await readForm(c, ['index']);
     const index = Number(text(form.index));
-    const rules = corsRules(bucket.name);
+    const rules = await corsRules(bucket.name);
     if (!Number.isInteger(index) || index < 0 || index >= rules.length)
       return corsPage(c, bucket, { error: 'That rule no longer exists; the list is shown as it is now.' }, 400);
     return saveCors(c, bucket, rules.toSpliced(index, 1), 'CORS rule removed.');
@@ -530,7 +530,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     const form = await readForm(c, ['document']);
     const json = text(form.document);
     try {
-      return saveCors(c, bucket, parseCorsDocument(JSON.parse(json)), 'CORS rules saved.');
+      return await saveCors(c, bucket, parseCorsDocument(JSON.parse(json)), 'CORS rules saved.');
     } catch (error) {
       if (error instanceof SyntaxError) return corsPage(c, bucket, { error: `The rules are not valid JSON: ${error.message}`, json }, 400);
       if (error instanceof CorsDocumentError) return corsPage(c, bucket, { error: error.message, json }, 400);
@@ -540,16 +540,17 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
 
   // ---- Presigned links -----------------------------------------------------------------------
 
-  onBucket('get', '/links', (c, bucket) => c.html(<LinksPage ctx={pageContext(c.get('session'))} bucket={bucket} keys={keysFor(bucket.name)} />));
+  onBucket('get', '/links', async (c, bucket) => c.html(<LinksPage ctx={pageContext(c.get('session'))} bucket={bucket} keys={await keysFor(bucket.name)} />));
 
   onBucket('post', '/links', async (c, bucket) => {
     const form = await readForm(c, ['accessKeyId', 'objectKey', 'method', 'expiresIn']);
     const values = { accessKeyId: text(form.accessKeyId), objectKey: text(form.objectKey), method: text(form.method), expiresIn: text(form.expiresIn) };
+    const keys = await keysFor(bucket.name);
     const page = (extra: { error?: string; issued?: { url: string; method: string; expiresAt: Date } }, status: 200 | 400 = 200) =>
-      c.html(<LinksPage ctx={pageContext(c.get('session'))} bucket={bucket} keys={keysFor(bucket.name)} values={values} {...extra} />, status);
+      c.html(<LinksPage ctx={pageContext(c.get('session'))} bucket={bucket} keys={keys} values={values} {...extra} />, status);
     if (values.objectKey === '') return page({ error: 'Name the object the link is for.' }, 400);
     try {
-      const issued = issuePresignedUrl(store.keys, config, {
+      const issued = await issuePresignedUrl(store.keys, config, {
         accessKeyId: values.accessKeyId,
         target: `s3://${bucket.name}/${values.objectKey}`,
         method: values.method,
@@ -582,7 +583,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
 
   onBucket('post', '/unregister', async (c, bucket) => {
     await readForm(c, []);
-    if (!store.buckets.remove(bucket.name)) return settingsPage(c, bucket, 'This bucket is not registered.');
+    if (!(await store.buckets.remove(bucket.name))) return settingsPage(c, bucket, 'This bucket is not registered.');
     c.get('session').notices.push(`Bucket ${bucket.name} is unregistered; its data is untouched.`);
     return c.redirect('/storage', 303);
   });
@@ -610,7 +611,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     return c.html(<ErrorPage ctx={contextOf(c)} title="Something went wrong" message="The page failed unexpectedly; the server log has details." />, 500);
   });
 
-  const findKey = (id: string): AccessKey | null => (isAccessKeyId(id) ? store.keys.get(id) : null);
+  const findKey = async (id: string): Promise<AccessKey | null> => (isAccessKeyId(id) ? store.keys.get(id) : null);
 
   return app;
 }

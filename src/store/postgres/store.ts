@@ -1,0 +1,159 @@
+/**
+ * Opens the shared PostgreSQL key store (KEYGATE_DATABASE_URL): applies pending migrations (one
+ * instance at a time, under an advisory lock), checks the master key against the store's check
+ * value, loads the request-path replica and starts listening for changes.
+ */
+import { existsSync } from 'node:fs';
+import pg from 'pg';
+import { eq } from 'drizzle-orm';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import { ConfigError, redactDatabaseUrl, type Config } from '../../config.js';
+import { deriveKey, loadMasterKey, masterKeyPath } from '../../crypto/master-key.js';
+import { logToStderr } from '../../observability/log.js';
+import { migrationsFolder } from '../db.js';
+import { MASTER_KEY_CHECK, masterKeyCheckValue, verifyMasterKeyCheck } from '../master-key-check.js';
+import { StoreUnavailableError, type Store } from '../store.js';
+import { PostgresBucketRepository } from './buckets.js';
+import { PostgresKeyRepository } from './keys.js';
+import { LastUsedWriter } from './last-used.js';
+import { StoreReplica } from './replica.js';
+import { meta } from './schema.js';
+
+/** Connections per instance: requests share one counter read at a time, so a few serve any load. */
+const POOL_SIZE = 8;
+/** A server that does not answer must fail requests (ServiceUnavailable) promptly, not hold them. */
+const CONNECT_TIMEOUT_MS = 5_000;
+const QUERY_TIMEOUT_MS = 10_000;
+/** Any constant shared by every keygate instance: migrations run one instance at a time. */
+const MIGRATION_LOCK = 0x6b657967; // "keyg"
+
+export async function openPostgresStore(config: Config, url: string): Promise<Store> {
+  const database = await openPostgresDatabase(config, url);
+  const { db, pool, masterKey, location, connection } = database;
+  const close = () => database.close();
+  try {
+    const replica = new StoreReplica({ pool, db, masterKey, connectListener: () => new pg.Client(connection), log: logToStderr });
+    await replica.start().catch((error: unknown) => {
+      throw unreachable(location, error);
+    });
+    const lastUsed = new LastUsedWriter(connection);
+    return {
+      kind: 'postgres',
+      location,
+      keys: new PostgresKeyRepository(db, lastUsed, replica, masterKey, config.keyTag),
+      buckets: new PostgresBucketRepository(db, replica),
+      beginRequest: () => replica.sync(),
+      listening: () => replica.listening,
+      deriveKey: (purpose) => deriveKey(masterKey, purpose),
+      close: async () => {
+        await replica.close();
+        await lastUsed.close();
+        await close();
+      },
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** The migrated database and its verified master key, for the store and for `keygate store migrate`. */
+export interface PostgresDatabase {
+  db: NodePgDatabase<Record<string, unknown>>;
+  pool: pg.Pool;
+  masterKey: Buffer;
+  /** The URL without its password. */
+  location: string;
+  connection: pg.PoolConfig;
+  close(): Promise<void>;
+}
+
+export async function openPostgresDatabase(config: Config, url: string): Promise<PostgresDatabase> {
+  const location = redactDatabaseUrl(url);
+  const connection = { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'keygate' };
+  const pool = new pg.Pool({ ...connection, max: POOL_SIZE, query_timeout: QUERY_TIMEOUT_MS, idleTimeoutMillis: 30_000 });
+  // An idle connection whose server restarted reports here; the pool replaces it on next use.
+  pool.on('error', () => undefined);
+  const close = () => pool.end().catch(() => undefined);
+  try {
+    await migrateUnderLock(pool, location);
+    const db = drizzle(pool);
+    const masterKey = await verifiedMasterKey(db, config, location);
+    return { db, pool, masterKey, location, connection, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function migrateUnderLock(pool: pg.Pool, location: string): Promise<void> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw unreachable(location, error);
+  }
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      await migrate(drizzle(client), { migrationsFolder: migrationsFolder('postgres') });
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) throw error;
+    throw new StoreUnavailableError(
+      `keygate could not prepare its tables in the PostgreSQL store at ${location}: ${messageOf(error)}. ` +
+        'The user in KEYGATE_DATABASE_URL needs to create tables, functions and triggers in that database (e.g. its owner).',
+      { cause: error },
+    );
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Every instance must seal and unseal with the same master key, so none is generated here: it comes
+ * from KEYGATE_MASTER_KEY (or a master.key file already in the data dir, e.g. the one whose store was
+ * migrated with `keygate store migrate`).
+ */
+async function verifiedMasterKey(db: NodePgDatabase<Record<string, unknown>>, config: Config, location: string): Promise<Buffer> {
+  if (config.masterKey === null && !existsSync(masterKeyPath(config.dataDir))) {
+    throw new ConfigError(
+      'KEYGATE_MASTER_KEY',
+      'must be set when KEYGATE_DATABASE_URL is set: every instance sharing the PostgreSQL store seals and unseals secrets with the same key. ' +
+        'Generate one once (openssl rand -hex 32) and give the same value to every instance.',
+    );
+  }
+  const masterKey = loadMasterKey(config, { allowGenerate: false });
+  const readCheck = async () => (await db.select().from(meta).where(eq(meta.name, MASTER_KEY_CHECK)).limit(1))[0]?.value;
+  let check = await readCheck();
+  if (check === undefined) {
+    await db
+      .insert(meta)
+      .values({ name: MASTER_KEY_CHECK, value: masterKeyCheckValue(masterKey) })
+      .onConflictDoNothing();
+    // Another instance may have won the insert with a different key; verify whatever is stored now.
+    check = (await readCheck())!;
+  }
+  verifyMasterKeyCheck(masterKey, check, {
+    store: `the PostgreSQL store at ${location}`,
+    fix: 'every instance must use the same KEYGATE_MASTER_KEY as the one that first opened this store',
+  });
+  return masterKey;
+}
+
+function unreachable(location: string, error: unknown): StoreUnavailableError {
+  return new StoreUnavailableError(
+    `keygate cannot reach its PostgreSQL store at ${location}: ${messageOf(error)}. ` +
+      'Check KEYGATE_DATABASE_URL (host, port, user, password, database) and that the server accepts connections from this host.',
+    { cause: error },
+  );
+}
+
+function messageOf(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  if (cause instanceof AggregateError && cause.errors.length > 0) return messageOf(cause.errors[0]);
+  return cause instanceof Error && cause.message !== '' ? cause.message : String((cause as { code?: unknown })?.code ?? cause);
+}

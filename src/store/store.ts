@@ -1,0 +1,116 @@
+/**
+ * The key store's contract, whichever database holds it (SQLite in the data dir by default, or a
+ * shared PostgreSQL for many instances: src/store/postgres/).
+ *
+ * Two kinds of reads, on purpose:
+ * - Management reads and every write (admin API, dashboard, CLI) are async and see the database as
+ *   it is when they run.
+ * - The S3 request path reads synchronously, from what the store holds in memory, as of the latest
+ *   `beginRequest()`: a request awaits beginRequest() before its first lookup (and again after it
+ *   waited on its client), which makes every change committed before that moment count, by any
+ *   process or instance. That is how a deleted key fails on the very next request everywhere
+ *   without a database round trip per lookup.
+ */
+import type { CorsRule } from '../buckets/cors.js';
+import type { AddBucketInput } from '../buckets/validate.js';
+import type { AccessKey, AccessKeyWithSecret } from '../keys/model.js';
+import type { CreateKeyInput } from '../keys/validate.js';
+
+export type { AddBucketInput } from '../buckets/validate.js';
+export type { CorsRule } from '../buckets/cors.js';
+export type { CreateKeyInput } from '../keys/validate.js';
+export { BucketValidationError } from '../buckets/validate.js';
+export { KeyValidationError } from '../keys/validate.js';
+
+/** lastUsedAt is informational; writing it at most once a minute per key and process keeps the hot path read-only. */
+export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
+export interface KeyListFilter {
+  bucket?: string;
+}
+
+/** A key and its unsealed secret, kept apart so the key can travel with a request without its secret. */
+export interface KeyForVerification {
+  key: Readonly<AccessKey>;
+  readonly secretAccessKey: string;
+}
+
+export interface BucketRecord {
+  name: string;
+  datacenter: string | null;
+  endpoint: string | null;
+  region: string | null;
+  upstreamBucket: string;
+  cors: CorsRule[] | null;
+  createdAt: Date;
+}
+
+export interface KeyStore {
+  /** Validates, generates and stores a key. Throws KeyValidationError with a message saying what to change. */
+  create(input: CreateKeyInput, now?: Date): Promise<AccessKeyWithSecret>;
+  /** Keys oldest first, optionally only those scoped to one bucket. Never includes secrets. */
+  list(filter?: KeyListFilter): Promise<AccessKey[]>;
+  count(): Promise<number>;
+  get(accessKeyId: string): Promise<AccessKey | null>;
+  /**
+   * Disables a key (every request with it is refused, presigned URLs and forms included) or enables
+   * it again. Returns the key as it now is, or null when there is no such key. Disabling a disabled
+   * key keeps its original disabledAt.
+   */
+  setDisabled(accessKeyId: string, disabled: boolean, now?: Date): Promise<AccessKey | null>;
+  delete(accessKeyId: string): Promise<boolean>;
+  /** The key with its unsealed secret, read now (issuing presigned URLs). Throws SealError if the stored secret was tampered with. */
+  findWithSecret(accessKeyId: string): Promise<AccessKeyWithSecret | null>;
+  /**
+   * Request path: the key and its unsealed secret as of the latest beginRequest(), shared with
+   * later lookups (never change them). Throws SealError if the stored secret was tampered with.
+   */
+  findForVerification(accessKeyId: string): KeyForVerification | null;
+  /** Records use of a key, at most once per LAST_USED_WRITE_INTERVAL_MS per key and process; never fails a request. */
+  touchLastUsed(accessKeyId: string, at?: Date): void;
+}
+
+export interface BucketStore {
+  /** Registers a bucket. Throws BucketValidationError for invalid input, or with problem 'conflict' if it exists. */
+  add(input: AddBucketInput, now?: Date): Promise<BucketRecord>;
+  /** Registered buckets by name. */
+  list(): Promise<BucketRecord[]>;
+  get(name: string): Promise<BucketRecord | null>;
+  /** Unregisters a bucket; keys scoped to it stay (re-adding the bucket makes them usable again). */
+  remove(name: string): Promise<boolean>;
+  /** Replaces the bucket's CORS rules (null clears them). Returns the updated record, or null if the bucket is not registered. */
+  setCors(name: string, rules: CorsRule[] | null): Promise<BucketRecord | null>;
+  /** Request path: the bucket as of the latest beginRequest(), shared with later lookups (never change it). */
+  findForRouting(name: string): Readonly<BucketRecord> | null;
+  /** Request path: every registered bucket as of the latest beginRequest(), by name. */
+  listForRouting(): readonly Readonly<BucketRecord>[];
+}
+
+export interface Store {
+  /** Which database: 'sqlite' (one host) or 'postgres' (shared by many instances). */
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where it is, for logs and messages: a file path, or a PostgreSQL URL without its password. */
+  readonly location: string;
+  keys: KeyStore;
+  buckets: BucketStore;
+  /**
+   * An S3 request starts (or resumes after waiting on its client): once this settles, request-path
+   * lookups see every change committed before the call. Null when that is already so (SQLite reads
+   * its change counter synchronously); otherwise a promise that rejects with an S3 ServiceUnavailable
+   * error when the database cannot be reached, so nothing stale is ever accepted.
+   */
+  beginRequest(): Promise<void> | null;
+  /** Whether the change listener (PostgreSQL's LISTEN connection) is up; null when the store has none. */
+  listening(): boolean | null;
+  /** A key derived from the master key for `purpose` (see crypto/master-key.ts deriveKey). */
+  deriveKey(purpose: string): Buffer;
+  close(): Promise<void>;
+}
+
+/** The store's database cannot be reached or used (PostgreSQL down, wrong URL, refused login). */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
