@@ -57,6 +57,18 @@ describe('revocation ledger', () => {
     expect(ledger.judge(facts({ expectation: 'denied', status: 404, errorCode: 'NoSuchKey' })).category).toBe('VIOLATION unexpected-status');
   });
 
+  it('judges a request after the deletion the same on every instance, and counts them per instance', () => {
+    const ledger = revokedAt(1000);
+    expect(ledger.judge(facts({ startedAt: 1001, status: 403, errorCode: 'InvalidAccessKeyId', instance: 0 })).category).toBe('refused-after-revocation');
+    expect(ledger.judge(facts({ startedAt: 1002, status: 403, errorCode: 'InvalidAccessKeyId', instance: 2 })).category).toBe('refused-after-revocation');
+    expect(ledger.judge(facts({ startedAt: 1003, instance: 2 })).category).toBe('VIOLATION accepted-after-revocation');
+    expect([...ledger.revocations.get(KEY)!.probedAfterByInstance]).toEqual([
+      [0, 1],
+      [2, 2],
+    ]);
+    expect([ledger.requestsOn(0), ledger.requestsOn(1), ledger.requestsOn(2)]).toEqual([1, 0, 2]);
+  });
+
   it('credits other keys that succeed right after a deletion', () => {
     const ledger = revokedAt(1000);
     ledger.judge(facts({ accessKeyId: OTHER, startedAt: 1500 }));

@@ -45,6 +45,8 @@ export interface Revocation {
   othersSucceededAfter: number;
   /** Requests with this key that started after completedAt (all must have been refused). */
   probedAfter: number;
+  /** probedAfter per gateway instance the request was sent to (several instances share one key store). */
+  probedAfterByInstance: Map<number, number>;
 }
 
 export interface ResponseFacts {
@@ -59,6 +61,8 @@ export interface ResponseFacts {
   target?: string;
   /** HEAD: an error answer has no body, so only its status can be checked, not its code. */
   bodiless?: boolean;
+  /** Which gateway instance answered (0 when there is only one). */
+  instance?: number;
 }
 
 export interface Violation {
@@ -80,11 +84,21 @@ export class Ledger {
   readonly statuses = new Map<number, number>();
   readonly operations = new Map<string, number>();
   readonly violations: Violation[] = [];
+  /** Requests (answered or failed on the client side) per gateway instance. */
+  readonly requestsByInstance = new Map<number, number>();
   violationCount = 0;
   requests = 0;
 
   revocationRequested(accessKeyId: string, role: string, method: Revocation['method'], at: number): Revocation {
-    const revocation: Revocation = { accessKeyId, role, method, requestedAt: at, othersSucceededAfter: 0, probedAfter: 0 };
+    const revocation: Revocation = {
+      accessKeyId,
+      role,
+      method,
+      requestedAt: at,
+      othersSucceededAfter: 0,
+      probedAfter: 0,
+      probedAfterByInstance: new Map(),
+    };
     this.revocations.set(accessKeyId, revocation);
     return revocation;
   }
@@ -99,6 +113,7 @@ export class Ledger {
   judge(facts: ResponseFacts): Judged {
     const judged = this.classify(facts);
     this.requests++;
+    bump(this.requestsByInstance, facts.instance ?? 0);
     bump(this.statuses, facts.status);
     bump(this.operations, facts.operation);
     this.record(judged.category, facts, facts.target ?? '');
@@ -107,8 +122,9 @@ export class Ledger {
   }
 
   /** A transport-level failure (no HTTP response). */
-  clientError(operation: string, accessKeyId: string, detail: string): void {
+  clientError(operation: string, accessKeyId: string, detail: string, instance = 0): void {
     this.requests++;
+    bump(this.requestsByInstance, instance);
     bump(this.operations, operation);
     this.record('VIOLATION client-error', { operation, accessKeyId, status: 0, errorCode: null }, detail);
   }
@@ -122,6 +138,10 @@ export class Ledger {
     return this.categories.get(category) ?? 0;
   }
 
+  requestsOn(instance: number): number {
+    return this.requestsByInstance.get(instance) ?? 0;
+  }
+
   private classify(facts: ResponseFacts): Judged {
     const { status } = facts;
     const codeIs = (code: string) => facts.errorCode === code || (facts.bodiless === true && facts.errorCode === null);
@@ -129,6 +149,7 @@ export class Ledger {
     const revocation = this.revocations.get(facts.accessKeyId);
     if (revocation?.completedAt !== undefined && facts.startedAt > revocation.completedAt) {
       revocation.probedAfter++;
+      bump(revocation.probedAfterByInstance, facts.instance ?? 0);
       if (status === 403 && codeIs('InvalidAccessKeyId')) return { ok: true, applied: false, category: 'refused-after-revocation' };
       if (success) return { ok: false, applied: true, category: 'VIOLATION accepted-after-revocation' };
       return { ok: false, applied: false, category: 'VIOLATION wrong-refusal-after-revocation' };

@@ -1,7 +1,8 @@
 /**
  * Processes the soak needs beyond test/helpers: s3rver in its own process (the in-process helper
  * would share the load generator's event loop and core), and the shipped CLI deleting a key from
- * another process while the gateway serves traffic from the same SQLite file.
+ * another process while gateways serve traffic from the same store (the SQLite file of one
+ * gateway, or the PostgreSQL store several instances share).
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -96,11 +97,36 @@ export function processAlive(pid: number): boolean {
  * process writing the SQLite file the gateway reads on every request. Resolves once it exited 0.
  */
 export function deleteKeyWithCli(gateway: Gateway, accessKeyId: string): Promise<void> {
+  return runCliDelete(gateway.env, accessKeyId);
+}
+
+export interface SharedStore {
+  /** KEYGATE_DATABASE_URL of the PostgreSQL key store the instances share. */
+  databaseUrl: string;
+  /** KEYGATE_MASTER_KEY the instances run with (it unseals the stored secrets). */
+  masterKey: string;
+}
+
+/**
+ * `keygate keys delete ID` with the built CLI pointed at the shared PostgreSQL store, run as an
+ * operator would: its own (empty) data dir, the database URL and the master key, nothing of any
+ * gateway instance (no ports, no upstream). Resolves once it exited 0.
+ */
+export async function deleteKeyWithCliOnPostgres(store: SharedStore, accessKeyId: string): Promise<void> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'keygate-soak-cli-'));
+  try {
+    await runCliDelete({ KEYGATE_DATA_DIR: dataDir, KEYGATE_DATABASE_URL: store.databaseUrl, KEYGATE_MASTER_KEY: store.masterKey }, accessKeyId);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function runCliDelete(env: Record<string, string>, accessKeyId: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [path.join(REPO_ROOT, 'dist/cli/main.js'), 'keys', 'delete', accessKeyId],
-      { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...gateway.env }, timeout: 60_000 },
+      { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, timeout: 60_000 },
       (error, stdout, stderr) => {
         if (error) reject(new Error(`keygate keys delete ${accessKeyId} failed (${error.message}):\n${stdout}\n${stderr}`));
         else resolve();

@@ -115,6 +115,8 @@ export interface Traffic {
   keys: KeyRing;
   /** Object bodies are slices of this random buffer, so expected bytes cost no memory per object. */
   content: Buffer;
+  /** Which gateway instance `client` and `sdk` talk to, for the ledger (0 when there is only one). */
+  instance?: number;
 }
 
 /** Random bytes object bodies are cut from; twice the largest body so offsets vary. */
@@ -299,11 +301,12 @@ export class TrafficWorker {
         endedAt: result.endedAt,
         target: describeCall(call),
         bodiless: call.method === 'HEAD',
+        instance: this.traffic.instance,
       });
       return { result, key, applied: judged.applied };
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
-      this.traffic.ledger.clientError(operation, key.accessKeyId, error.message);
+      this.traffic.ledger.clientError(operation, key.accessKeyId, error.message, this.traffic.instance);
       return null;
     }
   }
@@ -534,7 +537,7 @@ export class TrafficWorker {
     } catch (error) {
       const failure = error as { $metadata?: { httpStatusCode?: number }; Code?: string; name?: string; message?: string };
       if (failure.$metadata?.httpStatusCode === undefined) {
-        this.traffic.ledger.clientError(operation, key.accessKeyId, `${target}: ${failure.name}: ${failure.message}`);
+        this.traffic.ledger.clientError(operation, key.accessKeyId, `${target}: ${failure.name}: ${failure.message}`, this.traffic.instance);
         return null;
       }
       status = failure.$metadata.httpStatusCode;
@@ -549,6 +552,7 @@ export class TrafficWorker {
       startedAt,
       endedAt: performance.now(),
       target,
+      instance: this.traffic.instance,
     });
     return judged.applied && value !== undefined ? { applied: true, value } : { applied: false };
   }
@@ -636,6 +640,8 @@ export interface RotationDeps {
   deleteKey(accessKeyId: string, method: 'admin-api' | 'cli'): Promise<void>;
   /** How long workers keep using the deleted key (as a client with stale credentials would) before getting the new one. */
   lingerMs: number;
+  /** Runs right after the deletion completed, before the linger (e.g. one request with the deleted key on every instance). */
+  afterDeletion?(revoked: CreatedKey, role: RoleSpec): Promise<void>;
 }
 
 /** Deletes a role's live key while traffic uses it, lets clients keep trying it briefly, then hands out a new key. */
@@ -645,6 +651,6 @@ export async function rotate(deps: RotationDeps, role: RoleSpec, method: 'admin-
   await deps.deleteKey(old.accessKeyId, method);
   deps.ledger.revocationCompleted(old.accessKeyId, performance.now());
   deps.keys.revoked.push(old);
-  await new Promise((resolve) => setTimeout(resolve, deps.lingerMs));
+  await Promise.all([deps.afterDeletion?.(old, role), new Promise((resolve) => setTimeout(resolve, deps.lingerMs))]);
   deps.keys.replace(role.name, await deps.createKey(role, generation));
 }
