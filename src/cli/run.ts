@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config.js';
 import { SealError } from '../crypto/seal.js';
-import { StoreUnavailableError } from '../store/store.js';
+import { isStoreUnavailable, StoreUnavailableError } from '../store/store.js';
 import { DataDirError } from '../data-dir.js';
 import { ListenError } from '../server.js';
 import { runBuckets } from './buckets.js';
@@ -83,6 +83,12 @@ function report(error: unknown, io: CliIo): number {
     error instanceof StoreUnavailableError
   ) {
     io.stderr(`keygate: ${error.message}\n`);
+    return EXIT_FAILURE;
+  }
+  if (isStoreUnavailable(error)) {
+    io.stderr(
+      `keygate: the key store cannot be reached: ${error instanceof Error ? error.message : String(error)}. Check KEYGATE_DATABASE_URL and that the server is up.\n`,
+    );
     return EXIT_FAILURE;
   }
   const code = (error as { code?: unknown } | null)?.code;

@@ -14,7 +14,7 @@ import { BucketValidationError, type AddBucketInput } from '../buckets/validate.
 import { isAccessKeyId } from '../crypto/keygen.js';
 import { createdKeyToJson, keyToJson } from '../keys/json.js';
 import { KeyValidationError, type CreateKeyInput } from '../keys/validate.js';
-import type { Store } from '../store/store.js';
+import { isStoreUnavailable, type Store } from '../store/store.js';
 import { verifierForToken, type AdminTokenVerifier } from './admin-token.js';
 import { ADMIN_OPENAPI } from './openapi.js';
 import { createDashboard, type DashboardDeps } from './dashboard/app.js';
@@ -33,8 +33,8 @@ export interface AdminAppDeps {
   dashboard?: Omit<DashboardDeps, 'config' | 'store' | 'verifyToken'>;
 }
 
-type ErrorCode = 'unauthorized' | 'invalid_request' | 'not_found' | 'conflict' | 'payload_too_large' | 'internal_error';
-type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500;
+type ErrorCode = 'unauthorized' | 'invalid_request' | 'not_found' | 'conflict' | 'payload_too_large' | 'internal_error' | 'store_unavailable';
+type ErrorStatus = 400 | 401 | 404 | 409 | 413 | 500 | 503;
 
 const KEY_FIELDS = ['name', 'bucket', 'permissions', 'preset', 'expiresIn', 'rateLimit', 'rateBurst', 'allowedIps', 'prefix'] as const;
 const KEY_UPDATE_FIELDS = ['disabled'] as const;
@@ -198,6 +198,9 @@ function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
     }
     // Log the failure without request bodies (they can carry names a user considers private).
     console.error(JSON.stringify({ level: 'error', msg: 'admin API error', method: c.req.method, path: c.req.path, error: String(error) }));
+    if (isStoreUnavailable(error)) {
+      return fail(c, 503, 'store_unavailable', 'The key store (PostgreSQL) cannot be reached right now; retry shortly. The server log has details.');
+    }
     return fail(c, 500, 'internal_error', 'The admin API failed unexpectedly; the server log has details.');
   });
 

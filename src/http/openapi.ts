@@ -287,7 +287,10 @@ export const ADMIN_OPENAPI = {
         type: 'object',
         required: ['error', 'detail'],
         properties: {
-          error: { type: 'string', enum: ['unauthorized', 'invalid_request', 'not_found', 'conflict', 'payload_too_large', 'internal_error'] },
+          error: {
+            type: 'string',
+            enum: ['unauthorized', 'invalid_request', 'not_found', 'conflict', 'payload_too_large', 'internal_error', 'store_unavailable'],
+          },
           detail: { type: 'string' },
         },
       },

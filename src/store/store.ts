@@ -114,3 +114,22 @@ export class StoreUnavailableError extends Error {
     this.name = 'StoreUnavailableError';
   }
 }
+
+/** Network errors and PostgreSQL's connection-level SQLSTATEs (class 08, server shutting down or starting). */
+const UNREACHABLE_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|08...|57P0[123])$/;
+const UNREACHABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout/i;
+
+/**
+ * Whether an error from a store operation means its database could not be reached (rather than
+ * refused the operation): the admin API answers 503 for these, the CLI says to check the database.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  for (let depth = 0; error instanceof Error && depth < 5; depth++, error = error.cause) {
+    if (error instanceof StoreUnavailableError) return true;
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && UNREACHABLE_CODES.test(code)) return true;
+    if (UNREACHABLE_MESSAGES.test(error.message)) return true;
+    if (error instanceof AggregateError && error.errors.some(isStoreUnavailable)) return true;
+  }
+  return false;
+}

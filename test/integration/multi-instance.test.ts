@@ -132,6 +132,10 @@ describe('three instances on one PostgreSQL store', () => {
     await postgres.stop();
     // Nothing stale is accepted: without a read of the store's change counter, nobody is let in.
     expect(await onEvery(key)).toEqual(['503 ServiceUnavailable', '503 ServiceUnavailable', '503 ServiceUnavailable']);
+    // The admin API says what is wrong instead of failing as an internal error.
+    const listed = await instances[0]!.admin('GET', '/v1/keys');
+    expect(listed.status).toBe(503);
+    expect(listed.json.error).toBe('store_unavailable');
     await postgres.start();
 
     // The pools reconnect on the next request; the listeners on their own, with backoff.
