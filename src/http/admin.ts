@@ -199,7 +199,12 @@ function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
     // Log the failure without request bodies (they can carry names a user considers private).
     console.error(JSON.stringify({ level: 'error', msg: 'admin API error', method: c.req.method, path: c.req.path, error: String(error) }));
     if (isStoreUnavailable(error)) {
-      return fail(c, 503, 'store_unavailable', 'The key store (PostgreSQL) cannot be reached right now; retry shortly. The server log has details.');
+      return fail(
+        c,
+        503,
+        'store_unavailable',
+        'The key store (PostgreSQL) cannot be reached or did not answer in time; retry shortly. The server log has details.',
+      );
     }
     return fail(c, 500, 'internal_error', 'The admin API failed unexpectedly; the server log has details.');
   });

@@ -115,13 +115,18 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-/** Network errors and PostgreSQL's connection-level SQLSTATEs (class 08, server shutting down or starting). */
-const UNREACHABLE_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|08...|57P0[123])$/;
+/**
+ * Network errors; PostgreSQL's connection-level SQLSTATEs (class 08, server shutting down or
+ * starting); and its statement or lock timeouts (57014, 55P03), after which the server rolled the
+ * statement back.
+ */
+const UNREACHABLE_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|08...|57P0[123]|57014|55P03)$/;
 const UNREACHABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout/i;
 
 /**
- * Whether an error from a store operation means its database could not be reached (rather than
- * refused the operation): the admin API answers 503 for these, the CLI says to check the database.
+ * Whether an error from a store operation means its database could not be reached or did not
+ * answer in time (rather than refused the operation): the admin API answers 503 for these, the CLI
+ * says to check the database.
  */
 export function isStoreUnavailable(error: unknown): boolean {
   for (let depth = 0; error instanceof Error && depth < 5; depth++, error = error.cause) {

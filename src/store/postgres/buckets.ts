@@ -2,7 +2,7 @@
  * The bucket registry in the PostgreSQL store. Management reads and writes go to the database; the
  * request path reads the replica (replica.ts), which every write here reaches through the change signal.
  */
-import { asc, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { corsRulesProblem } from '../../buckets/cors.js';
 import { BucketValidationError, validateAddBucketInput, type AddBucketInput } from '../../buckets/validate.js';
@@ -10,7 +10,7 @@ import { bucketConflict } from '../buckets.js';
 import { corsJsonOf, toBucketRecord } from '../rows.js';
 import type { BucketRecord, BucketStore, CorsRule } from '../store.js';
 import type { StoreReplica } from './replica.js';
-import { buckets } from './schema.js';
+import { buckets, byName } from './schema.js';
 
 export class PostgresBucketRepository implements BucketStore {
   constructor(
@@ -30,7 +30,7 @@ export class PostgresBucketRepository implements BucketStore {
   }
 
   async list(): Promise<BucketRecord[]> {
-    return (await this.db.select().from(buckets).orderBy(asc(buckets.name))).map(toBucketRecord);
+    return (await this.db.select().from(buckets).orderBy(byName)).map(toBucketRecord);
   }
 
   async get(name: string): Promise<BucketRecord | null> {

@@ -21,17 +21,26 @@
  * ServiceUnavailable: nothing held here is used without a read that vouches for it.
  */
 import type pg from 'pg';
-import { asc, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { unsealSecret } from '../../crypto/seal.js';
 import { S3Error } from '../../errors.js';
 import { frozenKey, frozenRecord, sameKeyRow, toAccessKey, toBucketRecord, type AccessKeyRowShape } from '../rows.js';
 import type { BucketRecord, KeyForVerification } from '../store.js';
-import { accessKeys, buckets } from './schema.js';
+import { accessKeys, buckets, byName } from './schema.js';
 
 export const CHANGE_CHANNEL = 'keygate_changes';
-/** A named statement: parsed once per connection, then only bound and executed. */
-const READ_CHANGE_ID: pg.QueryConfig = { name: 'keygate_read_change_id', text: 'SELECT change_id FROM keygate_generation WHERE id = 1' };
+/**
+ * A named statement: parsed once per connection, then only bound and executed. Every request waits
+ * on it, so it gives up sooner than other queries (query_timeout per query: read by pg's
+ * Client.query, missing from @types/pg): a primary-key read that takes seconds means the server is
+ * unwell, and requests are better refused (ServiceUnavailable, retried by clients) than held.
+ */
+const READ_CHANGE_ID: pg.QueryConfig & { query_timeout: number } = {
+  name: 'keygate_read_change_id',
+  text: 'SELECT change_id FROM keygate_generation WHERE id = 1',
+  query_timeout: 4_000,
+};
 const LISTENER_RETRY_MIN_MS = 250;
 const LISTENER_RETRY_MAX_MS = 5_000;
 
@@ -132,7 +141,7 @@ export class StoreReplica {
         async (tx) => {
           const signal = await tx.execute<{ change_id: string }>(sql`SELECT change_id FROM keygate_generation WHERE id = 1`);
           const keyRows = await tx.select().from(accessKeys);
-          const bucketRows = await tx.select().from(buckets).orderBy(asc(buckets.name));
+          const bucketRows = await tx.select().from(buckets).orderBy(byName);
           return { changeId: signal.rows[0]!.change_id, keyRows, bucketRows };
         },
         { isolationLevel: 'repeatable read', accessMode: 'read only' },

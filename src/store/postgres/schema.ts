@@ -53,3 +53,6 @@ export const meta = pgTable('meta', {
   name: text('name').primaryKey(),
   value: text('value').notNull(),
 });
+
+/** Bucket names in byte order, as SQLite sorts them, whatever the database's collation. */
+export const byName = sql`${buckets.name} COLLATE "C"`;

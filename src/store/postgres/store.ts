@@ -24,6 +24,11 @@ import { meta } from './schema.js';
 const POOL_SIZE = 8;
 /** A server that does not answer must fail requests (ServiceUnavailable) promptly, not hold them. */
 const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * The server gives up on a statement (and rolls it back) before the client stops waiting for it:
+ * a management write reported as failed must not be applied later, when a lock it waited on frees.
+ */
+const STATEMENT_TIMEOUT_MS = 8_000;
 const QUERY_TIMEOUT_MS = 10_000;
 /** Any constant shared by every keygate instance: migrations run one instance at a time. */
 const MIGRATION_LOCK = 0x6b657967; // "keyg"
@@ -72,7 +77,13 @@ export interface PostgresDatabase {
 export async function openPostgresDatabase(config: Config, url: string): Promise<PostgresDatabase> {
   const location = redactDatabaseUrl(url);
   const connection = { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'keygate' };
-  const pool = new pg.Pool({ ...connection, max: POOL_SIZE, query_timeout: QUERY_TIMEOUT_MS, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool({
+    ...connection,
+    max: POOL_SIZE,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
+    idleTimeoutMillis: 30_000,
+  });
   // An idle connection whose server restarted reports here; the pool replaces it on next use.
   pool.on('error', () => undefined);
   const close = () => pool.end().catch(() => undefined);
