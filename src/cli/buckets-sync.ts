@@ -24,7 +24,7 @@ export async function runBucketsSync(args: string[], io: CliIo): Promise<number>
   } catch (error) {
     throw new CommandFailure(`Could not list RunPod network volumes: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const store = await openStore(config);
+  const store = await openStore(config, { servesRequests: false });
   try {
     let added = 0;
     for (const volume of volumes) {

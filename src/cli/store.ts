@@ -5,7 +5,7 @@ import type { CliIo } from './io.js';
 
 export async function withStore<T>(io: CliIo, run: (store: Store, config: Config) => T | Promise<T>): Promise<T> {
   const config = loadConfig(io.env);
-  const store = await openStore(config);
+  const store = await openStore(config, { servesRequests: false });
   try {
     return await run(store, config);
   } finally {

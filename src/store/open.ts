@@ -9,8 +9,17 @@ import type { Store } from './store.js';
 
 export type { Store } from './store.js';
 
-export async function openStore(config: Config): Promise<Store> {
+export interface OpenStoreOptions {
+  /**
+   * Whether S3 requests will be served from this store (the server): PostgreSQL then loads keys
+   * and buckets into memory and listens for changes at once. The CLI passes false; its one
+   * command reads and writes the database directly.
+   */
+  servesRequests?: boolean;
+}
+
+export async function openStore(config: Config, options: OpenStoreOptions = {}): Promise<Store> {
   if (config.databaseUrl === null) return openSqliteStore(config);
   const { openPostgresStore } = await import('./postgres/store.js');
-  return openPostgresStore(config, config.databaseUrl);
+  return openPostgresStore(config, config.databaseUrl, { servesRequests: options.servesRequests ?? true });
 }

@@ -33,15 +33,18 @@ const QUERY_TIMEOUT_MS = 10_000;
 /** Any constant shared by every keygate instance: migrations run one instance at a time. */
 const MIGRATION_LOCK = 0x6b657967; // "keyg"
 
-export async function openPostgresStore(config: Config, url: string): Promise<Store> {
+export async function openPostgresStore(config: Config, url: string, options: { servesRequests: boolean }): Promise<Store> {
   const database = await openPostgresDatabase(config, url);
   const { db, pool, masterKey, location, connection } = database;
   const close = () => database.close();
   try {
     const replica = new StoreReplica({ pool, db, masterKey, connectListener: () => new pg.Client(connection), log: logToStderr });
-    await replica.start().catch((error: unknown) => {
-      throw unreachable(location, error);
-    });
+    // Without requests to serve (the CLI), nothing is loaded or listened to; a beginRequest() would load on demand.
+    if (options.servesRequests) {
+      await replica.start().catch((error: unknown) => {
+        throw unreachable(location, error);
+      });
+    }
     const lastUsed = new LastUsedWriter(connection);
     return {
       kind: 'postgres',
