@@ -1,8 +1,9 @@
 /**
  * The processes the benchmark measures, each started the way it runs for real and each in its own
  * process so CPU and memory are attributable: the upstream (s3rver), the gateway
- * (`node dist/cli/main.js serve`, the shipped build), and for comparison an nginx reverse proxy and
- * the node floor (a bare node:http + undici pass-through).
+ * (`node dist/cli/main.js serve`, the shipped build; a second one on the PostgreSQL store, whose
+ * server bench/postgres.ts starts), and for comparison an nginx reverse proxy and the node floor (a
+ * bare node:http + undici pass-through).
  * The gateway starts through the integration tests' helper (vitest-free), so both run it alike:
  * the built CLI, the Docker image's NODE_OPTIONS, its own data dir.
  */
@@ -91,10 +92,16 @@ export async function startS3rverUpstream(): Promise<Upstream> {
 /**
  * The gateway as it ships, with the default upstream pointed at the bench upstream. Access logging
  * stays at its default so the measured path is the shipped one. KEYGATE_BENCH_NODE_ARGS adds node
- * flags (e.g. --cpu-prof: the profile is written on the clean exit at stop()).
+ * flags (e.g. --cpu-prof: the profile is written on the clean exit at stop()) unless `benchNodeArgs`
+ * is false (a second gateway, so that one profile is the gateway's). extraEnv can point it at a
+ * PostgreSQL store (KEYGATE_DATABASE_URL, KEYGATE_MASTER_KEY).
  */
-export async function startGateway(upstream: Upstream, extraEnv: Record<string, string> = {}): Promise<GatewayProcess> {
-  const nodeArgs = (process.env.KEYGATE_BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+export async function startGateway(
+  upstream: Upstream,
+  extraEnv: Record<string, string> = {},
+  options: { benchNodeArgs?: boolean } = {},
+): Promise<GatewayProcess> {
+  const nodeArgs = (options.benchNodeArgs === false ? '' : (process.env.KEYGATE_BENCH_NODE_ARGS ?? '')).split(' ').filter((arg) => arg !== '');
   const env = {
     ...upstreamEnv({ endpoint: upstream.url, region: UPSTREAM_REGION, ...S3RVER_CREDENTIALS, capabilityOverrides: { trailingChecksums: false } }),
     ...extraEnv,

@@ -1,12 +1,15 @@
 /**
  * `npm run bench`: the gateway side by side with the same upstream hit directly and with nginx
  * proxying to it, in one run on this machine, plus the per-request cost of the gateway's own work
- * (SigV4 verification, authorization). Prints a markdown table and writes it to .bench/report.md.
+ * (SigV4 verification, key store, authorization). Small requests also go through a second gateway
+ * on the PostgreSQL store (a throwaway server on this machine), reported against the SQLite one.
+ * Prints a markdown table and writes it to .bench/report.md.
  *
  * Options: --quick (short rounds and a 64 MiB object, for trying changes; targets are not judged),
  * --only=small,large,micro (phases to run), --large-mib=N, --rounds=N, --seconds=N, --profile
- * (the gateway runs with --cpu-prof into .bench/profiles/ and the report says where its CPU went).
- * KEYGATE_BENCH_NODE_ARGS adds node flags to the gateway process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+ * (the gateway runs with --cpu-prof into .bench/profiles/ and the report says where its CPU went),
+ * --no-postgres (no PostgreSQL server: no PostgreSQL-store gateway in the small requests, SQLite-only store rows).
+ * KEYGATE_BENCH_NODE_ARGS adds node flags to the (SQLite-store) gateway process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  *
  * Numbers are for this machine only; compare rows of one run with each other, not with other machines.
  */
@@ -18,11 +21,12 @@ import { authorize } from '../src/authz.js';
 import type { AccessKey } from '../src/keys/model.js';
 import { parseAddress } from '../src/s3/address.js';
 import { classify } from '../src/s3/classify.js';
+import { postgresAvailable } from '../test/helpers/postgres.js';
 import { REPO_ROOT } from './processes.js';
 import { newestProfile, summarizeProfile } from './profile.js';
 import { runSigv4Bench, timePerOp, type BenchRow } from './sigv4.js';
-import { runStoreBench } from './store.js';
-import { runSystemBench, SMALL_OBJECT_BYTES, type LargeResult, type SmallResult, type SystemResults } from './system.js';
+import { KEY_COUNT, runStoreBench } from './store.js';
+import { runSystemBench, SMALL_OBJECT_BYTES, TARGET_LABELS, type LargeResult, type SmallResult, type SystemResults } from './system.js';
 
 /**
  * The goals. Small requests are judged by CPU per request, which stays steady on a machine whose
@@ -38,6 +42,8 @@ export const TARGETS = {
 interface CliOptions {
   quick: boolean;
   profile: boolean;
+  /** A gateway on the PostgreSQL store in the small requests. */
+  postgres: boolean;
   phases: Set<string>;
   largeMib: number;
   rounds: number;
@@ -53,6 +59,7 @@ function parseCli(argv: string[]): CliOptions {
   return {
     quick,
     profile: argv.includes('--profile'),
+    postgres: !argv.includes('--no-postgres'),
     phases,
     largeMib: Number(value('large-mib') ?? (quick ? 64 : 1024)),
     rounds: Number(value('rounds') ?? (quick ? 1 : 3)),
@@ -98,17 +105,20 @@ const micros = (ms: number) => `${(ms * 1000).toFixed(0)} µs`;
 
 function smallTable(small: SmallResult[]): string[] {
   const lines = [
-    `| request | target | req/s | p50 | p99 | added p50 / p99 vs direct | target's own CPU per request (rounds) |`,
-    '|---|---|---|---|---|---|---|',
+    `| request | target | req/s | p50 | p99 | added p50 / p99 vs direct | target's own CPU per request (rounds) | + PostgreSQL server's CPU per request (rounds) |`,
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of small) {
     const direct = small.find((d) => d.method === r.method && d.target === 'direct')!.median;
     const m = r.median;
-    const added = r.target === 'direct' ? '—' : `+${(m.p50Ms - direct.p50Ms).toFixed(2)} / +${(m.p99Ms - direct.p99Ms).toFixed(2)} ms`;
+    const signed = (ms: number) => `${ms < 0 ? '−' : '+'}${Math.abs(ms).toFixed(2)}`;
+    const added = r.target === 'direct' ? '—' : `${signed(m.p50Ms - direct.p50Ms)} / ${signed(m.p99Ms - direct.p99Ms)} ms`;
     const cpu = r.cpuMsPerRequest === null ? '—' : `${micros(r.cpuMsPerRequest)} (${r.cpuMsPerRequestByRound.map(micros).join(' / ')})`;
+    const storeCpu =
+      r.storeServerCpuMsPerRequest === null ? '—' : `${micros(r.storeServerCpuMsPerRequest)} (${r.storeServerCpuMsPerRequestByRound.map(micros).join(' / ')})`;
     const spread = r.rounds.map((x) => x.requestsPerSecond.toFixed(0)).join(' / ');
     lines.push(
-      `| ${r.method} ${SMALL_OBJECT_BYTES / 1024} KiB | ${r.target} | ${m.requestsPerSecond.toFixed(0)} (rounds ${spread}) | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms | ${added} | ${cpu} |`,
+      `| ${r.method} ${SMALL_OBJECT_BYTES / 1024} KiB | ${TARGET_LABELS[r.target]} | ${m.requestsPerSecond.toFixed(0)} (rounds ${spread}) | ${m.p50Ms.toFixed(2)} ms | ${m.p99Ms.toFixed(2)} ms | ${added} | ${cpu} | ${storeCpu} |`,
     );
   }
   return lines;
@@ -124,13 +134,59 @@ function largeTable(large: LargeResult[], size: number): string[] {
   return lines;
 }
 
-/** Gateway CPU per request over another proxy's, round by round (both measured in the same round). */
-export function cpuRatios(gateway: SmallResult, other: SmallResult): { median: number; min: number; max: number } {
-  const ratios = gateway.cpuMsPerRequestByRound.map((ms, round) => ms / other.cpuMsPerRequestByRound[round]!).sort((a, b) => a - b);
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+/** a / b round by round (both measured in the same round): the median round and the range. */
+function roundRatios(a: number[], b: number[]): Spread {
+  const ratios = a.map((value, round) => value / b[round]!).sort((x, y) => x - y);
   return { median: ratios[Math.floor(ratios.length / 2)]!, min: ratios[0]!, max: ratios.at(-1)! };
 }
 
+/** Gateway CPU per request over another proxy's, round by round (both measured in the same round). */
+export function cpuRatios(gateway: SmallResult, other: SmallResult): Spread {
+  return roundRatios(gateway.cpuMsPerRequestByRound, other.cpuMsPerRequestByRound);
+}
+
 const times = (ratio: number) => `${ratio.toFixed(2)}×`;
+const spreadText = (ratio: Spread) => `${times(ratio.median)} (rounds ${times(ratio.min)}–${times(ratio.max)})`;
+
+/** The gateway on the PostgreSQL store against the one on SQLite, round by round (same rounds, same traffic). */
+function postgresTable(system: SystemResults): string[] {
+  const lines = [
+    '| request | measure | gateway (SQLite store) | gateway (PostgreSQL store) | PostgreSQL / SQLite, median round (range) |',
+    '|---|---|---|---|---|',
+  ];
+  for (const method of ['HEAD', 'GET'] as const) {
+    const sqlite = system.small.find((r) => r.method === method && r.target === 'gateway');
+    const pg = system.small.find((r) => r.method === method && r.target === 'gateway-pg');
+    if (!sqlite || !pg || pg.storeServerCpuMsPerRequest === null) continue;
+    const request = `${method} ${SMALL_OBJECT_BYTES / 1024} KiB`;
+    const withServer = pg.cpuMsPerRequestByRound.map((ms, round) => ms + pg.storeServerCpuMsPerRequestByRound[round]!);
+    const perRound = (result: SmallResult, pick: (round: SmallResult['median']) => number) => result.rounds.map(pick);
+    const rps = (x: SmallResult['median']) => x.requestsPerSecond;
+    const p50 = (x: SmallResult['median']) => x.p50Ms;
+    const p99 = (x: SmallResult['median']) => x.p99Ms;
+    const reads = [...pg.changeIdReadsPerRequestByRound].sort((a, b) => a - b);
+    lines.push(
+      `| ${request} | gateway CPU per request | ${micros(sqlite.cpuMsPerRequest!)} | ${micros(pg.cpuMsPerRequest!)} | ${spreadText(cpuRatios(pg, sqlite))} |`,
+      `| ${request} | CPU per request with the PostgreSQL server's | ${micros(sqlite.cpuMsPerRequest!)} | ${micros(pg.cpuMsPerRequest!)} + ${micros(pg.storeServerCpuMsPerRequest)} | ${spreadText(roundRatios(withServer, sqlite.cpuMsPerRequestByRound))} |`,
+      `| ${request} | req/s | ${sqlite.median.requestsPerSecond.toFixed(0)} | ${pg.median.requestsPerSecond.toFixed(0)} | ${spreadText(roundRatios(perRound(pg, rps), perRound(sqlite, rps)))} |`,
+      `| ${request} | p50 latency | ${sqlite.median.p50Ms.toFixed(2)} ms | ${pg.median.p50Ms.toFixed(2)} ms | ${spreadText(roundRatios(perRound(pg, p50), perRound(sqlite, p50)))} |`,
+      `| ${request} | p99 latency | ${sqlite.median.p99Ms.toFixed(2)} ms | ${pg.median.p99Ms.toFixed(2)} ms | ${spreadText(roundRatios(perRound(pg, p99), perRound(sqlite, p99)))} |`,
+      `| ${request} | change-id reads per request (PostgreSQL's count) | — (one PRAGMA data_version) | ${reads[Math.floor(reads.length / 2)]!.toFixed(2)} (rounds ${pg.changeIdReadsPerRequestByRound.map((x) => x.toFixed(2)).join(' / ')}) | — |`,
+    );
+  }
+  if (system.postgres) {
+    lines.push(
+      `| — | gateway RSS, idle after the small requests | ${mb(system.gatewayIdleRss)} | ${mb(system.postgres.gatewayIdleRss)} (peak ${mb(system.postgres.gatewayPeakRss)}) | — |`,
+    );
+  }
+  return lines;
+}
 
 function goalsTable(system: SystemResults, judged: boolean): string[] {
   const lines = ['| goal | target | measured | result |', '|---|---|---|---|'];
@@ -184,6 +240,9 @@ function machine(): string {
 async function main(): Promise<void> {
   const options = parseCli(process.argv.slice(2));
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  // Said in the report, not failed on: the rest of the bench needs no PostgreSQL.
+  const postgresMissing = options.postgres && !postgresAvailable();
+  if (postgresMissing) log('PostgreSQL server binaries not found (/usr/lib/postgresql/<version>/bin): no PostgreSQL store in this run');
   const loadAtStart = loadavg()[0]!;
   const sections: string[] = [`# keygate benchmark (${new Date().toISOString()})`, '', `Machine: ${machine()}.`, ''];
   let system: SystemResults | null = null;
@@ -206,10 +265,11 @@ async function main(): Promise<void> {
       largeBytes: options.largeMib * 2 ** 20,
       largeRounds: options.quick ? 1 : 2,
       phases: { small: options.phases.has('small'), large: options.phases.has('large') },
+      postgres: options.postgres && !postgresMissing,
       log,
     });
     sections.push(
-      `Upstream: s3rver (a real S3 server: Koa, objects as files on local disk) in its own process; the gateway is \`node dist/cli/main.js serve\` with default settings (access log to stdout, drained by the bench); nginx is one worker with keep-alive to the upstream, no auth; the node floor (bench/node-floor.mjs) is node:http + an undici Pool passing requests through, no auth, no logging, same node and NODE_OPTIONS as the gateway. All of them, and the load generator, share this machine's cores.`,
+      `Upstream: s3rver (a real S3 server: Koa, objects as files on local disk) in its own process; the gateway is \`node dist/cli/main.js serve\` with default settings (access log to stdout, drained by the bench; keys in SQLite in its data dir); ${system.postgres ? `the gateway (PostgreSQL store) is the same build and settings with KEYGATE_DATABASE_URL pointing at a throwaway ${system.postgres.version} server on this machine (loopback TCP, fsync off, pg_stat_statements loaded to count the store's reads), small requests only; ` : ''}nginx is one worker with keep-alive to the upstream, no auth; the node floor (bench/node-floor.mjs) is node:http + an undici Pool passing requests through, no auth, no logging, same node and NODE_OPTIONS as the gateway. All of them, and the load generator, share this machine's cores.`,
       '',
       '## Goals',
       '',
@@ -220,11 +280,23 @@ async function main(): Promise<void> {
       sections.push(
         `## Small requests (${SMALL_OBJECT_BYTES / 1024} KiB objects, concurrency 32, ${options.seconds} s per target and round after ${options.quick ? 1 : 2} s warm-up, ${options.rounds} rounds in rotated order, median round shown)`,
         '',
-        'Every request is a presigned URL made before the run (gateway: an rs_ key; direct and nginx: the upstream credentials), so the load generator does the same work for each target.',
+        'Every request is a presigned URL made before the run (each gateway: an rs_ key of its own; direct, nginx and the node floor: the upstream credentials), so the load generator does the same work for each target.',
         '',
         ...smallTable(system.small),
         '',
       );
+      if (system.postgres) {
+        sections.push(
+          '## PostgreSQL store (the same small requests, same rounds)',
+          '',
+          "Each request awaits one change-id check; requests arriving together share one read over the gateway's pool (one in flight, one queued), and the tables are reloaded only when the change id differs (none did here). The PostgreSQL server's CPU (all its processes, from /proc) over the gateway's measured windows is work the deployment pays too.",
+          '',
+          ...postgresTable(system),
+          '',
+        );
+      } else if (options.postgres) {
+        sections.push('No PostgreSQL-store gateway in this run: PostgreSQL server binaries not found.', '');
+      }
     }
     if (system.large.length > 0) {
       sections.push(
@@ -259,9 +331,13 @@ async function main(): Promise<void> {
 
   if (options.phases.has('micro')) {
     // After the processes are gone, so the micro benchmarks have the cores to themselves.
-    const rows = [...(await runSigv4Bench()), ...runStoreBench(), authzRow()];
+    const rows = [...(await runSigv4Bench()), ...(await runStoreBench({ postgres: options.postgres && !postgresMissing, log })), authzRow()];
     sections.push(
       '## Gateway work per request (in-process microbenchmarks)',
+      '',
+      !options.postgres || postgresMissing
+        ? `Key store rows: SQLite only (${postgresMissing ? 'PostgreSQL server binaries not found' : '--no-postgres'}); opened with openStore() and filled through its API (${KEY_COUNT} keys, one bucket).`
+        : `Key store rows: both stores opened with openStore() and filled through their API (${KEY_COUNT} keys, one bucket); PostgreSQL is a throwaway server on this machine over loopback TCP. Wall time is the best 20 ms stretch; CPU per request is the mean over ≥ 1 s, this process's (the gateway's side) and the PostgreSQL server's (all its processes, /proc).`,
       '',
       '| measurement | result | detail |',
       '|---|---|---|',

@@ -1,14 +1,18 @@
 /**
  * End-to-end benchmarks against real processes, side by side in one run: the gateway, the same
  * upstream hit directly, nginx proxying to that upstream without auth, and the node floor (a bare
- * node:http + undici pass-through, bench/node-floor.mjs).
+ * node:http + undici pass-through, bench/node-floor.mjs). Unless told not to, a second gateway with
+ * the PostgreSQL store (KEYGATE_DATABASE_URL, a throwaway server: bench/postgres.ts) takes part in
+ * the small requests too, with the PostgreSQL server's own CPU and the store's change-id reads per
+ * request counted over the same windows.
  *
  * Small requests: HEAD/GET of 1 KiB objects at concurrency 32, each target for the same time,
  * repeated in rounds with the target order rotated (the two cores are shared, so a target measured
  * right after another pays for its leftovers); the median round is reported, and each proxy's own
  * CPU per request per round, read from /proc over the measured window.
  * Large objects: one PUT and one GET of a generated object per target and round; the gateway's
- * peak RSS (VmHWM) is reset before and read after the transfers.
+ * peak RSS (VmHWM) is reset before and read after the transfers. The PostgreSQL-store gateway sits
+ * them out: its store is looked up once per request, not per byte.
  */
 import { getObject, putObject, type TransferResult } from './large.js';
 import { runClosedLoop, type LoadResult } from './load.js';
@@ -26,6 +30,7 @@ import {
   type GatewayProcess,
   type Upstream,
 } from './processes.js';
+import { startBenchPostgres, type BenchPostgres, type StoreStatements } from './postgres.js';
 import { presignUrl } from '../src/sigv4/sign.js';
 
 export const BUCKET = 'bench';
@@ -34,10 +39,24 @@ const SMALL_OBJECT_COUNT = 64;
 /** Presigned URLs are made once and must outlive the run. */
 const URL_LIFETIME_SECONDS = 3 * 3600;
 
-export type ProxyName = 'nginx' | 'node-floor' | 'gateway';
+/** 'gateway' keeps its keys in SQLite (the default); 'gateway-pg' in PostgreSQL (KEYGATE_DATABASE_URL). */
+export type GatewayName = 'gateway' | 'gateway-pg';
+export type ProxyName = 'nginx' | 'node-floor' | GatewayName;
 export type TargetName = 'direct' | ProxyName;
-export const TARGETS: readonly TargetName[] = ['direct', 'nginx', 'node-floor', 'gateway'];
-export const PROXIES: readonly ProxyName[] = ['nginx', 'node-floor', 'gateway'];
+/** Small requests: every target (gateway-pg unless the PostgreSQL store is left out). */
+export const TARGETS: readonly TargetName[] = ['direct', 'nginx', 'node-floor', 'gateway', 'gateway-pg'];
+/** Large objects: the PostgreSQL store changes nothing per byte carried. */
+export const LARGE_TARGETS = ['direct', 'nginx', 'node-floor', 'gateway'] as const;
+export type LargeProxyName = Exclude<(typeof LARGE_TARGETS)[number], 'direct'>;
+export const LARGE_PROXIES: readonly LargeProxyName[] = ['nginx', 'node-floor', 'gateway'];
+/** How the report names a target. */
+export const TARGET_LABELS: Record<TargetName, string> = {
+  direct: 'direct',
+  nginx: 'nginx',
+  'node-floor': 'node-floor',
+  gateway: 'gateway (SQLite store)',
+  'gateway-pg': 'gateway (PostgreSQL store)',
+};
 
 export interface SystemOptions {
   concurrency: number;
@@ -47,7 +66,9 @@ export interface SystemOptions {
   largeBytes: number;
   largeRounds: number;
   phases: { small: boolean; large: boolean };
-  /** Extra environment for the gateway process (e.g. KEYGATE_ACCESS_LOG=off for a comparison). */
+  /** Also measure a gateway on the PostgreSQL store (small requests only). */
+  postgres: boolean;
+  /** Extra environment for the gateway processes (e.g. KEYGATE_ACCESS_LOG=off for a comparison). */
   gatewayEnv?: Record<string, string>;
   log: (line: string) => void;
 }
@@ -62,6 +83,12 @@ export interface SmallResult {
   cpuMsPerRequestByRound: number[];
   /** Median of cpuMsPerRequestByRound; null for direct. */
   cpuMsPerRequest: number | null;
+  /** gateway-pg only: the PostgreSQL server's CPU time per request in each round, ms (all its processes). */
+  storeServerCpuMsPerRequestByRound: number[];
+  /** Median of storeServerCpuMsPerRequestByRound; null for the other targets. */
+  storeServerCpuMsPerRequest: number | null;
+  /** gateway-pg only: change-id reads the PostgreSQL server ran per request, in each round. */
+  changeIdReadsPerRequestByRound: number[];
 }
 
 export interface LargeResult {
@@ -80,21 +107,25 @@ export interface SystemResults {
   /** Gateway VmHWM across the large transfers (reset before them), bytes. */
   largePeakRss: number | null;
   /** CPU seconds each proxy process used per GiB it carried during the large transfers (PUT and GET together). */
-  largeCpuSecondsPerGiB: Record<ProxyName, number> | null;
+  largeCpuSecondsPerGiB: Record<LargeProxyName, number> | null;
   /** Gateway VmHWM over the whole run, bytes. */
   runPeakRss: number;
   /** The node floor's VmHWM over the whole run (same NODE_OPTIONS, same traffic): what Node itself reaches. */
   nodeFloorPeakRss: number;
   gatewayIdleRss: number;
   upstreamDescription: string;
+  /** The PostgreSQL-store gateway and its server, when measured. */
+  postgres: { version: string; gatewayIdleRss: number; gatewayPeakRss: number } | null;
 }
 
 interface Targets {
   upstream: Upstream;
   gateway: GatewayProcess;
-  /** Every proxy measured, the gateway included. */
-  proxies: Record<ProxyName, BenchProcess>;
-  gatewayKey: { accessKeyId: string; secretAccessKey: string };
+  /** Every proxy measured, the gateways included (gateway-pg only when the PostgreSQL store is measured). */
+  proxies: Partial<Record<ProxyName, BenchProcess>>;
+  gatewayKeys: Partial<Record<GatewayName, { accessKeyId: string; secretAccessKey: string }>>;
+  /** The server behind gateway-pg. */
+  postgres: BenchPostgres | null;
 }
 
 function presign(base: string, method: string, objectKey: string, credentials: { accessKeyId: string; secretAccessKey: string }, region: string): URL {
@@ -110,18 +141,24 @@ function presign(base: string, method: string, objectKey: string, credentials: {
   );
 }
 
-/** URL for `target`; all but the gateway get URLs signed with the upstream's credentials (nginx and the node floor add no auth). */
+/** URL for `target`; all but the gateways get URLs signed with the upstream's credentials (nginx and the node floor add no auth). */
 function urlFor(targets: Targets, target: TargetName, method: string, objectKey: string): URL {
-  if (target === 'gateway') return presign(targets.gateway.url, method, objectKey, targets.gatewayKey, 'us-east-1');
+  if (target === 'gateway' || target === 'gateway-pg') return presign(originOf(targets, target), method, objectKey, targets.gatewayKeys[target]!, 'us-east-1');
   return presign(originOf(targets, target), method, objectKey, S3RVER_CREDENTIALS, UPSTREAM_REGION);
 }
 
+function proxy(targets: Targets, target: ProxyName): BenchProcess {
+  const found = targets.proxies[target];
+  if (found === undefined) throw new Error(`${target} is not running in this bench`);
+  return found;
+}
+
 function originOf(targets: Targets, target: TargetName): string {
-  return target === 'direct' ? targets.upstream.url : targets.proxies[target].url;
+  return target === 'direct' ? targets.upstream.url : proxy(targets, target).url;
 }
 
 function pidOf(targets: Targets, target: TargetName): number | null {
-  return target === 'direct' ? null : targets.proxies[target].pid;
+  return target === 'direct' ? null : proxy(targets, target).pid;
 }
 
 async function createUpstreamBucket(upstream: Upstream): Promise<void> {
@@ -136,22 +173,47 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
   const { log } = options;
   const upstream = await startS3rverUpstream();
   let gateway: GatewayProcess | null = null;
+  let gatewayPg: GatewayProcess | null = null;
+  let postgres: BenchPostgres | null = null;
   let nginx: BenchProcess | null = null;
   let nodeFloor: BenchProcess | null = null;
   try {
     await createUpstreamBucket(upstream);
     gateway = await startGateway(upstream, options.gatewayEnv);
     await gateway.addBucket(BUCKET);
-    const gatewayKey = await gateway.createKey(BUCKET);
+    const gatewayKeys: Targets['gatewayKeys'] = { gateway: await gateway.createKey(BUCKET) };
     nginx = await startNginx(upstream);
     nodeFloor = await startNodeFloor(upstream);
-    const targets: Targets = { upstream, gateway, proxies: { nginx, 'node-floor': nodeFloor, gateway }, gatewayKey };
+    const proxies: Targets['proxies'] = { nginx, 'node-floor': nodeFloor, gateway };
+    if (options.postgres && options.phases.small) {
+      postgres = await startBenchPostgres();
+      // The same build and settings; only the store differs. KEYGATE_BENCH_NODE_ARGS (--profile) stays with the SQLite gateway.
+      gatewayPg = await startGateway(
+        upstream,
+        { ...options.gatewayEnv, KEYGATE_DATABASE_URL: postgres.url, KEYGATE_MASTER_KEY: '5a'.repeat(32) },
+        { benchNodeArgs: false },
+      );
+      await gatewayPg.addBucket(BUCKET);
+      gatewayKeys['gateway-pg'] = await gatewayPg.createKey(BUCKET);
+      proxies['gateway-pg'] = gatewayPg;
+      log(`PostgreSQL store: ${postgres.version}, postmaster pid ${postgres.pid}; gateway (PostgreSQL store) pid ${gatewayPg.pid} ${gatewayPg.url}`);
+    }
+    const targets: Targets = { upstream, gateway, proxies, gatewayKeys, postgres };
     log(
       `processes: s3rver pid ${upstream.pid} ${upstream.url}, gateway pid ${gateway.pid} ${gateway.url}, nginx pid ${nginx.pid} ${nginx.url}, node floor pid ${nodeFloor.pid} ${nodeFloor.url}`,
     );
 
     const small = options.phases.small ? await smallRequests(targets, options) : [];
     const gatewayIdleRss = memoryOf(gateway.pid).rss;
+    const postgresResult =
+      gatewayPg && postgres
+        ? { version: postgres.version, gatewayIdleRss: memoryOf(gatewayPg.pid).rss, gatewayPeakRss: memoryOf(gatewayPg.pid).peakRss }
+        : null;
+    // Not needed for the large objects: stopped now, so its idle processes take nothing from them.
+    await gatewayPg?.stop();
+    gatewayPg = null;
+    await postgres?.stop();
+    postgres = null;
     const { large, largePeakRss, largeCpuSecondsPerGiB } = options.phases.large
       ? await largeObjects(targets, options)
       : { large: [], largePeakRss: null, largeCpuSecondsPerGiB: null };
@@ -166,14 +228,18 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
       runPeakRss: Math.max(runPeakRss, largePeakRss ?? 0),
       gatewayIdleRss,
       upstreamDescription: `s3rver ${upstream.url} (files in ${upstream.directory})`,
+      postgres: postgresResult,
     };
   } catch (error) {
     if (gateway) log(`gateway output (tail):\n${gateway.output().slice(-4000)}`);
+    if (gatewayPg) log(`gateway (PostgreSQL store) output (tail):\n${gatewayPg.output().slice(-4000)}`);
     throw error;
   } finally {
     await nodeFloor?.stop();
     await nginx?.stop();
     await gateway?.stop();
+    await gatewayPg?.stop();
+    await postgres?.stop();
     await upstream.stop();
   }
 }
@@ -185,12 +251,16 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
     const response = await fetch(urlFor(targets, 'direct', 'PUT', key), { method: 'PUT', body });
     if (response.status !== 200) throw new Error(`seeding ${key} failed: ${response.status} ${await response.text()}`);
   }
+  const measured = TARGETS.filter((target) => target === 'direct' || targets.proxies[target] !== undefined);
+  const { postgres } = targets;
   const results: SmallResult[] = [];
   for (const method of ['HEAD', 'GET'] as const) {
-    const rounds = new Map<TargetName, LoadResult[]>(TARGETS.map((t) => [t, []]));
-    const cpuByRound = new Map<TargetName, number[]>(TARGETS.map((t) => [t, []]));
+    const rounds = new Map<TargetName, LoadResult[]>(measured.map((t) => [t, []]));
+    const cpuByRound = new Map<TargetName, number[]>(measured.map((t) => [t, []]));
+    const storeServerCpuByRound: number[] = [];
+    const readsByRound: number[] = [];
     const paths = new Map<TargetName, string[]>(
-      TARGETS.map((t) => [
+      measured.map((t) => [
         t,
         keys.map((key) => {
           const url = urlFor(targets, t, method, key);
@@ -200,10 +270,12 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
     );
     for (let round = 0; round < options.rounds; round++) {
       // Rotate the order so no target always runs first (or right after the same neighbour).
-      const order = TARGETS.map((_, i) => TARGETS[(i + round) % TARGETS.length]!);
+      const order = measured.map((_, i) => measured[(i + round) % measured.length]!);
       for (const target of order) {
         const pid = pidOf(targets, target);
-        let cpuAtMeasureStart = 0;
+        const store = target === 'gateway-pg' ? postgres : null;
+        // Filled when the warm-up ends (a holder: the callback's assignments are invisible to narrowing).
+        const atMeasureStart: { cpu: number; storeCpu: number; statements: Promise<StoreStatements> | null } = { cpu: 0, storeCpu: 0, statements: null };
         const result = await runClosedLoop({
           origin: originOf(targets, target),
           method,
@@ -213,23 +285,37 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
           warmupMs: options.warmupSeconds * 1000,
           expectedBytes: SMALL_OBJECT_BYTES,
           onMeasureStart: () => {
-            if (pid !== null) cpuAtMeasureStart = cpuSecondsOf(pid);
+            if (pid !== null) atMeasureStart.cpu = cpuSecondsOf(pid);
+            if (store) {
+              atMeasureStart.storeCpu = store.cpuSeconds();
+              atMeasureStart.statements = store.storeStatements();
+            }
           },
         });
         // From the end of the warm-up until the last request counted was answered.
-        if (pid !== null && result.requests > 0) cpuByRound.get(target)!.push(((cpuSecondsOf(pid) - cpuAtMeasureStart) * 1000) / result.requests);
+        if (pid !== null && result.requests > 0) cpuByRound.get(target)!.push(((cpuSecondsOf(pid) - atMeasureStart.cpu) * 1000) / result.requests);
+        let storeNote = '';
+        if (store && atMeasureStart.statements && result.requests > 0) {
+          // The server's CPU first: the statement count below is a query it answers.
+          storeServerCpuByRound.push(((store.cpuSeconds() - atMeasureStart.storeCpu) * 1000) / result.requests);
+          const [before, after] = [await atMeasureStart.statements, await store.storeStatements()];
+          readsByRound.push((after.changeIdReads - before.changeIdReads) / result.requests);
+          storeNote = `, PostgreSQL ${(storeServerCpuByRound.at(-1)! * 1000).toFixed(0)} µs CPU and ${readsByRound.at(-1)!.toFixed(2)} change-id reads per request`;
+          if (after.reloads !== before.reloads) storeNote += `, ${after.reloads - before.reloads} reloads`;
+        }
         if (result.errors > 0) throw new Error(`${method} via ${target}: ${result.errors} of ${result.requests} requests failed; first: ${result.firstError}`);
         rounds.get(target)!.push(result);
         const cpu = pid === null ? '' : `, ${(cpuByRound.get(target)!.at(-1)! * 1000).toFixed(0)} µs CPU per request`;
         options.log(
-          `  ${method} ${target.padEnd(10)} round ${round + 1}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms${cpu}`,
+          `  ${method} ${target.padEnd(10)} round ${round + 1}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms${cpu}${storeNote}`,
         );
       }
     }
-    for (const target of TARGETS) {
+    for (const target of measured) {
       const all = rounds.get(target)!;
       const sorted = [...all].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
       const cpu = cpuByRound.get(target)!;
+      const pgOnly = target === 'gateway-pg';
       results.push({
         method,
         target,
@@ -237,6 +323,9 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
         rounds: all,
         cpuMsPerRequestByRound: cpu,
         cpuMsPerRequest: cpu.length === 0 ? null : median(cpu),
+        storeServerCpuMsPerRequestByRound: pgOnly ? storeServerCpuByRound : [],
+        storeServerCpuMsPerRequest: pgOnly && storeServerCpuByRound.length > 0 ? median(storeServerCpuByRound) : null,
+        changeIdReadsPerRequestByRound: pgOnly ? readsByRound : [],
       });
     }
   }
@@ -246,7 +335,7 @@ async function smallRequests(targets: Targets, options: SystemOptions): Promise<
 async function largeObjects(
   targets: Targets,
   options: SystemOptions,
-): Promise<{ large: LargeResult[]; largePeakRss: number | null; largeCpuSecondsPerGiB: Record<ProxyName, number> | null }> {
+): Promise<{ large: LargeResult[]; largePeakRss: number | null; largeCpuSecondsPerGiB: Record<LargeProxyName, number> | null }> {
   const size = options.largeBytes;
   const key = (target: string) => `large/${target}-${size}.bin`;
   const runs = new Map<string, TransferResult[]>();
@@ -260,10 +349,11 @@ async function largeObjects(
   const sampler = setInterval(() => {
     sampledPeak = Math.max(sampledPeak, memoryOf(targets.gateway.pid).rss);
   }, 50);
-  const cpuBefore = Object.fromEntries(PROXIES.map((proxy) => [proxy, cpuSecondsOf(targets.proxies[proxy].pid)])) as Record<ProxyName, number>;
+  const cpuBefore = Object.fromEntries(LARGE_PROXIES.map((name) => [name, cpuSecondsOf(proxy(targets, name).pid)])) as Record<LargeProxyName, number>;
   try {
     for (let round = 0; round < options.largeRounds; round++) {
-      const order: TargetName[] = round % 2 === 0 ? ['direct', 'gateway', 'nginx', 'node-floor'] : ['node-floor', 'nginx', 'gateway', 'direct'];
+      const order: (typeof LARGE_TARGETS)[number][] =
+        round % 2 === 0 ? ['direct', 'gateway', 'nginx', 'node-floor'] : ['node-floor', 'nginx', 'gateway', 'direct'];
       for (const target of order) record('PUT', target, await putObject(urlFor(targets, target, 'PUT', key(target)).href, size));
       for (const target of order) record('GET', target, await getObject(urlFor(targets, target, 'GET', key(target)).href, size));
     }
@@ -271,7 +361,7 @@ async function largeObjects(
     clearInterval(sampler);
   }
   // Same bytes stored both ways: s3rver's MD5 ETags must agree, or the gateway altered the data.
-  const putEtags = new Set(TARGETS.flatMap((target) => runs.get(`PUT ${target}`)!.map((r) => r.etag)));
+  const putEtags = new Set(LARGE_TARGETS.flatMap((target) => runs.get(`PUT ${target}`)!.map((r) => r.etag)));
   if (putEtags.size !== 1) throw new Error(`the object stored through the gateway differs from the one stored directly (ETags ${[...putEtags].join(', ')})`);
   const large: LargeResult[] = [];
   for (const [id, rounds] of runs) {
@@ -284,8 +374,8 @@ async function largeObjects(
   // Each proxy is idle while the others transfer, so its CPU over the phase is its cost for its own bytes.
   const gibThrough = (target: TargetName) => large.filter((r) => r.target === target).reduce((sum, r) => sum + r.rounds.length * size, 0) / 2 ** 30;
   const largeCpuSecondsPerGiB = Object.fromEntries(
-    PROXIES.map((proxy) => [proxy, (cpuSecondsOf(targets.proxies[proxy].pid) - cpuBefore[proxy]) / gibThrough(proxy)]),
-  ) as Record<ProxyName, number>;
+    LARGE_PROXIES.map((name) => [name, (cpuSecondsOf(proxy(targets, name).pid) - cpuBefore[name]) / gibThrough(name)]),
+  ) as Record<LargeProxyName, number>;
   return { large, largePeakRss: Math.max(peak, sampledPeak), largeCpuSecondsPerGiB };
 }
 
