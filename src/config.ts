@@ -263,9 +263,10 @@ export function parseDatabaseUrl(variable: string, value: string): string {
 
 /** The URL as it may be shown in logs and messages: any password replaced by "***". */
 export function redactDatabaseUrl(value: string): string {
+  // Whatever precedes an '@' may be a password, however malformed the rest (postgres:/user:pw@host).
+  const masked = value.replace(/^([a-z][a-z0-9+.-]*:\/{0,2})[^@/?#]*@/i, '$1***@');
   try {
-    const url = new URL(value);
-    if (url.password !== '') url.password = '***';
+    const url = new URL(masked);
     if (url.searchParams.has('password')) url.searchParams.set('password', '***');
     return url.href;
   } catch {

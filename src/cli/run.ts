@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config.js';
 import { SealError } from '../crypto/seal.js';
-import { isStoreUnavailable, StoreUnavailableError } from '../store/store.js';
+import { isStoreUnavailable, storeErrorMessage, StoreUnavailableError } from '../store/store.js';
 import { DataDirError } from '../data-dir.js';
 import { ListenError } from '../server.js';
 import { runBuckets } from './buckets.js';
@@ -99,6 +99,6 @@ function report(error: unknown, io: CliIo): number {
     );
     return EXIT_FAILURE;
   }
-  io.stderr(`keygate: unexpected error: ${error instanceof Error ? error.message : String(error)}\n`);
+  io.stderr(`keygate: unexpected error: ${storeErrorMessage(error)}\n`);
   return EXIT_FAILURE;
 }

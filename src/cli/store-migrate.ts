@@ -40,12 +40,12 @@ async function migrateStore(args: string[], io: CliIo): Promise<number> {
   const config = loadConfig(io.env);
   const dryRun = flag(parsed, 'dry-run');
   // Loaded only for this command: the PostgreSQL driver is not part of the everyday CLI.
-  const { migrateToPostgres, MigrationSourceMissing } = await import('../store/migrate.js');
+  const { migrateToPostgres, MigrationFailed, MigrationSourceMissing } = await import('../store/migrate.js');
   let report;
   try {
     report = await migrateToPostgres(config, url, { dryRun });
   } catch (error) {
-    if (error instanceof MigrationSourceMissing) throw new CommandFailure(error.message);
+    if (error instanceof MigrationSourceMissing || error instanceof MigrationFailed) throw new CommandFailure(error.message);
     throw error;
   }
   io.stdout(`${dryRun ? 'Dry run: would copy' : 'Copied'} from SQLite ${report.from} to PostgreSQL ${report.to}:\n`);
@@ -53,9 +53,13 @@ async function migrateStore(args: string[], io: CliIo): Promise<number> {
   io.stdout(summary('buckets', report.buckets, dryRun));
   const differ = [...report.keys.differ.map((id) => `access key ${id}`), ...report.buckets.differ.map((name) => `bucket ${name}`)];
   for (const item of differ) io.stderr(`keygate: ${item} is already in PostgreSQL with other contents; it was left as it is there.\n`);
+  const deletedHere = [...report.keys.deletedHere.map((id) => `access key ${id}`), ...report.buckets.deletedHere.map((name) => `bucket ${name}`)];
+  for (const item of deletedHere) {
+    io.stderr(`keygate: ${item} was deleted from SQLite after it was copied, but is still in PostgreSQL; delete it there if it should stop working.\n`);
+  }
   if (dryRun) io.stdout('Nothing was written. Run again without --dry-run to copy.\n');
   else io.stdout('Point every instance at the store with KEYGATE_DATABASE_URL and the same KEYGATE_MASTER_KEY as this data dir (docs/deployment.md).\n');
-  if (differ.length > 0) {
+  if (differ.length + deletedHere.length > 0) {
     io.stderr('keygate: resolve the rows above (delete the one that is wrong, in either store) and run the migration again.\n');
     return EXIT_FAILURE;
   }
@@ -63,5 +67,10 @@ async function migrateStore(args: string[], io: CliIo): Promise<number> {
 }
 
 function summary(what: string, plan: TablePlan, dryRun: boolean): string {
-  return `  ${what}: ${plan.copy.length} ${dryRun ? 'to copy' : 'copied'}, ${plan.same.length} already there${plan.differ.length > 0 ? `, ${plan.differ.length} differ` : ''}\n`;
+  const extra = [
+    plan.differ.length > 0 ? `, ${plan.differ.length} differ` : '',
+    plan.deletedThere.length > 0 ? `, ${plan.deletedThere.length} deleted in PostgreSQL since copied (not copied again)` : '',
+    plan.deletedHere.length > 0 ? `, ${plan.deletedHere.length} deleted in SQLite since copied (still in PostgreSQL)` : '',
+  ].join('');
+  return `  ${what}: ${plan.copy.length} ${dryRun ? 'to copy' : 'copied'}, ${plan.same.length} already there${extra}\n`;
 }

@@ -14,7 +14,7 @@ import { BucketValidationError, type AddBucketInput } from '../buckets/validate.
 import { isAccessKeyId } from '../crypto/keygen.js';
 import { createdKeyToJson, keyToJson } from '../keys/json.js';
 import { KeyValidationError, type CreateKeyInput } from '../keys/validate.js';
-import { isStoreUnavailable, type Store } from '../store/store.js';
+import { isStoreUnavailable, storeErrorMessage, type Store } from '../store/store.js';
 import { verifierForToken, type AdminTokenVerifier } from './admin-token.js';
 import { ADMIN_OPENAPI } from './openapi.js';
 import { createDashboard, type DashboardDeps } from './dashboard/app.js';
@@ -197,7 +197,7 @@ function createAdminApi(deps: AdminAppDeps, verify: AdminTokenVerifier): Hono {
       return error.problem === 'conflict' ? fail(c, 409, 'conflict', error.message) : fail(c, 400, 'invalid_request', error.message);
     }
     // Log the failure without request bodies (they can carry names a user considers private).
-    console.error(JSON.stringify({ level: 'error', msg: 'admin API error', method: c.req.method, path: c.req.path, error: String(error) }));
+    console.error(JSON.stringify({ level: 'error', msg: 'admin API error', method: c.req.method, path: c.req.path, error: storeErrorMessage(error) }));
     if (isStoreUnavailable(error)) {
       return fail(
         c,

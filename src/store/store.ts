@@ -138,3 +138,12 @@ export function isStoreUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * An error's message fit for logs and for the person at the CLI: drizzle's query errors repeat the
+ * statement with every parameter (sealed secrets included), so their cause's message is used.
+ */
+export function storeErrorMessage(error: unknown): string {
+  if (error instanceof Error && error.message.startsWith('Failed query:') && error.cause !== undefined) return storeErrorMessage(error.cause);
+  return error instanceof Error ? error.message : String(error);
+}

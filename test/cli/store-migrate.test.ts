@@ -110,6 +110,38 @@ describe('keygate store migrate', () => {
     }
   });
 
+  it('never brings back a key deleted in PostgreSQL, says which keys were deleted only in SQLite, and copies thousands of keys', async () => {
+    const bulkDir = dirs.make();
+    const env = { KEYGATE_DATA_DIR: bulkDir, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX };
+    const source = await openStore(loadConfig(env));
+    const ids: string[] = [];
+    // More rows than one INSERT can carry parameters for (65535 / 14 columns).
+    for (let i = 0; i < 5000; i++) ids.push((await source.keys.create({ name: `bulk-${i}`, permissions: ['read'] })).accessKeyId);
+    const url = await postgres.createDatabase('bulk');
+    const first = await runCliProcess(['store', 'migrate', '--to', url], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('access keys: 5000 copied, 0 already there');
+
+    const copy = await openStore(loadConfig({ ...env, KEYGATE_DATABASE_URL: url }));
+    try {
+      // Revoked in PostgreSQL after the copy: a later run must not resurrect it.
+      expect(await copy.keys.delete(ids[0]!)).toBe(true);
+      // Deleted in SQLite after the copy: still live in PostgreSQL, which the run must say.
+      expect(await source.keys.delete(ids[1]!)).toBe(true);
+      const again = await runCliProcess(['store', 'migrate', '--to', url], env);
+      expect(again.code).toBe(1);
+      expect(again.stdout).toContain(
+        'access keys: 0 copied, 4998 already there, 1 deleted in PostgreSQL since copied (not copied again), 1 deleted in SQLite since copied',
+      );
+      expect(again.stderr).toContain(`access key ${ids[1]} was deleted from SQLite after it was copied, but is still in PostgreSQL`);
+      expect(await copy.keys.get(ids[0]!)).toBeNull();
+      expect(await copy.keys.count()).toBe(4999);
+    } finally {
+      await copy.close();
+      await source.close();
+    }
+  });
+
   it('refuses a PostgreSQL store sealed with another master key, dry run or not', async () => {
     const url = await postgres.createDatabase('other_key');
     const other = await openStore(loadConfig({ KEYGATE_DATA_DIR: dirs.make(), KEYGATE_DATABASE_URL: url, KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX }));

@@ -23,7 +23,7 @@ import { hasPermission, isExpired, type AccessKey, type AccessKeyWithSecret } fr
 import { boto3Snippet, environmentBlock } from '../../keys/snippets.js';
 import { KeyValidationError, type CreateKeyInput } from '../../keys/validate.js';
 import { PresignError, issuePresignedUrl } from '../../presign.js';
-import { isStoreUnavailable, type Store } from '../../store/store.js';
+import { isStoreUnavailable, storeErrorMessage, type Store } from '../../store/store.js';
 import type { BucketRecord } from '../../store/store.js';
 import { RUNPOD_S3_DATACENTERS } from '../../upstream/runpod.js';
 import type { UpstreamResolver } from '../../upstream/resolver.js';
@@ -607,7 +607,7 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     if (error instanceof FormProblem) {
       return c.html(<ErrorPage ctx={contextOf(c)} title="Bad request" message={error.message} />, 400);
     }
-    console.error(JSON.stringify({ level: 'error', msg: 'dashboard error', method: c.req.method, path: c.req.path, error: String(error) }));
+    console.error(JSON.stringify({ level: 'error', msg: 'dashboard error', method: c.req.method, path: c.req.path, error: storeErrorMessage(error) }));
     if (isStoreUnavailable(error)) {
       return c.html(
         <ErrorPage ctx={contextOf(c)} title="Key store unreachable" message="The key store (PostgreSQL) cannot be reached right now; try again shortly." />,

@@ -7,6 +7,7 @@
  * (KeyStore.touchLastUsed), so N instances write at most N times a minute per busy key.
  */
 import pg from 'pg';
+import { quietOnConnectionErrors } from './connection-errors.js';
 
 /** Milliseconds a write waits for a row lock before giving up (the next use of the key tries again a minute later). */
 const LOCK_TIMEOUT_MS = 1_000;
@@ -28,7 +29,7 @@ export class LastUsedWriter {
       statement_timeout: STATEMENT_TIMEOUT_MS,
       query_timeout: STATEMENT_TIMEOUT_MS * 2,
     });
-    this.pool.on('error', () => undefined);
+    quietOnConnectionErrors(this.pool);
   }
 
   note(accessKeyId: string, at: Date): void {

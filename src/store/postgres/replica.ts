@@ -21,8 +21,7 @@
  * ServiceUnavailable: nothing held here is used without a read that vouches for it.
  */
 import type pg from 'pg';
-import { sql } from 'drizzle-orm';
-import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { unsealSecret } from '../../crypto/seal.js';
 import { S3Error } from '../../errors.js';
 import { frozenKey, frozenRecord, sameKeyRow, toAccessKey, toBucketRecord, type AccessKeyRowShape } from '../rows.js';
@@ -137,15 +136,7 @@ export class StoreReplica {
   private async loadSnapshot(): Promise<void> {
     let loaded;
     try {
-      loaded = await this.options.db.transaction(
-        async (tx) => {
-          const signal = await tx.execute<{ change_id: string }>(sql`SELECT change_id FROM keygate_generation WHERE id = 1`);
-          const keyRows = await tx.select().from(accessKeys);
-          const bucketRows = await tx.select().from(buckets).orderBy(byName);
-          return { changeId: signal.rows[0]!.change_id, keyRows, bucketRows };
-        },
-        { isolationLevel: 'repeatable read', accessMode: 'read only' },
-      );
+      loaded = await this.readTables();
     } catch (error) {
       throw storeUnavailable(error);
     }
@@ -160,6 +151,31 @@ export class StoreReplica {
     const bucketList = loaded.bucketRows.map((row) => frozenRecord(toBucketRecord(row)));
     this.snapshot = { changeId: loaded.changeId, keys, buckets: new Map(bucketList.map((record) => [record.name, record])), bucketList };
     this.reloads++;
+  }
+
+  /**
+   * Every key and bucket with the change id they go with, in one repeatable-read snapshot, on a
+   * connection checked out by hand: one that failed or timed out anywhere (even in BEGIN or in the
+   * rollback) is destroyed, never returned to the pool still inside this transaction, where later
+   * change-id reads would keep seeing this snapshot.
+   */
+  private async readTables() {
+    const client = await this.options.pool.connect();
+    let failure: unknown = null;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const tx = drizzle(client);
+      const signal = await client.query<{ change_id: string }>('SELECT change_id FROM keygate_generation WHERE id = 1');
+      const keyRows = await tx.select().from(accessKeys);
+      const bucketRows = await tx.select().from(buckets).orderBy(byName);
+      await client.query('COMMIT');
+      return { changeId: signal.rows[0]!.change_id, keyRows, bucketRows };
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      client.release(failure !== null);
+    }
   }
 
   /** The LISTEN connection: reconnects with backoff until closed; each (re)connect also syncs, for changes missed meanwhile. */

@@ -16,6 +16,7 @@ import { MASTER_KEY_CHECK, masterKeyCheckValue, verifyMasterKeyCheck } from '../
 import { StoreUnavailableError, type Store } from '../store.js';
 import { PostgresBucketRepository } from './buckets.js';
 import { PostgresKeyRepository } from './keys.js';
+import { quietOnConnectionErrors } from './connection-errors.js';
 import { LastUsedWriter } from './last-used.js';
 import { StoreReplica } from './replica.js';
 import { meta } from './schema.js';
@@ -79,7 +80,16 @@ export interface PostgresDatabase {
 
 export async function openPostgresDatabase(config: Config, url: string): Promise<PostgresDatabase> {
   const location = redactDatabaseUrl(url);
-  const connection = { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'keygate' };
+  const connection: pg.PoolConfig = {
+    connectionString: url,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    application_name: 'keygate',
+    // A connection that went silent (a dropped route) is noticed by the kernel, not only on the next query.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    // A transaction a client abandoned (a timeout mid-reload) is ended by the server, locks and all.
+    idle_in_transaction_session_timeout: 15_000,
+  };
   const pool = new pg.Pool({
     ...connection,
     max: POOL_SIZE,
@@ -87,8 +97,7 @@ export async function openPostgresDatabase(config: Config, url: string): Promise
     query_timeout: QUERY_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
   });
-  // An idle connection whose server restarted reports here; the pool replaces it on next use.
-  pool.on('error', () => undefined);
+  quietOnConnectionErrors(pool);
   const close = () => pool.end().catch(() => undefined);
   try {
     await migrateUnderLock(pool, location);
