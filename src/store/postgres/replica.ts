@@ -21,7 +21,7 @@
  * ServiceUnavailable: nothing held here is used without a read that vouches for it.
  */
 import type pg from 'pg';
-import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { drizzle } from 'drizzle-orm/node-postgres';
 import { unsealSecret } from '../../crypto/seal.js';
 import { S3Error } from '../../errors.js';
 import { frozenKey, frozenRecord, sameKeyRow, toAccessKey, toBucketRecord, type AccessKeyRowShape } from '../rows.js';
@@ -61,7 +61,6 @@ export type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Recor
 
 export interface ReplicaOptions {
   pool: pg.Pool;
-  db: NodePgDatabase<Record<string, unknown>>;
   masterKey: Buffer;
   /** Opens the dedicated LISTEN connection (a new pg.Client each time it reconnects). */
   connectListener: () => pg.Client;

@@ -39,7 +39,7 @@ export async function openPostgresStore(config: Config, url: string, options: { 
   const { db, pool, masterKey, location, connection } = database;
   const close = () => database.close();
   try {
-    const replica = new StoreReplica({ pool, db, masterKey, connectListener: () => new pg.Client(connection), log: logToStderr });
+    const replica = new StoreReplica({ pool, masterKey, connectListener: () => new pg.Client(connection), log: logToStderr });
     // Without requests to serve (the CLI), nothing is loaded or listened to; a beginRequest() would load on demand.
     if (options.servesRequests) {
       await replica.start().catch((error: unknown) => {
