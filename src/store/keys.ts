@@ -11,7 +11,7 @@ import { ChangeDetector, FreshnessCache, type Freshness } from './change-detecto
 import type { KeygateDatabase } from './db.js';
 import { createdKey, frozenKey, newKeyRow, toAccessKey } from './rows.js';
 import { accessKeys } from './schema.js';
-import { LAST_USED_WRITE_INTERVAL_MS, type KeyForVerification, type KeyListFilter, type KeyStore } from './store.js';
+import { LastUseThrottle, type KeyForVerification, type KeyListFilter, type KeyStore } from './store.js';
 
 /** Keys whose row and unsealed secret are kept for verification (oldest dropped first). */
 const MAX_CACHED_KEYS = 4096;
@@ -19,8 +19,7 @@ const MAX_CACHED_KEYS = 4096;
 export class KeyRepository implements KeyStore {
   private readonly findById;
   private readonly updateLastUsed;
-  /** accessKeyId -> epoch ms of the last lastUsedAt write by this process. */
-  private readonly lastTouched = new Map<string, number>();
+  private readonly lastUse = new LastUseThrottle();
   private readonly changes: ChangeDetector;
   /** accessKeyId -> row and unsealed secret, valid only while the database is unchanged (see findForVerification). */
   private readonly verificationCache: FreshnessCache<KeyForVerification>;
@@ -82,7 +81,7 @@ export class KeyRepository implements KeyStore {
   async delete(accessKeyId: string): Promise<boolean> {
     const result = this.db.delete(accessKeys).where(eq(accessKeys.accessKeyId, accessKeyId)).run();
     this.changes.noteLocalWrite();
-    this.lastTouched.delete(accessKeyId);
+    this.lastUse.forget(accessKeyId);
     return result.changes > 0;
   }
 
@@ -110,9 +109,7 @@ export class KeyRepository implements KeyStore {
   }
 
   touchLastUsed(accessKeyId: string, at: Date = new Date()): void {
-    const last = this.lastTouched.get(accessKeyId);
-    if (last !== undefined && at.getTime() - last < LAST_USED_WRITE_INTERVAL_MS) return;
-    this.lastTouched.set(accessKeyId, at.getTime());
+    if (!this.lastUse.due(accessKeyId, at)) return;
     try {
       this.updateLastUsed.run({ id: accessKeyId, at: at.getTime() });
       // Not a change that matters to verification: keep the cached row, just as current.

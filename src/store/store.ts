@@ -25,6 +25,25 @@ export { KeyValidationError } from '../keys/validate.js';
 /** lastUsedAt is informational; writing it at most once a minute per key and process keeps the hot path read-only. */
 export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 
+/** Which uses of a key get their lastUsedAt written: at most one per LAST_USED_WRITE_INTERVAL_MS per key (both stores). */
+export class LastUseThrottle {
+  /** accessKeyId -> epoch ms of the last write by this process. */
+  private readonly written = new Map<string, number>();
+
+  /** Whether this use is written; if so, it counts as the key's latest write. */
+  due(accessKeyId: string, at: Date): boolean {
+    const last = this.written.get(accessKeyId);
+    if (last !== undefined && at.getTime() - last < LAST_USED_WRITE_INTERVAL_MS) return false;
+    this.written.set(accessKeyId, at.getTime());
+    return true;
+  }
+
+  /** The key was deleted: forget it (keeps the map bounded by the keys that exist). */
+  forget(accessKeyId: string): void {
+    this.written.delete(accessKeyId);
+  }
+}
+
 export interface KeyListFilter {
   bucket?: string;
 }

@@ -9,18 +9,17 @@ import { sealSecret, unsealSecret } from '../../crypto/seal.js';
 import type { AccessKey, AccessKeyWithSecret } from '../../keys/model.js';
 import { validateKeyInput, type CreateKeyInput } from '../../keys/validate.js';
 import { createdKey, newKeyRow, toAccessKey } from '../rows.js';
-import { LAST_USED_WRITE_INTERVAL_MS, type KeyForVerification, type KeyListFilter, type KeyStore } from '../store.js';
+import { LastUseThrottle, type KeyForVerification, type KeyListFilter, type KeyStore } from '../store.js';
 import type { LastUsedWriter } from './last-used.js';
 import type { StoreReplica } from './replica.js';
 import { accessKeys } from './schema.js';
 
 export class PostgresKeyRepository implements KeyStore {
-  /** accessKeyId -> epoch ms of the last lastUsedAt write by this instance. */
-  private readonly lastTouched = new Map<string, number>();
+  private readonly lastUse = new LastUseThrottle();
 
   constructor(
     private readonly db: NodePgDatabase<Record<string, unknown>>,
-    private readonly lastUsed: LastUsedWriter,
+    private readonly lastUsedWriter: LastUsedWriter,
     private readonly replica: StoreReplica,
     private readonly masterKey: Buffer,
     private readonly keyTag: string,
@@ -60,7 +59,7 @@ export class PostgresKeyRepository implements KeyStore {
 
   async delete(accessKeyId: string): Promise<boolean> {
     const deleted = await this.db.delete(accessKeys).where(eq(accessKeys.accessKeyId, accessKeyId)).returning({ id: accessKeys.accessKeyId });
-    this.lastTouched.delete(accessKeyId);
+    this.lastUse.forget(accessKeyId);
     return deleted.length > 0;
   }
 
@@ -75,9 +74,7 @@ export class PostgresKeyRepository implements KeyStore {
 
   /** Once a minute per key and instance, never awaited (see last-used.ts). */
   touchLastUsed(accessKeyId: string, at: Date = new Date()): void {
-    const last = this.lastTouched.get(accessKeyId);
-    if (last !== undefined && at.getTime() - last < LAST_USED_WRITE_INTERVAL_MS) return;
-    this.lastTouched.set(accessKeyId, at.getTime());
-    this.lastUsed.note(accessKeyId, at);
+    if (!this.lastUse.due(accessKeyId, at)) return;
+    this.lastUsedWriter.note(accessKeyId, at);
   }
 }
