@@ -160,9 +160,16 @@ export function isStoreUnavailable(error: unknown): boolean {
 
 /**
  * An error's message fit for logs and for the person at the CLI: drizzle's query errors repeat the
- * statement with every parameter (sealed secrets included), so their cause's message is used.
+ * statement with every parameter (sealed secrets included), so their cause's message is used; a
+ * failed connect reports its first address's failure.
  */
 export function storeErrorMessage(error: unknown): string {
   if (error instanceof Error && error.message.startsWith('Failed query:') && error.cause !== undefined) return storeErrorMessage(error.cause);
-  return error instanceof Error ? error.message : String(error);
+  // A connection refused on every address the host has (IPv4 and IPv6): the first says it.
+  if (error instanceof AggregateError && error.errors.length > 0) return storeErrorMessage(error.errors[0]);
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return error.message !== '' ? error.message : typeof code === 'string' ? code : error.name;
+  }
+  return String(error);
 }

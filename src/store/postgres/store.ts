@@ -13,7 +13,7 @@ import { deriveKey, loadMasterKey, masterKeyPath } from '../../crypto/master-key
 import { logToStderr } from '../../observability/log.js';
 import { migrationsFolder } from '../db.js';
 import { MASTER_KEY_CHECK, masterKeyCheckValue, verifyMasterKeyCheck } from '../master-key-check.js';
-import { StoreUnavailableError, type Store } from '../store.js';
+import { StoreUnavailableError, storeErrorMessage, type Store } from '../store.js';
 import { PostgresBucketRepository } from './buckets.js';
 import { PostgresKeyRepository } from './keys.js';
 import { quietOnConnectionErrors } from './connection-errors.js';
@@ -43,7 +43,8 @@ export async function openPostgresStore(config: Config, url: string, options: { 
     // Without requests to serve (the CLI), nothing is loaded or listened to; a beginRequest() would load on demand.
     if (options.servesRequests) {
       await replica.start().catch((error: unknown) => {
-        throw unreachable(location, error);
+        // The replica's ServiceUnavailable wraps what the driver said.
+        throw unreachable(location, error instanceof Error && error.cause !== undefined ? error.cause : error);
       });
     }
     const lastUsed = new LastUsedWriter(connection);
@@ -127,7 +128,7 @@ async function migrateUnderLock(pool: pg.Pool, location: string): Promise<void> 
   } catch (error) {
     if (error instanceof StoreUnavailableError) throw error;
     throw new StoreUnavailableError(
-      `keygate could not prepare its tables in the PostgreSQL store at ${location}: ${messageOf(error)}. ` +
+      `keygate could not prepare its tables in the PostgreSQL store at ${location}: ${storeErrorMessage(error)}. ` +
         'The user in KEYGATE_DATABASE_URL needs to create tables, functions and triggers in that database (e.g. its owner).',
       { cause: error },
     );
@@ -169,14 +170,8 @@ async function verifiedMasterKey(db: NodePgDatabase<Record<string, unknown>>, co
 
 function unreachable(location: string, error: unknown): StoreUnavailableError {
   return new StoreUnavailableError(
-    `keygate cannot reach its PostgreSQL store at ${location}: ${messageOf(error)}. ` +
+    `keygate cannot reach its PostgreSQL store at ${location}: ${storeErrorMessage(error)}. ` +
       'Check KEYGATE_DATABASE_URL (host, port, user, password, database) and that the server accepts connections from this host.',
     { cause: error },
   );
-}
-
-function messageOf(error: unknown): string {
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-  if (cause instanceof AggregateError && cause.errors.length > 0) return messageOf(cause.errors[0]);
-  return cause instanceof Error && cause.message !== '' ? cause.message : String((cause as { code?: unknown })?.code ?? cause);
 }
