@@ -9,18 +9,21 @@
  * when `generation()` differs therefore never serves a row that was deleted or changed before the
  * current request started, whoever changed it.
  *
- * S3 requests read data_version once, not once per lookup: the listener calls beginRequest() as a
- * request starts, and lookups made for requests (freshness 'request') reuse the last read unless
- * another request started since. Why that is enough: a read reused at time t was made after the
- * latest beginRequest() before t, so after the start of every request in flight at t; each of
- * them therefore sees every commit made before it started. A request that then waits on its
- * client (a POST form's fields, a body read before a copy source is routed) calls beginRequest()
- * again, or looks up with 'now': the sender must not choose how old the data it is judged by is.
- * Lookups for anything else (admin API, CLI, tests) use freshness 'now' and read every time.
+ * S3 requests share data_version reads: a request awaits beginRequest() before its first lookup,
+ * and every request that called it during the same turn of the event loop waits for one read made
+ * in that turn's check phase (setImmediate), i.e. after all of them arrived. Lookups made for
+ * requests (freshness 'request') then use the latest read: it was made after the start of every
+ * request that awaited it, so each of them sees every commit made before it started. Under load,
+ * several requests arrive per turn and one read serves them all; a lone request pays one read and
+ * no extra wait (the check phase follows the poll phase that delivered it). The PostgreSQL store
+ * shares its change-id reads the same way (src/store/postgres/replica.ts). A request that then
+ * waits on its client (a POST form's fields, a body read before a copy source is routed) awaits
+ * beginRequest() again: the sender must not choose how old the data it is judged by is. Lookups
+ * for anything else (admin API, CLI, tests) use freshness 'now' and read every time.
  */
 import type Database from 'better-sqlite3';
 
-/** 'now': read data_version on this call. 'request': as of the start of the latest S3 request (see above). */
+/** 'now': read data_version on this call. 'request': as of the latest read awaited through beginRequest() (see above). */
 export type Freshness = 'now' | 'request';
 
 /** One detector per SQLite connection, shared by its repositories (so a request reads data_version once). */
@@ -30,9 +33,8 @@ export class ChangeDetector {
   private readonly dataVersion: Database.Statement<[], number>;
   private lastDataVersion: number;
   private counter = 0;
-  private requestsStarted = 0;
-  /** The value of requestsStarted when data_version was last read for a request; -1 before the first. */
-  private readForRequests = -1;
+  /** The read the requests that started in this turn of the event loop wait for; null when none is scheduled. */
+  private pendingRead: Promise<void> | null = null;
 
   static of(sqlite: Database.Database): ChangeDetector {
     let detector = detectors.get(sqlite);
@@ -48,18 +50,29 @@ export class ChangeDetector {
     this.lastDataVersion = this.dataVersion.get()!;
   }
 
-  /** An S3 request starts: lookups with freshness 'request' read data_version again. */
-  beginRequest(): void {
-    this.requestsStarted++;
+  /**
+   * An S3 request starts (or resumes after waiting on its client): settles after a data_version read
+   * made after this call, shared with every request that called it in the same turn of the event loop.
+   * Rejects when that read fails (the database is unusable), for every request waiting on it.
+   */
+  beginRequest(): Promise<void> {
+    this.pendingRead ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.pendingRead = null;
+        try {
+          this.generation();
+          resolve();
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    });
+    return this.pendingRead;
   }
 
-  /** generation() with the given freshness. */
+  /** generation() with the given freshness: 'request' reuses the latest read (see beginRequest). */
   generationAsOf(freshness: Freshness): number {
-    if (freshness === 'request') {
-      if (this.readForRequests === this.requestsStarted) return this.counter;
-      this.readForRequests = this.requestsStarted;
-    }
-    return this.generation();
+    return freshness === 'request' ? this.counter : this.generation();
   }
 
   /** A number that changes after every commit by any connection, this one included (via noteLocalWrite). */

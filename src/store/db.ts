@@ -40,10 +40,7 @@ export function openSqliteStore(config: Config): Store {
     location: file,
     keys: new KeyRepository(db, masterKey, config.keyTag),
     buckets: new BucketRepository(db),
-    beginRequest: () => {
-      changes.beginRequest();
-      return null;
-    },
+    beginRequest: () => changes.beginRequest(),
     listening: () => null,
     deriveKey: (purpose) => deriveKey(masterKey, purpose),
     close: async () => {

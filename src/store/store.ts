@@ -114,11 +114,13 @@ export interface Store {
   buckets: BucketStore;
   /**
    * An S3 request starts (or resumes after waiting on its client): once this settles, request-path
-   * lookups see every change committed before the call. Null when that is already so (SQLite reads
-   * its change counter synchronously); otherwise a promise that rejects with an S3 ServiceUnavailable
-   * error when the database cannot be reached, so nothing stale is ever accepted.
+   * lookups see every change committed before the call. Requests that call it together share one
+   * read of the database's change counter, made after the last of their calls (SQLite: data_version
+   * in the same turn of the event loop; PostgreSQL: the change id, at most one read in flight and
+   * one queued). It rejects when that read fails (PostgreSQL: with an S3 ServiceUnavailable error
+   * while the database cannot be reached), so nothing stale is ever accepted.
    */
-  beginRequest(): Promise<void> | null;
+  beginRequest(): Promise<void>;
   /** Whether the change listener (PostgreSQL's LISTEN connection) is up; null when the store has none. */
   listening(): boolean | null;
   /** A key derived from the master key for `purpose` (see crypto/master-key.ts deriveKey). */

@@ -249,7 +249,7 @@ describe('FreshnessCache', () => {
     expect(misses).toBe(2);
   });
 
-  it("with freshness 'request', reads data_version once per request start and sees every commit made before it", () => {
+  it("with freshness 'request', shares one data_version read among the requests of a turn and sees every commit made before each started", async () => {
     const file = `${dirs.make()}/freshness.db`;
     const sqlite = new Database(file);
     const other = new Database(file);
@@ -266,26 +266,54 @@ describe('FreshnessCache', () => {
       loads++;
       return 'value';
     };
-    changes.beginRequest();
+    await changes.beginRequest();
     cache.get('a', load, 'request');
     expect(loads).toBe(1);
     // A commit by this connection's writer is seen at once, whatever the freshness (noted local write).
     changes.noteLocalWrite();
     cache.get('a', load, 'request');
     expect(loads).toBe(2);
-    // Another request starts: its lookups read data_version again and see the other connection's commit.
+    // Another connection commits: the same request keeps the read made for it...
     commitByOtherConnection();
     cache.get('a', load, 'request');
-    expect(loads).toBe(2); // same request: the read made for it is reused
-    changes.beginRequest();
+    expect(loads).toBe(2);
+    // ...and the next request's read sees the commit.
+    await changes.beginRequest();
     cache.get('a', load, 'request');
     expect(loads).toBe(3);
     cache.get('a', load, 'request');
     expect(loads).toBe(3);
+
+    // Requests starting in the same turn share one read, made after the last of them started: a
+    // commit between two of their starts is seen by both.
+    const first = changes.beginRequest();
+    commitByOtherConnection();
+    const second = changes.beginRequest();
+    expect(second).toBe(first);
+    await Promise.all([first, second]);
+    cache.get('a', load, 'request');
+    expect(loads).toBe(4);
+    // A request starting after that read gets a read of its own.
+    const third = changes.beginRequest();
+    expect(third).not.toBe(first);
+    commitByOtherConnection();
+    await third;
+    cache.get('a', load, 'request');
+    expect(loads).toBe(5);
+
     // 'now' reads every time.
     commitByOtherConnection();
     cache.get('a', load);
-    expect(loads).toBe(4);
+    expect(loads).toBe(6);
+  });
+
+  it('rejects every request waiting on a data_version read that fails', async () => {
+    const file = `${dirs.make()}/closed.db`;
+    const sqlite = new Database(file);
+    const changes = ChangeDetector.of(sqlite);
+    const waiting = [changes.beginRequest(), changes.beginRequest()];
+    sqlite.close();
+    for (const request of waiting) await expect(request).rejects.toThrow(/database connection is not open/);
   });
 
   it('stays within its bound, dropping the oldest entry first', () => {
