@@ -31,6 +31,7 @@ import {
   listTree,
   writeTree,
 } from '../helpers/clients.js';
+import { BATCH_FLUSH_DELAY_MS } from '../../src/observability/access-log.js';
 import { REPO_ROOT, startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
 import { gatewayMinioClient, gatewayS3Client } from '../helpers/sdk.js';
 import { startMoto, startS3rver, type TestUpstream } from '../helpers/upstreams.js';
@@ -211,7 +212,9 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
      * Whatever the clients sent so far: nothing on OTHER, no delete, and no write with the
      * read-only key got anything but 403 AccessDenied from the gateway.
      */
-    function expectLogWithinScope(): void {
+    async function expectLogWithinScope(): Promise<void> {
+      // Lines are written in batches (BATCH_FLUSH_DELAY_MS): wait until the last request's is out.
+      await new Promise((resolve) => setTimeout(resolve, BATCH_FLUSH_DELAY_MS + 200));
       const log = accessLog();
       const refused = (record: Logged) => record.status === 403 && record.errorCode === 'AccessDenied';
       expect(log.filter((record) => record.bucket === OTHER && !refused(record))).toEqual([]);
@@ -248,7 +251,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
         expect(await errorOf(upload(ro, MINE, `${prefix}by-read-only.bin`))).toMatchObject(sdkAccessDenied);
         await expectDeniedLogged(MINE, `${prefix}by-read-only.bin`, 'CreateMultipartUpload');
         await expectNothingWritten(MINE, `${prefix}by-read-only`);
-        expectLogWithinScope();
+        await expectLogWithinScope();
       } finally {
         rw.destroy();
         ro.destroy();
@@ -292,7 +295,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
         }
         await expectDeniedLogged(MINE, `${prefix}ro/big.bin`, 'PutObject');
         await expectNothingWritten(MINE, `${prefix}ro/`);
-        expectLogWithinScope();
+        await expectLogWithinScope();
       } finally {
         rmSync(home, { recursive: true, force: true });
       }
@@ -362,7 +365,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
         expect(readFileSync(path.join(home, 'big.back')).equals(files['big.bin']!)).toBe(true);
         await expectDeniedLogged(MINE, `${prefix}ro/big.bin`, 'CreateMultipartUpload');
         await expectNothingWritten(MINE, `${prefix}ro/`);
-        expectLogWithinScope();
+        await expectLogWithinScope();
       } finally {
         rmSync(home, { recursive: true, force: true });
       }
@@ -437,7 +440,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
             expectDenied(await rclone(readOnly, 'sync', dir, `kg:${MINE}/${prefix}ro/`), 'rclone sync with the read-only key');
             await expectDeniedLogged(MINE, `${prefix}ro/big.bin`, 'CreateMultipartUpload');
             await expectNothingWritten(MINE, `${prefix}ro/`);
-            expectLogWithinScope();
+            await expectLogWithinScope();
           } finally {
             rmSync(home, { recursive: true, force: true });
           }
@@ -501,7 +504,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
             }
             await expectDeniedLogged(MINE, `${prefix}ro/big.bin`, 'CreateMultipartUpload');
             await expectNothingWritten(MINE, `${prefix}ro/`);
-            expectLogWithinScope();
+            await expectLogWithinScope();
           } finally {
             rmSync(home, { recursive: true, force: true });
           }
@@ -545,7 +548,7 @@ for (const upstreamKind of ['s3rver', 'moto (validating signatures)'] as const) 
             expectDenied(await aws(readOnly, 's3', 'sync', dir, `s3://${MINE}/${prefix}ro/`), 'aws s3 sync with the read-only key');
             await expectDeniedLogged(MINE, `${prefix}ro/big.bin`, 'CreateMultipartUpload');
             await expectNothingWritten(MINE, `${prefix}ro/`);
-            expectLogWithinScope();
+            await expectLogWithinScope();
           } finally {
             rmSync(home, { recursive: true, force: true });
           }

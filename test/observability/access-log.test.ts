@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { S3RequestRecord } from '../../src/http/s3.js';
-import { accessLogLine, LineBatch } from '../../src/observability/access-log.js';
+import { accessLogLine, BATCH_FLUSH_DELAY_MS, LineBatch } from '../../src/observability/access-log.js';
 
 const record: S3RequestRecord = {
   requestId: 'ABCDEF0123456789',
@@ -44,17 +44,25 @@ describe('accessLogLine', () => {
 });
 
 describe('LineBatch (how access log lines reach stdout or the file)', () => {
-  it('writes the lines of one event-loop turn in one call, in order, once the turn is over', async () => {
-    const writes: string[] = [];
-    const batch = new LineBatch((text) => writes.push(text));
-    batch.add('a\n');
-    batch.add('b\n');
-    expect(writes).toEqual([]);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(writes).toEqual(['a\nb\n']);
-    batch.add('c\n');
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(writes).toEqual(['a\nb\n', 'c\n']);
+  it('writes the lines that arrive within BATCH_FLUSH_DELAY_MS in one call, in order, once that time is over', async () => {
+    vi.useFakeTimers();
+    try {
+      const writes: string[] = [];
+      const batch = new LineBatch((text) => writes.push(text));
+      batch.add('a\n');
+      await vi.advanceTimersByTimeAsync(BATCH_FLUSH_DELAY_MS - 1);
+      batch.add('b\n');
+      expect(writes).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(writes).toEqual(['a\nb\n']);
+      batch.add('c\n');
+      await vi.advanceTimersByTimeAsync(BATCH_FLUSH_DELAY_MS);
+      expect(writes).toEqual(['a\nb\n', 'c\n']);
+      await vi.advanceTimersByTimeAsync(10 * BATCH_FLUSH_DELAY_MS);
+      expect(writes).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('writes at once when the batch is large, and flush() writes what is pending (shutdown)', () => {
