@@ -13,6 +13,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { assertSourceAllowed, authorize } from '../authz.js';
+import { Cancellation } from '../cancellation.js';
 import { clientAddress } from '../keys/source-ips.js';
 import type { Config } from '../config.js';
 import { S3Error, isS3Error } from '../errors.js';
@@ -158,9 +159,9 @@ class S3Pipeline {
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('server', 'keygate');
     let resource = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    const abort = new AbortController();
+    const cancellation = new Cancellation();
     const onClose = () => {
-      if (!res.writableFinished) abort.abort(new S3Error('RequestTimeout', 'The client closed the connection.'));
+      if (!res.writableFinished) cancellation.cancel(new S3Error('RequestTimeout', 'The client closed the connection.'));
     };
     res.on('close', onClose);
     let request: AuthenticatedRequest | null = null;
@@ -180,7 +181,7 @@ class S3Pipeline {
       }
       applyCorsHeaders(deps.store.buckets, req, res, address.bucket, method);
 
-      request = await this.authenticate(req, res, method, address, abort.signal);
+      request = await this.authenticate(req, res, method, address, cancellation);
       if (record) record.accessKeyId = request.accessKeyId;
       // Before admission: requests from outside a key's networks must not use up its rate budget.
       assertSourceAllowed(request.key, clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], deps.config.trustedProxies));
@@ -202,11 +203,11 @@ class S3Pipeline {
         if (found === null) throw new S3Error('InvalidAccessKeyId', 'The access key was deleted while this request was being sent; nothing was done.');
         return found.key;
       };
-      const reply = await executeOperation(this.handlerDeps, plan, { key: request.key, method, body, signal: abort.signal, requestId, keyNow });
+      const reply = await executeOperation(this.handlerDeps, plan, { key: request.key, method, body, signal: cancellation, requestId, keyNow });
       await writeReply(res, request.answer(reply));
     } catch (error) {
       if (record && isS3Error(error)) record.errorCode = error.code;
-      if (abort.signal.aborted && res.destroyed) return;
+      if (cancellation.aborted && res.destroyed) return;
       const authenticated = request !== null;
       // Nobody known sent this: the rest of its body is discarded only within the cap and the deadline.
       const unauthenticated = { lingerSlot: () => this.unauthenticated.tryEnter(), lingerMs: deps.config.unauthenticatedTimeoutMs };
@@ -218,7 +219,13 @@ class S3Pipeline {
   }
 
   /** The three ways in: a POST policy form, or SigV4 by header or presigned query. */
-  private async authenticate(req: GatewayRequest, res: ServerResponse, method: string, address: S3Address, signal: AbortSignal): Promise<AuthenticatedRequest> {
+  private async authenticate(
+    req: GatewayRequest,
+    res: ServerResponse,
+    method: string,
+    address: S3Address,
+    signal: Cancellation,
+  ): Promise<AuthenticatedRequest> {
     if (operationNameOf(method, address, req.headers) === 'PostObject') return this.authenticateForm(req, res, address, signal);
     const verified = verifyRequest<AccessKey>(
       // headersDistinct keeps repeated headers apart: SigV4 joins them with ',' where Node uses ', '.
@@ -239,7 +246,7 @@ class S3Pipeline {
   }
 
   /** A POST Object form: its fields authenticate it; nobody is known until they did, so they have a deadline and a cap. */
-  private async authenticateForm(req: GatewayRequest, res: ServerResponse, address: S3Address, signal: AbortSignal): Promise<AuthenticatedRequest> {
+  private async authenticateForm(req: GatewayRequest, res: ServerResponse, address: S3Address, signal: Cancellation): Promise<AuthenticatedRequest> {
     const release = this.unauthenticated.tryEnter();
     if (release === null) {
       throw new S3Error('SlowDown', 'The gateway is reading too many unauthenticated form uploads at once; retry shortly.', {

@@ -7,7 +7,7 @@
  * RunPod bucket is counted by the lifecycle while it is forwarded (and refused if the bucket is
  * being deleted), so a delete never races it.
  */
-import { setMaxListeners } from 'node:events';
+import type { Cancellation } from '../cancellation.js';
 import { Readable } from 'node:stream';
 import { assertObjectKeyInScope, authorize, authorizeBucketAction, canSeeBucket } from '../authz.js';
 import { catalogEntry, S3Error } from '../errors.js';
@@ -52,7 +52,7 @@ export interface OperationContext {
   method: string;
   /** The verified request body, for operations that take one (null otherwise). */
   body: UpstreamBody | null;
-  signal: AbortSignal;
+  signal: Cancellation;
   requestId: string;
   /**
    * The key as it is now (not as it was when the request started): operations that act only after
@@ -281,7 +281,7 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
   // Keys are scoped per bucket and every entry lies in this bucket, so one check authorizes the
   // whole batch, before anything is deleted: a forbidden batch deletes nothing.
   authorizeBucketAction(key, bucket, 'delete');
-  setMaxListeners(FAN_OUT_SIGNAL_LISTENERS, ctx.signal);
+  ctx.signal.setMaxListeners(FAN_OUT_SIGNAL_LISTENERS);
   const single = (entry: DeleteRequestEntry, method: 'HEAD' | 'DELETE', headers: Record<string, string>) =>
     deps.forwarder.forward({
       target,

@@ -24,6 +24,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type busboy from 'busboy';
 import { lazyRequire } from '../lazy-require.js';
+import type { Cancellation } from '../cancellation.js';
 import { S3Error } from '../errors.js';
 import { headerValue } from '../header-value.js';
 import type { AccessKey } from '../keys/model.js';
@@ -78,7 +79,7 @@ export interface PostFormOptions {
   regions: string[];
   /** How long the fields before the file may take to arrive (nobody is authenticated until then). */
   fieldsDeadlineMs: number;
-  signal: AbortSignal;
+  signal: Cancellation;
 }
 
 /** A form whose signature and policy verified: who sent it, what it stores, and its file, not yet read. */
@@ -179,7 +180,7 @@ function tooMuchPreData(): S3Error {
   );
 }
 
-function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: number): FormReader {
+function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: number): FormReader {
   let parser: busboy.Busboy;
   try {
     // busboy takes an empty boundary parameter (boundary="") and then finds no parts at all.
@@ -358,14 +359,14 @@ function readForm(req: IncomingMessage, signal: AbortSignal, fieldsDeadlineMs: n
     if (!req.complete) fail(new S3Error('IncompleteBody', 'The client closed the connection before the form was complete.'));
   };
   req.on('close', onClientGone);
-  signal.addEventListener('abort', onClientGone, { once: true });
+  const stopListening = signal.onCancel(onClientGone);
   req.pipe(parser);
   return {
     head,
     done,
     close: () => {
       req.off('close', onClientGone);
-      signal.removeEventListener('abort', onClientGone);
+      stopListening();
       if (!settled) fail(new S3Error('RequestTimeout', 'The form was not read to its end.'));
     },
   };

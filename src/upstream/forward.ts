@@ -15,8 +15,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import type { Cancellation } from '../cancellation.js';
 import { readAtMost } from '../read-at-most.js';
 import { S3Error } from '../errors.js';
 import { headerValue } from '../header-value.js';
@@ -60,8 +60,8 @@ export interface ForwardRequest {
   /** The client's User-Agent, named in the gateway's own. */
   userAgent?: string;
   body: UpstreamBody | null;
-  /** Client went away: abort the upstream request at once. */
-  signal?: AbortSignal;
+  /** Client went away: abort the upstream request at once (undici takes it as its request signal). */
+  signal?: Cancellation;
   /** Idempotent request: with no body it is retried on connection errors and 500/502/503/524. */
   retry?: boolean;
   /** The client request's id, for the log lines about this upstream request. */
@@ -250,12 +250,9 @@ export class UpstreamForwarder {
     return Math.round(exponential * (0.5 + this.random() / 2));
   }
 
-  private async pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    try {
-      await sleep(ms, undefined, { signal });
-    } catch {
-      throw abortReason(signal!);
-    }
+  private async pause(ms: number, signal: Cancellation | undefined): Promise<void> {
+    if (signal === undefined) await new Promise((resolve) => setTimeout(resolve, ms));
+    else await signal.sleep(ms);
   }
 }
 
@@ -380,11 +377,10 @@ export function parseRetryAfterMs(value: string | undefined, now = Date.now()): 
   return Number.isNaN(date) ? null : Math.max(0, date - now);
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
+function throwIfAborted(signal: Cancellation | undefined): void {
   if (signal?.aborted) throw abortReason(signal);
 }
 
-function abortReason(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason : new S3Error('RequestTimeout', 'The client closed the connection.');
+function abortReason(signal: Cancellation): Error {
+  return signal.reason ?? new S3Error('RequestTimeout', 'The client closed the connection.');
 }

@@ -24,6 +24,7 @@ import { configFor, makeTempDirs, TEST_MASTER_KEY_HEX } from '../helpers/keygate
 import { freePort } from '../helpers/ports.js';
 import { startMoto, type TestUpstream } from '../helpers/upstreams.js';
 import { capturingLog } from '../upstream/fixtures.js';
+import { Cancellation } from '../../src/cancellation.js';
 
 const API_KEY = 'rpa_lifecycle_test_key_9876543210';
 
@@ -545,7 +546,7 @@ describe('writes while a RunPod bucket is being deleted', () => {
     key: KEY,
     method: 'PUT',
     body: null,
-    signal: new AbortController().signal,
+    signal: new Cancellation(),
     requestId: 'test',
     keyNow: async () => KEY,
   });

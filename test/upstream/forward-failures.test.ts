@@ -9,6 +9,7 @@
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { S3Error } from '../../src/errors.js';
+import { Cancellation } from '../../src/cancellation.js';
 import { parseRetryAfterMs, UpstreamForwarder, type ForwardRequest } from '../../src/upstream/forward.js';
 import { RUNPOD_CAPABILITIES, type UpstreamTarget } from '../../src/upstream/target.js';
 import { capturingLog, readAll, readText, startLocalServer, targetFor, upstreamBody, type LogEntry, type LocalServer } from './fixtures.js';
@@ -475,13 +476,13 @@ describe('network failures', () => {
 describe('client aborts and failing request bodies', () => {
   it('a client abort during an upload destroys the upstream request at once', async () => {
     const target = await upstream(() => {}, { streamBody: true });
-    const abort = new AbortController();
+    const abort = new Cancellation();
     const body = new Readable({ read() {} });
     body.push(Buffer.alloc(1000));
-    const pending = forwarder.forward(get(target, { method: 'PUT', body: upstreamBody(body, { length: 1_000_000 }), signal: abort.signal, retry: false }));
+    const pending = forwarder.forward(get(target, { method: 'PUT', body: upstreamBody(body, { length: 1_000_000 }), signal: abort, retry: false }));
     await waitFor(() => server!.requests.length === 1);
     const reason = new S3Error('RequestTimeout', 'The client closed the connection.');
-    abort.abort(reason);
+    abort.cancel(reason);
     await expect(pending).rejects.toBe(reason);
     await waitFor(() => server!.requests[0]!.aborted);
   });
@@ -493,10 +494,10 @@ describe('client aborts and failing request bodies', () => {
       res.writeHead(200, { 'content-length': String(10 * 1024 * 1024) });
       res.write(Buffer.alloc(64 * 1024));
     });
-    const abort = new AbortController();
-    const response = await forwarder.forward(get(target, { signal: abort.signal }));
+    const abort = new Cancellation();
+    const response = await forwarder.forward(get(target, { signal: abort }));
     const reading = readAll(response.body);
-    abort.abort(new Error('client gone'));
+    abort.cancel(new Error('client gone'));
     await expect(reading).rejects.toThrow();
     await waitFor(() => upstreamClosed);
   });
@@ -507,11 +508,11 @@ describe('client aborts and failing request bodies', () => {
       res.end();
     });
     const slowRetries = new UpstreamForwarder({ retry: { maxRetryAfterMs: 10_000 } });
-    const abort = new AbortController();
-    const pending = slowRetries.forward(get(target, { signal: abort.signal }));
+    const abort = new Cancellation();
+    const pending = slowRetries.forward(get(target, { signal: abort }));
     await waitFor(() => server!.requests.length === 1);
     const started = Date.now();
-    abort.abort(new Error('client gone'));
+    abort.cancel(new Error('client gone'));
     await expect(pending).rejects.toThrow('client gone');
     expect(Date.now() - started).toBeLessThan(1000);
     expect(server!.requests).toHaveLength(1);
