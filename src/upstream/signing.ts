@@ -8,8 +8,12 @@ import aws4 from 'aws4';
 import type { UpstreamTarget } from './target.js';
 
 const UNRESERVED = /[A-Za-z0-9\-_.~]/;
+/** Text that encodes to itself (most bucket names, keys and query values): returned as it is. */
+const ALL_UNRESERVED = /^[A-Za-z0-9\-_.~]*$/;
+const ALL_UNRESERVED_OR_SLASH = /^[A-Za-z0-9\-_.~/]*$/;
 
 function encodeBytes(text: string, keepSlash: boolean): string {
+  if ((keepSlash ? ALL_UNRESERVED_OR_SLASH : ALL_UNRESERVED).test(text)) return text;
   let out = '';
   for (const byte of Buffer.from(text, 'utf8')) {
     const char = String.fromCharCode(byte);
@@ -95,7 +99,9 @@ export function signUpstreamRequest(
     { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
   );
   const signedHeaders: Record<string, string> = {};
-  for (const [name, value] of Object.entries(signed.headers ?? {})) {
+  const all = signed.headers ?? {};
+  for (const name in all) {
+    const value = all[name];
     if (value !== undefined) signedHeaders[name.toLowerCase()] = String(value);
   }
   // Our own encoding, not aws4's re-formatted path: aws4 would append '=' to bare parameters and
