@@ -377,6 +377,50 @@ describe('pages', () => {
     expect((await send('GET', '/buckets/some-bucket/objects/download?key=a.txt', { cookie })).status).toBe(404);
   });
 
+  it('routes as of each page request: a bucket removed by another process since the last S3 request has no route', async () => {
+    const config = configFor(dirs.make(), { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX });
+    const own = await openStore(config);
+    const cli = await openStore(config); // another connection to the same database, as the CLI is
+    try {
+      await own.buckets.add({ name: 'moved-away', endpoint: 'http://old.example', region: 'us-east-1' });
+      // An S3 request routed it: its record is cached as of that request.
+      await own.beginRequest();
+      expect(own.buckets.findForRouting('moved-away')).not.toBeNull();
+      await cli.buckets.remove('moved-away');
+      const routed = createAdminApp({
+        config,
+        store: own,
+        adminToken: TOKEN,
+        dashboard: {
+          // The resolver reads the registry as the S3 path does (findForRouting, no refresh of its own).
+          resolver: {
+            resolve: async (name: string) => {
+              const record = own.buckets.findForRouting(name);
+              return record === null ? null : ({ kind: 'generic', datacenter: null, endpoint: new URL(record.endpoint!), bucket: name } as never);
+            },
+            listBuckets: async () => [],
+          },
+          objects: unusedObjects,
+          lifecycle: null,
+          idleTimeoutMs: IDLE_MS,
+          now: () => clock,
+        },
+      });
+      const signedIn = await routed.request(`${ORIGIN}/signin`, {
+        method: 'POST',
+        headers: { host: 'admin.test', origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
+        body: `token=${TOKEN}`,
+      });
+      const id = /keygate_session=([^;]+)/.exec(signedIn.headers.get('set-cookie')!)![1]!;
+      const page = await routed.request(`${ORIGIN}/buckets/moved-away`, { headers: { host: 'admin.test', cookie: `${SESSION_COOKIE}=${id}` } });
+      expect(page.status).toBe(404);
+      expect(await page.text()).not.toContain('old.example');
+    } finally {
+      await cli.close();
+      await own.close();
+    }
+  });
+
   it('disables and enables a key from its page, through the store', async () => {
     const { cookie, csrf } = await signIn();
     const created = await store.keys.create({ name: 'pausable', permissions: ['read'] });

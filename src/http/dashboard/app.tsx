@@ -166,6 +166,13 @@ export function createDashboard(deps: DashboardDeps): Hono<Env> {
     await next();
   };
   app.use('*', requireSession);
+  // Routing lookups (the resolver, as S3 requests use it) read the store as of its latest
+  // beginRequest(). S3 requests call it; a dashboard request must too, or a bucket the CLI removed or
+  // re-pointed while no S3 request came would keep its old route on these pages.
+  app.use('*', async (_c, next) => {
+    await store.beginRequest();
+    await next();
+  });
 
   app.get('/', (c) => c.redirect('/storage', 303));
 
