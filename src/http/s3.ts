@@ -112,7 +112,13 @@ export function createS3Listener(deps: S3AppDeps): (req: IncomingMessage, res: S
     const path = (req.url ?? '/').split('?', 1)[0];
     // A health check with a body is no health check: it goes where bodies are bounded (and is refused).
     if (path === S3_HEALTH_PATH && (req.method === 'GET' || req.method === 'HEAD') && !hasRequestBody(req)) answerHealth(req, res);
-    else void pipeline.handle(req, res);
+    else {
+      pipeline.handle(req, res).catch((error: unknown) => {
+        // handle() answers every failure itself; only its cleanup (removing a spooled form file)
+        // can still fail after the answer, and that must not become an unhandled rejection.
+        logToStderr('error', 'request cleanup failed', { error: String(error) });
+      });
+    }
   };
 }
 
