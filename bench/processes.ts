@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startGateway as startTestGateway, stopChild, upstreamEnv } from '../test/helpers/gateway.js';
 import { freePort } from '../test/helpers/ports.js';
-import { shippedNodeOptions } from '../test/helpers/shipped-node-options.js';
+import { shippedRuntimeEnv } from '../test/helpers/shipped-runtime-env.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
 export const NGINX_BINARY = '/usr/sbin/nginx';
@@ -129,7 +129,7 @@ export async function startGateway(
 export async function startNodeFloor(upstream: Upstream): Promise<BenchProcess> {
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bench/node-floor.mjs'), upstream.url], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: shippedNodeOptions() },
+    env: { PATH: process.env.PATH ?? '', ...shippedRuntimeEnv() },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = captureOutput(child);

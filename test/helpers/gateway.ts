@@ -55,7 +55,7 @@ export { freePort } from './ports.js';
 
 const OUTPUT_TAIL_CHARS = 1 << 20;
 import { freePort } from './ports.js';
-import { shippedNodeOptions } from './shipped-node-options.js';
+import { shippedRuntimeEnv } from './shipped-runtime-env.js';
 
 export interface StartGatewayOptions {
   /** Flags for node itself (before the script), e.g. `--trace-gc`. */
@@ -81,7 +81,7 @@ export async function startGateway(env: Record<string, string> = {}, options: St
   // The built artifact (test/global-setup.ts builds it), as it ships: no transpiler in the process.
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), path.join(REPO_ROOT, 'dist/cli/main.js'), 'serve'], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_OPTIONS: shippedNodeOptions(), ...fullEnv },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...shippedRuntimeEnv(), ...fullEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Always drained (a full pipe would block the gateway's synchronous stdout writes); only the
