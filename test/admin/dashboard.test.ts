@@ -9,6 +9,7 @@ import { createAdminApp } from '../../src/http/admin.js';
 import { SESSION_COOKIE } from '../../src/http/dashboard/app.js';
 import { ONE_TIME_VIEW_MS, SessionStore, csrfTokenMatches } from '../../src/http/dashboard/session.js';
 import { openStore, type Store } from '../../src/store/open.js';
+import type { UpstreamTarget } from '../../src/upstream/target.js';
 import { TEST_MASTER_KEY_HEX, configFor, makeTempDirs } from '../helpers/keygate-cli.js';
 
 const TOKEN = 'admin-test-token-0123456789abcdef';
@@ -71,6 +72,26 @@ async function signIn(): Promise<{ cookie: string; csrf: string }> {
   const page = await send('GET', '/storage', { cookie });
   const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)![1]!;
   return { cookie, csrf };
+}
+
+/** An admin app on `onStore` whose dashboard routes buckets with `resolve`, and a signed-in session id for it. */
+async function signedInWithResolver(
+  onStore: Store,
+  config: ReturnType<typeof configFor>,
+  resolve: (name: string) => Promise<UpstreamTarget | null>,
+): Promise<{ app: Hono; id: string }> {
+  const app = createAdminApp({
+    config,
+    store: onStore,
+    adminToken: TOKEN,
+    dashboard: { resolver: { resolve, listBuckets: async () => [] }, objects: unusedObjects, lifecycle: null, idleTimeoutMs: IDLE_MS, now: () => clock },
+  });
+  const signedIn = await app.request(`${ORIGIN}/signin`, {
+    method: 'POST',
+    headers: { host: 'admin.test', origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
+    body: `token=${TOKEN}`,
+  });
+  return { app, id: /keygate_session=([^;]+)/.exec(signedIn.headers.get('set-cookie')!)![1]! };
 }
 
 describe('sessions', () => {
@@ -345,30 +366,10 @@ describe('pages', () => {
   it('answers names no bucket can have with 404, without asking the resolver, and downloads only by POST', async () => {
     const { cookie } = await signIn();
     let resolved = 0;
-    const counting = createAdminApp({
-      config: configFor(dirs.make(), { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX }),
-      store,
-      adminToken: TOKEN,
-      dashboard: {
-        resolver: {
-          resolve: async () => {
-            resolved++;
-            return null;
-          },
-          listBuckets: async () => [],
-        },
-        objects: unusedObjects,
-        lifecycle: null,
-        idleTimeoutMs: IDLE_MS,
-        now: () => clock,
-      },
+    const { app: counting, id } = await signedInWithResolver(store, configFor(dirs.make(), { KEYGATE_MASTER_KEY: TEST_MASTER_KEY_HEX }), async () => {
+      resolved++;
+      return null;
     });
-    const signedIn = await counting.request(`${ORIGIN}/signin`, {
-      method: 'POST',
-      headers: { host: 'admin.test', origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
-      body: `token=${TOKEN}`,
-    });
-    const id = /keygate_session=([^;]+)/.exec(signedIn.headers.get('set-cookie')!)![1]!;
     for (const name of ['photos%3Fdelete', 'UPPER', 'a', 'x'.repeat(64), '..', 'a%2Fb', '%00abc']) {
       const response = await counting.request(`${ORIGIN}/buckets/${name}/objects`, { headers: { host: 'admin.test', cookie: `${SESSION_COOKIE}=${id}` } });
       expect(response.status, name).toBe(404);
@@ -387,31 +388,11 @@ describe('pages', () => {
       await own.beginRequest();
       expect(own.buckets.findForRouting('moved-away')).not.toBeNull();
       await cli.buckets.remove('moved-away');
-      const routed = createAdminApp({
-        config,
-        store: own,
-        adminToken: TOKEN,
-        dashboard: {
-          // The resolver reads the registry as the S3 path does (findForRouting, no refresh of its own).
-          resolver: {
-            resolve: async (name: string) => {
-              const record = own.buckets.findForRouting(name);
-              return record === null ? null : ({ kind: 'generic', datacenter: null, endpoint: new URL(record.endpoint!), bucket: name } as never);
-            },
-            listBuckets: async () => [],
-          },
-          objects: unusedObjects,
-          lifecycle: null,
-          idleTimeoutMs: IDLE_MS,
-          now: () => clock,
-        },
+      // The resolver reads the registry as the S3 path does (findForRouting, no refresh of its own).
+      const { app: routed, id } = await signedInWithResolver(own, config, async (name) => {
+        const record = own.buckets.findForRouting(name);
+        return record === null ? null : ({ kind: 'generic', datacenter: null, endpoint: new URL(record.endpoint!), bucket: name } as unknown as UpstreamTarget);
       });
-      const signedIn = await routed.request(`${ORIGIN}/signin`, {
-        method: 'POST',
-        headers: { host: 'admin.test', origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
-        body: `token=${TOKEN}`,
-      });
-      const id = /keygate_session=([^;]+)/.exec(signedIn.headers.get('set-cookie')!)![1]!;
       const page = await routed.request(`${ORIGIN}/buckets/moved-away`, { headers: { host: 'admin.test', cookie: `${SESSION_COOKIE}=${id}` } });
       expect(page.status).toBe(404);
       expect(await page.text()).not.toContain('old.example');
