@@ -5,7 +5,8 @@
  * server bench/postgres.ts starts), and for comparison an nginx reverse proxy and the node floor (a
  * bare node:http + undici pass-through).
  * The gateway starts through the integration tests' helper (vitest-free), so both run it alike:
- * the built CLI, the Docker image's NODE_OPTIONS, its own data dir.
+ * the built CLI, the Docker image's runtime environment (NODE_OPTIONS, MALLOC_ARENA_MAX), its own
+ * data dir.
  */
 export { cpuSecondsOf } from '../test/helpers/process-resources.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -123,8 +124,8 @@ export async function startGateway(
 
 /**
  * The node floor (bench/node-floor.mjs): node:http + an undici Pool passing requests through to the
- * upstream, nothing else. Same node, same undici and the same NODE_OPTIONS as the gateway, so the
- * difference between the two is keygate's own work.
+ * upstream, nothing else. Same node, same undici and the same runtime environment (NODE_OPTIONS,
+ * MALLOC_ARENA_MAX) as the gateway, so the difference between the two is keygate's own work.
  */
 export async function startNodeFloor(upstream: Upstream): Promise<BenchProcess> {
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bench/node-floor.mjs'), upstream.url], {

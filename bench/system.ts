@@ -110,7 +110,7 @@ export interface SystemResults {
   largeCpuSecondsPerGiB: Record<LargeProxyName, number> | null;
   /** Gateway VmHWM over the whole run, bytes. */
   runPeakRss: number;
-  /** The node floor's VmHWM over the whole run (same NODE_OPTIONS, same traffic): what Node itself reaches. */
+  /** The node floor's VmHWM over the whole run (same runtime environment, same traffic): what Node itself reaches. */
   nodeFloorPeakRss: number;
   gatewayIdleRss: number;
   upstreamDescription: string;
