@@ -614,12 +614,12 @@ describe('cross-instance freshness (PostgreSQL)', () => {
       // Another key arrives: B reloads (on the notification, or for the request below); the reload's
       // snapshot is taken, then it waits on `buckets`.
       await a.keys.create({ name: 'newcomer', preset: 'read-only' });
-      const first = b.beginRequest()!;
+      const first = b.beginRequest();
       await eventually("B's reload to wait on the buckets lock", async () => (await lockWaiters(url, '%buckets%')) > 0);
 
       // Committed (and acknowledged) while B's read is still in flight, with a snapshot from before it.
       await a.keys.delete(victim.accessKeyId);
-      const second = b.beginRequest()!;
+      const second = b.beginRequest();
       expect(await within(second, 200)).toBe('timeout'); // it cannot settle on the read that started earlier
 
       await blocker.query('ROLLBACK');
@@ -777,7 +777,7 @@ describe('a PostgreSQL server that stops and comes back', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(error.headers['retry-after']).toBe('1');
     // Requests arriving together while it is down all fail; none settles on what B holds.
-    const together = await Promise.allSettled(Array.from({ length: 20 }, () => b.beginRequest()!));
+    const together = await Promise.allSettled(Array.from({ length: 20 }, () => b.beginRequest()));
     expect(together.map((result) => result.status)).toEqual(Array(20).fill('rejected'));
     for (const result of together) expect(((result as PromiseRejectedResult).reason as S3Error).code).toBe('ServiceUnavailable');
     await expectServiceUnavailable(b.beginRequest());
@@ -819,7 +819,7 @@ describe('a PostgreSQL server that stops and comes back', () => {
 
       proxy.freeze();
       const started = Date.now();
-      const outcomes = await Promise.allSettled([b.beginRequest()!, b.beginRequest()!, b.beginRequest()!]);
+      const outcomes = await Promise.allSettled([b.beginRequest(), b.beginRequest(), b.beginRequest()]);
       const elapsed = Date.now() - started;
       expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected', 'rejected']);
       for (const outcome of outcomes) expect(((outcome as PromiseRejectedResult).reason as S3Error).code).toBe('ServiceUnavailable');
@@ -1060,7 +1060,7 @@ describe('operational hazards (PostgreSQL)', () => {
       // Nothing B must read is locked (MVCC): the next request should begin at once.
       const started = Date.now();
       const outcome = await within(
-        b.beginRequest()!.then(
+        b.beginRequest().then(
           () => 'ok',
           (error: unknown) =>
             `rejected: ${(error as Error).message} (cause: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : String((error as Error).cause)})`,
