@@ -213,7 +213,10 @@ function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: 
   let fieldCount = 0;
   let preDataBytes = 0;
   let file: FormFile | null = null;
-  let settled = false;
+  /** The form was refused (fail): nothing more is offered. */
+  let failed = false;
+  /** The parser read the whole body. Parts sent as files may still be ending, and the head may still be pending on them. */
+  let parsed = false;
   /** Parts sent as files under field names, still being read: the real file waits for them. */
   const pendingFields: Array<Promise<void>> = [];
   let fieldsBeingRead = 0;
@@ -242,8 +245,8 @@ function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: 
 
   const fail = (error: Error) => {
     clearTimeout(deadline);
-    if (settled) return;
-    settled = true;
+    if (failed) return;
+    failed = true;
     rejectHead(error);
     rejectDone(error);
     file?.stream.destroy(error);
@@ -265,7 +268,7 @@ function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: 
     };
   // (Fields after the file are not offered here; pending file-part fields that began before it are.)
   const addField = (rawName: string, value: string) => {
-    if (settled) return;
+    if (failed) return;
     if (
       Buffer.byteLength(rawName) > FORM_LIMITS.fieldNameBytes ||
       Buffer.byteLength(value) > FORM_LIMITS.fieldValueBytes ||
@@ -290,7 +293,9 @@ function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: 
     file = { stream, filename };
     // Fields sent as file parts before it may still be arriving through their streams.
     void Promise.all(pendingFields).then(() => {
-      if (!settled) resolveHead({ fields, file });
+      // Not gated on `parsed`: the whole body may have been parsed (and the parser closed) before
+      // this runs, when it had all arrived by the time the form was read.
+      if (!failed) resolveHead({ fields, file });
     });
   };
   const requireName = (name: string | undefined): string => {
@@ -301,7 +306,7 @@ function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: 
   parser.on(
     'field',
     guarded((rawName: string | undefined, value: string | undefined, info: busboy.FieldInfo) => {
-      if (file !== null || settled) return; // S3 ignores fields after the file.
+      if (file !== null || failed) return; // S3 ignores fields after the file.
       const name = requireName(rawName);
       if (info.valueTruncated) return fail(tooMuchPreData());
       if (value === undefined) throw malformed(`the part "${name}" declares a character set keygate cannot read; send form fields as UTF-8.`);
@@ -316,7 +321,7 @@ function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: 
       // Every part's stream has an error listener before anything can destroy it: a destroyed parser
       // errors its open part, and an unheard 'error' event would end the process.
       stream.on('error', () => undefined);
-      if (file !== null || settled) {
+      if (file !== null || failed) {
         stream.resume();
         return;
       }
@@ -350,8 +355,8 @@ function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: 
   parser.on('error', (error: Error) => fail(malformed(error.message)));
   parser.on('close', () => {
     clearTimeout(deadline);
-    if (settled) return;
-    settled = true;
+    if (failed) return;
+    parsed = true;
     if (file === null) resolveHead({ fields, file: null });
     resolveDone();
   });
@@ -367,7 +372,7 @@ function readForm(req: IncomingMessage, signal: Cancellation, fieldsDeadlineMs: 
     close: () => {
       req.off('close', onClientGone);
       stopListening();
-      if (!settled) fail(new S3Error('RequestTimeout', 'The form was not read to its end.'));
+      if (!parsed) fail(new S3Error('RequestTimeout', 'The form was not read to its end.'));
     },
   };
 }
