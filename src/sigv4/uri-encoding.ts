@@ -98,7 +98,16 @@ export function encodeBytes(bytes: Uint8Array, keepSlash: boolean): string {
 
 /** SigV4-encodes text (UTF-8), e.g. a decoded object key or query value. */
 export function uriEncode(text: string, keepSlash = false): string {
-  return encodeBytes(Buffer.from(text, 'utf8'), keepSlash);
+  // Most names, keys and values encode to themselves: no bytes to copy, no string to build.
+  return encodesToItself(text, keepSlash) ? text : encodeBytes(Buffer.from(text, 'utf8'), keepSlash);
+}
+
+function encodesToItself(text: string, keepSlash: boolean): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (!((code < 128 && UNRESERVED[code] === 1) || (code === SLASH && keepSlash))) return false;
+  }
+  return true;
 }
 
 /**

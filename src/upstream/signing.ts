@@ -5,32 +5,17 @@
  * ('+' stays a plus, '//' stays two slashes, '%' stays a percent sign).
  */
 import aws4 from 'aws4';
+import { uriEncode } from '../sigv4/uri-encoding.js';
 import type { UpstreamTarget } from './target.js';
-
-const UNRESERVED = /[A-Za-z0-9\-_.~]/;
-/** Text that encodes to itself (most bucket names, keys and query values): returned as it is. */
-const ALL_UNRESERVED = /^[A-Za-z0-9\-_.~]*$/;
-const ALL_UNRESERVED_OR_SLASH = /^[A-Za-z0-9\-_.~/]*$/;
-
-function encodeBytes(text: string, keepSlash: boolean): string {
-  if ((keepSlash ? ALL_UNRESERVED_OR_SLASH : ALL_UNRESERVED).test(text)) return text;
-  let out = '';
-  for (const byte of Buffer.from(text, 'utf8')) {
-    const char = String.fromCharCode(byte);
-    if (byte < 0x80 && (UNRESERVED.test(char) || (keepSlash && char === '/'))) out += char;
-    else out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
 
 /** S3 canonical encoding of an object key: '/' kept, every other reserved byte escaped. */
 export function encodeObjectKey(key: string): string {
-  return encodeBytes(key, true);
+  return uriEncode(key, true);
 }
 
 /** S3 canonical encoding of one query name or value (space -> %20, '+' -> %2B, '/' -> %2F). */
 export function encodeQueryComponent(text: string): string {
-  return encodeBytes(text, false);
+  return uriEncode(text, false);
 }
 
 /** `a=1&uploads&x=y%2Bz` in the given order; a parameter with an empty value is sent bare, as SDKs do. */

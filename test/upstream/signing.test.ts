@@ -39,6 +39,14 @@ describe('encoding', () => {
     expect(encodeObjectKey('uni ✓/файл')).toBe('uni%20%E2%9C%93/%D1%84%D0%B0%D0%B9%D0%BB');
     expect(encodeObjectKey("q'(x)*!?#&=")).toBe('q%27%28x%29%2A%21%3F%23%26%3D');
     expect(encodeObjectKey('double//slash/')).toBe('double//slash/');
+    expect(encodeObjectKey('small/object-001.bin')).toBe('small/object-001.bin');
+    expect(encodeObjectKey('café')).toBe('caf%C3%A9');
+    expect(
+      encodeQuery([
+        ['prefix', 'a/b c'],
+        ['uploads', ''],
+      ]),
+    ).toBe('prefix=a%2Fb%20c&uploads');
   });
 
   it('encodes query pairs in order, bare names for empty values', () => {
