@@ -149,6 +149,50 @@ describe('scope boundary: regression tests for the attacker review', () => {
     });
   });
 
+  describe('finding 1b: fields sent as file parts are judged by the policy like any field', () => {
+    for (const [how, pieceBytes] of [
+      ['sent at once (all of it arrives before the form is read)', null],
+      ['sent in 53-byte pieces', 53],
+    ] as const) {
+      it(`refuses a form with a file-part field its policy does not cover, or a key outside it, and stores nothing (${how})`, async () => {
+        const fields = { key: 'as-files/judged.txt', ...signPolicy(mineReadWrite, [{ bucket: MINE }, ['starts-with', '$key', 'as-files/']]) };
+        const asFiles = (entries: Array<[string, string]>): FormPart[] => entries.map(([name, value]) => ({ name, value, filename: 'blob' }));
+        const variants: Array<{ parts: FormPart[]; stored: string; code: string }> = [
+          // An extra field the policy does not name, the last before the file.
+          { parts: asFiles([...Object.entries(fields), ['x-amz-meta-evil', 'yes']]), stored: 'as-files/judged.txt', code: 'AccessDenied' },
+          // The key itself, outside the policy's prefix, as a file part.
+          { parts: asFiles(Object.entries({ ...fields, key: 'elsewhere/judged.txt' })), stored: 'elsewhere/judged.txt', code: 'AccessDenied' },
+        ];
+        const port = Number(new URL(gateway.url).port);
+        for (const variant of variants) {
+          const form = multipartForm([...variant.parts, { name: 'file', value: 'must not be stored', filename: 'object.txt' }]);
+          let status: number;
+          let text: string;
+          if (pieceBytes === null) {
+            ({ status, text } = await postForm(MINE, form));
+          } else {
+            const headers: Array<[string, string]> = [
+              ['Host', `127.0.0.1:${port}`],
+              ['Content-Type', form.contentType],
+              ['Content-Length', String(form.body.length)],
+              ['Connection', 'close'],
+            ];
+            const answer = await exchange(
+              port,
+              { method: 'POST', target: `/${MINE}`, headers, body: form.body },
+              { pieceBytes, pauseMs: 1, timeoutMs: 30_000 },
+            );
+            ({ status, body: text } = answer);
+          }
+          expect(status, text).toBe(403);
+          expect(text).toContain(`<Code>${variant.code}</Code>`);
+          expect((await upstreamText(MINE, variant.stored)).status).toBe(404);
+        }
+        await expectAlive();
+      });
+    }
+  });
+
   // 2. ------------------------------------------------------------------------------------------
 
   describe('finding 2: a POST form cannot turn its PutObject into a copy from another bucket', () => {
