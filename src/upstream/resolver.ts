@@ -57,6 +57,8 @@ export interface ListedBucket {
 }
 
 const MAX_LIST_BUCKETS_XML_BYTES = 4 * 1024 * 1024;
+/** Datacenter endpoints kept parsed (RunPod has a few dozen datacenters). */
+const MAX_CACHED_DATACENTERS = 256;
 
 export class UpstreamResolver {
   private readonly config: Config;
@@ -66,15 +68,33 @@ export class UpstreamResolver {
   private readonly forwarder: Pick<UpstreamForwarder, 'forward'>;
   private readonly log: Logger;
   private readonly runpodCapabilities: UpstreamCapabilities;
+  /**
+   * Parts of a target that do not depend on the bucket, made once and shared by every request's
+   * target (a target is never modified): parsing a URL and copying the credentials and
+   * capabilities per request was a measurable share of a small request's CPU.
+   */
+  private readonly defaultUpstream: { endpoint: URL; credentials: UpstreamCredentials } | null;
+  private readonly runpodEndpoints = new Map<string, URL | null>();
+  private readonly runpodCredentials: UpstreamCredentials | null;
+  /** The target of each registry record the store handed out (frozen, replaced on any change). */
+  private readonly recordTargets = new WeakMap<BucketRecordLike, UpstreamTarget>();
 
   constructor(deps: UpstreamResolverDeps) {
     this.config = deps.config;
     this.registry = deps.registry;
     this.discovery = deps.discovery === undefined ? RunpodVolumeDiscovery.fromConfig(deps.config) : deps.discovery;
-    this.genericCapabilities = { ...GENERIC_S3_CAPABILITIES, ...deps.genericCapabilities };
+    this.genericCapabilities = Object.freeze({ ...GENERIC_S3_CAPABILITIES, ...deps.genericCapabilities });
     this.forwarder = deps.forwarder;
     this.log = deps.log ?? logToStderr;
-    this.runpodCapabilities = { ...RUNPOD_CAPABILITIES, bucketLifecycle: deps.runpodBucketLifecycle ?? false };
+    this.runpodCapabilities = Object.freeze({ ...RUNPOD_CAPABILITIES, bucketLifecycle: deps.runpodBucketLifecycle ?? false });
+    const upstream = this.config.defaultUpstream;
+    this.defaultUpstream = upstream
+      ? {
+          endpoint: new URL(upstream.endpoint.href),
+          credentials: Object.freeze({ accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey }),
+        }
+      : null;
+    this.runpodCredentials = this.config.runpodCredentials ? Object.freeze({ ...this.config.runpodCredentials }) : null;
   }
 
   /** The upstream of a bucket, or null when no route knows it. Throws S3Error on misconfiguration. */
@@ -137,6 +157,15 @@ export class UpstreamResolver {
   }
 
   private targetForRecord(record: BucketRecordLike): UpstreamTarget {
+    const known = this.recordTargets.get(record);
+    if (known !== undefined) return known;
+    const target = this.buildTargetForRecord(record);
+    // The stores hand out frozen records, a new object for a changed row: a frozen one's target cannot go stale.
+    if (Object.isFrozen(record)) this.recordTargets.set(record, target);
+    return target;
+  }
+
+  private buildTargetForRecord(record: BucketRecordLike): UpstreamTarget {
     if (record.datacenter) {
       return this.runpodTarget(record.name, record.datacenter, record.upstreamBucket, record.endpoint, record.region);
     }
@@ -153,7 +182,7 @@ export class UpstreamResolver {
         bucket: record.upstreamBucket,
         credentials: this.genericCredentials(record.name),
         datacenter: null,
-        capabilities: { ...this.genericCapabilities },
+        capabilities: this.genericCapabilities,
       };
     }
     if (this.config.defaultUpstream) return this.defaultUpstreamTarget(record.upstreamBucket);
@@ -165,16 +194,26 @@ export class UpstreamResolver {
   }
 
   private defaultUpstreamTarget(upstreamBucket: string): UpstreamTarget {
-    const upstream = this.config.defaultUpstream!;
+    const { endpoint, credentials } = this.defaultUpstream!;
     return {
       kind: 's3',
-      endpoint: new URL(upstream.endpoint.href),
-      region: upstream.region,
+      endpoint,
+      region: this.config.defaultUpstream!.region,
       bucket: upstreamBucket,
-      credentials: { accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey },
+      credentials,
       datacenter: null,
-      capabilities: { ...this.genericCapabilities },
+      capabilities: this.genericCapabilities,
     };
+  }
+
+  /** A datacenter's endpoint, parsed once per datacenter (ids are validated, so the map stays small). */
+  private runpodEndpointOf(id: string): URL | null {
+    let endpoint = this.runpodEndpoints.get(id);
+    if (endpoint === undefined) {
+      endpoint = runpodEndpoint(id, this.config.runpodEndpoints);
+      if (this.runpodEndpoints.size < MAX_CACHED_DATACENTERS) this.runpodEndpoints.set(id, endpoint);
+    }
+    return endpoint;
   }
 
   private runpodTarget(
@@ -185,7 +224,7 @@ export class UpstreamResolver {
     regionOverride: string | null,
   ): UpstreamTarget {
     const id = normalizeDatacenter(datacenter);
-    const endpoint = endpointOverride ? parseRecordEndpoint({ name: bucket, endpoint: endpointOverride }) : runpodEndpoint(id, this.config.runpodEndpoints);
+    const endpoint = endpointOverride ? parseRecordEndpoint({ name: bucket, endpoint: endpointOverride }) : this.runpodEndpointOf(id);
     if (typeof endpoint === 'string') throw this.misconfigured(bucket, endpoint);
     if (endpoint === null) {
       throw this.misconfigured(
@@ -194,7 +233,7 @@ export class UpstreamResolver {
           `fix it with \`keygate buckets add ${bucket} --datacenter <DC>\` or map it in KEYGATE_RUNPOD_ENDPOINTS.`,
       );
     }
-    if (!this.config.runpodCredentials) {
+    if (!this.runpodCredentials) {
       throw this.misconfigured(
         bucket,
         `Bucket "${bucket}" is a RunPod network volume in ${id}, but the gateway has no RunPod S3 credentials; ` +
@@ -206,17 +245,16 @@ export class UpstreamResolver {
       endpoint,
       region: regionOverride ?? id,
       bucket: upstreamBucket,
-      credentials: { ...this.config.runpodCredentials },
+      credentials: this.runpodCredentials,
       datacenter: id,
-      capabilities: { ...this.runpodCapabilities },
+      capabilities: this.runpodCapabilities,
     };
   }
 
   /** Credentials for a registered non-RunPod endpoint: the default upstream's, else RunPod's. */
   private genericCredentials(bucket: string): UpstreamCredentials {
-    const upstream = this.config.defaultUpstream;
-    if (upstream) return { accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey };
-    if (this.config.runpodCredentials) return { ...this.config.runpodCredentials };
+    if (this.defaultUpstream) return this.defaultUpstream.credentials;
+    if (this.runpodCredentials) return this.runpodCredentials;
     throw this.misconfigured(
       bucket,
       `Bucket "${bucket}" has its own endpoint but the gateway has no credentials for it; ` +

@@ -58,17 +58,18 @@ export const CAPABILITY_NAMES: Readonly<Record<Capability, string>> = {
   uploadPartCopy: 'UploadPartCopy',
 };
 
+/** Shared between requests (the resolver makes the endpoint, credentials and capabilities once): never modified. */
 export interface UpstreamTarget {
-  kind: 'runpod' | 's3';
+  readonly kind: 'runpod' | 's3';
   /** Base URL; requests go path-style to `${endpoint}/${bucket}/${key}`. */
-  endpoint: URL;
-  region: string;
+  readonly endpoint: URL;
+  readonly region: string;
   /** Bucket name at the upstream (a RunPod network volume id for RunPod). */
-  bucket: string;
-  credentials: UpstreamCredentials;
+  readonly bucket: string;
+  readonly credentials: Readonly<UpstreamCredentials>;
   /** RunPod datacenter id (upper case), null for generic S3. */
-  datacenter: string | null;
-  capabilities: UpstreamCapabilities;
+  readonly datacenter: string | null;
+  readonly capabilities: Readonly<UpstreamCapabilities>;
 }
 
 /**

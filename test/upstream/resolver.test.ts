@@ -177,6 +177,61 @@ describe('resolve: registered buckets', () => {
   });
 });
 
+describe('resolve: targets are made once and shared, never modified', () => {
+  it("a frozen registry record's target is reused until the store hands out a changed record", async () => {
+    let record: BucketRecordLike = Object.freeze({
+      name: 'models',
+      datacenter: 'EU-RO-1',
+      endpoint: null,
+      region: null,
+      upstreamBucket: 'vol1',
+      createdAt: new Date(0),
+    });
+    const records: BucketRegistry = { findForRouting: (name) => (name === record.name ? record : null), listForRouting: () => [record] };
+    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: records, discovery: null });
+    const first = await resolver.resolve('models');
+    expect(await resolver.resolve('models')).toBe(first);
+    // A change is a new frozen record (as both stores make them): routed afresh.
+    record = Object.freeze({ ...record, datacenter: 'US-KS-2', upstreamBucket: 'vol2' });
+    const changed = (await resolver.resolve('models'))!;
+    expect(changed).not.toBe(first);
+    expect(changed).toMatchObject({ bucket: 'vol2', datacenter: 'US-KS-2', region: 'US-KS-2' });
+    expect(changed.endpoint.href).toBe('https://s3api-us-ks-2.runpod.io/');
+  });
+
+  it('a record that is not frozen is routed on every call (it could change in place)', async () => {
+    const record: BucketRecordLike = { name: 'models', datacenter: 'EU-RO-1', endpoint: null, region: null, upstreamBucket: 'vol1', createdAt: new Date(0) };
+    const resolver = resolverWith({ config: config(RUNPOD_ENV), registry: { findForRouting: () => record, listForRouting: () => [record] }, discovery: null });
+    const first = (await resolver.resolve('models'))!;
+    record.upstreamBucket = 'vol9';
+    expect((await resolver.resolve('models'))!.bucket).toBe('vol9');
+    expect(first.bucket).toBe('vol1');
+  });
+
+  it('buckets of one upstream share its parsed endpoint, credentials and capabilities, which cannot be changed', async () => {
+    const resolver = resolverWith({
+      config: config({ ...DEFAULT_UPSTREAM_ENV, ...RUNPOD_ENV }),
+      registry: registry([
+        { name: 'a', datacenter: 'EU-RO-1' },
+        { name: 'b', datacenter: 'EU-RO-1' },
+      ]),
+      discovery: null,
+    });
+    const [a, b, c, d] = [await resolver.resolve('a'), await resolver.resolve('b'), await resolver.resolve('c'), await resolver.resolve('d')];
+    expect(a!.endpoint).toBe(b!.endpoint);
+    expect(c!.endpoint).toBe(d!.endpoint);
+    expect([c!.bucket, d!.bucket]).toEqual(['c', 'd']);
+    for (const target of [a!, c!]) {
+      expect(Object.isFrozen(target.capabilities)).toBe(true);
+      expect(Object.isFrozen(target.credentials)).toBe(true);
+    }
+    expect(() => {
+      (c!.capabilities as { acl: boolean }).acl = false;
+    }).toThrow(TypeError);
+    expect((await resolver.resolve('e'))!.capabilities.acl).toBe(true);
+  });
+});
+
 describe('resolve: unregistered buckets', () => {
   it('go to the default upstream under their own name, with capability overrides applied', async () => {
     const resolver = resolverWith({
