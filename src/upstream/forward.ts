@@ -22,6 +22,7 @@ import { S3Error } from '../errors.js';
 import { headerValue } from '../header-value.js';
 import { logToStderr, type Logger } from '../observability/log.js';
 import { withoutAwsChunked } from '../s3/request-headers.js';
+import { EMPTY_SHA256 } from '../sigv4/types.js';
 import { AwsChunkedTrailerEncoder, trailerValueLength } from './aws-chunked.js';
 import { isRetryableNetworkError, networkErrorCode, networkFailure, readErrorDocument, RETRYABLE_STATUSES, upstreamAnswerFailure } from './failures.js';
 import { FramingGuardedAgent } from './response-framing.js';
@@ -318,8 +319,6 @@ async function prepareBody(request: ForwardRequest, method: string): Promise<Pre
   source.pipe(wrapper);
   return { stream: wrapper, headers, trailerChecksum: trailerName, error: () => failure };
 }
-
-const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** The checksum trailer to forward, when the client sent one and the upstream can take it. */
 function chooseTrailer(request: ForwardRequest): string | null {

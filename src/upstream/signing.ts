@@ -5,6 +5,7 @@
  * ('+' stays a plus, '//' stays two slashes, '%' stays a percent sign).
  */
 import aws4 from 'aws4';
+import { EMPTY_SHA256 } from '../sigv4/types.js';
 import { uriEncode } from '../sigv4/uri-encoding.js';
 import type { UpstreamTarget } from './target.js';
 
@@ -55,16 +56,18 @@ export interface SignedUpstreamRequest {
 }
 
 /**
- * Signs with aws4. `headers` must already be the exact set to send (hop-by-hop headers removed,
- * x-amz-content-sha256 set); aws4 adds Host, X-Amz-Date and Authorization. aws4 never signs
- * `range` (and a few others), which S3 accepts since unsigned headers are allowed.
+ * Signs with aws4. `headers` must already be the exact set to send, lower-case (hop-by-hop headers
+ * removed); aws4 adds Host, X-Amz-Date and Authorization, and the empty body's hash when
+ * x-amz-content-sha256 is missing. aws4 never signs `range` (and a few others), which S3 accepts
+ * since unsigned headers are allowed. The returned headers are aws4's copy: Host and Authorization
+ * capitalized as aws4 writes them (HTTP header names are case-insensitive; undici sends them as given).
  */
 export function signUpstreamRequest(
   target: UpstreamTarget,
   method: string,
   encodedPath: string,
   encodedQuery: string,
-  headers: Record<string, string>,
+  headers: Readonly<Record<string, string>>,
 ): SignedUpstreamRequest {
   const pathWithQuery = encodedQuery === '' ? encodedPath : `${encodedPath}?${encodedQuery}`;
   const signed = aws4.sign(
@@ -76,20 +79,16 @@ export function signUpstreamRequest(
       host: target.endpoint.hostname,
       port: target.endpoint.port === '' ? undefined : Number(target.endpoint.port),
       path: pathWithQuery,
-      // X-Amz-Date given, so aws4 does not format a Date per request (it signs the value as given).
-      headers: { ...headers, 'x-amz-date': currentAmzDate() },
+      // aws4 copies the headers it is given; X-Amz-Date given, so it does not format a Date per
+      // request, and the empty body's hash given, so it does not hash '' per bodiless request.
+      headers: { 'x-amz-content-sha256': EMPTY_SHA256, ...headers, 'x-amz-date': currentAmzDate() },
       // The path is already canonical; aws4 decodes and re-encodes each segment to the same string.
       doNotEncodePath: true,
     },
     { accessKeyId: target.credentials.accessKeyId, secretAccessKey: target.credentials.secretAccessKey },
   );
-  const signedHeaders: Record<string, string> = {};
-  const all = signed.headers ?? {};
-  for (const name in all) {
-    const value = all[name];
-    if (value !== undefined) signedHeaders[name.toLowerCase()] = String(value);
-  }
   // Our own encoding, not aws4's re-formatted path: aws4 would append '=' to bare parameters and
   // reorder them, which is harmless for the signature but changes what the upstream sees.
-  return { url: `${target.endpoint.origin}${pathWithQuery}`, origin: target.endpoint.origin, pathWithQuery, headers: signedHeaders };
+  const origin = target.endpoint.origin;
+  return { url: `${origin}${pathWithQuery}`, origin, pathWithQuery, headers: signed.headers as Record<string, string> };
 }

@@ -144,6 +144,10 @@ describe('signatures as the AWS SDK computes them', () => {
     const index = server.requests.length - 1;
     expect(server.requests[index]!.url.startsWith(`/vol123/${encodeObjectKey(key)}?`)).toBe(true);
     expect(server.requests[index]!.headers['user-agent']).toBe(`${KEYGATE_USER_AGENT} (+test-client/1.0)`);
+    // A bodiless request says (and signs) the empty body's hash, and names its host once.
+    expect(server.requests[index]!.headers['x-amz-content-sha256']).toBe(createHash('sha256').update('').digest('hex'));
+    expect(String(server.requests[index]!.headers.authorization)).toMatch(/SignedHeaders=[^,]*\bx-amz-content-sha256\b/);
+    expect(server.requests[index]!.headers.host).toBe(`127.0.0.1:${server.port}`);
     await expectSdkSignature(index, 'EU-RO-1');
   });
 
