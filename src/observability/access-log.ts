@@ -13,25 +13,46 @@ export interface AccessLog {
   close(): Promise<void>;
 }
 
-/** The line for one request. Field names are stable: log pipelines parse them. */
-export function accessLogLine(record: S3RequestRecord, time: Date = new Date()): string {
-  return `${JSON.stringify({
-    time: time.toISOString(),
-    type: 'access',
-    requestId: record.requestId,
-    remoteAddress: record.remoteAddress,
-    accessKeyId: record.accessKeyId,
-    method: record.method,
-    operation: record.operation,
-    bucket: record.bucket,
-    key: record.objectKey,
-    status: record.status,
-    errorCode: record.errorCode,
-    bytesIn: record.bytesIn,
-    bytesOut: record.bytesOut,
-    durationMs: Math.round(record.durationMs * 1000) / 1000,
-    aborted: record.aborted,
-  })}\n`;
+/**
+ * The line for one request. Field names are stable: log pipelines parse them. Built field by field
+ * (the same text JSON.stringify makes of the object, in the same order) because stringifying a
+ * fresh object per request was a measurable share of a small request's CPU.
+ */
+export function accessLogLine(record: S3RequestRecord, time?: Date): string {
+  return (
+    `{"time":"${time === undefined ? isoNow() : time.toISOString()}","type":"access","requestId":${jsonString(record.requestId)}` +
+    `,"remoteAddress":${jsonString(record.remoteAddress)},"accessKeyId":${jsonString(record.accessKeyId)}` +
+    `,"method":${jsonString(record.method)},"operation":${jsonString(record.operation)},"bucket":${jsonString(record.bucket)}` +
+    `,"key":${jsonString(record.objectKey)},"status":${jsonNumber(record.status)},"errorCode":${jsonString(record.errorCode)}` +
+    `,"bytesIn":${jsonNumber(record.bytesIn)},"bytesOut":${jsonNumber(record.bytesOut)}` +
+    `,"durationMs":${jsonNumber(Math.round(record.durationMs * 1000) / 1000)},"aborted":${record.aborted ? 'true' : 'false'}}\n`
+  );
+}
+
+/** Printable ASCII without `"` and `\`: JSON text as it is, between quotes. */
+const PLAIN_JSON_TEXT = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** JSON.stringify(value), without its call for the usual plain values (ids, names, method, operation). */
+export function jsonString(value: string | null): string {
+  if (value === null) return 'null';
+  return PLAIN_JSON_TEXT.test(value) ? `"${value}"` : JSON.stringify(value);
+}
+
+/** JSON.stringify(value) for a number (null for NaN and the infinities, as JSON has no such numbers). */
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
+/** The current time as ISO 8601, formatted once per millisecond. */
+let isoMs = -1;
+let isoText = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
 }
 
 export function openAccessLog(target: AccessLogTarget): AccessLog | null {

@@ -41,6 +41,76 @@ describe('accessLogLine', () => {
       aborted: false,
     });
   });
+
+  it('is exactly what JSON.stringify makes of the record, for hostile keys, ids and addresses too', () => {
+    const time = new Date('2026-12-03T10:00:00.123Z');
+    const reference = (r: S3RequestRecord) =>
+      `${JSON.stringify({
+        time: time.toISOString(),
+        type: 'access',
+        requestId: r.requestId,
+        remoteAddress: r.remoteAddress,
+        accessKeyId: r.accessKeyId,
+        method: r.method,
+        operation: r.operation,
+        bucket: r.bucket,
+        key: r.objectKey,
+        status: r.status,
+        errorCode: r.errorCode,
+        bytesIn: r.bytesIn,
+        bytesOut: r.bytesOut,
+        durationMs: Math.round(r.durationMs * 1000) / 1000,
+        aborted: r.aborted,
+      })}\n`;
+    const hostile = [
+      '',
+      'plain',
+      'a"b',
+      'back\\slash',
+      'tab\there',
+      'nl\nline',
+      '\u0000\u001f\u007f',
+      'é ü 漢字 🎉',
+      '\ud800 lone',
+      '\u2028\u2029',
+      '</script>',
+      '{"injected":1}',
+    ];
+    for (const text of hostile) {
+      const variant: S3RequestRecord = {
+        ...record,
+        requestId: text,
+        objectKey: text,
+        bucket: text,
+        remoteAddress: text,
+        accessKeyId: text,
+        operation: text,
+        errorCode: text,
+        method: text,
+        aborted: true,
+      };
+      expect(accessLogLine(variant, time)).toBe(reference(variant));
+      expect(JSON.parse(accessLogLine(variant, time)).key).toBe(JSON.parse(reference(variant)).key);
+    }
+    const empty: S3RequestRecord = {
+      ...record,
+      operation: null,
+      bucket: null,
+      objectKey: null,
+      accessKeyId: null,
+      remoteAddress: null,
+      durationMs: Number.NaN,
+    };
+    expect(accessLogLine(empty, time)).toBe(reference(empty));
+    expect(accessLogLine({ ...record, durationMs: 0.0004, bytesIn: 0 }, time)).toBe(reference({ ...record, durationMs: 0.0004, bytesIn: 0 }));
+  });
+
+  it('stamps the current time when none is given', () => {
+    const before = Date.now();
+    const stamped = Date.parse((JSON.parse(accessLogLine(record)) as { time: string }).time);
+    expect(stamped).toBeGreaterThanOrEqual(before);
+    expect(stamped).toBeLessThanOrEqual(Date.now());
+  });
 });
 
 describe('LineBatch (how access log lines reach stdout or the file)', () => {
