@@ -89,7 +89,7 @@ export function parseQuery(rawQuery: string): Array<[string, string]> {
   for (const part of rawQuery.split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
-    const name = decode((eq === -1 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
+    const name = decodeQueryComponent(eq === -1 ? part : part.slice(0, eq));
     const value = eq === -1 ? '' : part.slice(eq + 1);
     if (seen.has(name)) {
       throw new S3Error('InvalidArgument', `The query parameter "${name}" appears more than once; send each parameter once.`, {
@@ -97,12 +97,19 @@ export function parseQuery(rawQuery: string): Array<[string, string]> {
       });
     }
     seen.add(name);
-    pairs.push([name, decode(value.replace(/\+/g, ' '))]);
+    pairs.push([name, decodeQueryComponent(value)]);
   }
   return pairs;
 }
 
+/** A query name or value: a raw '+' is a space, then percent-decoded. */
+function decodeQueryComponent(text: string): string {
+  return decode(text.includes('+') ? text.replace(/\+/g, ' ') : text);
+}
+
 function decode(text: string): string {
+  // Most names, keys and parameters have no escape at all.
+  if (!text.includes('%')) return text;
   try {
     return decodeURIComponent(text);
   } catch {
