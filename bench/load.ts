@@ -23,7 +23,10 @@ export interface LoadOptions {
 }
 
 export interface LoadResult {
+  /** Requests counted: sent in the measured window. */
   requests: number;
+  /** Every request answered, the warm-up's included (what a profile of the whole run saw). */
+  answered: number;
   errors: number;
   /** First unexpected status or failure, for the report. */
   firstError: string | null;
@@ -42,6 +45,7 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
   });
   const latencies: number[] = [];
   let requests = 0;
+  let answered = 0;
   let errors = 0;
   let firstError: string | null = null;
   let next = 0;
@@ -70,6 +74,7 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
         failure = `${options.method} ${path} -> ${String(error)}`;
       }
       const doneAt = performance.now();
+      answered++;
       if (sentAt < measureFrom) continue;
       requests++;
       latencies.push(doneAt - sentAt);
@@ -88,6 +93,7 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
   latencies.sort((a, b) => a - b);
   return {
     requests,
+    answered,
     errors,
     firstError,
     requestsPerSecond: (requests / measuredMs) * 1000,

@@ -126,9 +126,10 @@ export async function startGateway(
  * The node floor (bench/node-floor.mjs): node:http + an undici Pool passing requests through to the
  * upstream, nothing else. Same node, same undici and the same runtime environment (NODE_OPTIONS,
  * MALLOC_ARENA_MAX) as the gateway, so the difference between the two is keygate's own work.
+ * nodeArgs: extra node flags (--cpu-prof for `npm run bench -- --profile`).
  */
-export async function startNodeFloor(upstream: Upstream): Promise<BenchProcess> {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bench/node-floor.mjs'), upstream.url], {
+export async function startNodeFloor(upstream: Upstream, nodeArgs: readonly string[] = []): Promise<BenchProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(REPO_ROOT, 'bench/node-floor.mjs'), upstream.url], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', ...shippedRuntimeEnv() },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -82,6 +82,50 @@ export function summarizeProfile(file: string): { busySeconds: number; shares: P
   return { busySeconds: busy / 1e6, shares };
 }
 
+export interface ProfiledProcess {
+  file: string;
+  /** Requests the process answered while profiled (warm-ups included); null when it also carried large objects. */
+  requests: number | null;
+}
+
+/**
+ * The report's section on where the CPU went: the gateway's profile and, when there is one, the
+ * node floor's, concern by concern. With request counts (small requests only) each concern is in
+ * µs per request, so the gateway's extra cost shows against what the floor pays for the same work;
+ * otherwise as shares of busy time. Profiling adds CPU (more to the gateway than to the floor), so
+ * the totals are above the unprofiled CPU per request.
+ */
+export function profileSection(gateway: ProfiledProcess, floor: ProfiledProcess | null, show: (file: string) => string): string[] {
+  const gatewaySummary = summarizeProfile(gateway.file);
+  const floorSummary = floor === null ? null : summarizeProfile(floor.file);
+  const perRequest = gateway.requests !== null && gateway.requests > 0 && (floor === null || (floor.requests !== null && floor.requests > 0));
+  const concerns = [...new Set([...gatewaySummary.shares, ...(floorSummary?.shares ?? [])].map((row) => row.concern))];
+  const cell = (summary: ReturnType<typeof summarizeProfile>, requests: number | null, concern: string): string => {
+    const share = summary.shares.find((row) => row.concern === concern)?.share ?? 0;
+    return perRequest ? `${((share * summary.busySeconds * 1e6) / requests!).toFixed(1)} µs` : `${(share * 100).toFixed(1)}%`;
+  };
+  const total = (summary: ReturnType<typeof summarizeProfile>, requests: number | null): string =>
+    perRequest ? `**${((summary.busySeconds * 1e6) / requests!).toFixed(1)} µs**` : `**${summary.busySeconds.toFixed(1)} s busy**`;
+  const files = [`the gateway's \`${show(gateway.file)}\``, ...(floor === null ? [] : [`the node floor's \`${show(floor.file)}\``])].join(', ');
+  const header = floorSummary === null ? ['| concern | gateway |', '|---|---|'] : ['| concern | gateway | node floor |', '|---|---|---|'];
+  const row = (concern: string) =>
+    `| ${concern} | ${cell(gatewaySummary, gateway.requests, concern)}${floorSummary === null ? '' : ` | ${cell(floorSummary, floor!.requests, concern)}`} |`;
+  return [
+    `## Where the CPU went (${perRequest ? 'CPU profiles, per request answered' : 'CPU profiles, share of busy time'})`,
+    '',
+    'Each sample is charged to the innermost keygate module on its stack, else to what ran it (GC, undici, Node). ' +
+      (perRequest
+        ? "Per request: each process's busy time over every request it answered, warm-ups included. "
+        : 'Shares, not µs: these profiles include the large transfers too (run with `--only=small` for µs per request). ') +
+      `Profiling itself adds CPU, more to the gateway than to the floor: compare concerns, not these totals with the unprofiled ones above. Flame graphs (Chrome DevTools or speedscope): ${files}.`,
+    '',
+    ...header,
+    ...concerns.map(row),
+    `| total | ${total(gatewaySummary, gateway.requests)}${floorSummary === null ? '' : ` | ${total(floorSummary, floor!.requests)}`} |`,
+    '',
+  ];
+}
+
 /** The newest .cpuprofile in `directory`, or null. */
 export function newestProfile(directory: string): string | null {
   let files: string[];

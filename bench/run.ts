@@ -7,7 +7,8 @@
  *
  * Options: --quick (short rounds and a 64 MiB object, for trying changes; targets are not judged),
  * --only=small,large,micro (phases to run), --large-mib=N, --rounds=N, --seconds=N, --profile
- * (the gateway runs with --cpu-prof into .bench/profiles/ and the report says where its CPU went),
+ * (the gateway and the node floor run with --cpu-prof into .bench/profiles/ and the report says where
+ * their CPU went, side by side and, with --only=small, per request),
  * --no-postgres (no PostgreSQL server: no PostgreSQL-store gateway in the small requests, SQLite-only store rows).
  * KEYGATE_BENCH_NODE_ARGS adds node flags to the (SQLite-store) gateway process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  *
@@ -23,7 +24,7 @@ import { parseAddress } from '../src/s3/address.js';
 import { classify } from '../src/s3/classify.js';
 import { postgresAvailable } from '../test/helpers/postgres.js';
 import { REPO_ROOT } from './processes.js';
-import { newestProfile, summarizeProfile } from './profile.js';
+import { newestProfile, profileSection } from './profile.js';
 import { runSigv4Bench, timePerOp, type BenchRow } from './sigv4.js';
 import { KEY_COUNT, runStoreBench } from './store.js';
 import { runSystemBench, SMALL_OBJECT_BYTES, TARGET_LABELS, type LargeResult, type SmallResult, type SystemResults } from './system.js';
@@ -248,6 +249,7 @@ async function main(): Promise<void> {
   let system: SystemResults | null = null;
 
   const profileDir = path.join(REPO_ROOT, '.bench/profiles');
+  const nodeFloorProfileDir = path.join(profileDir, 'node-floor');
   if (options.profile) {
     process.env.KEYGATE_BENCH_NODE_ARGS = `${process.env.KEYGATE_BENCH_NODE_ARGS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`;
   }
@@ -266,6 +268,7 @@ async function main(): Promise<void> {
       largeRounds: options.quick ? 1 : 2,
       phases: { small: options.phases.has('small'), large: options.phases.has('large') },
       postgres: options.postgres && !postgresMissing,
+      nodeFloorArgs: options.profile ? ['--cpu-prof', `--cpu-prof-dir=${nodeFloorProfileDir}`] : [],
       log,
     });
     sections.push(
@@ -316,16 +319,18 @@ async function main(): Promise<void> {
 
   const profile = options.profile ? newestProfile(profileDir) : null;
   if (profile !== null) {
-    const { busySeconds, shares } = summarizeProfile(profile);
+    const floorProfile = newestProfile(nodeFloorProfileDir);
+    // Per request only when the profiles saw nothing but small requests (the large transfers would be in them too).
+    const answered = (target: 'gateway' | 'node-floor') =>
+      system !== null && system.large.length === 0
+        ? system.small.filter((result) => result.target === target).reduce((sum, result) => sum + result.rounds.reduce((n, round) => n + round.answered, 0), 0)
+        : null;
     sections.push(
-      `## Where the gateway's CPU went (its CPU profile over this run: ${busySeconds.toFixed(1)} s busy)`,
-      '',
-      `Each sample is charged to the innermost keygate module on its stack. Profiling itself adds CPU, so compare shares, not totals. Flame graph: \`${path.relative(REPO_ROOT, profile)}\` (Chrome DevTools or speedscope).`,
-      '',
-      '| concern | share of busy time |',
-      '|---|---|',
-      ...shares.map(({ concern, share }) => `| ${concern} | ${(share * 100).toFixed(1)}% |`),
-      '',
+      ...profileSection(
+        { file: profile, requests: answered('gateway') },
+        floorProfile === null ? null : { file: floorProfile, requests: answered('node-floor') },
+        (file) => path.relative(REPO_ROOT, file),
+      ),
     );
   }
 

@@ -70,6 +70,8 @@ export interface SystemOptions {
   postgres: boolean;
   /** Extra environment for the gateway processes (e.g. KEYGATE_ACCESS_LOG=off for a comparison). */
   gatewayEnv?: Record<string, string>;
+  /** Extra node flags for the node floor (--cpu-prof under --profile). */
+  nodeFloorArgs?: readonly string[];
   log: (line: string) => void;
 }
 
@@ -183,7 +185,7 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
     await gateway.addBucket(BUCKET);
     const gatewayKeys: Targets['gatewayKeys'] = { gateway: await gateway.createKey(BUCKET) };
     nginx = await startNginx(upstream);
-    nodeFloor = await startNodeFloor(upstream);
+    nodeFloor = await startNodeFloor(upstream, options.nodeFloorArgs);
     const proxies: Targets['proxies'] = { nginx, 'node-floor': nodeFloor, gateway };
     if (options.postgres && options.phases.small) {
       postgres = await startBenchPostgres();
