@@ -149,11 +149,12 @@ export interface ForwardedHeaders {
 export function forwardedHeaders(groups: readonly HeaderGroup[], client: Readonly<Record<string, string | readonly string[] | undefined>>): ForwardedHeaders {
   const headers: Record<string, string> = {};
   const requirements: HeaderRequirement[] = [];
-  for (const [rawName, rawValue] of Object.entries(client)) {
+  for (const rawName in client) {
+    const rawValue = client[rawName];
     if (rawValue === undefined) continue;
     const name = rawName.toLowerCase();
-    const owner = groups.find((candidate) => candidate.names.some((pattern) => matches(pattern, name)));
-    if (owner === undefined) continue;
+    const owner = ownerOf(groups, name);
+    if (owner === null) continue;
     let value = typeof rawValue === 'string' ? rawValue : rawValue.join(',');
     if (name === 'content-encoding') {
       value = withoutAwsChunked(value);
@@ -166,6 +167,25 @@ export function forwardedHeaders(groups: readonly HeaderGroup[], client: Readonl
     headers[name] = value;
   }
   return { headers, requirements };
+}
+
+/** Per table entry's groups: the owner already found for each header name (bounded: names are the client's). */
+const ownersByGroups = new WeakMap<readonly HeaderGroup[], Map<string, HeaderGroup | null>>();
+const MAX_REMEMBERED_NAMES = 512;
+
+/** The first group naming `name` (exactly or by a `prefix*` pattern), or null. */
+function ownerOf(groups: readonly HeaderGroup[], name: string): HeaderGroup | null {
+  let owners = ownersByGroups.get(groups);
+  if (owners === undefined) {
+    owners = new Map();
+    ownersByGroups.set(groups, owners);
+  }
+  let owner = owners.get(name);
+  if (owner === undefined) {
+    owner = groups.find((candidate) => candidate.names.some((pattern) => matches(pattern, name))) ?? null;
+    if (owners.size < MAX_REMEMBERED_NAMES) owners.set(name, owner);
+  }
+  return owner;
 }
 
 function matches(pattern: string, name: string): boolean {

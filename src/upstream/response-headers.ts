@@ -58,7 +58,9 @@ export function isPassedResponseHeader(name: string): boolean {
  */
 export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [rawName, value] of Object.entries(upstream)) {
+  // for-in, not Object.entries: no array per header on every upstream answer.
+  for (const rawName in upstream) {
+    const value = upstream[rawName];
     const name = rawName.toLowerCase();
     if (value === undefined || !isPassedResponseHeader(name)) continue;
     out[name] = value;
