@@ -236,6 +236,24 @@ describe('headers of other operations', () => {
     expect(forwardedHeaders(groups, { 'x-amz-acl': 'public-read' }).requirements).toHaveLength(1);
     expect(forwardedHeaders([...groups].reverse(), { 'x-amz-acl': 'public-read' }).requirements).toEqual([]);
   });
+
+  it('decides the same for a header name seen before, and for names beyond those it remembers (sent by a hostile client)', () => {
+    const groups = [HEADERS.acl, HEADERS.objectDescription];
+    const first = forwardedHeaders(groups, { 'x-amz-grant-read': 'uri=everyone', 'x-amz-meta-a': '1', 'x-amz-copy-source': '/b/k' });
+    for (let i = 0; i < 3; i++) {
+      expect(forwardedHeaders(groups, { 'x-amz-grant-read': 'uri=everyone', 'x-amz-meta-a': '1', 'x-amz-copy-source': '/b/k' })).toEqual(first);
+    }
+    expect(first.headers).toEqual({ 'x-amz-grant-read': 'uri=everyone', 'x-amz-meta-a': '1' });
+    expect(first.requirements.map((requirement) => requirement.header)).toEqual(['x-amz-grant-read']);
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 2000; i++) many[`x-junk-${i}`] = 'v';
+    expect(forwardedHeaders(groups, many)).toEqual({ headers: {}, requirements: [] });
+    // Still decided right once the junk filled what is remembered.
+    expect(forwardedHeaders(groups, { 'x-amz-meta-late': '2', 'x-amz-acl': 'public-read', 'x-junk-1999': 'v' })).toMatchObject({
+      headers: { 'x-amz-meta-late': '2', 'x-amz-acl': 'public-read' },
+      requirements: [{ header: 'x-amz-acl' }],
+    });
+  });
 });
 
 describe('describeOperation', () => {
