@@ -169,9 +169,15 @@ export function forwardedHeaders(groups: readonly HeaderGroup[], client: Readonl
   return { headers, requirements };
 }
 
-/** Per table entry's groups: the owner already found for each header name (bounded: names are the client's). */
+/**
+ * Per table entry's groups: the owner already found for each header name. Names are the client's,
+ * so what is remembered is bounded in count and in length (a header name may be kilobytes long):
+ * at most MAX_REMEMBERED_NAMES names of at most MAX_REMEMBERED_NAME_LENGTH characters per groups
+ * array, a few hundred KB over the whole operations table. Longer or further names are decided anew.
+ */
 const ownersByGroups = new WeakMap<readonly HeaderGroup[], Map<string, HeaderGroup | null>>();
 const MAX_REMEMBERED_NAMES = 512;
+const MAX_REMEMBERED_NAME_LENGTH = 64;
 
 /** The first group naming `name` (exactly or by a `prefix*` pattern), or null. */
 function ownerOf(groups: readonly HeaderGroup[], name: string): HeaderGroup | null {
@@ -183,9 +189,15 @@ function ownerOf(groups: readonly HeaderGroup[], name: string): HeaderGroup | nu
   let owner = owners.get(name);
   if (owner === undefined) {
     owner = groups.find((candidate) => candidate.names.some((pattern) => matches(pattern, name))) ?? null;
-    if (owners.size < MAX_REMEMBERED_NAMES) owners.set(name, owner);
+    if (name.length <= MAX_REMEMBERED_NAME_LENGTH && owners.size < MAX_REMEMBERED_NAMES) owners.set(name, owner);
   }
   return owner;
+}
+
+/** How many header names are remembered for these groups, and the longest (for tests of the bounds). */
+export function rememberedHeaderNames(groups: readonly HeaderGroup[]): { count: number; longest: number } {
+  const names = [...(ownersByGroups.get(groups)?.keys() ?? [])];
+  return { count: names.length, longest: Math.max(0, ...names.map((name) => name.length)) };
 }
 
 function matches(pattern: string, name: string): boolean {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeOperation } from '../../src/s3/classify.js';
 import { OPERATIONS } from '../../src/s3/operations.js';
-import { forwardedHeaders, HEADERS, withoutAwsChunked } from '../../src/s3/request-headers.js';
+import { forwardedHeaders, HEADERS, rememberedHeaderNames, withoutAwsChunked } from '../../src/s3/request-headers.js';
 
 /** Everything a client (an SDK, a proxy in front of the gateway) may send with an upload. */
 const CLIENT_HEADERS = {
@@ -248,11 +248,21 @@ describe('headers of other operations', () => {
     const many: Record<string, string> = {};
     for (let i = 0; i < 2000; i++) many[`x-junk-${i}`] = 'v';
     expect(forwardedHeaders(groups, many)).toEqual({ headers: {}, requirements: [] });
+    expect(rememberedHeaderNames(groups).count).toBeLessThanOrEqual(512);
     // Still decided right once the junk filled what is remembered.
     expect(forwardedHeaders(groups, { 'x-amz-meta-late': '2', 'x-amz-acl': 'public-read', 'x-junk-1999': 'v' })).toMatchObject({
       headers: { 'x-amz-meta-late': '2', 'x-amz-acl': 'public-read' },
       requirements: [{ header: 'x-amz-acl' }],
     });
+  });
+  it('remembers no long header name: a client cannot make the gateway keep kilobytes per name it sends', () => {
+    const groups = [HEADERS.objectDescription];
+    for (let i = 0; i < 600; i++) {
+      const long = `x-amz-meta-${String(i).padStart(4, '0')}${'n'.repeat(16_000)}`;
+      expect(forwardedHeaders(groups, { [long]: 'v' }).headers).toEqual({ [long]: 'v' });
+      expect(forwardedHeaders(groups, { [`x-junk-${i}${'j'.repeat(16_000)}`]: 'v' }).headers).toEqual({});
+    }
+    expect(rememberedHeaderNames(groups).longest).toBeLessThanOrEqual(64);
   });
 });
 
