@@ -173,7 +173,7 @@ export function forwardedHeaders(groups: readonly HeaderGroup[], client: Readonl
  * Per table entry's groups: the owner already found for each header name. Names are the client's,
  * so what is remembered is bounded in count and in length (a header name may be kilobytes long):
  * at most MAX_REMEMBERED_NAMES names of at most MAX_REMEMBERED_NAME_LENGTH characters per groups
- * array, a few hundred KB over the whole operations table. Longer or further names are decided anew.
+ * array, about 2 MB at most over the whole operations table. Longer or further names are decided anew.
  */
 const ownersByGroups = new WeakMap<readonly HeaderGroup[], Map<string, HeaderGroup | null>>();
 const MAX_REMEMBERED_NAMES = 512;
