@@ -73,7 +73,7 @@ export class UpstreamResolver {
    * target (a target is never modified): parsing a URL and copying the credentials and
    * capabilities per request was a measurable share of a small request's CPU.
    */
-  private readonly defaultUpstream: { endpoint: URL; credentials: UpstreamCredentials } | null;
+  private readonly defaultUpstream: { endpoint: URL; region: string; credentials: UpstreamCredentials } | null;
   private readonly runpodEndpoints = new Map<string, URL | null>();
   private readonly runpodCredentials: UpstreamCredentials | null;
   /** The target of each registry record the store handed out (frozen, replaced on any change). */
@@ -91,6 +91,7 @@ export class UpstreamResolver {
     this.defaultUpstream = upstream
       ? {
           endpoint: new URL(upstream.endpoint.href),
+          region: upstream.region,
           credentials: Object.freeze({ accessKeyId: upstream.accessKeyId, secretAccessKey: upstream.secretAccessKey }),
         }
       : null;
@@ -194,11 +195,11 @@ export class UpstreamResolver {
   }
 
   private defaultUpstreamTarget(upstreamBucket: string): UpstreamTarget {
-    const { endpoint, credentials } = this.defaultUpstream!;
+    const { endpoint, region, credentials } = this.defaultUpstream!;
     return {
       kind: 's3',
       endpoint,
-      region: this.config.defaultUpstream!.region,
+      region,
       bucket: upstreamBucket,
       credentials,
       datacenter: null,
