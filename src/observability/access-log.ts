@@ -33,7 +33,7 @@ export function accessLogLine(record: S3RequestRecord, time?: Date): string {
 const PLAIN_JSON_TEXT = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /** JSON.stringify(value), without its call for the usual plain values (ids, names, method, operation). */
-export function jsonString(value: string | null): string {
+function jsonString(value: string | null): string {
   if (value === null) return 'null';
   return PLAIN_JSON_TEXT.test(value) ? `"${value}"` : JSON.stringify(value);
 }
