@@ -128,15 +128,29 @@ export async function startGateway(
  * MALLOC_ARENA_MAX) as the gateway, so the difference between the two is keygate's own work.
  * nodeArgs: extra node flags (--cpu-prof for `npm run bench -- --profile`).
  */
-export async function startNodeFloor(upstream: Upstream, nodeArgs: readonly string[] = []): Promise<BenchProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, path.join(REPO_ROOT, 'bench/node-floor.mjs'), upstream.url], {
+export function startNodeFloor(upstream: Upstream, nodeArgs: readonly string[] = []): Promise<BenchProcess> {
+  return startFloorScript('node floor', 'bench/node-floor.mjs', [upstream.url], nodeArgs);
+}
+
+/**
+ * The signing floor (bench/signing-floor.mjs): the node floor plus the gateway's own SigV4
+ * verification of the client's presigned URL and aws4 re-signing, with the upstream's credentials
+ * as its one key. What any SigV4-re-signing proxy on Node pays per request; needs the build.
+ */
+export function startSigningFloor(upstream: Upstream): Promise<BenchProcess> {
+  const { accessKeyId, secretAccessKey } = S3RVER_CREDENTIALS;
+  return startFloorScript('signing floor', 'bench/signing-floor.mjs', [upstream.url, accessKeyId, secretAccessKey, UPSTREAM_REGION], []);
+}
+
+async function startFloorScript(name: string, script: string, args: readonly string[], nodeArgs: readonly string[]): Promise<BenchProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(REPO_ROOT, script), ...args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', ...shippedRuntimeEnv() },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = captureOutput(child);
   let port = 0;
-  await waitFor('node floor', child, output, async () => {
+  await waitFor(name, child, output, async () => {
     port = Number(/listening (\d+)/.exec(output())?.[1] ?? 0);
     return port > 0;
   });

@@ -147,9 +147,9 @@ function roundRatios(a: number[], b: number[]): Spread {
   return { median: ratios[Math.floor(ratios.length / 2)]!, min: ratios[0]!, max: ratios.at(-1)! };
 }
 
-/** Gateway CPU per request over another proxy's, round by round (both measured in the same round). */
-export function cpuRatios(gateway: SmallResult, other: SmallResult): Spread {
-  return roundRatios(gateway.cpuMsPerRequestByRound, other.cpuMsPerRequestByRound);
+/** One proxy's CPU per request over another's, round by round (both measured in the same round). */
+export function cpuRatios(proxy: SmallResult, other: SmallResult): Spread {
+  return roundRatios(proxy.cpuMsPerRequestByRound, other.cpuMsPerRequestByRound);
 }
 
 const times = (ratio: number) => `${ratio.toFixed(2)}×`;
@@ -193,14 +193,23 @@ function goalsTable(system: SystemResults, judged: boolean): string[] {
   const lines = ['| goal | target | measured | result |', '|---|---|---|---|'];
   for (const method of ['HEAD', 'GET'] as const) {
     const find = (target: string) => system.small.find((r) => r.method === method && r.target === target);
-    const [gateway, floor, nginx] = [find('gateway'), find('node-floor'), find('nginx')];
+    const [gateway, floor, nginx, signingFloor] = [find('gateway'), find('node-floor'), find('nginx'), find('signing-floor')];
     if (!gateway || !floor || !nginx) continue;
     const vsFloor = cpuRatios(gateway, floor);
     const vsNginx = cpuRatios(gateway, nginx);
+    const reported = (what: string, ratio: Spread, a: SmallResult, b: SmallResult) =>
+      `| small ${method}: ${what} (reference) | — | ${times(ratio.median)} (rounds ${times(ratio.min)}–${times(ratio.max)}; ${micros(a.cpuMsPerRequest!)} / ${micros(b.cpuMsPerRequest!)}) | reported |`;
     lines.push(
       `| small ${method}: gateway CPU per request / node floor's | ≤ ${times(TARGETS.smallCpuVsNodeFloor)} | ${times(vsFloor.median)} (rounds ${times(vsFloor.min)}–${times(vsFloor.max)}; ${micros(gateway.cpuMsPerRequest!)} / ${micros(floor.cpuMsPerRequest!)}) | ${verdict(vsFloor.max <= TARGETS.smallCpuVsNodeFloor, judged)} |`,
-      `| small ${method}: gateway CPU per request / nginx's (reference) | — | ${times(vsNginx.median)} (rounds ${times(vsNginx.min)}–${times(vsNginx.max)}; ${micros(gateway.cpuMsPerRequest!)} / ${micros(nginx.cpuMsPerRequest!)}) | reported |`,
+      reported("gateway CPU per request / nginx's", vsNginx, gateway, nginx),
     );
+    if (signingFloor) {
+      // What verifying and re-signing alone cost, and what the gateway spends around them.
+      lines.push(
+        reported("signing floor's CPU per request / node floor's", cpuRatios(signingFloor, floor), signingFloor, floor),
+        reported("gateway CPU per request / signing floor's", cpuRatios(gateway, signingFloor), gateway, signingFloor),
+      );
+    }
   }
   for (const operation of ['PUT', 'GET'] as const) {
     const gateway = system.large.find((r) => r.operation === operation && r.target === 'gateway');
@@ -272,7 +281,7 @@ async function main(): Promise<void> {
       log,
     });
     sections.push(
-      `Upstream: s3rver (a real S3 server: Koa, objects as files on local disk) in its own process; the gateway is \`node dist/cli/main.js serve\` with default settings (access log to stdout, drained by the bench; keys in SQLite in its data dir); ${system.postgres ? `the gateway (PostgreSQL store) is the same build and settings with KEYGATE_DATABASE_URL pointing at a throwaway ${system.postgres.version} server on this machine (loopback TCP, fsync off, pg_stat_statements loaded to count the store's reads), small requests only; ` : ''}nginx is one worker with keep-alive to the upstream, no auth; the node floor (bench/node-floor.mjs) is node:http + an undici Pool passing requests through, no auth, no logging, same node, NODE_OPTIONS and MALLOC_ARENA_MAX as the gateway. All of them, and the load generator, share this machine's cores.`,
+      `Upstream: s3rver (a real S3 server: Koa, objects as files on local disk) in its own process; the gateway is \`node dist/cli/main.js serve\` with default settings (access log to stdout, drained by the bench; keys in SQLite in its data dir); ${system.postgres ? `the gateway (PostgreSQL store) is the same build and settings with KEYGATE_DATABASE_URL pointing at a throwaway ${system.postgres.version} server on this machine (loopback TCP, fsync off, pg_stat_statements loaded to count the store's reads), small requests only; ` : ''}nginx is one worker with keep-alive to the upstream, no auth; the node floor (bench/node-floor.mjs) is node:http + an undici Pool passing requests through, no auth, no logging, same node, NODE_OPTIONS and MALLOC_ARENA_MAX as the gateway; the signing floor (bench/signing-floor.mjs, small requests only) is the node floor plus the gateway's own SigV4 verification of each presigned URL and its aws4 re-signing, nothing else (no key store, scope, log or metrics). All of them, and the load generator, share this machine's cores.`,
       '',
       '## Goals',
       '',

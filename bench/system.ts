@@ -1,7 +1,9 @@
 /**
  * End-to-end benchmarks against real processes, side by side in one run: the gateway, the same
- * upstream hit directly, nginx proxying to that upstream without auth, and the node floor (a bare
- * node:http + undici pass-through, bench/node-floor.mjs). Unless told not to, a second gateway with
+ * upstream hit directly, nginx proxying to that upstream without auth, the node floor (a bare
+ * node:http + undici pass-through, bench/node-floor.mjs) and, for small requests, the signing floor
+ * (the node floor plus the gateway's SigV4 verification and aws4 re-signing, bench/signing-floor.mjs).
+ * Unless told not to, a second gateway with
  * the PostgreSQL store (KEYGATE_DATABASE_URL, a throwaway server: bench/postgres.ts) takes part in
  * the small requests too, with the PostgreSQL server's own CPU and the store's change-id reads per
  * request counted over the same windows.
@@ -24,6 +26,7 @@ import {
   startGateway,
   startNginx,
   startNodeFloor,
+  startSigningFloor,
   startS3rverUpstream,
   UPSTREAM_REGION,
   type BenchProcess,
@@ -41,10 +44,10 @@ const URL_LIFETIME_SECONDS = 3 * 3600;
 
 /** 'gateway' keeps its keys in SQLite (the default); 'gateway-pg' in PostgreSQL (KEYGATE_DATABASE_URL). */
 export type GatewayName = 'gateway' | 'gateway-pg';
-export type ProxyName = 'nginx' | 'node-floor' | GatewayName;
+export type ProxyName = 'nginx' | 'node-floor' | 'signing-floor' | GatewayName;
 export type TargetName = 'direct' | ProxyName;
 /** Small requests: every target (gateway-pg unless the PostgreSQL store is left out). */
-export const TARGETS: readonly TargetName[] = ['direct', 'nginx', 'node-floor', 'gateway', 'gateway-pg'];
+export const TARGETS: readonly TargetName[] = ['direct', 'nginx', 'node-floor', 'signing-floor', 'gateway', 'gateway-pg'];
 /** Large objects: the PostgreSQL store changes nothing per byte carried. */
 export const LARGE_TARGETS = ['direct', 'nginx', 'node-floor', 'gateway'] as const;
 export type LargeProxyName = Exclude<(typeof LARGE_TARGETS)[number], 'direct'>;
@@ -54,6 +57,7 @@ export const TARGET_LABELS: Record<TargetName, string> = {
   direct: 'direct',
   nginx: 'nginx',
   'node-floor': 'node-floor',
+  'signing-floor': 'signing-floor',
   gateway: 'gateway (SQLite store)',
   'gateway-pg': 'gateway (PostgreSQL store)',
 };
@@ -179,6 +183,7 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
   let postgres: BenchPostgres | null = null;
   let nginx: BenchProcess | null = null;
   let nodeFloor: BenchProcess | null = null;
+  let signingFloor: BenchProcess | null = null;
   try {
     await createUpstreamBucket(upstream);
     gateway = await startGateway(upstream, options.gatewayEnv);
@@ -187,6 +192,10 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
     nginx = await startNginx(upstream);
     nodeFloor = await startNodeFloor(upstream, options.nodeFloorArgs);
     const proxies: Targets['proxies'] = { nginx, 'node-floor': nodeFloor, gateway };
+    if (options.phases.small) {
+      signingFloor = await startSigningFloor(upstream);
+      proxies['signing-floor'] = signingFloor;
+    }
     if (options.postgres && options.phases.small) {
       postgres = await startBenchPostgres();
       // The same build and settings; only the store differs. KEYGATE_BENCH_NODE_ARGS (--profile) stays with the SQLite gateway.
@@ -202,7 +211,7 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
     }
     const targets: Targets = { upstream, gateway, proxies, gatewayKeys, postgres };
     log(
-      `processes: s3rver pid ${upstream.pid} ${upstream.url}, gateway pid ${gateway.pid} ${gateway.url}, nginx pid ${nginx.pid} ${nginx.url}, node floor pid ${nodeFloor.pid} ${nodeFloor.url}`,
+      `processes: s3rver pid ${upstream.pid} ${upstream.url}, gateway pid ${gateway.pid} ${gateway.url}, nginx pid ${nginx.pid} ${nginx.url}, node floor pid ${nodeFloor.pid} ${nodeFloor.url}${signingFloor ? `, signing floor pid ${signingFloor.pid} ${signingFloor.url}` : ''}`,
     );
 
     const small = options.phases.small ? await smallRequests(targets, options) : [];
@@ -216,6 +225,8 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
     gatewayPg = null;
     await postgres?.stop();
     postgres = null;
+    await signingFloor?.stop();
+    signingFloor = null;
     const { large, largePeakRss, largeCpuSecondsPerGiB } = options.phases.large
       ? await largeObjects(targets, options)
       : { large: [], largePeakRss: null, largeCpuSecondsPerGiB: null };
@@ -238,6 +249,7 @@ export async function runSystemBench(options: SystemOptions): Promise<SystemResu
     throw error;
   } finally {
     await nodeFloor?.stop();
+    await signingFloor?.stop();
     await nginx?.stop();
     await gateway?.stop();
     await gatewayPg?.stop();
