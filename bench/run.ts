@@ -292,7 +292,7 @@ async function main(): Promise<void> {
       sections.push(
         `## Small requests (${SMALL_OBJECT_BYTES / 1024} KiB objects, concurrency 32, ${options.seconds} s per target and round after ${options.quick ? 1 : 2} s warm-up, ${options.rounds} rounds in rotated order, median round shown)`,
         '',
-        'Every request is a presigned URL made before the run (each gateway: an rs_ key of its own; direct, nginx and the node floor: the upstream credentials), so the load generator does the same work for each target.',
+        'Every request is a presigned URL made before the run (each gateway: an rs_ key of its own; direct, nginx and both floors: the upstream credentials), so the load generator does the same work for each target.',
         '',
         ...smallTable(system.small),
         '',
