@@ -81,9 +81,10 @@ function streamInto(body: Readable, res: ServerResponse): Promise<void> {
     const onFinish = () => settle(null);
     const onClose = () =>
       settle(res.writableFinished ? null : new S3Error('RequestTimeout', 'The client closed the connection before the response was complete.'));
-    body.once('error', onBodyError);
-    res.once('finish', onFinish);
-    res.once('close', onClose);
+    // Plain listeners, not once(): settle() removes all three, and once() would add a wrapper each.
+    body.on('error', onBodyError);
+    res.on('finish', onFinish);
+    res.on('close', onClose);
     body.pipe(res);
   });
 }

@@ -239,16 +239,7 @@ class S3Pipeline {
       { lookup: this.keyLookup(), regions: this.deps.config.acceptedRegions, debug: this.deps.config.debugSignatures },
     );
     const operation = classify(method, address, req.headersDistinct);
-    const bodyLength = declaredBodyLength(req, verified);
-    return {
-      accessKeyId: verified.accessKeyId,
-      key: verified.key,
-      operation,
-      bodyLength,
-      openBody: (plan) => this.openSignedBody(req, method, verified, plan, bodyLength),
-      answer: (reply) => reply,
-      dispose: async () => undefined,
-    };
+    return new SignedRequest(this, req, method, verified, operation, declaredBodyLength(req, verified));
   }
 
   /** A POST Object form: its fields authenticate it; nobody is known until they did, so they have a deadline and a cap. */
@@ -295,7 +286,7 @@ class S3Pipeline {
    * checksums, length). PUT and POST always run through the verifier, even when empty: a signed
    * payload hash or an aws-chunked final-chunk signature still has to be checked.
    */
-  private async openSignedBody(
+  async openSignedBody(
     req: IncomingMessage,
     method: string,
     verified: VerifiedRequest<AccessKey>,
@@ -334,6 +325,46 @@ class S3Pipeline {
    */
   private keyLookup(): KeyLookup<AccessKey> {
     return (accessKeyId) => this.deps.store.keys.findForVerification(accessKeyId) ?? undefined;
+  }
+}
+
+/**
+ * A request that SigV4 authenticated (Authorization header or presigned query). A class rather than
+ * an object of closures: a request holds it while its upstream answers, and every object held then
+ * survives a scavenge. The verification result is let go once the body is open (the body's verifier
+ * keeps what it needs of it).
+ */
+class SignedRequest implements AuthenticatedRequest {
+  readonly accessKeyId: string;
+  readonly key: AccessKey;
+  private verified: VerifiedRequest<AccessKey> | null;
+
+  constructor(
+    private readonly pipeline: S3Pipeline,
+    private readonly req: GatewayRequest,
+    private readonly method: string,
+    verified: VerifiedRequest<AccessKey>,
+    readonly operation: S3Operation,
+    readonly bodyLength: number | null,
+  ) {
+    this.accessKeyId = verified.accessKeyId;
+    this.key = verified.key;
+    this.verified = verified;
+  }
+
+  openBody(plan: OperationPlan): Promise<UpstreamBody | null> {
+    const verified = this.verified;
+    if (verified === null) throw new Error('the body of a request is opened once');
+    this.verified = null;
+    return this.pipeline.openSignedBody(this.req, this.method, verified, plan, this.bodyLength);
+  }
+
+  answer(reply: Reply): Reply {
+    return reply;
+  }
+
+  dispose(): Promise<void> {
+    return Promise.resolve();
   }
 }
 
@@ -388,7 +419,13 @@ function declaredBodyLength(req: IncomingMessage, verified: VerifiedRequest<Acce
 /** Per connection: socket.bytesRead already attributed to earlier requests. */
 const bytesReadAccounted = new WeakMap<Socket, number>();
 
-/** Starts the request's record and emits it exactly once, when the response finishes or the connection closes. */
+/**
+ * Starts the request's record and emits it exactly once, when the response closes: a ServerResponse
+ * always emits 'close', right after 'finish' when it was sent whole, or when the connection went
+ * away before that. One plain listener: `once()` would add a bound wrapper and its state, and they
+ * would live as long as the request (every object a request holds while its upstream answers
+ * survives a scavenge, which is where the gateway's GC cost comes from; docs/benchmarks.md).
+ */
 function startRecord(observe: (record: S3RequestRecord) => void, requestId: string, req: IncomingMessage, res: ServerResponse): S3RequestRecord {
   const started = process.hrtime.bigint();
   const socket = req.socket;
@@ -413,6 +450,7 @@ function startRecord(observe: (record: S3RequestRecord) => void, requestId: stri
   };
   let emitted = false;
   const emit = () => {
+    // Node emits a response's 'close' once; the guard keeps a second one from counting twice.
     if (emitted) return;
     emitted = true;
     record.status = res.statusCode;
@@ -427,7 +465,6 @@ function startRecord(observe: (record: S3RequestRecord) => void, requestId: stri
       logToStderr('error', 'request observer failed', { requestId, error: String(error) });
     }
   };
-  res.once('finish', emit);
-  res.once('close', emit);
+  res.on('close', emit);
   return record;
 }
