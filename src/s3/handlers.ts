@@ -65,33 +65,42 @@ export interface OperationContext {
 /** Largest small answer (Copy, Initiate, Complete) read whole: it may be an error inside a 200. */
 const MAX_SMALL_ANSWER_BYTES = 64 * 1024;
 
-export async function executeOperation(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
-  const ended = beginWrite(deps, plan);
-  try {
-    return await execute(deps, plan, ctx);
-  } finally {
-    ended?.();
-  }
+/**
+ * Not an async function: most operations are not counted writes, and their promise is execute()'s
+ * own. An async function here would stay suspended for as long as the upstream takes, and every
+ * object a request holds meanwhile survives a scavenge (docs/benchmarks.md).
+ */
+export function executeOperation(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
+  return isCountedWrite(deps, plan) ? executeCountedWrite(deps, plan, ctx) : execute(deps, plan, ctx);
 }
 
 /**
- * A write to a RunPod bucket, checked again (the plan was made before the body came; a delete may
- * have begun since) and counted until it has been answered: the upstream has then stored it, or
- * failed. Null for anything else.
+ * A write to a RunPod bucket is checked again (the plan was made before the body came; a delete
+ * may have begun since) and counted until it has been answered: the upstream has then stored it,
+ * or failed.
  */
-function beginWrite(deps: HandlerDeps, plan: OperationPlan): (() => void) | null {
+function isCountedWrite(deps: HandlerDeps, plan: OperationPlan): boolean {
   const { operation, target } = plan;
-  if (target === null || target.kind !== 'runpod' || deps.lifecycle === null || !writesToBucket(operation)) return null;
-  return deps.lifecycle.beginWrite(operation.bucket!, target.bucket);
+  return target !== null && target.kind === 'runpod' && deps.lifecycle !== null && writesToBucket(operation);
 }
 
-async function execute(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
+async function executeCountedWrite(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
+  const ended = deps.lifecycle!.beginWrite(plan.operation.bucket!, plan.target!.bucket);
+  try {
+    return await execute(deps, plan, ctx);
+  } finally {
+    ended();
+  }
+}
+
+/** Each handler's promise as it is (not an async function: see executeOperation). */
+function execute(deps: HandlerDeps, plan: OperationPlan, ctx: OperationContext): Promise<Reply> {
   const { operation, target } = plan;
   switch (operation.spec.handler) {
     case 'listBuckets':
       return listBuckets(deps, operation, ctx);
     case 'bucketLocation':
-      return xmlReply(200, bucketLocationXml(deps.region));
+      return Promise.resolve(xmlReply(200, bucketLocationXml(deps.region)));
     case 'createBucket':
       return createBucket(deps, operation, target, ctx);
     case 'deleteBucket':
@@ -101,7 +110,7 @@ async function execute(deps: HandlerDeps, plan: OperationPlan, ctx: OperationCon
     case 'completeMultipartUpload':
       return completeMultipartUpload(deps, operation, target!, ctx);
     case 'copy':
-      return relay(deps, ctx, operation, await withCopySource(deps, operation, target!, ctx));
+      return withCopySource(deps, operation, target!, ctx).then((request) => relay(deps, ctx, operation, request));
     case 'putObjectAcl':
       return putObjectAcl(deps, operation, target!, ctx);
     case 'forward':
@@ -142,11 +151,13 @@ function forwardRequestFor(operation: S3Operation, target: UpstreamTarget, ctx: 
   };
 }
 
-async function relay(deps: HandlerDeps, ctx: OperationContext, operation: S3Operation, request: ForwardRequest): Promise<Reply> {
-  const upstream = await deps.forwarder.forward(request);
-  if (operation.spec.reportsRegion) upstream.headers['x-amz-bucket-region'] = deps.region;
-  const rewrites = answerRewrite(deps, operation, ctx.key);
-  return operation.spec.smallAnswer ? smallAnswer(upstream, rewrites, request) : streamReply(upstream, rewrites);
+/** A continuation, not an async function: nothing of it is kept suspended while the upstream answers (see executeOperation). */
+function relay(deps: HandlerDeps, ctx: OperationContext, operation: S3Operation, request: ForwardRequest): Promise<Reply> {
+  return deps.forwarder.forward(request).then((upstream) => {
+    if (operation.spec.reportsRegion) upstream.headers['x-amz-bucket-region'] = deps.region;
+    const rewrites = answerRewrite(deps, operation, ctx.key);
+    return operation.spec.smallAnswer ? smallAnswer(upstream, rewrites, request) : streamReply(upstream, rewrites);
+  });
 }
 
 /**
