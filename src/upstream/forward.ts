@@ -132,7 +132,7 @@ function readPackageVersion(): string {
 interface PreparedBody {
   stream: Readable | null;
   /** Headers describing the upstream body (content-length, payload hash, aws-chunked framing). */
-  headers: Record<string, string>;
+  headers: Readonly<Record<string, string>>;
   trailerChecksum: string | null;
   /** Set when the client's body stream failed; that failure is what the caller should report. */
   error: () => Error | null;
@@ -264,11 +264,14 @@ export async function readUpstreamBody(response: UpstreamResponse, limit: number
   return bytes.toString('utf8');
 }
 
+/** The upstream body of every bodiless request: one shared, frozen object rather than one per request. */
+const NO_BODY: PreparedBody = Object.freeze({ stream: null, headers: Object.freeze({}), trailerChecksum: null, error: () => null });
+
 async function prepareBody(request: ForwardRequest, method: string): Promise<PreparedBody> {
   const body = request.body;
   if (body === null) {
     // PUT/POST without body (CreateMultipartUpload, CopyObject…): undici sends Content-Length: 0 itself.
-    return { stream: null, headers: {}, trailerChecksum: null, error: () => null };
+    return NO_BODY;
   }
   const source = body.stream;
   const length = body.length;
