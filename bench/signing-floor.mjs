@@ -8,35 +8,27 @@
  *
  * It takes GET and HEAD presigned with the upstream's own credentials (as the node floor does)
  * and answers 403 to anything that does not verify. Plain JavaScript run by bare node, like the
- * shipped gateway; needs `npm run build` first.
+ * shipped gateway (the proxy itself is bench/floor-proxy.mjs, shared with the node floor); needs
+ * `npm run build` first.
  * Usage: node bench/signing-floor.mjs <upstream origin> <access key id> <secret> <region>;
  * prints "listening <port>" when ready.
  */
-import { createServer } from 'node:http';
 import { URL } from 'node:url';
-import { Pool } from 'undici';
 import { verifyRequest } from '../dist/sigv4/verify.js';
 import { signUpstreamRequest } from '../dist/upstream/signing.js';
+import { runFloorProxy } from './floor-proxy.mjs';
 
 const [upstream, accessKeyId, secretAccessKey, region] = process.argv.slice(2);
 if (!upstream || !accessKeyId || !secretAccessKey || !region) {
   throw new Error('usage: node bench/signing-floor.mjs http://127.0.0.1:PORT ACCESS_KEY_ID SECRET REGION');
 }
 
-const pool = new Pool(upstream, { connections: 64, keepAliveTimeout: 30_000 });
 /** The one key the verifier knows: the upstream's own (the bench presigns the floors' URLs with it). */
 const KEY = { secretAccessKey };
 /** What the gateway's signer needs of a route: the endpoint, region and credentials (the bucket is in the path here). */
 const TARGET = { endpoint: new URL(upstream), region, credentials: { accessKeyId, secretAccessKey } };
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
-function passHeaders(headers) {
-  const out = {};
-  for (const name in headers) if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
-  return out;
-}
-
-const server = createServer((req, res) => {
+runFloorProxy(upstream, (req) => {
   const target = req.url ?? '/';
   const queryAt = target.indexOf('?');
   const rawPath = queryAt < 0 ? target : target.slice(0, queryAt);
@@ -47,32 +39,9 @@ const server = createServer((req, res) => {
       { lookup: (id) => (id === accessKeyId ? KEY : undefined), regions: [region] },
     );
   } catch {
-    res.writeHead(403, { 'content-length': '0' }).end();
-    return;
+    return null;
   }
   // The presigned query authenticated this request only: the upstream gets the bare path, signed anew.
   const signed = signUpstreamRequest(TARGET, req.method, rawPath, '', {});
-  pool.request(
-    {
-      path: signed.pathWithQuery,
-      method: req.method,
-      headers: signed.headers,
-      body: null,
-      reset: req.method === 'HEAD' ? false : undefined,
-    },
-    (error, answer) => {
-      if (error) {
-        res.writeHead(502).end();
-        return;
-      }
-      res.writeHead(answer.statusCode, passHeaders(answer.headers));
-      answer.body.pipe(res);
-    },
-  );
-});
-server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));
-process.on('SIGTERM', () => {
-  server.close(() => void pool.close().then(() => process.exit(0)));
-  server.closeAllConnections();
+  return { path: signed.pathWithQuery, headers: signed.headers, body: null };
 });
