@@ -239,7 +239,7 @@ class S3Pipeline {
       { lookup: this.keyLookup(), regions: this.deps.config.acceptedRegions, debug: this.deps.config.debugSignatures },
     );
     const operation = classify(method, address, req.headersDistinct);
-    return new SignedRequest(this, req, method, verified, operation, declaredBodyLength(req, verified));
+    return new SigV4AuthenticatedRequest(this, req, method, verified, operation, declaredBodyLength(req, verified));
   }
 
   /** A POST Object form: its fields authenticate it; nobody is known until they did, so they have a deadline and a cap. */
@@ -331,10 +331,11 @@ class S3Pipeline {
 /**
  * A request that SigV4 authenticated (Authorization header or presigned query). A class rather than
  * an object of closures: a request holds it while its upstream answers, and every object held then
- * survives a scavenge. The verification result is let go once the body is open (the body's verifier
- * keeps what it needs of it).
+ * survives a scavenge. The verification result is let go once the body is open (a body's verifier
+ * keeps what it needs of it; a bodiless request keeps nothing). Named apart from sigv4's
+ * SignedRequest, the verifier's input.
  */
-class SignedRequest implements AuthenticatedRequest {
+class SigV4AuthenticatedRequest implements AuthenticatedRequest {
   readonly accessKeyId: string;
   readonly key: AccessKey;
   private verified: VerifiedRequest<AccessKey> | null;
