@@ -2,11 +2,14 @@
  * Operating the gateway: the JSON access log, Prometheus /metrics on the admin listener, per-key
  * rate limiting and last_used_at — through a real gateway process and a real s3rver upstream.
  */
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, upstreamEnv, type CreatedKey, type Gateway } from '../helpers/gateway.js';
+import { signedHeaders } from '../helpers/sign.js';
 import { signedRequest, startS3rver, type TestUpstream } from '../helpers/upstreams.js';
 
 const BUCKET = 'observed';
@@ -86,6 +89,34 @@ describe('access log, metrics and last use', () => {
     const getLine = await lineFor(get.headers['x-amz-request-id'] as string);
     expect(getLine).toMatchObject({ accessKeyId: reader.accessKeyId, operation: 'GetObject', status: 200 });
     expect(getLine.bytesOut).toBeGreaterThan(body.length);
+  });
+
+  it('writes exactly one line per request, also for a client that goes away before its answer', async () => {
+    const url = new URL(gateway.url);
+    const objectPath = `/${BUCKET}/abandoned-upload.bin`;
+    const body = Buffer.alloc(4000, 'y');
+    const headers = signedHeaders(writer, url.host, 'PUT', objectPath, { body });
+    const socket = net.connect(Number(url.port), url.hostname);
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    socket.write(
+      `PUT ${objectPath} HTTP/1.1\r\n${Object.entries(headers)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('')}\r\n`,
+    );
+    socket.write(body.subarray(0, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.destroy();
+    const abandoned = await eventually(() => logLines().find((line) => line.key === 'abandoned-upload.bin'), 'the abandoned upload');
+    expect(abandoned).toMatchObject({ accessKeyId: writer.accessKeyId, operation: 'PutObject', aborted: true });
+    // Well past the log's batching delay: a second record of any request would be in the file by now.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const lines = logLines();
+    expect(lines.filter((line) => line.key === 'abandoned-upload.bin')).toHaveLength(1);
+    const perRequest = new Map<unknown, number>();
+    for (const line of lines) perRequest.set(line.requestId, (perRequest.get(line.requestId) ?? 0) + 1);
+    expect([...perRequest.values()].filter((count) => count !== 1)).toEqual([]);
+    expect(perRequest.size).toBeGreaterThanOrEqual(3);
   });
 
   it('logs refusals with their S3 error code, and never a secret or signature', async () => {
