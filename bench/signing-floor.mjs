@@ -29,11 +29,11 @@ const KEY = { secretAccessKey };
 const TARGET = { endpoint: new URL(upstream), region, credentials: { accessKeyId, secretAccessKey } };
 
 runFloorProxy(upstream, (req) => {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return null;
   const target = req.url ?? '/';
   const queryAt = target.indexOf('?');
   const rawPath = queryAt < 0 ? target : target.slice(0, queryAt);
   try {
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new Error('GET and HEAD only');
     verifyRequest(
       { method: req.method, rawPath, rawQuery: queryAt < 0 ? '' : target.slice(queryAt + 1), headers: req.headersDistinct },
       { lookup: (id) => (id === accessKeyId ? KEY : undefined), regions: [region] },
