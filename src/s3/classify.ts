@@ -4,6 +4,7 @@
  * its entry, and its copy source. Requests that name no operation are refused here: AccessDenied
  * for what the gateway does not allow, NotImplemented for S3 features it knows and does not offer.
  */
+import { bucketNameProblem } from '../buckets/validate.js';
 import { S3Error } from '../errors.js';
 import { headerValue, type HeaderMap } from '../header-value.js';
 import type { S3Address } from './address.js';
@@ -192,6 +193,21 @@ export function parseCopySource(value: string | undefined): CopySource {
   if (slash <= 0 || slash === decoded.length - 1) {
     throw new S3Error('InvalidArgument', 'x-amz-copy-source must name the source as "bucket/key".');
   }
+  // The source bucket is named the way a request path names one. Anything else (`%`, `?`, `#`, a
+  // control character, once decoded) would be re-read by the upstream as another bucket, key or
+  // query than the one checked here: `data%252Fteam-b%252Fx%3F/team-a/y` decodes to the "bucket"
+  // `data%2Fteam-b%2Fx?`, which an upstream reads as `/data/team-b/x`.
+  const bucket = decoded.slice(0, slash);
+  const bucketProblem = bucketNameProblem(bucket);
+  if (bucketProblem !== null) {
+    throw new S3Error(
+      'InvalidArgument',
+      `The bucket of x-amz-copy-source is not a bucket name: ${bucketProblem} Name the source as "bucket/url-encoded-key".`,
+      {
+        details: { ArgumentName: 'x-amz-copy-source' },
+      },
+    );
+  }
   let versionId: string | null = null;
   if (queryPart !== undefined) {
     const params = [...new URLSearchParams(queryPart)];
@@ -200,7 +216,7 @@ export function parseCopySource(value: string | undefined): CopySource {
     }
     versionId = params[0]?.[1] ?? null;
   }
-  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), versionId };
+  return { bucket, key: decoded.slice(slash + 1), versionId };
 }
 
 function describeUnsupported(method: string, address: S3Address): string {

@@ -259,7 +259,8 @@ async function withCopySource(deps: HandlerDeps, operation: S3Operation, target:
   }
   const encodedKey = source.key.split('/').map(encodeURIComponent).join('/');
   const versionSuffix = source.versionId ? `?versionId=${encodeURIComponent(source.versionId)}` : '';
-  const headers = { ...operation.headers, 'x-amz-copy-source': `/${sourceTarget.bucket}/${encodedKey}${versionSuffix}` };
+  // Every part encoded: the upstream must read back exactly the bucket, key and version checked here.
+  const headers = { ...operation.headers, 'x-amz-copy-source': `/${encodeURIComponent(sourceTarget.bucket)}/${encodedKey}${versionSuffix}` };
   return forwardRequestFor(operation, target, ctx, { headers });
 }
 

@@ -5,12 +5,15 @@
  * forms issued for the key), and listings must ask for a prefix inside the key's.
  */
 import {
+  AbortMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,6 +78,21 @@ describe('a key limited to team-a/', () => {
       'AccessDenied',
     );
     expect(await outcome(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'team-a/stolen.txt' })))).toBe('error:NotFound');
+  });
+
+  it('copies nothing from outside its prefix through a source bucket the upstream would read as a path', async () => {
+    // Decoded once by the gateway: bucket `shared-volume%2Fteam-b%2Fsecret.txt?`, key team-a/one.txt
+    // (inside the prefix). Sent on as it was, the upstream decodes it as /shared-volume/team-b/secret.txt.
+    const smuggled = `${BUCKET}%252Fteam-b%252Fsecret.txt%3F/team-a/one.txt`;
+    expect(await outcome(s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'team-a/smuggled.txt', CopySource: smuggled })))).toBe('error:InvalidArgument');
+    const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'team-a/smuggled-part.txt' }));
+    expect(
+      await outcome(
+        s3.send(new UploadPartCopyCommand({ Bucket: BUCKET, Key: 'team-a/smuggled-part.txt', UploadId: upload.UploadId, PartNumber: 1, CopySource: smuggled })),
+      ),
+    ).toBe('error:InvalidArgument');
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'team-a/smuggled-part.txt', UploadId: upload.UploadId }));
+    expect(await outcome(admin.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'team-a/smuggled.txt' })))).toBe('error:NotFound');
   });
 
   it('lists only with a prefix inside its own; delimiter results stay inside', async () => {

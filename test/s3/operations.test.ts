@@ -121,6 +121,23 @@ describe('classify', () => {
     const copy = op('PUT', '/bkt/k', { 'x-amz-copy-source': '/other/src.txt' });
     expect(copy.copySource).toEqual({ bucket: 'other', key: 'src.txt', versionId: null });
   });
+
+  it('refuses a copy source whose bucket is no bucket name, so the upstream cannot read another path out of it', () => {
+    const refusal = (value: string) => {
+      try {
+        parseCopySource(value);
+        return 'parsed';
+      } catch (error) {
+        return (error as S3Error).code;
+      }
+    };
+    // Decodes to the "bucket" `data%2Fteam-b%2Fsecret.txt?`, which an upstream reads as /data/team-b/secret.txt.
+    expect(refusal('data%252Fteam-b%252Fsecret.txt%3F/team-a/x')).toBe('InvalidArgument');
+    for (const bucket of ['data%3Fx', 'data%23x', 'data%0D%0Ax-injected:%201', 'Data', 'da', '..', 'data%25', 'data%20x']) {
+      expect(refusal(`/${bucket}/team-a/x`), bucket).toBe('InvalidArgument');
+    }
+    expect(parseCopySource('/vol-1.data/k')).toEqual({ bucket: 'vol-1.data', key: 'k', versionId: null });
+  });
 });
 
 describe('parseAddress', () => {
