@@ -16,6 +16,7 @@ import type { AccessKey } from '../keys/model.js';
 import { readUpstreamBody, type ForwardRequest, type UpstreamBody, type UpstreamForwarder, type UpstreamResponse } from '../upstream/forward.js';
 import type { UpstreamResolver } from '../upstream/resolver.js';
 import type { UpstreamTarget } from '../upstream/target.js';
+import { aclDocumentGrants } from './acl-grants.js';
 import type { S3Operation } from './classify.js';
 import { completedParts } from './complete-multipart.js';
 import { conditionsHold, deleteRequest, FAN_OUT_SIGNAL_LISTENERS, fanOutDeletes, needsGatewayCheck, type DeleteRequestEntry } from './delete-objects.js';
@@ -385,22 +386,6 @@ async function readSmallBody(body: UpstreamBody): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of body.stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-/**
- * 'private' when an AccessControlPolicy grants nothing but FULL_CONTROL to its own owner; 'other'
- * for anything else, including documents this reading does not understand (they then need admin).
- */
-function aclDocumentGrants(xml: string): 'private' | 'other' {
-  if (!/^\s*(<\?xml[^>]*\?>\s*)?<AccessControlPolicy[\s>]/.test(xml)) return 'other';
-  const owner = /<Owner>\s*<ID>([^<]+)<\/ID>/.exec(xml)?.[1];
-  const grants = [...xml.matchAll(/<Grant>([\s\S]*?)<\/Grant>/g)].map((match) => match[1]!);
-  if (/<(URI|EmailAddress)>/.test(xml) || (xml.match(/<Grant>/g)?.length ?? 0) !== grants.length) return 'other';
-  const ownerOnly = grants.every((grant) => {
-    const grantee = /<ID>([^<]+)<\/ID>/.exec(grant)?.[1];
-    return owner !== undefined && grantee === owner && /<Permission>\s*FULL_CONTROL\s*<\/Permission>/.test(grant);
-  });
-  return ownerOnly ? 'private' : 'other';
 }
 
 function requireBody(ctx: OperationContext, problem: string): UpstreamBody {
