@@ -274,7 +274,7 @@ async function completeMultipartUpload(deps: HandlerDeps, operation: S3Operation
   const body = requireBody(ctx, 'CompleteMultipartUpload needs a <CompleteMultipartUpload> XML body listing the uploaded parts.');
   const spec = operation.spec.body;
   if (spec.kind !== 'xml') throw new Error('CompleteMultipartUpload takes an XML body');
-  const { document, bytes } = await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes, keepBytes: true });
+  const { document, bytes } = await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes, keepBytesFor: ctx.key.accessKeyId });
   completedParts(document);
   // The body may have taken long: complete only if the key may still do it now.
   authorize(await ctx.keyNow(), operation);

@@ -243,8 +243,13 @@ export class XmlBodyReader {
 
 export interface ReadXmlBodyOptions {
   maxBytes?: number;
-  /** Also return the exact bytes (for bodies that are checked, then forwarded unchanged). */
-  keepBytes?: boolean;
+  /**
+   * Also return the exact bytes (for bodies that are checked, then forwarded unchanged), held
+   * against this owner's share of the kept-bytes budget (the sender's access key id).
+   */
+  keepBytesFor?: string;
+  /** A kept body not complete this long after reading began is refused (default KEPT_XML_BODY_DEADLINE_MS). */
+  keptBodyDeadlineMs?: number;
 }
 
 /**
@@ -254,16 +259,30 @@ export interface ReadXmlBodyOptions {
  */
 export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: ReadXmlBodyOptions = {}): Promise<{ document: XmlBody; bytes: Buffer | null }> {
   const maxBytes = options.maxBytes ?? MAX_XML_BODY_BYTES;
+  const owner = options.keepBytesFor;
   const reader = new XmlBodyReader(shape);
   const kept: Buffer[] = [];
   let size = 0;
+  // Kept bytes are held until the body is complete: a sender that stops part way must not hold them
+  // (and its share of the budget) for as long as its connection may stay idle.
+  const deadline =
+    owner === undefined
+      ? null
+      : setTimeout(() => {
+          body.destroy(
+            new S3Error(
+              'RequestTimeout',
+              `The request body did not arrive within ${options.keptBodyDeadlineMs ?? KEPT_XML_BODY_DEADLINE_MS} ms; send it without pausing.`,
+            ),
+          );
+        }, options.keptBodyDeadlineMs ?? KEPT_XML_BODY_DEADLINE_MS);
   try {
     for await (const chunk of body) {
       const buffer = chunk as Buffer;
       size += buffer.length;
       if (size > maxBytes) throw xmlBodyTooLarge(maxBytes);
-      if (options.keepBytes) {
-        keptBytes.take(buffer.length);
+      if (owner !== undefined) {
+        keptBytes.take(owner, buffer.length);
         kept.push(buffer);
       }
       // A slot while parsing what arrived, never while waiting for more: a sender that trickles its
@@ -275,10 +294,15 @@ export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: 
         readSlots.release();
       }
     }
-    return { document: reader.end(), bytes: options.keepBytes ? Buffer.concat(kept) : null };
+    return { document: reader.end(), bytes: owner !== undefined ? Buffer.concat(kept) : null };
   } finally {
+    if (deadline !== null) clearTimeout(deadline);
     // The caller gets its own copy (Buffer.concat), so the chunks are no longer held for it.
-    keptBytes.give(kept.reduce((total, buffer) => total + buffer.length, 0));
+    if (owner !== undefined)
+      keptBytes.give(
+        owner,
+        kept.reduce((total, buffer) => total + buffer.length, 0),
+      );
   }
 }
 
@@ -322,24 +346,48 @@ const readSlots = new Slots(CONCURRENT_READS);
  * each park up to MAX_XML_BODY_BYTES in memory; past it, a body is refused with SlowDown.
  */
 export const MAX_KEPT_XML_BYTES = 64 * 1024 * 1024;
+/** What one access key may hold of it: one key's senders cannot refuse everyone else's completions. */
+export const MAX_KEPT_XML_BYTES_PER_KEY = MAX_KEPT_XML_BYTES / 4;
+/** How long a kept body may take to arrive in full (2 MiB in a minute is ~35 KB/s). */
+export const KEPT_XML_BODY_DEADLINE_MS = 60_000;
 
 class ByteBudget {
   private used = 0;
-  constructor(private readonly limit: number) {}
+  private readonly usedBy = new Map<string, number>();
 
-  take(bytes: number): void {
+  constructor(
+    private readonly limit: number,
+    private readonly ownerLimit: number,
+  ) {}
+
+  take(owner: string, bytes: number): void {
+    const ownerUsed = this.usedBy.get(owner) ?? 0;
+    if (ownerUsed + bytes > this.ownerLimit) {
+      throw new S3Error(
+        'SlowDown',
+        'This key is sending too many large XML bodies at once; finish some CompleteMultipartUpload requests before starting more.',
+        {
+          headers: { 'retry-after': '1' },
+        },
+      );
+    }
     if (this.used + bytes > this.limit) {
       throw new S3Error('SlowDown', 'The gateway is reading too many large XML bodies at once; retry shortly.', { headers: { 'retry-after': '1' } });
     }
     this.used += bytes;
+    this.usedBy.set(owner, ownerUsed + bytes);
   }
 
-  give(bytes: number): void {
+  give(owner: string, bytes: number): void {
+    if (bytes === 0) return;
     this.used -= bytes;
+    const left = (this.usedBy.get(owner) ?? 0) - bytes;
+    if (left > 0) this.usedBy.set(owner, left);
+    else this.usedBy.delete(owner);
   }
 }
 
-const keptBytes = new ByteBudget(MAX_KEPT_XML_BYTES);
+const keptBytes = new ByteBudget(MAX_KEPT_XML_BYTES, MAX_KEPT_XML_BYTES_PER_KEY);
 
 /** Reads a whole body held in memory (tests, small documents). */
 export function parseXmlBody(text: string, shape: XmlBodyShape): XmlBody {
