@@ -29,6 +29,7 @@ import { describeKind, MAX_CREATE_BUCKET_BODY_BYTES, resolveBucket, writesToBuck
 import { xmlReply, type Reply } from './reply.js';
 import { bucketListPage } from './list-buckets.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
+import { readHeldBody } from './held-bodies.js';
 import { readXmlBody, type XmlBody } from './xml-body.js';
 import { CREATE_BUCKET_SHAPE, datacenterOfLocationConstraint, locationConstraintOf } from './create-bucket.js';
 import { BucketLifecycleError, type BucketLifecycle } from '../buckets/lifecycle.js';
@@ -219,20 +220,20 @@ async function createBucket(deps: HandlerDeps, operation: S3Operation, target: U
   if (target !== null) throw new BucketLifecycleError('BucketAlreadyOwnedByYou', `Bucket "${bucket}" already exists on this gateway.`);
   const lifecycle = requireLifecycle(deps, operation);
   // The whole (verified) body is read before anything is created.
-  const document = await readCreateBucketConfiguration(ctx.body);
+  const document = await readCreateBucketConfiguration(ctx.body, ctx.key.accessKeyId);
   const datacenter = datacenterOfLocationConstraint(locationConstraintOf(document), lifecycle.datacenters, deps.signingRegions);
   await lifecycle.createRunpodBucket({ name: bucket, datacenter });
   return { kind: 'empty', status: 200, headers: { location: `/${bucket}` } };
 }
 
-async function readCreateBucketConfiguration(body: UpstreamBody | null): Promise<XmlBody | null> {
+async function readCreateBucketConfiguration(body: UpstreamBody | null, heldFor: string): Promise<XmlBody | null> {
   if (body === null) return null;
   if (body.length === 0) {
     // Still read to its end: the payload is verified as it is read.
     for await (const chunk of body.stream) void chunk;
     return null;
   }
-  return (await readXmlBody(body.stream, CREATE_BUCKET_SHAPE, { maxBytes: MAX_CREATE_BUCKET_BODY_BYTES })).document;
+  return (await readXmlBody(body.stream, CREATE_BUCKET_SHAPE, { heldFor, maxBytes: MAX_CREATE_BUCKET_BODY_BYTES })).document;
 }
 
 /** DeleteBucket: forwarded to a generic S3 upstream; a RunPod bucket's volume is deleted by the lifecycle's rules. */
@@ -274,7 +275,7 @@ async function completeMultipartUpload(deps: HandlerDeps, operation: S3Operation
   const body = requireBody(ctx, 'CompleteMultipartUpload needs a <CompleteMultipartUpload> XML body listing the uploaded parts.');
   const spec = operation.spec.body;
   if (spec.kind !== 'xml') throw new Error('CompleteMultipartUpload takes an XML body');
-  const { document, bytes } = await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes, keepBytesFor: ctx.key.accessKeyId });
+  const { document, bytes } = await readXmlBody(body.stream, spec.shape, { heldFor: ctx.key.accessKeyId, maxBytes: spec.maxBytes, keepBytes: true });
   completedParts(document);
   // The body may have taken long: complete only if the key may still do it now.
   authorize(await ctx.keyNow(), operation);
@@ -286,7 +287,7 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
   const body = requireBody(ctx, 'DeleteObjects needs a <Delete> XML body.');
   const spec = operation.spec.body;
   if (spec.kind !== 'xml') throw new Error('DeleteObjects takes an XML body');
-  const request = deleteRequest((await readXmlBody(body.stream, spec.shape, { maxBytes: spec.maxBytes })).document);
+  const request = deleteRequest((await readXmlBody(body.stream, spec.shape, { heldFor: ctx.key.accessKeyId, maxBytes: spec.maxBytes })).document);
   const bucket = operation.bucket!;
   // The body may have taken long: judge the batch by the key as it is now.
   const key = await ctx.keyNow();
@@ -354,7 +355,7 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
  * and goes upstream as sent.
  */
 async function putObjectAcl(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext): Promise<Reply> {
-  const body = ctx.body === null ? Buffer.alloc(0) : await readSmallBody(ctx.body);
+  const body = ctx.body === null ? Buffer.alloc(0) : await readSmallBody(ctx.body, operation, ctx.key.accessKeyId);
   const grants = operation.requirements.length > 0 ? 'other' : body.length === 0 ? 'private' : aclDocumentGrants(body.toString('utf8'));
   if (grants === 'private') {
     // No body goes upstream, so neither do the checksums that described the client's.
@@ -381,10 +382,13 @@ function withoutBodyChecksums(headers: Record<string, string>): Record<string, s
   return kept;
 }
 
-/** Reads a small verified body (the table caps it) whole. */
-async function readSmallBody(body: UpstreamBody): Promise<Buffer> {
+/** Reads a small verified document body (the table caps it) whole, held against its sender's share meanwhile. */
+async function readSmallBody(body: UpstreamBody, operation: S3Operation, heldFor: string): Promise<Buffer> {
+  const spec = operation.spec.body;
+  if (spec.kind !== 'document') throw new Error(`${operation.name} takes no document body`);
   const chunks: Buffer[] = [];
-  for await (const chunk of body.stream) chunks.push(chunk as Buffer);
+  const tooLarge = () => new S3Error('MaxMessageLengthExceeded', `${operation.name} bodies are limited to ${spec.maxBytes} bytes.`);
+  await readHeldBody(body.stream, { heldFor, maxBytes: spec.maxBytes, tooLarge }, (chunk) => void chunks.push(chunk));
   return Buffer.concat(chunks);
 }
 

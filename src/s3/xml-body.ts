@@ -20,6 +20,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type sax from 'sax';
 import { lazyRequire } from '../lazy-require.js';
 import { S3Error } from '../errors.js';
+import { readHeldBody } from './held-bodies.js';
 
 const loadSax = lazyRequire<typeof sax>('sax');
 /** S3 itself rejects DeleteObjects bodies over ~2 MB; every XML body the gateway reads is capped at this. */
@@ -242,49 +243,30 @@ export class XmlBodyReader {
 }
 
 export interface ReadXmlBodyOptions {
+  /** The sender's access key id: the body is held against its share while it is read (held-bodies.ts). */
+  heldFor: string;
   maxBytes?: number;
-  /**
-   * Also return the exact bytes (for bodies that are checked, then forwarded unchanged), held
-   * against this owner's share of the kept-bytes budget (the sender's access key id).
-   */
-  keepBytesFor?: string;
-  /** A kept body not complete this long after reading began is refused (default KEPT_XML_BODY_DEADLINE_MS). */
-  keptBodyDeadlineMs?: number;
+  /** Also return the exact bytes (for bodies that are checked, then forwarded unchanged). */
+  keepBytes?: boolean;
+  /** Default HELD_BODY_DEADLINE_MS. */
+  deadlineMs?: number;
 }
 
 /**
  * Reads a request body of the given shape as it arrives. Throws MaxMessageLengthExceeded past
- * `maxBytes` (default MAX_XML_BODY_BYTES) and stops reading at the first error; the caller's stream
- * is left to the HTTP layer, which discards the rest.
+ * `maxBytes` (default MAX_XML_BODY_BYTES), SlowDown / RequestTimeout from the held-body bounds, and
+ * stops reading at the first error; the caller's stream is left to the HTTP layer, which discards
+ * the rest.
  */
-export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: ReadXmlBodyOptions = {}): Promise<{ document: XmlBody; bytes: Buffer | null }> {
+export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: ReadXmlBodyOptions): Promise<{ document: XmlBody; bytes: Buffer | null }> {
   const maxBytes = options.maxBytes ?? MAX_XML_BODY_BYTES;
-  const owner = options.keepBytesFor;
   const reader = new XmlBodyReader(shape);
   const kept: Buffer[] = [];
-  let size = 0;
-  // Kept bytes are held until the body is complete: a sender that stops part way must not hold them
-  // (and its share of the budget) for as long as its connection may stay idle.
-  const deadline =
-    owner === undefined
-      ? null
-      : setTimeout(() => {
-          body.destroy(
-            new S3Error(
-              'RequestTimeout',
-              `The request body did not arrive within ${options.keptBodyDeadlineMs ?? KEPT_XML_BODY_DEADLINE_MS} ms; send it without pausing.`,
-            ),
-          );
-        }, options.keptBodyDeadlineMs ?? KEPT_XML_BODY_DEADLINE_MS);
-  try {
-    for await (const chunk of body) {
-      const buffer = chunk as Buffer;
-      size += buffer.length;
-      if (size > maxBytes) throw xmlBodyTooLarge(maxBytes);
-      if (owner !== undefined) {
-        keptBytes.take(owner, buffer.length);
-        kept.push(buffer);
-      }
+  await readHeldBody(
+    body,
+    { heldFor: options.heldFor, maxBytes, tooLarge: () => xmlBodyTooLarge(maxBytes), deadlineMs: options.deadlineMs },
+    async (buffer) => {
+      if (options.keepBytes) kept.push(buffer);
       // A slot while parsing what arrived, never while waiting for more: a sender that trickles its
       // body (or stops) must not hold up everyone else's XML requests.
       await readSlots.acquire();
@@ -293,17 +275,10 @@ export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: 
       } finally {
         readSlots.release();
       }
-    }
-    return { document: reader.end(), bytes: owner !== undefined ? Buffer.concat(kept) : null };
-  } finally {
-    if (deadline !== null) clearTimeout(deadline);
-    // The caller gets its own copy (Buffer.concat), so the chunks are no longer held for it.
-    if (owner !== undefined)
-      keptBytes.give(
-        owner,
-        kept.reduce((total, buffer) => total + buffer.length, 0),
-      );
-  }
+    },
+  );
+  // The caller gets its own copy (Buffer.concat), so the chunks are no longer held for it.
+  return { document: reader.end(), bytes: options.keepBytes ? Buffer.concat(kept) : null };
 }
 
 async function parseChunk(reader: XmlBodyReader, buffer: Buffer): Promise<void> {
@@ -339,55 +314,6 @@ class Slots {
 }
 
 const readSlots = new Slots(CONCURRENT_READS);
-
-/**
- * Bytes of XML bodies kept whole (CompleteMultipartUpload, forwarded as signed) by the whole
- * process. No slot is held while a body arrives, so without this bound many slow senders could
- * each park up to MAX_XML_BODY_BYTES in memory; past it, a body is refused with SlowDown.
- */
-export const MAX_KEPT_XML_BYTES = 64 * 1024 * 1024;
-/** What one access key may hold of it: one key's senders cannot refuse everyone else's completions. */
-export const MAX_KEPT_XML_BYTES_PER_KEY = MAX_KEPT_XML_BYTES / 4;
-/** How long a kept body may take to arrive in full (2 MiB in a minute is ~35 KB/s). */
-export const KEPT_XML_BODY_DEADLINE_MS = 60_000;
-
-class ByteBudget {
-  private used = 0;
-  private readonly usedBy = new Map<string, number>();
-
-  constructor(
-    private readonly limit: number,
-    private readonly ownerLimit: number,
-  ) {}
-
-  take(owner: string, bytes: number): void {
-    const ownerUsed = this.usedBy.get(owner) ?? 0;
-    if (ownerUsed + bytes > this.ownerLimit) {
-      throw new S3Error(
-        'SlowDown',
-        'This key is sending too many large XML bodies at once; finish some CompleteMultipartUpload requests before starting more.',
-        {
-          headers: { 'retry-after': '1' },
-        },
-      );
-    }
-    if (this.used + bytes > this.limit) {
-      throw new S3Error('SlowDown', 'The gateway is reading too many large XML bodies at once; retry shortly.', { headers: { 'retry-after': '1' } });
-    }
-    this.used += bytes;
-    this.usedBy.set(owner, ownerUsed + bytes);
-  }
-
-  give(owner: string, bytes: number): void {
-    if (bytes === 0) return;
-    this.used -= bytes;
-    const left = (this.usedBy.get(owner) ?? 0) - bytes;
-    if (left > 0) this.usedBy.set(owner, left);
-    else this.usedBy.delete(owner);
-  }
-}
-
-const keptBytes = new ByteBudget(MAX_KEPT_XML_BYTES, MAX_KEPT_XML_BYTES_PER_KEY);
 
 /** Reads a whole body held in memory (tests, small documents). */
 export function parseXmlBody(text: string, shape: XmlBodyShape): XmlBody {

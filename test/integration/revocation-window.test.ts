@@ -115,9 +115,12 @@ describe('a change made by the CLI while a POST form is still arriving', () => {
     expect(upstreamWrites).toBe(writesBefore);
   });
   /** Starts a signed DeleteObjects whose body stops after `sent` bytes; returns the socket and a way to finish it and read the answer. */
-  async function slowDeleteObjects(key: CreatedKey, sent: number) {
+  async function slowDeleteObjects(
+    key: CreatedKey,
+    sent: number,
+    xml = Buffer.from('<Delete><Object><Key>victim.txt</Key></Object><Object><Key>other.txt</Key></Object></Delete>'),
+  ) {
     const url = new URL(gateway.url);
-    const xml = Buffer.from('<Delete><Object><Key>victim.txt</Key></Object><Object><Key>other.txt</Key></Object></Delete>');
     const headers = signedHeaders(key, url.host, 'POST', `/${BUCKET}?delete=`, { headers: { 'content-length': String(xml.length), 'content-md5': md5(xml) } });
     const socket = net.connect(Number(url.port), url.hostname);
     let answer = '';
@@ -171,5 +174,25 @@ describe('a change made by the CLI while a POST form is still arriving', () => {
     // The stalled ones were still waiting for their bodies all along.
     expect(stalled.some((request) => request.answered())).toBe(false);
     for (const request of stalled) request.socket.destroy();
+  });
+
+  it("holds at most a key's share of parked DeleteObjects bodies: one more is refused at once, other keys are served", async () => {
+    // ~1.9 MB of a valid body (990 keys of 1900 characters), the closing tag never sent.
+    const big = Buffer.from(`<Delete>${`<Object><Key>${'k'.repeat(1900)}</Key></Object>`.repeat(990)}</Delete>`);
+    const sent = big.length - '</Delete>'.length;
+    const key = await gateway.createKey({ name: 'parker', permissions: ['read', 'write', 'delete'] });
+    const parked = [];
+    for (let i = 0; i < 4; i++) parked.push(await slowDeleteObjects(key, sent, big));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const onePastShare = await slowDeleteObjects(key, sent, big);
+    for (let waited = 0; !onePastShare.answered() && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    const refusal = await onePastShare.finish();
+    expect(refusal.status).toMatch(/^HTTP\/1\.1 503 /);
+    expect(refusal.body).toContain('<Code>SlowDown</Code>');
+    expect(parked.some((request) => request.answered())).toBe(false);
+    const other = await gateway.createKey({ name: 'bystander', permissions: ['read', 'write', 'delete'] });
+    const prompt = await slowDeleteObjects(other, 0);
+    expect((await prompt.finish()).status).toMatch(/^HTTP\/1\.1 200 /);
+    for (const request of parked) request.socket.destroy();
   });
 });

@@ -4,20 +4,11 @@
  * characters XML cannot carry, unexpected elements. Well-formed documents keep their values
  * byte-exact, however the body is split into chunks.
  */
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { S3Error } from '../../src/errors.js';
 import { DELETE_REQUEST_SHAPE } from '../../src/s3/delete-objects.js';
-import {
-  MAX_KEPT_XML_BYTES,
-  MAX_KEPT_XML_BYTES_PER_KEY,
-  MAX_XML_BODY_BYTES,
-  parseXmlBody as parseShaped,
-  readXmlBody,
-  XmlBodyReader,
-  type XmlBody,
-} from '../../src/s3/xml-body.js';
-import { COMPLETE_MULTIPART_SHAPE } from '../../src/s3/complete-multipart.js';
+import { MAX_XML_BODY_BYTES, parseXmlBody as parseShaped, readXmlBody, XmlBodyReader, type XmlBody } from '../../src/s3/xml-body.js';
 
 /** The <Delete> shape, returned in the form the assertions below compare. */
 function parseXmlBody(text: string): { Delete: { Object: Array<Record<string, string>> } & Record<string, unknown> } {
@@ -134,7 +125,7 @@ describe('parseXmlBody', () => {
       }
       yield Buffer.from('</Delete>');
     }
-    await expect(readXmlBody(Readable.from(body()), DELETE_REQUEST_SHAPE)).rejects.toMatchObject({
+    await expect(readXmlBody(Readable.from(body()), DELETE_REQUEST_SHAPE, { heldFor: 'test-key' })).rejects.toMatchObject({
       code: 'MalformedXML',
       message: expect.stringContaining('at most 1000'),
     });
@@ -164,75 +155,5 @@ describe('parseXmlBody', () => {
     expect(() => {
       for (let i = 0; i < 17; i++) reader.write(Buffer.alloc(1024, 'k'));
     }).toThrow(/longer than 16384/);
-  });
-});
-
-describe('bodies kept whole (CompleteMultipartUpload) while their senders trickle', () => {
-  it('refuses one more with SlowDown once MAX_KEPT_XML_BYTES are parked, and takes them again once those end', async () => {
-    // Valid so far, and nearly 2 MB: parts separated by whitespace runs under the run limit.
-    const part = `<Part><PartNumber>1</PartNumber><ETag>"e"</ETag></Part>${' '.repeat(8000)}`;
-    const opening = Buffer.from(`<CompleteMultipartUpload>${part.repeat(240)}`);
-    const perBody = opening.length;
-    const fit = Math.floor(MAX_KEPT_XML_BYTES / perBody);
-    const streams = Array.from({ length: fit }, () => new PassThrough());
-    // Senders of several keys, each within its own share.
-    const reads = streams.map((stream, i) =>
-      readXmlBody(stream, COMPLETE_MULTIPART_SHAPE, { keepBytesFor: `key-${i % 8}` }).then(
-        () => 'read',
-        (error: { code?: string }) => error.code ?? 'error',
-      ),
-    );
-    for (const stream of streams) stream.write(opening);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const extra = new PassThrough();
-    const refused = readXmlBody(extra, COMPLETE_MULTIPART_SHAPE, { keepBytesFor: 'key-8' }).catch((error: { code?: string }) => error.code);
-    extra.write(opening);
-    expect(await refused).toBe('SlowDown');
-    for (const stream of streams) stream.end('</CompleteMultipartUpload>');
-    expect(new Set(await Promise.all(reads))).toEqual(new Set(['read']));
-    // The budget was given back: the same body is read again.
-    const again = new PassThrough();
-    const read = readXmlBody(again, COMPLETE_MULTIPART_SHAPE, { keepBytesFor: 'key-0' });
-    again.end(Buffer.concat([opening, Buffer.from('</CompleteMultipartUpload>')]));
-    expect((await read).bytes!.length).toBe(perBody + '</CompleteMultipartUpload>'.length);
-  });
-
-  it("refuses one key's body past its share, while another key's is still read", async () => {
-    const opening = Buffer.from(`<CompleteMultipartUpload>${`<Part><PartNumber>1</PartNumber><ETag>"e"</ETag></Part>${' '.repeat(8000)}`.repeat(240)}`);
-    const fit = Math.floor(MAX_KEPT_XML_BYTES_PER_KEY / opening.length);
-    const streams = Array.from({ length: fit + 1 }, () => new PassThrough());
-    const outcomes = streams.map((stream) =>
-      readXmlBody(stream, COMPLETE_MULTIPART_SHAPE, { keepBytesFor: 'greedy' }).then(
-        () => 'read',
-        (error: { code?: string; message?: string }) => `${error.code}: ${error.message}`,
-      ),
-    );
-    for (const stream of streams) stream.write(opening);
-    const other = new PassThrough();
-    const otherRead = readXmlBody(other, COMPLETE_MULTIPART_SHAPE, { keepBytesFor: 'other' });
-    other.end(Buffer.concat([opening, Buffer.from('</CompleteMultipartUpload>')]));
-    expect((await otherRead).document.entries).toHaveLength(240);
-    for (const stream of streams) stream.end('</CompleteMultipartUpload>');
-    const results = await Promise.all(outcomes);
-    expect(results.filter((r) => r === 'read')).toHaveLength(fit);
-    expect(results.filter((r) => r !== 'read')).toEqual([expect.stringMatching(/^SlowDown: This key is sending too many/)]);
-  });
-
-  it('refuses kept bodies that stop arriving, and gives their bytes back', async () => {
-    const opening = Buffer.from(`<CompleteMultipartUpload>${`<Part><PartNumber>1</PartNumber><ETag>"e"</ETag></Part>${' '.repeat(8000)}`.repeat(240)}`);
-    const fit = Math.floor(MAX_KEPT_XML_BYTES_PER_KEY / opening.length);
-    // The key's whole share, then nothing more.
-    const stalled = Array.from({ length: fit }, () => new PassThrough());
-    const refusals = stalled.map((stream) =>
-      readXmlBody(stream, COMPLETE_MULTIPART_SHAPE, { keepBytesFor: 'slow', keptBodyDeadlineMs: 100 }).catch((error: { code?: string }) => error.code),
-    );
-    for (const stream of stalled) stream.write(opening);
-    expect(new Set(await Promise.all(refusals))).toEqual(new Set(['RequestTimeout']));
-    expect(stalled.every((stream) => stream.destroyed)).toBe(true);
-    // The key's share is whole again: as many bodies are read at once.
-    const next = Array.from({ length: fit }, () => new PassThrough());
-    const reads = next.map((stream) => readXmlBody(stream, COMPLETE_MULTIPART_SHAPE, { keepBytesFor: 'slow' }));
-    for (const stream of next) stream.end(Buffer.concat([opening, Buffer.from('</CompleteMultipartUpload>')]));
-    expect((await Promise.all(reads)).map((read) => read.document.entries.length)).toEqual(Array(fit).fill(240));
   });
 });
