@@ -16,7 +16,9 @@ const GRANT_CLOSE = '</Grant>';
  */
 export function aclDocumentGrants(xml: string): 'private' | 'other' {
   if (!/^\s*(<\?xml[^>]*\?>\s*)?<AccessControlPolicy[\s>]/.test(xml)) return 'other';
-  if (/<(URI|EmailAddress)>/.test(xml)) return 'other';
+  // Grantees by URI or e-mail, and elements with a namespace prefix (`<s3:Grant>`), which the
+  // plain names below would not see, are not read further.
+  if (/<(URI|EmailAddress)>/.test(xml) || /<\/?[A-Za-z_][\w.-]*:/.test(xml)) return 'other';
   const owner = /<Owner>\s*<ID>([^<]+)<\/ID>/.exec(xml)?.[1];
   const grants = grantBodies(xml);
   if (grants === null) return 'other';

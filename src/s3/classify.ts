@@ -182,7 +182,9 @@ export function parseCopySource(value: string | undefined): CopySource {
   if (value === undefined || value === '') {
     throw new S3Error('InvalidArgument', 'x-amz-copy-source must name the source as "bucket/key".');
   }
-  const [pathPart = '', queryPart] = value.split('?', 2);
+  const queryAt = value.indexOf('?');
+  const pathPart = queryAt < 0 ? value : value.slice(0, queryAt);
+  const queryPart = queryAt < 0 ? undefined : value.slice(queryAt + 1);
   let decoded: string;
   try {
     decoded = decodeURIComponent(pathPart.replace(/^\//, ''));
@@ -211,7 +213,7 @@ export function parseCopySource(value: string | undefined): CopySource {
   let versionId: string | null = null;
   if (queryPart !== undefined) {
     const params = [...new URLSearchParams(queryPart)];
-    if (params.some(([name]) => name !== 'versionId') || params.length > 1) {
+    if (queryPart.includes('?') || params.some(([name]) => name !== 'versionId') || params.length > 1) {
       throw new S3Error('InvalidArgument', 'x-amz-copy-source may only carry "?versionId=…" after the key; URL-encode "?" in key names.');
     }
     versionId = params[0]?.[1] ?? null;

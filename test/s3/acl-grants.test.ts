@@ -19,6 +19,15 @@ describe('aclDocumentGrants', () => {
     expect(aclDocumentGrants(policy(grant('CanonicalUser"><ID>abc123</ID>', 'READ')))).toBe('other');
     expect(aclDocumentGrants(policy(grant('AmazonCustomerByEmail"><EmailAddress>a@b.c</EmailAddress>')))).toBe('other');
     expect(aclDocumentGrants('<NotAPolicy/>')).toBe('other');
+    // A namespace prefix hides the grant from a reading of plain names.
+    expect(
+      aclDocumentGrants(
+        policy(
+          grant('CanonicalUser"><ID>abc123</ID>'),
+          '<s3:Grant><s3:Grantee><s3:URI>http://acs.amazonaws.com/groups/global/AllUsers</s3:URI></s3:Grantee><s3:Permission>READ</s3:Permission></s3:Grant>',
+        ),
+      ),
+    ).toBe('other');
     // An unclosed or nested grant could hide a second grantee from a reading that pairs tags naively.
     expect(aclDocumentGrants(policy(grant('CanonicalUser"><ID>abc123</ID>'), '<Grant><Grantee><ID>x</ID>'))).toBe('other');
     expect(aclDocumentGrants(policy(`<Grant>${grant('CanonicalUser"><ID>abc123</ID>')}</Grant>`))).toBe('other');

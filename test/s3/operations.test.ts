@@ -118,6 +118,7 @@ describe('classify', () => {
     expect(() => parseCopySource('onlybucket')).toThrow(S3Error);
     expect(() => parseCopySource('/src/%ZZ')).toThrow(S3Error);
     expect(() => parseCopySource('/src/k?versionId=1&x=2')).toThrow(S3Error);
+    expect(() => parseCopySource('/src/k?versionId=1?/../other')).toThrow(S3Error);
     const copy = op('PUT', '/bkt/k', { 'x-amz-copy-source': '/other/src.txt' });
     expect(copy.copySource).toEqual({ bucket: 'other', key: 'src.txt', versionId: null });
   });
