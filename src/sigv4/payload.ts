@@ -17,6 +17,7 @@ import { S3Error } from '../errors.js';
 import { headerValue } from '../header-value.js';
 import { checksumAlgorithmOfHeader, createRunningChecksum, decodeDigest, type ChecksumAlgorithm, type RunningChecksum } from './checksums.js';
 import { AwsChunkedDecoder, DEFAULT_MAX_CHUNK_SIZE, DEFAULT_MAX_LINE_LENGTH, malformedChunked, type ChunkHeader } from './chunked.js';
+import { PieceGatherer } from './piece-gatherer.js';
 import { ChunkSignatureChain } from './signature-chain.js';
 import type { SignedRequest, VerifiedRequest } from './types.js';
 
@@ -71,8 +72,7 @@ export class PayloadVerifier extends Transform {
   private readonly trailers = new Map<string, string>();
   private trailerSignature: string | undefined;
   /** Decoded pieces not yet pushed; the newest one is always held back until _flush. */
-  private held: Buffer[] = [];
-  private heldBytes = 0;
+  private readonly held = new PieceGatherer();
   private decoded = 0;
   /** Size and number of the previous aws-chunked data chunk (only the last may be under MIN_CHUNK_BYTES). */
   private previousChunk: { size: number; index: number } | null = null;
@@ -162,9 +162,7 @@ export class PayloadVerifier extends Transform {
   override _flush(callback: TransformCallback): void {
     this.finish().then(
       () => {
-        if (this.heldBytes > 0) this.push(this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes));
-        this.held = [];
-        this.heldBytes = 0;
+        if (this.held.size > 0) this.push(this.held.take());
         callback();
       },
       (error: Error) => callback(error),
@@ -257,13 +255,8 @@ export class PayloadVerifier extends Transform {
     }
     for (const checksum of this.running.values()) checksum.update(piece);
     this.decoded += piece.length;
-    if (this.heldBytes >= OUTPUT_BLOCK_BYTES) {
-      this.push(this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes));
-      this.held = [];
-      this.heldBytes = 0;
-    }
-    this.held.push(piece);
-    this.heldBytes += piece.length;
+    if (this.held.size >= OUTPUT_BLOCK_BYTES) this.push(this.held.take());
+    this.held.add(piece);
   }
 
   /** Every end-of-body check, in the order a client can best act on. */
