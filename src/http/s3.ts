@@ -210,6 +210,7 @@ class S3Pipeline {
         return found.key;
       };
       const reply = await executeOperation(this.handlerDeps, plan, { key: request.key, method, body, signal: cancellation, requestId, keyNow });
+      if (reply.kind === 'xml' && reply.release) releaseWhenDone(res, reply.release);
       await writeReply(res, request.answer(reply));
     } catch (error) {
       if (record && isS3Error(error)) record.errorCode = error.code;
@@ -367,6 +368,16 @@ class SigV4AuthenticatedRequest implements AuthenticatedRequest {
   dispose(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** Calls `release` once the response has been handed to the OS in full, or its connection is gone. */
+function releaseWhenDone(res: ServerResponse, release: () => void): void {
+  if (res.writableFinished || res.destroyed) {
+    release();
+    return;
+  }
+  res.once('finish', release);
+  res.once('close', release);
 }
 
 /** Reads a stream to its end, discarding it (its errors propagate). */

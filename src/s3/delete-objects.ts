@@ -4,6 +4,7 @@
  * answers with a proper DeleteResult. Doing it the same way for every upstream keeps one code path.
  */
 import { S3Error } from '../errors.js';
+import { MAX_KEY_BYTES } from './address.js';
 import type { XmlBody, XmlBodyShape } from './xml-body.js';
 import { deleteResultXml, type DeleteErrorEntry, type DeletedEntry } from './responses.js';
 
@@ -48,6 +49,9 @@ export function deleteRequest(document: XmlBody): DeleteRequest {
   const entries = document.entries.map((entry): DeleteRequestEntry => {
     const { Key, VersionId } = entry;
     if (Key === undefined || Key === '') throw new S3Error('MalformedXML', 'Every <Object> in <Delete> needs a non-empty <Key>.');
+    // No such object can exist, and each entry's key is echoed in the answer: longer ones would only inflate it.
+    if (Buffer.byteLength(Key) > MAX_KEY_BYTES)
+      throw new S3Error('KeyTooLongError', `Object keys are limited to ${MAX_KEY_BYTES} bytes of UTF-8; one <Key> is longer.`);
     return { key: Key, versionId: VersionId !== undefined && VersionId !== '' ? VersionId : null, conditions: deleteConditions(entry) };
   });
   const quiet = document.rootFields.Quiet?.trim().toLowerCase() === 'true';

@@ -29,7 +29,7 @@ import { describeKind, MAX_CREATE_BUCKET_BODY_BYTES, resolveBucket, writesToBuck
 import { xmlReply, type Reply } from './reply.js';
 import { bucketListPage } from './list-buckets.js';
 import { bucketLocationXml, listBucketsXml } from './responses.js';
-import { readHeldBody } from './held-bodies.js';
+import { holdAnswerBytes, readHeldBody } from './held-bodies.js';
 import { readXmlBody, type XmlBody } from './xml-body.js';
 import { CREATE_BUCKET_SHAPE, datacenterOfLocationConstraint, locationConstraintOf } from './create-bucket.js';
 import { BucketLifecycleError, type BucketLifecycle } from '../buckets/lifecycle.js';
@@ -345,7 +345,7 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
       return { code: error.code, message: error.message };
     }
   });
-  return xmlReply(200, xml);
+  return { kind: 'xml', status: 200, xml, release: holdAnswerBytes(ctx.key.accessKeyId, Buffer.byteLength(xml)) };
 }
 
 /**

@@ -34,6 +34,12 @@ class ByteBudget {
     private readonly ownerLimit: number,
   ) {}
 
+  /** Takes `bytes` for `owner` even past the limits: for what exists already (an answer written). */
+  force(owner: string, bytes: number): void {
+    this.used += bytes;
+    this.usedBy.set(owner, (this.usedBy.get(owner) ?? 0) + bytes);
+  }
+
   take(owner: string, bytes: number): void {
     const ownerUsed = this.usedBy.get(owner) ?? 0;
     if (ownerUsed + bytes > this.ownerLimit) {
@@ -92,4 +98,21 @@ export async function readHeldBody(body: Readable, options: HeldBodyOptions, onC
     clearTimeout(deadline);
     heldBytes.give(options.heldFor, held);
   }
+}
+
+/**
+ * Holds the bytes of an answer the gateway built from a held body (a DeleteResult echoes each key,
+ * so it can be larger than the body) against the same share until the answer is done: a client
+ * that reads no answers parks them in its connection's send buffer, and its key then gets
+ * SlowDown instead of parking more. The answer exists, so it is held even past the share. Returns
+ * the release, which may be called more than once.
+ */
+export function holdAnswerBytes(heldFor: string, bytes: number): () => void {
+  heldBytes.force(heldFor, bytes);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    heldBytes.give(heldFor, bytes);
+  };
 }

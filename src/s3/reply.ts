@@ -5,8 +5,12 @@
 import type { Readable } from 'node:stream';
 
 export type Reply =
-  /** A document the gateway wrote (its Content-Length is known). */
-  | { kind: 'xml'; status: number; xml: string; headers?: Record<string, string> }
+  /**
+   * A document the gateway wrote (its Content-Length is known). `release`, when set, is called once
+   * the response is done (sent, or its connection gone): the document's bytes were held against its
+   * sender's share until then (src/s3/held-bodies.ts).
+   */
+  | { kind: 'xml'; status: number; xml: string; headers?: Record<string, string>; release?: () => void }
   /** Headers only (e.g. 204, a redirect). */
   | { kind: 'empty'; status: number; headers: Record<string, string> }
   /** An upstream answer, streamed through. */

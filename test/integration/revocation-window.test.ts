@@ -195,4 +195,18 @@ describe('a change made by the CLI while a POST form is still arriving', () => {
     expect((await prompt.finish()).status).toMatch(/^HTTP\/1\.1 200 /);
     for (const request of parked) request.socket.destroy();
   });
+
+  it('holds each DeleteObjects answer against its key only until it is sent: answers read one after another never add up', async () => {
+    // Keys outside its prefix: every entry is refused here and echoed in the answer (~1.2 MB each), nothing goes upstream.
+    const key = await gateway.createKey({ name: 'reader', permissions: ['read', 'write', 'delete'], prefix: 'mine/' });
+    const xml = Buffer.from(
+      `<Delete>${Array.from({ length: 1000 }, (_, i) => `<Object><Key>theirs/${String(i).padStart(993, '0')}</Key></Object>`).join('')}</Delete>`,
+    );
+    // Ten answers are more than the key's 8 MiB share: a share not given back would refuse the last ones.
+    for (let i = 0; i < 10; i++) {
+      const answer = await (await slowDeleteObjects(key, 0, xml)).finish();
+      expect(answer.status, answer.body.slice(0, 600)).toMatch(/^HTTP\/1\.1 200 /);
+      expect(answer.body.split('<Code>AccessDenied</Code>')).toHaveLength(1001);
+    }
+  });
 });

@@ -9,8 +9,8 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { S3Error } from '../../src/errors.js';
 import { COMPLETE_MULTIPART_SHAPE } from '../../src/s3/complete-multipart.js';
-import { DELETE_REQUEST_SHAPE } from '../../src/s3/delete-objects.js';
-import { MAX_HELD_BODY_BYTES, MAX_HELD_BODY_BYTES_PER_KEY, readHeldBody } from '../../src/s3/held-bodies.js';
+import { DELETE_REQUEST_SHAPE, deleteRequest } from '../../src/s3/delete-objects.js';
+import { holdAnswerBytes, MAX_HELD_BODY_BYTES, MAX_HELD_BODY_BYTES_PER_KEY, readHeldBody } from '../../src/s3/held-bodies.js';
 import { readXmlBody, type XmlBodyShape } from '../../src/s3/xml-body.js';
 
 /** Nearly 2 MB of a valid DeleteObjects body (1000 keys of 1900 characters), not yet closed. */
@@ -99,5 +99,23 @@ describe('bodies held while they are read', () => {
     const timedOut = readHeldBody(stalled, { heldFor: 'acl', maxBytes: 10, tooLarge, deadlineMs: 50 }, () => undefined);
     stalled.write('<a>');
     await expect(timedOut).rejects.toMatchObject({ code: 'RequestTimeout' });
+  });
+
+  it("holds answers built from a body (a DeleteResult echoes every key) against the key's share until they are sent", async () => {
+    const release = holdAnswerBytes('quiet-reader', MAX_HELD_BODY_BYTES_PER_KEY);
+    const refused = park(1, DELETE_REQUEST_SHAPE, () => 'quiet-reader', DELETE_OPENING);
+    expect(await refused.outcomes[0]).toMatch(/^SlowDown: This key is sending too many/);
+    release();
+    release(); // once only
+    const read = park(1, DELETE_REQUEST_SHAPE, () => 'quiet-reader', DELETE_OPENING);
+    read.streams[0]!.end(DELETE_CLOSING);
+    expect(await read.outcomes[0]).toBe('read');
+  });
+
+  it('refuses DeleteObjects keys longer than any object key (each would be echoed in the answer)', () => {
+    const entries = (key: string) => ({ rootFields: {}, entries: [{ Key: key }] });
+    expect(deleteRequest(entries('k'.repeat(1024))).entries[0]!.key).toHaveLength(1024);
+    expect(() => deleteRequest(entries('k'.repeat(1025)))).toThrow(expect.objectContaining({ code: 'KeyTooLongError' }));
+    expect(() => deleteRequest(entries('é'.repeat(513)))).toThrow(expect.objectContaining({ code: 'KeyTooLongError' }));
   });
 });
