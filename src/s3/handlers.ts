@@ -19,7 +19,15 @@ import type { UpstreamTarget } from '../upstream/target.js';
 import { aclDocumentGrants } from './acl-grants.js';
 import type { S3Operation } from './classify.js';
 import { completedParts } from './complete-multipart.js';
-import { conditionsHold, deleteRequest, FAN_OUT_SIGNAL_LISTENERS, fanOutDeletes, needsGatewayCheck, type DeleteRequestEntry } from './delete-objects.js';
+import {
+  conditionsHold,
+  deleteRequest,
+  FAN_OUT_SIGNAL_LISTENERS,
+  fanOutDeletes,
+  needsGatewayCheck,
+  type DeleteRequest,
+  type DeleteRequestEntry,
+} from './delete-objects.js';
 import { assertNoDotSegments } from './dot-segments.js';
 import type { UploadIdBinding } from './upload-ids.js';
 import { rewriteWithin, textRewrite, XmlElementRewrite, type ElementRewrites } from './xml-rewrite.js';
@@ -287,7 +295,20 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
   const body = requireBody(ctx, 'DeleteObjects needs a <Delete> XML body.');
   const spec = operation.spec.body;
   if (spec.kind !== 'xml') throw new Error('DeleteObjects takes an XML body');
-  const request = deleteRequest((await readXmlBody(body.stream, spec.shape, { heldFor: ctx.key.accessKeyId, maxBytes: spec.maxBytes })).document);
+  // The body's bytes stay held while its entries are deleted, then its answer's until that is sent:
+  // a key cannot park more batches, or their answers, than its share.
+  const { document, release } = await readXmlBody(body.stream, spec.shape, { heldFor: ctx.key.accessKeyId, maxBytes: spec.maxBytes, keepHeld: true });
+  let xml: string;
+  try {
+    xml = await deleteBatch(deps, operation, target, ctx, deleteRequest(document));
+  } finally {
+    release();
+  }
+  return { kind: 'xml', status: 200, xml, release: holdAnswerBytes(ctx.key.accessKeyId, Buffer.byteLength(xml)) };
+}
+
+/** DeleteObjects' deletes, each entry on its own; the DeleteResult. */
+async function deleteBatch(deps: HandlerDeps, operation: S3Operation, target: UpstreamTarget, ctx: OperationContext, request: DeleteRequest): Promise<string> {
   const bucket = operation.bucket!;
   // The body may have taken long: judge the batch by the key as it is now.
   const key = await ctx.keyNow();
@@ -329,7 +350,7 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
     const response = await single(entry, 'DELETE', headers);
     response.body.resume();
   };
-  const xml = await fanOutDeletes(request, async (entry) => {
+  return fanOutDeletes(request, async (entry) => {
     try {
       // Refused keys become this entry's <Error>; the rest of the batch goes on, as S3 reports per key.
       assertObjectKeyInScope(key, entry.key, 'Key');
@@ -345,7 +366,6 @@ async function deleteObjects(deps: HandlerDeps, operation: S3Operation, target: 
       return { code: error.code, message: error.message };
     }
   });
-  return { kind: 'xml', status: 200, xml, release: holdAnswerBytes(ctx.key.accessKeyId, Buffer.byteLength(xml)) };
 }
 
 /**
@@ -388,7 +408,8 @@ async function readSmallBody(body: UpstreamBody, operation: S3Operation, heldFor
   if (spec.kind !== 'document') throw new Error(`${operation.name} takes no document body`);
   const chunks: Buffer[] = [];
   const tooLarge = () => new S3Error('MaxMessageLengthExceeded', `${operation.name} bodies are limited to ${spec.maxBytes} bytes.`);
-  await readHeldBody(body.stream, { heldFor, maxBytes: spec.maxBytes, tooLarge }, (chunk) => void chunks.push(chunk));
+  const release = await readHeldBody(body.stream, { heldFor, maxBytes: spec.maxBytes, tooLarge }, (chunk) => void chunks.push(chunk));
+  release();
   return Buffer.concat(chunks);
 }
 

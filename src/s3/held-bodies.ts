@@ -41,8 +41,7 @@ class ByteBudget {
   }
 
   take(owner: string, bytes: number): void {
-    const ownerUsed = this.usedBy.get(owner) ?? 0;
-    if (ownerUsed + bytes > this.ownerLimit) {
+    if ((this.usedBy.get(owner) ?? 0) + bytes > this.ownerLimit) {
       throw new S3Error('SlowDown', 'This key is sending too many DeleteObjects, CompleteMultipartUpload or ACL bodies at once; send fewer at a time.', {
         headers: { 'retry-after': '1' },
       });
@@ -50,8 +49,17 @@ class ByteBudget {
     if (this.used + bytes > this.limit) {
       throw new S3Error('SlowDown', 'The gateway is reading too many request bodies at once; retry shortly.', { headers: { 'retry-after': '1' } });
     }
-    this.used += bytes;
-    this.usedBy.set(owner, ownerUsed + bytes);
+    this.force(owner, bytes);
+  }
+
+  /** A release of `bytes` for `owner` that gives them back once, however often it is called. */
+  releaseOnce(owner: string, bytes: number): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.give(owner, bytes);
+    };
   }
 
   give(owner: string, bytes: number): void {
@@ -77,10 +85,11 @@ export interface HeldBodyOptions {
 
 /**
  * Reads `body` to its end, handing each chunk to `onChunk` (awaited before the next is read), with
- * its bytes held against the budget until the whole read settles. Stops at the first error (the
- * caller's stream is left to the HTTP layer, which discards the rest).
+ * its bytes held against the budget. Stops at the first error (the caller's stream is left to the
+ * HTTP layer, which discards the rest), and gives the bytes back then. Once the body is read, they
+ * stay held for what the caller built from them: it calls the returned release when that is gone.
  */
-export async function readHeldBody(body: Readable, options: HeldBodyOptions, onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+export async function readHeldBody(body: Readable, options: HeldBodyOptions, onChunk: (chunk: Buffer) => void | Promise<void>): Promise<() => void> {
   const deadlineMs = options.deadlineMs ?? HELD_BODY_DEADLINE_MS;
   const deadline = setTimeout(() => {
     body.destroy(new S3Error('RequestTimeout', `The request body did not arrive within ${deadlineMs / 1000} s; send it without pausing.`));
@@ -94,10 +103,13 @@ export async function readHeldBody(body: Readable, options: HeldBodyOptions, onC
       held += buffer.length;
       await onChunk(buffer);
     }
+  } catch (error) {
+    heldBytes.give(options.heldFor, held);
+    throw error;
   } finally {
     clearTimeout(deadline);
-    heldBytes.give(options.heldFor, held);
   }
+  return heldBytes.releaseOnce(options.heldFor, held);
 }
 
 /**
@@ -109,10 +121,5 @@ export async function readHeldBody(body: Readable, options: HeldBodyOptions, onC
  */
 export function holdAnswerBytes(heldFor: string, bytes: number): () => void {
   heldBytes.force(heldFor, bytes);
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    heldBytes.give(heldFor, bytes);
-  };
+  return heldBytes.releaseOnce(heldFor, bytes);
 }

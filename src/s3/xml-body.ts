@@ -250,6 +250,11 @@ export interface ReadXmlBodyOptions {
   keepBytes?: boolean;
   /** Default HELD_BODY_DEADLINE_MS. */
   deadlineMs?: number;
+  /**
+   * Keep the body's bytes held after it is read, for as long as what is made of it lives (a
+   * DeleteObjects' entries during its deletes); the caller then calls the result's `release`.
+   */
+  keepHeld?: boolean;
 }
 
 /**
@@ -258,11 +263,15 @@ export interface ReadXmlBodyOptions {
  * stops reading at the first error; the caller's stream is left to the HTTP layer, which discards
  * the rest.
  */
-export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: ReadXmlBodyOptions): Promise<{ document: XmlBody; bytes: Buffer | null }> {
+export async function readXmlBody(
+  body: Readable,
+  shape: XmlBodyShape,
+  options: ReadXmlBodyOptions,
+): Promise<{ document: XmlBody; bytes: Buffer | null; release: () => void }> {
   const maxBytes = options.maxBytes ?? MAX_XML_BODY_BYTES;
   const reader = new XmlBodyReader(shape);
   const kept: Buffer[] = [];
-  await readHeldBody(
+  const release = await readHeldBody(
     body,
     { heldFor: options.heldFor, maxBytes, tooLarge: () => xmlBodyTooLarge(maxBytes), deadlineMs: options.deadlineMs },
     async (buffer) => {
@@ -277,8 +286,15 @@ export async function readXmlBody(body: Readable, shape: XmlBodyShape, options: 
       }
     },
   );
-  // The caller gets its own copy (Buffer.concat), so the chunks are no longer held for it.
-  return { document: reader.end(), bytes: options.keepBytes ? Buffer.concat(kept) : null };
+  try {
+    // The caller gets its own copy (Buffer.concat), so the chunks are no longer held for it.
+    return { document: reader.end(), bytes: options.keepBytes ? Buffer.concat(kept) : null, release };
+  } catch (error) {
+    release();
+    throw error;
+  } finally {
+    if (!options.keepHeld) release();
+  }
 }
 
 async function parseChunk(reader: XmlBodyReader, buffer: Buffer): Promise<void> {

@@ -89,7 +89,7 @@ describe('bodies held while they are read', () => {
     const body = new PassThrough();
     const read = readHeldBody(body, { heldFor: 'acl', maxBytes: 10, tooLarge }, (chunk) => void chunks.push(chunk));
     body.end('<a>ok</a>');
-    await read;
+    (await read)();
     expect(Buffer.concat(chunks).toString()).toBe('<a>ok</a>');
     const long = new PassThrough();
     const refused = readHeldBody(long, { heldFor: 'acl', maxBytes: 10, tooLarge }, () => undefined);
@@ -110,6 +110,21 @@ describe('bodies held while they are read', () => {
     const read = park(1, DELETE_REQUEST_SHAPE, () => 'quiet-reader', DELETE_OPENING);
     read.streams[0]!.end(DELETE_CLOSING);
     expect(await read.outcomes[0]).toBe('read');
+  });
+
+  it('keeps a body held after it is read, for what is made of it (a DeleteObjects during its deletes), until released', async () => {
+    const fit = Math.floor(MAX_HELD_BODY_BYTES_PER_KEY / DELETE_OPENING.length);
+    const reads = Array.from({ length: fit }, () => new PassThrough());
+    const results = reads.map((stream) => readXmlBody(stream, DELETE_REQUEST_SHAPE, { heldFor: 'deleting', keepHeld: true }));
+    for (const stream of reads) stream.end(Buffer.concat([DELETE_OPENING, DELETE_CLOSING]));
+    const read = await Promise.all(results);
+    // Read, not yet released: the key's share is still taken.
+    const refused = park(1, DELETE_REQUEST_SHAPE, () => 'deleting', DELETE_OPENING);
+    expect(await refused.outcomes[0]).toMatch(/^SlowDown: This key is sending too many/);
+    for (const { release } of read) release();
+    const next = park(1, DELETE_REQUEST_SHAPE, () => 'deleting', DELETE_OPENING);
+    next.streams[0]!.end(DELETE_CLOSING);
+    expect(await next.outcomes[0]).toBe('read');
   });
 
   it('refuses DeleteObjects keys longer than any object key (each would be echoed in the answer)', () => {
